@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# build.sh - build (once) the binaries the test harness needs, cached outside the repo and keyed
+# by version under $KOMMONS_CACHE (default ~/.cache/kommons):
+#   kube-<v>/       etcd, kube-apiserver, kube-controller-manager, kube-scheduler (from source,
+#                   through a wrapper module that pins every staging module to v0.<minor>.<patch>)
+#   helm3-<v>/helm  Helm 3 with the k8sVersion ldflags (else `helm template` assumes Kubernetes 1.20)
+#   helm4-<v>/helm  Helm 4
+#   kwok-<v>/kwok, ct-<v>/ct (+ its lint configs), kubeconform-<v>/, kube-score-<v>/
+# Prints one line per tool with its build time. Idempotent: a tool whose stamp exists is skipped.
+# Usage: test/cluster/build.sh [all|kube|helm3|helm4|kwok|ct|kubeconform|kube-score]...
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+CACHE=${KOMMONS_CACHE:-$HOME/.cache/kommons}
+export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0
+export PATH=/usr/local/go/bin:$PATH
+mkdir -p "$CACHE"
+
+log() { printf '[%(%H:%M:%S)T] build: %s\n' -1 "$*" >&2; }
+# cached NAME DIR CMD...: run CMD unless DIR/.done exists; DIR is created empty first.
+cached() {
+  local name=$1 dir=$2 s=$SECONDS; shift 2
+  [[ -f $dir/.done ]] && return 0
+  log "$name: building into $dir (cold build, this takes a while)"
+  rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
+  if ! "$@" "$dir.tmp"; then rm -rf "$dir.tmp"; log "$name: FAILED"; return 1; fi
+  rm -rf "$dir"; mv "$dir.tmp" "$dir"; touch "$dir/.done"
+  log "$name: done in $((SECONDS - s))s"
+}
+gomod_of() { go mod download -json "$1" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p'; }
+
+build_kube() {  # out dir
+  local out=$1 kb=$CACHE/src/kube-$KUBE_VERSION minor=${KUBE_VERSION#1.}; minor=${minor%%.*}
+  mkdir -p "$kb"
+  local kmod; kmod=$(gomod_of "k8s.io/kubernetes@v$KUBE_VERSION")
+  {
+    printf 'module kommons.test/kubebuild\n\ngo %s\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' \
+      "$(awk '$1=="go"{print $2; exit}' "$kmod")" "$KUBE_VERSION"
+    sed -n '/^replace (/,/^)/p' "$kmod" | awk -v v="v0.${KUBE_VERSION#1.}" '/=>/{printf "\t%s => %s %s\n", $1, $1, v}'
+    printf ')\n'
+  } > "$kb/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "go.etcd.io/etcd/server/v3"\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler"\n\t_ "k8s.io/kubernetes/cmd/kubelet"\n\t_ "k8s.io/kubernetes/cmd/kube-proxy"\n)\n' > "$kb/tools.go"
+  rm -f "$kb/go.sum"
+  (cd "$kb" && go mod tidy)
+  local ld="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=v$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  (cd "$kb" && go build -trimpath -ldflags "$ld" -o "$out/" \
+     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+     k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+  (cd "$kb" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+}
+
+build_helm3() {
+  local out=$1 hmod kmin ld="-s -w"
+  hmod=$(gomod_of "helm.sh/helm/v3@$HELM3_VERSION")
+  kmin=$(awk '$1=="k8s.io/client-go"{split($2,a,"."); print a[2]; exit}' "$hmod")
+  ld+=" -X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION"
+  for p in pkg/lint/rules pkg/chartutil; do
+    ld+=" -X helm.sh/helm/v3/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/$p.k8sVersionMinor=$kmin"
+  done
+  GOBIN=$out go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM3_VERSION"
+}
+build_helm4() {
+  local out=$1
+  GOBIN=$out go install -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION" "helm.sh/helm/v4/cmd/helm@$HELM4_VERSION"
+}
+build_kwok() {
+  local out=$1
+  GOBIN=$out go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  # kwok's stage definitions ship in its module source; keep the ones the harness uses.
+  go mod download "sigs.k8s.io/kwok@$KWOK_VERSION"
+  local d; d=$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage
+  mkdir -p "$out/stages"
+  cp "$d/node/fast/node-initialize.yaml" "$d/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+     "$d/pod/fast/pod-ready.yaml" "$d/pod/fast/pod-delete.yaml" "$d/pod/fast/pod-complete.yaml" "$out/stages/"
+}
+build_ct() {
+  # `go install ct@v` fails on the proxy (@v/list 403 for the deprecation check): wrapper module.
+  local out=$1 src=$CACHE/src/ct-$CT_VERSION
+  mkdir -p "$src"
+  printf 'module kommons.test/ctbuild\n\ngo 1.24.0\n\nrequire github.com/helm/chart-testing/v3 %s\n' "$CT_VERSION" > "$src/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/helm/chart-testing/v3/ct"\n' > "$src/tools.go"
+  (cd "$src" && go mod tidy && go build -trimpath -ldflags "-s -w -X github.com/helm/chart-testing/v3/ct/cmd.Version=$CT_VERSION" -o "$out/ct" github.com/helm/chart-testing/v3/ct)
+  mkdir -p "$out/etc" && cp "$(go env GOMODCACHE)/github.com/helm/chart-testing/v3@$CT_VERSION/etc/"*.yaml "$out/etc/"
+}
+build_kubeconform() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"; }
+build_kube_score() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION"; }
+
+targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(all)
+[[ ${targets[0]} == all ]] && targets=(helm3 helm4 kubeconform kwok ct kube-score kube)
+for t in "${targets[@]}"; do
+  case $t in
+    kube)        cached kube "$CACHE/kube-$KUBE_VERSION" build_kube ;;
+    helm3)       cached helm3 "$CACHE/helm3-$HELM3_VERSION" build_helm3 ;;
+    helm4)       cached helm4 "$CACHE/helm4-$HELM4_VERSION" build_helm4 ;;
+    kwok)        cached kwok "$CACHE/kwok-$KWOK_VERSION" build_kwok ;;
+    ct)          cached ct "$CACHE/ct-$CT_VERSION" build_ct ;;
+    kubeconform) cached kubeconform "$CACHE/kubeconform-$KUBECONFORM_VERSION" build_kubeconform ;;
+    kube-score)  cached kube-score "$CACHE/kube-score-$KUBE_SCORE_VERSION" build_kube_score ;;
+    *) log "unknown target $t"; exit 2 ;;
+  esac
+done
