@@ -1,0 +1,164 @@
+package testcluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// EnvRequire makes a missing cluster fail instead of skip (set by `make test`
+// and implied by CI=true). `go test -short` always skips cluster tests.
+const EnvRequire = "KOMMONS_E2E"
+
+// EnvAttach points tests at a cluster started by `make cluster-up` (its run
+// directory) instead of launching one per test package.
+const EnvAttach = "KOMMONS_CLUSTER_DIR"
+
+var (
+	once       sync.Once
+	shared     *Cluster
+	sharedErr  error
+	sharedOwns bool
+)
+
+// Main runs a test package and stops its cluster (if one was started) after
+// the last test: `func TestMain(m *testing.M) { testcluster.Main(m) }`.
+func Main(m *testing.M) {
+	code := m.Run()
+	if shared != nil && sharedOwns {
+		if code == 0 {
+			shared.Destroy()
+		} else {
+			shared.Stop()
+			fmt.Fprintf(os.Stderr, "testcluster: logs kept in %s\n", filepath.Join(shared.Dir, "logs"))
+		}
+	}
+	os.Exit(code)
+}
+
+// Start returns the package's cluster, launching it on first use (about 7 s
+// when the binaries are cached). Tests using it must be in a package whose
+// TestMain calls Main. With -short it skips; when it cannot start it fails
+// under CI=true or KOMMONS_E2E=1 and skips otherwise.
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("cluster test skipped with -short")
+	}
+	once.Do(func() {
+		tools, err := FindTools()
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		if dir := os.Getenv(EnvAttach); dir != "" {
+			shared, sharedErr = Attach(dir, tools)
+			return
+		}
+		dir, err := os.MkdirTemp("", "kommons-cluster-")
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		shared, sharedErr = Launch(ctx, tools, Options{Dir: dir})
+		sharedOwns = shared != nil
+	})
+	if sharedErr != nil {
+		if os.Getenv("CI") == "true" || os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("Kubernetes test cluster is required here: %v", sharedErr)
+		}
+		t.Skipf("Kubernetes test cluster unavailable: %v", sharedErr)
+	}
+	return shared
+}
+
+// Namespace creates a fresh namespace (prefix + random suffix), deleted when
+// the test ends unless the test failed (kept for inspection).
+func (c *Cluster) Namespace(t testing.TB, prefix string) string {
+	t.Helper()
+	ctx := context.Background()
+	ns, err := c.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	name := ns.Name
+	// The namespace's default ServiceAccount appears asynchronously; pods
+	// need it to pass admission.
+	err = c.poll(ctx, "ServiceAccount default in "+name, 60*time.Second, func() error {
+		_, err := c.client.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			_ = c.client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+		}
+	})
+	return name
+}
+
+// Env is the environment for CLI tools against this cluster: KUBECONFIG
+// and Helm's home directories inside the run directory (so plugins and
+// repositories never touch the user's own).
+func (c *Cluster) Env() []string {
+	h := filepath.Join(c.Dir, "helm")
+	return append(os.Environ(), "KUBECONFIG="+c.Kubeconfig,
+		"HELM_CACHE_HOME="+filepath.Join(h, "cache"), "HELM_CONFIG_HOME="+filepath.Join(h, "config"),
+		"HELM_DATA_HOME="+filepath.Join(h, "data"), "HELM_PLUGINS="+filepath.Join(h, "plugins"))
+}
+
+// Run executes a tool against this cluster and returns its combined output;
+// a non-zero exit fails the test with the output.
+func (c *Cluster) Run(t testing.TB, bin string, args ...string) string {
+	t.Helper()
+	out, err := c.Exec(bin, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// Exec executes a tool against this cluster and returns its combined output and error.
+func (c *Cluster) Exec(bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = c.Env()
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	return buf.String(), err
+}
+
+// Helm3 runs the Helm 3 CLI against this cluster.
+func (c *Cluster) Helm3(t testing.TB, args ...string) string {
+	t.Helper()
+	return c.Run(t, c.Tools.Helm3, args...)
+}
+
+// Helm4 runs the Helm 4 CLI against this cluster.
+func (c *Cluster) Helm4(t testing.TB, args ...string) string {
+	t.Helper()
+	return c.Run(t, c.Tools.Helm4, args...)
+}
+
+// Kubectl runs the kubectl built with the control plane against this cluster.
+func (c *Cluster) Kubectl(t testing.TB, args ...string) string {
+	t.Helper()
+	return c.Run(t, filepath.Join(c.Tools.KubeBin, "kubectl"), args...)
+}

@@ -1,0 +1,170 @@
+// Package chartcheck runs the static checks every chart in the repository
+// must pass: helm lint --strict (Helm 3 and Helm 4), ct lint (offline),
+// kubeconform -strict against schemas generated from the test cluster's
+// apiserver, on `helm template` output with default values and with every
+// ci/*-values.yaml, and kube-score with no critical finding left unexplained
+// (kube-score.yaml lists each ignored check with its reason).
+package chartcheck
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kommons/kommons/internal/testutil/testcluster"
+)
+
+func TestMain(m *testing.M) { testcluster.Main(m) }
+
+// chartDirs lists every chart the checks cover, relative to the repo root.
+func chartDirs(t *testing.T, root string) []string {
+	var dirs []string
+	for _, pattern := range []string{"charts/*/Chart.yaml", "test/charts/*/Chart.yaml", "examples/charts/*/Chart.yaml"} {
+		m, err := filepath.Glob(filepath.Join(root, pattern))
+		require.NoError(t, err)
+		for _, f := range m {
+			rel, _ := filepath.Rel(root, filepath.Dir(f))
+			dirs = append(dirs, rel)
+		}
+	}
+	sort.Strings(dirs)
+	require.NotEmpty(t, dirs)
+	return dirs
+}
+
+type scoreIgnore struct {
+	Test   string   `json:"test"`
+	Charts []string `json:"charts,omitempty"`
+	Reason string   `json:"reason"`
+}
+
+func loadIgnores(t *testing.T) []scoreIgnore {
+	b, err := os.ReadFile("kube-score.yaml")
+	require.NoError(t, err)
+	var f struct {
+		Ignore []scoreIgnore `json:"ignore"`
+	}
+	require.NoError(t, yaml.UnmarshalStrict(b, &f))
+	for _, ig := range f.Ignore {
+		require.NotEmpty(t, strings.TrimSpace(ig.Reason), "kube-score.yaml: ignored check %s needs a reason", ig.Test)
+	}
+	return f.Ignore
+}
+
+// stage copies the repository's chart trees into a temp dir (so file://
+// dependencies resolve and `helm dependency build` does not write into the
+// work tree) and returns the staged path of chart.
+func stage(t *testing.T, c *testcluster.Cluster, root, chart string) string {
+	tmp := t.TempDir()
+	for _, d := range []string{"charts", "test/charts", "examples/charts"} {
+		src := filepath.Join(root, d)
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		dst := filepath.Join(tmp, d)
+		require.NoError(t, os.MkdirAll(filepath.Dir(dst), 0o755))
+		require.NoError(t, exec.Command("cp", "-r", src, dst).Run())
+	}
+	staged := filepath.Join(tmp, chart)
+	if b, _ := os.ReadFile(filepath.Join(staged, "Chart.yaml")); strings.Contains(string(b), "dependencies:") {
+		c.Run(t, c.Tools.Helm3, "dependency", "build", staged)
+	}
+	return staged
+}
+
+func valuesFiles(chartDir string) []string {
+	files := []string{""} // default values
+	m, _ := filepath.Glob(filepath.Join(chartDir, "ci", "*-values.yaml"))
+	sort.Strings(m)
+	return append(files, m...)
+}
+
+func TestCharts(t *testing.T) {
+	c := testcluster.Start(t)
+	root := c.Tools.RepoRoot
+	schemas, err := c.EnsureSchemas(t.Context())
+	require.NoError(t, err)
+	ignores := loadIgnores(t)
+	kubeVersion := c.Tools.Versions["KUBE_VERSION"]
+
+	for _, chart := range chartDirs(t, root) {
+		name := filepath.Base(chart)
+		t.Run(chart, func(t *testing.T) {
+			staged := stage(t, c, root, chart)
+			t.Run("helm3-lint-strict", func(t *testing.T) {
+				for _, vf := range valuesFiles(staged) {
+					args := []string{"lint", "--strict", staged}
+					if vf != "" {
+						args = append(args, "-f", vf)
+					}
+					c.Run(t, c.Tools.Helm3, args...)
+				}
+			})
+			t.Run("helm4-lint-strict", func(t *testing.T) {
+				c.Run(t, c.Tools.Helm4, "lint", "--strict", staged)
+			})
+			t.Run("ct-lint", func(t *testing.T) {
+				if _, err := exec.LookPath("yamllint"); err != nil {
+					t.Fatal("ct lint needs yamllint (apt-get install yamllint; .ci/run installs it)")
+				}
+				cmd := exec.Command(c.Tools.CT, "lint", "--charts", staged, "--chart-dirs", filepath.Dir(staged),
+					"--validate-maintainers=false", "--validate-chart-schema=false", "--check-version-increment=false",
+					"--lint-conf", filepath.Join(c.Tools.CTConfigDir, "lintconf.yaml"))
+				cmd.Dir = staged
+				cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(c.Tools.Helm3)+":"+os.Getenv("PATH"))
+				out, err := cmd.CombinedOutput()
+				require.NoError(t, err, "ct lint:\n%s", out)
+			})
+			for _, vf := range valuesFiles(staged) {
+				label := "defaults"
+				if vf != "" {
+					label = filepath.Base(vf)
+				}
+				t.Run("render/"+label, func(t *testing.T) {
+					args := []string{"template", "release-" + name, staged, "--namespace", "checks"}
+					if vf != "" {
+						args = append(args, "-f", vf)
+					}
+					manifest := c.Run(t, c.Tools.Helm3, args...)
+					path := filepath.Join(t.TempDir(), "manifest.yaml")
+					require.NoError(t, os.WriteFile(path, []byte(manifest), 0o644))
+
+					out, err := exec.Command(c.Tools.Kubeconform, "-strict", "-summary", "-schema-location", schemas,
+						"-kubernetes-version", kubeVersion, path).CombinedOutput()
+					require.NoError(t, err, "kubeconform -strict:\n%s", out)
+
+					args = []string{"score", "--output-format", "ci"}
+					for _, ig := range ignores {
+						if len(ig.Charts) == 0 || contains(ig.Charts, name) {
+							args = append(args, "--ignore-test", ig.Test)
+						}
+					}
+					out, err = exec.Command(c.Tools.KubeScore, append(args, path)...).CombinedOutput()
+					var critical []string
+					for _, l := range strings.Split(string(out), "\n") {
+						if strings.HasPrefix(l, "[CRITICAL]") {
+							critical = append(critical, l)
+						}
+					}
+					require.Empty(t, critical, "kube-score critical findings (fix them, or list the check with its reason in test/chartcheck/kube-score.yaml)")
+					require.NoError(t, err, "kube-score:\n%s", out)
+				})
+			}
+		})
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
