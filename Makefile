@@ -51,7 +51,7 @@ test-unit: ## fast tests: Go unit tests and real-PostgreSQL tests, no Kubernetes
 
 .PHONY: test
 test: tools lint ## everything: unit, PostgreSQL, chart checks and cluster tests (the README's test command)
-	KOMMONS_E2E=1 KOMMONS_REQUIRE_PG=1 $(GO) test -count=1 -timeout 45m ./...
+	KOMMONS_E2E=1 KOMMONS_REQUIRE_PG=1 KOMMONS_REQUIRE_MINIO=1 $(GO) test -count=1 -timeout 45m ./...
 
 .PHONY: bench
 bench: ## benchmarks (see docs/benchmarks.md for the figures and their commands)

@@ -6,8 +6,9 @@
 #   helm3-<v>/helm  Helm 3 with the k8sVersion ldflags (else `helm template` assumes Kubernetes 1.20)
 #   helm4-<v>/helm  Helm 4
 #   kwok-<v>/kwok, ct-<v>/ct (+ its lint configs), kubeconform-<v>/, kube-score-<v>/
+#   minio-<v>/minio MinIO server for the s3-init tests (internal/testutil/miniotest)
 # Prints one line per tool with its build time. Idempotent: a tool whose stamp exists is skipped.
-# Usage: test/cluster/build.sh [all|kube|helm3|helm4|kwok|ct|kubeconform|kube-score]...
+# Usage: test/cluster/build.sh [all|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio]...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -88,9 +89,11 @@ build_ct() {
 }
 build_kubeconform() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"; }
 build_kube_score() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION"; }
+# MinIO publishes no tags the proxy lists: MINIO_VERSION is the pseudo-version @latest resolved to.
+build_minio() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/minio/minio@$MINIO_VERSION"; }
 
 targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(all)
-[[ ${targets[0]} == all ]] && targets=(helm3 helm4 kubeconform kwok ct kube-score kube)
+[[ ${targets[0]} == all ]] && targets=(helm3 helm4 kubeconform kwok ct kube-score minio kube)
 for t in "${targets[@]}"; do
   case $t in
     kube)        cached kube "$CACHE/kube-$KUBE_VERSION" build_kube ;;
@@ -100,6 +103,7 @@ for t in "${targets[@]}"; do
     ct)          cached ct "$CACHE/ct-$CT_VERSION" build_ct ;;
     kubeconform) cached kubeconform "$CACHE/kubeconform-$KUBECONFORM_VERSION" build_kubeconform ;;
     kube-score)  cached kube-score "$CACHE/kube-score-$KUBE_SCORE_VERSION" build_kube_score ;;
+    minio)       cached minio "$CACHE/minio-$MINIO_VERSION" build_minio ;;
     *) log "unknown target $t"; exit 2 ;;
   esac
 done

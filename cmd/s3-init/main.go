@@ -1,0 +1,258 @@
+// Command s3-init creates the S3 buckets one module needs, named after its
+// scope (Kubernetes namespace + Helm release), on an object store shared by
+// many modules: idempotently, with ownership markers (bucket tags), never
+// deleting anything. On MinIO (--minio-admin) it also creates one access key
+// per module user whose policy is limited to that module's buckets. See
+// docs/s3-init.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/minio/madmin-go/v3"
+
+	"github.com/kommons/kommons/internal/cli"
+	"github.com/kommons/kommons/internal/s3provision"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitUsage    = 2
+	exitConflict = 3
+)
+
+const usageText = `Usage: s3-init [flags]
+
+Creates the buckets listed in --spec (YAML), named
+<namespace>-<release>-<name>, idempotently, on the S3 endpoint --endpoint,
+and marks them with the tags kommons.io/managed-by=s3-init and
+kommons.io/scope=<namespace>/<release>. With --minio-admin it also creates
+the spec's users: MinIO access keys <namespace>-<release>-<name> whose only
+policy grants read-write on their own buckets. Nothing is deleted unless
+--prune: then this scope's buckets (only empty ones) and users that the spec
+no longer lists and whose marker says reclaimPolicy delete.
+Logs go to stderr, --output json to stdout.
+
+Admin credentials: --access-key-file/--secret-key-file, else the
+environment variables AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and
+AWS_SESSION_TOKEN).
+
+Exit codes:
+  0  done: the object store matches the spec
+  1  runtime failure (endpoint unreachable before --deadline, credentials
+     rejected, S3 error, interrupted by SIGTERM/SIGINT)
+  2  invalid spec or usage (the message names the file, field or flag)
+  3  ownership conflict: a bucket, user or policy exists without this
+     scope's marker (rerun with --adopt to take it over)
+
+Flags:
+`
+
+func main() {
+	// Run retries whole reconciles with its own backoff and deadline;
+	// madmin's own 10 retries per request (up to 30s apart) would only
+	// delay a clean exit on SIGTERM.
+	madmin.MaxRetry = 1
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type options struct {
+	spec, namespace, release, output                       string
+	endpoint, region, accessKeyFile, secretKeyFile, caFile string
+	pathStyle, insecure, minioAdmin, adopt, prune          bool
+	deadline, unmarkedWait                                 time.Duration
+	logFormat, logLevel                                    string
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	errw := s3provision.NewRedactingWriter(stderr)
+	outw := s3provision.NewRedactingWriter(stdout)
+	var o options
+	fs := cli.NewFlagSet("s3-init")
+	fs.SetOutput(errw)
+	fs.String(&o.spec, "spec", "S3_INIT_SPEC", "", "spec file (YAML) listing buckets and users (required)")
+	fs.String(&o.namespace, "namespace", "S3_INIT_NAMESPACE", "", "scope namespace (must equal scope.namespace when the spec has one)")
+	fs.String(&o.release, "release", "S3_INIT_RELEASE", "", "scope release (must equal scope.release when the spec has one)")
+	fs.String(&o.endpoint, "endpoint", "S3_ENDPOINT", "", "S3 API URL, http(s)://host[:port] (required)")
+	fs.String(&o.region, "region", "S3_REGION", cli.Env("AWS_REGION", ""), "bucket region (empty: us-east-1; also env AWS_REGION)")
+	fs.String(&o.accessKeyFile, "access-key-file", "S3_ACCESS_KEY_FILE", "", "file holding the admin access key (else env AWS_ACCESS_KEY_ID)")
+	fs.String(&o.secretKeyFile, "secret-key-file", "S3_SECRET_KEY_FILE", "", "file holding the admin secret key (else env AWS_SECRET_ACCESS_KEY)")
+	fs.Bool(&o.pathStyle, "path-style", "S3_PATH_STYLE", true, "path-style addressing (MinIO); false: virtual-host style (bucket.host)")
+	fs.Bool(&o.insecure, "insecure", "S3_INSECURE", false, "skip TLS certificate verification")
+	fs.String(&o.caFile, "ca-file", "S3_CA_FILE", "", "PEM file of CA certificates to trust for TLS, in addition to the system's")
+	fs.Bool(&o.minioAdmin, "minio-admin", "S3_INIT_MINIO_ADMIN", false, "create the spec's users through the MinIO admin API (MinIO only)")
+	fs.Bool(&o.adopt, "adopt", "S3_INIT_ADOPT", false, "take over existing buckets, users and policies without this scope's marker")
+	fs.Bool(&o.prune, "prune", "S3_INIT_PRUNE", false, "delete this scope's buckets (only when empty) and users that the spec no longer lists and whose marker says reclaimPolicy delete")
+	fs.String(&o.output, "output", "S3_INIT_OUTPUT", "none", "stdout format: none or json (bucket names, access keys and endpoint, never a secret)")
+	fs.Duration(&o.deadline, "deadline", "S3_INIT_DEADLINE", 5*time.Minute, "overall deadline, including waiting for the endpoint")
+	fs.Duration(&o.unmarkedWait, "unmarked-wait", "S3_INIT_UNMARKED_WAIT", 15*time.Second, "how long a recently created bucket without a marker is watched for one (a concurrent run may be tagging it) before it is refused")
+	fs.String(&o.logFormat, "log-format", "S3_INIT_LOG_FORMAT", "auto", "log format on stderr: auto (text on a terminal, JSON otherwise), text or json")
+	fs.String(&o.logLevel, "log-level", "S3_INIT_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprint(errw, usageText)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(errw, "s3-init: %v\n", err)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(errw, "s3-init: unexpected argument %q (see --help)\n", fs.Arg(0))
+		return exitUsage
+	}
+	log, err := cli.NewLogger(errw, cli.LogOptions{Format: o.logFormat, Level: o.logLevel})
+	if err != nil {
+		fmt.Fprintf(errw, "s3-init: --log-format/--log-level: %v\n", err)
+		return exitUsage
+	}
+	usage := func(flagName, msg string) int {
+		log.Error("invalid usage", "flag", flagName, "error", msg)
+		return exitUsage
+	}
+	switch {
+	case o.spec == "":
+		return usage("--spec", "required (the spec file)")
+	case o.endpoint == "":
+		return usage("--endpoint", "required (or env S3_ENDPOINT)")
+	case o.output != "none" && o.output != "json":
+		return usage("--output", fmt.Sprintf("%q: want none or json", o.output))
+	case o.deadline <= 0:
+		return usage("--deadline", "must be positive")
+	case o.unmarkedWait < 0:
+		return usage("--unmarked-wait", "must not be negative")
+	}
+	conn := s3provision.Connection{Endpoint: o.endpoint, Region: o.region, PathStyle: o.pathStyle,
+		Insecure: o.insecure, CAFile: o.caFile}
+	if _, _, err := s3provision.ParseEndpoint(o.endpoint); err != nil {
+		return usage("--endpoint", err.Error())
+	}
+	if o.caFile != "" {
+		if _, err := s3provision.LoadCertPool(o.caFile); err != nil {
+			return usage("--ca-file", err.Error())
+		}
+	}
+	if conn.AccessKey, err = credential(o.accessKeyFile, "AWS_ACCESS_KEY_ID"); err != nil {
+		return usage("--access-key-file", err.Error())
+	}
+	if conn.SecretKey, err = credential(o.secretKeyFile, "AWS_SECRET_ACCESS_KEY"); err != nil {
+		return usage("--secret-key-file", err.Error())
+	}
+	conn.SessionToken = os.Getenv("AWS_SESSION_TOKEN")
+	errw.Add(conn.SecretKey, conn.SessionToken)
+	outw.Add(conn.SecretKey, conn.SessionToken)
+
+	spec, err := s3provision.LoadSpecFile(o.spec)
+	if err != nil {
+		return failSpec(log, err)
+	}
+	if err := applyScopeFlags(spec, o); err != nil {
+		return failSpec(log, err)
+	}
+	plan, err := s3provision.NewPlan(o.spec, spec)
+	if err != nil {
+		return failSpec(log, err)
+	}
+	errw.Add(plan.Secrets()...)
+	outw.Add(plan.Secrets()...)
+	if len(plan.Users) > 0 && !o.minioAdmin {
+		log.Error("invalid usage", "flag", "--minio-admin", "file", o.spec,
+			"error", "the spec has users: "+s3provision.ErrNeedsMinIOAdmin.Error())
+		return exitUsage
+	}
+
+	sigCtx, stop := cli.SignalContext(ctx)
+	defer stop()
+	runCtx, cancel := context.WithTimeoutCause(sigCtx, o.deadline, fmt.Errorf("--deadline %s reached", o.deadline))
+	defer cancel()
+
+	log.Info("provisioning", "scope", plan.Scope.String(), "endpoint", o.endpoint, "region", o.region,
+		"buckets", len(plan.Buckets), "users", len(plan.Users), "adopt", o.adopt, "prune", o.prune, "minioAdmin", o.minioAdmin)
+	rep, err := s3provision.Run(runCtx, conn, plan, s3provision.Options{Adopt: o.adopt, Prune: o.prune, MinIOAdmin: o.minioAdmin,
+		UnmarkedWait: o.unmarkedWait, Logger: log})
+	var conflict *s3provision.ConflictError
+	switch {
+	case errors.As(err, &conflict):
+		log.Error("ownership conflict", "error", err.Error())
+		return exitConflict
+	case err != nil:
+		log.Error("s3-init failed", "error", err.Error())
+		return exitFailure
+	}
+	if o.output == "json" {
+		b, err := json.MarshalIndent(s3provision.NewOutput(plan, conn, rep), "", "  ")
+		if err != nil {
+			log.Error("render output", "error", err.Error())
+			return exitFailure
+		}
+		if _, err := outw.Write(append(b, '\n')); err != nil {
+			log.Error("write output", "error", err.Error())
+			return exitFailure
+		}
+	}
+	return exitOK
+}
+
+// credential reads a key from file (one trailing newline ignored), else
+// from the environment variable env.
+func credential(file, env string) (string, error) {
+	if file == "" {
+		if v := os.Getenv(env); v != "" {
+			return v, nil
+		}
+		return "", fmt.Errorf("required (a file, or env %s)", env)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if v == "" {
+		return "", fmt.Errorf("%s is empty", file)
+	}
+	return v, nil
+}
+
+// applyScopeFlags fills the spec's scope from --namespace/--release and
+// refuses a flag that contradicts the spec.
+func applyScopeFlags(spec *s3provision.Spec, o options) error {
+	var probs []string
+	set := func(field *string, flagValue, name string) {
+		switch {
+		case flagValue == "":
+		case *field == "":
+			*field = flagValue
+		case *field != flagValue:
+			probs = append(probs, fmt.Sprintf("scope.%s: %q contradicts --%s %q", name, *field, name, flagValue))
+		}
+	}
+	set(&spec.Scope.Namespace, o.namespace, "namespace")
+	set(&spec.Scope.Release, o.release, "release")
+	if len(probs) > 0 {
+		return &s3provision.SpecError{Source: o.spec, Problems: probs}
+	}
+	return nil
+}
+
+func failSpec(log *slog.Logger, err error) int {
+	var se *s3provision.SpecError
+	if errors.As(err, &se) {
+		log.Error("invalid spec", "file", se.Source, "problems", strings.Join(se.Problems, "; "))
+		return exitUsage
+	}
+	log.Error("invalid spec", "error", err.Error())
+	return exitUsage
+}

@@ -1,0 +1,186 @@
+package s3provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/minio/madmin-go/v3"
+)
+
+// Options tunes a run.
+type Options struct {
+	// Adopt takes over buckets and users that exist without this scope's
+	// marker (or with another scope's).
+	Adopt bool
+	// Prune deletes this scope's buckets (when empty) and users that the
+	// spec no longer lists and whose marker says reclaimPolicy delete.
+	Prune bool
+	// MinIOAdmin enables users (MinIO's admin API). A plan with users
+	// needs it.
+	MinIOAdmin bool
+	// UnmarkedWait is how long a recently created bucket without a marker
+	// is watched for one before it is refused (0: 15s).
+	UnmarkedWait time.Duration
+	// Logger gets one line per object and per retry (nil: discard).
+	Logger *slog.Logger
+	// InitialInterval and MaxInterval shape the exponential backoff (with
+	// ±50% jitter) between attempts (0: 250ms and 10s).
+	InitialInterval, MaxInterval time.Duration
+}
+
+// ErrNeedsMinIOAdmin is returned for a plan with users run without MinIOAdmin.
+var ErrNeedsMinIOAdmin = errors.New("users need the MinIO admin API (--minio-admin); on AWS S3, per-tenant keys are IAM's job")
+
+// Run makes the object store match plan: it waits for the endpoint (with
+// exponential backoff and jitter until ctx ends), reconciles every bucket
+// then every user, and on a transient failure (network, 5xx, a server
+// starting) waits again and reruns the whole, idempotent reconcile. It
+// returns a *ConflictError when objects were refused (after reconciling
+// all the others), and ctx's cause when ctx ends first.
+func Run(ctx context.Context, conn Connection, plan *Plan, opts Options) (*Report, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if len(plan.Users) > 0 && !opts.MinIOAdmin {
+		return nil, ErrNeedsMinIOAdmin
+	}
+	s3, err := conn.S3Client()
+	if err != nil {
+		return nil, err
+	}
+	var adm *madmin.AdminClient
+	if opts.MinIOAdmin {
+		if adm, err = conn.AdminClient(); err != nil {
+			return nil, err
+		}
+	}
+	wait := opts.UnmarkedWait
+	if wait <= 0 {
+		wait = 15 * time.Second
+	}
+	br := &bucketReconciler{s3: s3, scope: plan.Scope, region: conn.Region, adopt: opts.Adopt,
+		unmarkedWait: wait, createdByUs: map[string]bool{}, log: log, now: time.Now}
+	ur := &userReconciler{adm: adm, conn: conn, scope: plan.Scope, adopt: opts.Adopt}
+
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = orDefault(opts.InitialInterval, 250*time.Millisecond)
+	bo.MaxInterval = orDefault(opts.MaxInterval, 10*time.Second)
+	bo.MaxElapsedTime = 0 // the context's deadline bounds the run
+	bo.Reset()
+	rep := &Report{}
+	for attempt := 1; ; attempt++ {
+		err := attemptOnce(ctx, log, br, ur, plan, rep, opts)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return rep, fmt.Errorf("%w (last error: %v)", context.Cause(ctx), err)
+		}
+		if !IsTransient(err) {
+			return rep, err
+		}
+		delay := bo.NextBackOff()
+		log.Warn("object store unavailable, retrying", "attempt", attempt, "retryIn", delay.Round(time.Millisecond).String(), "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return rep, fmt.Errorf("%w (last error: %v)", context.Cause(ctx), err)
+		case <-time.After(delay):
+		}
+	}
+	var refused []ObjectResult
+	for _, o := range rep.Objects {
+		if o.Action == Refused {
+			refused = append(refused, o)
+		}
+	}
+	log.Info("s3-init done", "scope", plan.Scope.String(), "created", rep.Count(Created), "updated", rep.Count(Updated),
+		"unchanged", rep.Count(Unchanged), "refused", len(refused), "deleted", rep.Count(Deleted), "retained", rep.Count(Retained))
+	if len(refused) > 0 {
+		return rep, &ConflictError{Refused: refused}
+	}
+	return rep, nil
+}
+
+// attemptOnce checks the endpoint and credentials, then reconciles every
+// object of the plan, logging and merging each result into rep.
+func attemptOnce(ctx context.Context, log *slog.Logger, br *bucketReconciler, ur *userReconciler, plan *Plan, rep *Report, opts Options) error {
+	buckets, err := br.s3.ListBuckets(ctx)
+	if err != nil {
+		return fmt.Errorf("list buckets (endpoint check): %w", err)
+	}
+	br.creation = map[string]time.Time{}
+	existing := make([]string, 0, len(buckets))
+	for _, b := range buckets {
+		br.creation[b.Name] = b.CreationDate
+		existing = append(existing, b.Name)
+	}
+	refused := map[string]bool{}
+	for _, b := range plan.Buckets {
+		res, err := br.reconcile(ctx, b)
+		if err != nil {
+			return err
+		}
+		if res.Action == Refused {
+			refused[b.Name] = true
+		}
+		logResult(log, res)
+		rep.merge(res)
+	}
+	for _, u := range plan.Users {
+		var res ObjectResult
+		if b := firstRefused(u.Buckets, refused); b != "" {
+			// Never grant a key access to a bucket that is not ours.
+			res = ObjectResult{Kind: KindUser, Name: u.Name, Physical: u.AccessKey, Action: Refused,
+				Reason: fmt.Sprintf("its bucket %q was refused", b)}
+		} else if res, err = ur.reconcile(ctx, u); err != nil {
+			return err
+		}
+		logResult(log, res)
+		rep.merge(res)
+	}
+	if !opts.Prune {
+		return nil
+	}
+	// Users first, so that no key outlives the bucket it was for.
+	var pruned []ObjectResult
+	if opts.MinIOAdmin {
+		res, err := ur.pruneUsers(ctx, plan)
+		pruned = append(pruned, res...)
+		if err != nil {
+			logAll(log, rep, pruned)
+			return err
+		}
+	}
+	res, err := br.pruneBuckets(ctx, plan, existing)
+	pruned = append(pruned, res...)
+	logAll(log, rep, pruned)
+	return err
+}
+
+func logAll(log *slog.Logger, rep *Report, results []ObjectResult) {
+	for _, o := range results {
+		logResult(log, o)
+		rep.merge(o)
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+func firstRefused(buckets []string, refused map[string]bool) string {
+	for _, b := range buckets {
+		if refused[b] {
+			return b
+		}
+	}
+	return ""
+}

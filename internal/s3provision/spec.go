@@ -1,0 +1,313 @@
+// Package s3provision creates the S3 buckets one module needs (and, on
+// MinIO, a per-module access key whose policy is limited to those buckets)
+// from a declarative spec, idempotently, with ownership markers, on an
+// object store shared by many modules and sandboxes. It is the engine of
+// cmd/s3-init; see docs/s3-init.md.
+package s3provision
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Spec is the declarative input of s3-init: the buckets and (MinIO only)
+// users one module needs, in logical names; physical names derive from the
+// Scope (see package s3names).
+type Spec struct {
+	// Scope is the owner of everything in the spec; --namespace/--release may supply it instead.
+	Scope Scope `json:"scope,omitempty"`
+	// Buckets are created if missing and marked as the scope's.
+	Buckets []Bucket `json:"buckets,omitempty"`
+	// Users are MinIO users (access keys) limited to some of Buckets;
+	// they need --minio-admin.
+	Users []User `json:"users,omitempty"`
+}
+
+// Scope names the owner of provisioned objects: a Kubernetes namespace and
+// a Helm release. It is written into every object's ownership marker.
+type Scope struct {
+	Namespace string `json:"namespace,omitempty"`
+	Release   string `json:"release,omitempty"`
+}
+
+// String renders the scope as namespace/release.
+func (s Scope) String() string { return s.Namespace + "/" + s.Release }
+
+// Bucket is one bucket of the module.
+type Bucket struct {
+	// Name is the logical name; the bucket is s3names.Physical(scope, Name).
+	Name string `json:"name"`
+	// Versioning: true enables object versioning, false suspends it if it
+	// is enabled, unset leaves the bucket's setting alone.
+	Versioning *bool `json:"versioning,omitempty"`
+	// ReclaimPolicy: retain (default) or delete. s3-init never deletes a
+	// bucket; the policy is recorded in the bucket's marker for cleanup tools.
+	ReclaimPolicy string `json:"reclaimPolicy,omitempty"`
+}
+
+// User is a MinIO user whose access key is s3names.Physical(scope, Name),
+// with read-write access to Buckets and nothing else.
+type User struct {
+	// Name is the logical name.
+	Name string `json:"name"`
+	// SecretKeyFile holds the secret key (8 to 40 characters; one trailing
+	// newline is ignored), e.g. a mounted Secret. Changing it rotates the key.
+	SecretKeyFile string `json:"secretKeyFile"`
+	// Buckets are logical names of Spec.Buckets the user may read and write.
+	Buckets []string `json:"buckets"`
+	// ReclaimPolicy: retain (default) or delete, recorded in the user's
+	// policy marker; s3-init never deletes a user.
+	ReclaimPolicy string `json:"reclaimPolicy,omitempty"`
+}
+
+// Reclaim policies.
+const (
+	ReclaimRetain = "retain"
+	ReclaimDelete = "delete"
+)
+
+// MaxLogicalNameLen bounds logical names (bytes); longer ones are refused,
+// shorter ones are sanitized and hashed by s3names as needed.
+const MaxLogicalNameLen = 256
+
+// SpecError is an invalid spec or usage: the message names the document and
+// the field path of each problem.
+type SpecError struct {
+	Source   string   // file name, or "flags"
+	Problems []string // "users[0].buckets[1]: ..."
+}
+
+func (e *SpecError) Error() string {
+	if len(e.Problems) == 1 {
+		return fmt.Sprintf("invalid spec %s: %s", e.Source, e.Problems[0])
+	}
+	return fmt.Sprintf("invalid spec %s: %d problems:\n  %s", e.Source, len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+// LoadSpecFile reads and strictly decodes a spec file.
+func LoadSpecFile(path string) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &SpecError{Source: path, Problems: []string{err.Error()}}
+	}
+	return DecodeSpec(path, data)
+}
+
+// DecodeSpec strictly decodes YAML (or JSON) into a Spec: unknown fields,
+// duplicate keys and wrong shapes are errors naming their path. source
+// names the document in errors. It does not validate; call Validate.
+func DecodeSpec(source string, data []byte) (*Spec, error) {
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, &SpecError{Source: source, Problems: []string{"not valid YAML: " + err.Error()}}
+	}
+	var generic any
+	if err := yaml.Unmarshal(js, &generic); err != nil {
+		return nil, &SpecError{Source: source, Problems: []string{err.Error()}}
+	}
+	if generic == nil {
+		return nil, &SpecError{Source: source, Problems: []string{"empty document"}}
+	}
+	if probs := unknownFields(reflect.TypeOf(Spec{}), generic, ""); len(probs) > 0 {
+		return nil, &SpecError{Source: source, Problems: probs}
+	}
+	var s Spec
+	if err := yaml.UnmarshalStrict(js, &s); err != nil {
+		return nil, &SpecError{Source: source, Problems: []string{strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: ")}}
+	}
+	return &s, nil
+}
+
+// unknownFields walks a decoded document against the Go type t and returns
+// one problem per key t has no json field for, and per value whose shape
+// (object/list/scalar kind) does not match.
+func unknownFields(t reflect.Type, v any, path string) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if v == nil {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: must be an object", orRoot(path))}
+		}
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			name := strings.Split(t.Field(i).Tag.Get("json"), ",")[0]
+			if name != "" && name != "-" {
+				fields[name] = t.Field(i).Type
+			}
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var out []string
+		for _, k := range keys {
+			ft, ok := fields[k]
+			if !ok {
+				out = append(out, fmt.Sprintf("%s: unknown field %q", joinPath(path, k), k))
+				continue
+			}
+			out = append(out, unknownFields(ft, m[k], joinPath(path, k))...)
+		}
+		return out
+	case reflect.Slice:
+		l, ok := v.([]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: must be a list", orRoot(path))}
+		}
+		var out []string
+		for i, e := range l {
+			out = append(out, unknownFields(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i))...)
+		}
+		return out
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			return []string{fmt.Sprintf("%s: must be a string (quote it)", path)}
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			return []string{fmt.Sprintf("%s: must be true or false", path)}
+		}
+	}
+	return nil
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "(document)"
+	}
+	return path
+}
+
+var (
+	// namespaceName is a Kubernetes namespace (DNS-1123 label).
+	namespaceName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	// releaseName is a Helm release name (DNS-1123 subdomain, at most 53 bytes).
+	releaseName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,51}[a-z0-9])?$`)
+)
+
+// Validate applies defaults (reclaimPolicy retain) and checks the spec;
+// the error is a *SpecError listing every problem with its field path. The
+// scope must be set (from the spec or flags) beforehand.
+func (s *Spec) Validate(source string) error {
+	var p []string
+	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	checkName := func(path, v string) {
+		if err := checkLogicalName(v); err != nil {
+			add("%s: %v", path, err)
+		}
+	}
+	switch {
+	case s.Scope.Namespace == "":
+		add("scope.namespace: required (in the spec, or --namespace / S3_INIT_NAMESPACE)")
+	case !namespaceName.MatchString(s.Scope.Namespace):
+		add("scope.namespace: %q: want a Kubernetes namespace name ([a-z0-9-], at most 63, starting and ending with a letter or digit)", s.Scope.Namespace)
+	}
+	switch {
+	case s.Scope.Release == "":
+		add("scope.release: required (in the spec, or --release / S3_INIT_RELEASE)")
+	case !releaseName.MatchString(s.Scope.Release):
+		add("scope.release: %q: want a Helm release name ([a-z0-9.-], at most 53, starting and ending with a letter or digit)", s.Scope.Release)
+	}
+	if len(s.Buckets) == 0 && len(s.Users) == 0 {
+		add("buckets, users: nothing to provision (both empty)")
+	}
+	buckets := map[string]bool{}
+	for i := range s.Buckets {
+		b := &s.Buckets[i]
+		path := fmt.Sprintf("buckets[%d]", i)
+		checkName(path+".name", b.Name)
+		if buckets[b.Name] {
+			add("%s.name: duplicate bucket %q", path, b.Name)
+		}
+		buckets[b.Name] = true
+		if err := defaultReclaim(&b.ReclaimPolicy); err != nil {
+			add("%s.reclaimPolicy: %v", path, err)
+		}
+	}
+	users := map[string]bool{}
+	for i := range s.Users {
+		u := &s.Users[i]
+		path := fmt.Sprintf("users[%d]", i)
+		checkName(path+".name", u.Name)
+		if users[u.Name] {
+			add("%s.name: duplicate user %q", path, u.Name)
+		}
+		users[u.Name] = true
+		if u.SecretKeyFile == "" {
+			add("%s.secretKeyFile: required (a file holding the secret key, e.g. a mounted Secret)", path)
+		}
+		if len(u.Buckets) == 0 {
+			add("%s.buckets: required (logical names of buckets in buckets)", path)
+		}
+		seen := map[string]bool{}
+		for j, b := range u.Buckets {
+			switch {
+			case !buckets[b]:
+				add("%s.buckets[%d]: %q is not a bucket of this spec", path, j, b)
+			case seen[b]:
+				add("%s.buckets[%d]: duplicate %q", path, j, b)
+			}
+			seen[b] = true
+		}
+		if err := defaultReclaim(&u.ReclaimPolicy); err != nil {
+			add("%s.reclaimPolicy: %v", path, err)
+		}
+	}
+	if len(p) > 0 {
+		return &SpecError{Source: source, Problems: p}
+	}
+	return nil
+}
+
+func defaultReclaim(p *string) error {
+	switch *p {
+	case "":
+		*p = ReclaimRetain
+	case ReclaimRetain, ReclaimDelete:
+	default:
+		return fmt.Errorf("%q: want retain or delete", *p)
+	}
+	return nil
+}
+
+// checkLogicalName accepts any non-empty valid UTF-8 text without control
+// characters, at most MaxLogicalNameLen bytes: s3names turns it into a safe
+// physical name.
+func checkLogicalName(v string) error {
+	switch {
+	case v == "":
+		return fmt.Errorf("required")
+	case !utf8.ValidString(v):
+		return fmt.Errorf("not valid UTF-8")
+	case len(v) > MaxLogicalNameLen:
+		return fmt.Errorf("%d bytes: at most %d", len(v), MaxLogicalNameLen)
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%q: control characters are not allowed", v)
+		}
+	}
+	return nil
+}
