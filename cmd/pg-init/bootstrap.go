@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kommons/kommons/internal/pgconfig"
+	"github.com/kommons/kommons/internal/pgprovision"
+	"github.com/kommons/kommons/internal/pgready"
+)
+
+// bootstrapProvisioner creates the CREATEDB CREATEROLE login role pg-init runs as.
+func bootstrapProvisioner(ctx context.Context, log *slog.Logger, errw *redactingWriter, cfg *pgx.ConnConfig, o options) int {
+	if o.role == "" || o.passwordFile == "" {
+		log.Error("invalid usage", "flag", "--role, --password-file", "error", "both are required")
+		return exitUsage
+	}
+	pw, err := pgconfig.ReadPasswordFile(o.passwordFile)
+	if err == nil {
+		err = pgprovision.CheckPassword(pw)
+	}
+	if err != nil {
+		log.Error("invalid usage", "flag", "--password-file", "error", err.Error())
+		return exitUsage
+	}
+	errw.add(pw)
+	if _, err := pgready.Wait(ctx, cfg, pgready.Options{FailFastAuth: true, Primary: true, Logger: log}); err != nil {
+		log.Error("waiting for the server", "error", err.Error())
+		return exitFailure
+	}
+	if _, err := pgprovision.EnsureProvisioner(ctx, cfg, o.role, pw, log); err != nil {
+		log.Error("bootstrap-provisioner failed", "error", err.Error())
+		return exitFailure
+	}
+	return exitOK
+}

@@ -1,0 +1,232 @@
+// Command pg-init creates the PostgreSQL roles and databases one module
+// needs, named after its scope (Kubernetes namespace + Helm release), on a
+// server shared by many modules: idempotently, with ownership markers,
+// SCRAM verifiers computed client-side and PUBLIC locked out. See
+// docs/pg-init.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kommons/kommons/internal/cli"
+	"github.com/kommons/kommons/internal/pgconfig"
+	"github.com/kommons/kommons/internal/pgprovision"
+	"github.com/kommons/kommons/internal/pgready"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitUsage    = 2
+	exitConflict = 3
+)
+
+const usageText = `Usage: pg-init [flags]
+       pg-init bootstrap-provisioner [flags]
+
+Creates the roles and databases listed in --spec (YAML), named
+<namespace>_<release>_<name>, idempotently, on the server given by the libpq
+environment (PGHOST, PGPORT, PGUSER, PGPASSWORD or PGPASSFILE, PGDATABASE,
+PGSSLMODE, PGCONNECT_TIMEOUT) or --dsn. The admin needs CREATEROLE and
+CREATEDB (SUPERUSER is not required). Logs go to stderr, --output json to stdout.
+
+bootstrap-provisioner creates (or repairs) a NOSUPERUSER CREATEDB CREATEROLE
+login role for pg-init itself; run it once as a superuser.
+
+Exit codes:
+  0  done: the server matches the spec
+  1  runtime failure (server unreachable before --deadline, SQL error,
+     interrupted by SIGTERM/SIGINT: the statement in flight completes, no
+     further statement is sent)
+  2  invalid spec or usage (the message names the file, field or flag)
+  3  ownership conflict: a role, database or schema exists without this
+     scope's marker (rerun with --adopt to take it over)
+
+Flags:
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type options struct {
+	spec, namespace, release, dsn, adminPasswordFile, output string
+	adopt, prune                                             bool
+	deadline                                                 time.Duration
+	logFormat, logLevel                                      string
+	role, passwordFile                                       string // bootstrap-provisioner
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	bootstrap := len(args) > 0 && args[0] == "bootstrap-provisioner"
+	if bootstrap {
+		args = args[1:]
+	}
+	errw := &redactingWriter{w: stderr}
+	outw := &redactingWriter{w: stdout}
+	var o options
+	fs := cli.NewFlagSet("pg-init")
+	fs.SetOutput(errw)
+	if !bootstrap {
+		fs.String(&o.spec, "spec", "PG_INIT_SPEC", "", "spec file (YAML) listing roles and databases (required)")
+		fs.String(&o.namespace, "namespace", "PG_INIT_NAMESPACE", "", "scope namespace (overrides nothing: must equal scope.namespace when the spec has one)")
+		fs.String(&o.release, "release", "PG_INIT_RELEASE", "", "scope release (must equal scope.release when the spec has one)")
+		fs.Bool(&o.adopt, "adopt", "PG_INIT_ADOPT", false, "take over existing objects without this scope's marker")
+		fs.Bool(&o.prune, "prune", "PG_INIT_PRUNE", false, "drop this scope's objects no longer in the spec whose reclaimPolicy is delete")
+		fs.String(&o.output, "output", "PG_INIT_OUTPUT", "none", "stdout format: none or json (physical names and connection facts, never a password)")
+	} else {
+		fs.String(&o.role, "role", "PG_INIT_PROVISIONER_ROLE", "", "name of the provisioner role to create (required)")
+		fs.String(&o.passwordFile, "password-file", "PG_INIT_PROVISIONER_PASSWORD_FILE", "", "file holding the provisioner's password (required)")
+	}
+	fs.String(&o.dsn, "dsn", "PG_INIT_DSN", "", "admin connection string (URL or key=value); unset fields come from the libpq environment")
+	fs.String(&o.adminPasswordFile, "admin-password-file", "PG_INIT_ADMIN_PASSWORD_FILE", "", "file holding the admin password (overrides PGPASSWORD and --dsn)")
+	fs.Duration(&o.deadline, "deadline", "PG_INIT_DEADLINE", 5*time.Minute, "overall deadline, including waiting for the server")
+	fs.String(&o.logFormat, "log-format", "PG_INIT_LOG_FORMAT", "auto", "log format on stderr: auto (text on a terminal, JSON otherwise), text or json")
+	fs.String(&o.logLevel, "log-level", "PG_INIT_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprint(errw, usageText)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(errw, "pg-init: %v\n", err)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(errw, "pg-init: unexpected argument %q (see --help)\n", fs.Arg(0))
+		return exitUsage
+	}
+	log, err := cli.NewLogger(errw, cli.LogOptions{Format: o.logFormat, Level: o.logLevel})
+	if err != nil {
+		fmt.Fprintf(errw, "pg-init: --log-format/--log-level: %v\n", err)
+		return exitUsage
+	}
+	if o.deadline <= 0 {
+		log.Error("invalid flag", "flag", "--deadline", "error", "must be positive")
+		return exitUsage
+	}
+	cfg, err := pgconfig.Load(pgconfig.Source{DSN: o.dsn, PasswordFile: o.adminPasswordFile})
+	if err != nil {
+		log.Error("invalid admin connection settings", "error", err.Error())
+		return exitUsage
+	}
+	errw.add(cfg.Password)
+	outw.add(cfg.Password)
+	if cfg.Database == "" {
+		// The advisory lock that serializes pg-init runs is per database:
+		// default to the maintenance database rather than the user's.
+		cfg.Database = "postgres"
+	}
+
+	sigCtx, stop := cli.SignalContext(ctx)
+	defer stop()
+	runCtx, cancel := context.WithTimeoutCause(sigCtx, o.deadline, fmt.Errorf("--deadline %s reached", o.deadline))
+	defer cancel()
+
+	if bootstrap {
+		return bootstrapProvisioner(runCtx, log, errw, cfg, o)
+	}
+	return provision(runCtx, log, errw, outw, cfg, o)
+}
+
+func provision(ctx context.Context, log *slog.Logger, errw, outw *redactingWriter, cfg *pgx.ConnConfig, o options) int {
+	if o.spec == "" {
+		log.Error("invalid usage", "flag", "--spec", "error", "required (the spec file)")
+		return exitUsage
+	}
+	if o.output != "none" && o.output != "json" {
+		log.Error("invalid usage", "flag", "--output", "error", fmt.Sprintf("%q: want none or json", o.output))
+		return exitUsage
+	}
+	spec, err := pgprovision.LoadSpecFile(o.spec)
+	if err != nil {
+		return failSpec(log, err)
+	}
+	if err := applyScopeFlags(spec, o); err != nil {
+		return failSpec(log, err)
+	}
+	plan, err := pgprovision.NewPlan(o.spec, spec)
+	if err != nil {
+		return failSpec(log, err)
+	}
+	errw.add(plan.Secrets()...)
+	outw.add(plan.Secrets()...)
+	log.Info("provisioning", "scope", plan.Scope.String(), "server", pgconfig.Describe(cfg),
+		"roles", len(plan.Roles), "databases", len(plan.Databases), "adopt", o.adopt, "prune", o.prune)
+	rep, err := pgprovision.Run(ctx, cfg, plan, pgprovision.RunOptions{
+		Options: pgprovision.Options{Adopt: o.adopt, Prune: o.prune, Logger: log},
+		Ready:   pgready.Options{FailFastAuth: true, WatchInterval: 200 * time.Millisecond},
+	})
+	var conflict *pgprovision.ConflictError
+	switch {
+	case errors.As(err, &conflict):
+		log.Error("ownership conflict", "error", err.Error())
+		return exitConflict
+	case err != nil:
+		log.Error("pg-init failed", "error", err.Error())
+		return exitFailure
+	}
+	if o.output == "json" {
+		b, err := json.MarshalIndent(pgprovision.NewOutput(plan, cfg, rep), "", "  ")
+		if err != nil {
+			log.Error("render output", "error", err.Error())
+			return exitFailure
+		}
+		if _, err := outw.Write(append(b, '\n')); err != nil {
+			log.Error("write output", "error", err.Error())
+			return exitFailure
+		}
+	}
+	return exitOK
+}
+
+// applyScopeFlags fills the spec's scope from --namespace/--release and
+// refuses a flag that contradicts the spec.
+func applyScopeFlags(spec *pgprovision.Spec, o options) error {
+	var probs []string
+	set := func(field *string, flagValue, name string) {
+		switch {
+		case flagValue == "":
+		case *field == "":
+			*field = flagValue
+		case *field != flagValue:
+			probs = append(probs, fmt.Sprintf("scope.%s: %q contradicts --%s %q", name, *field, name, flagValue))
+		}
+	}
+	set(&spec.Scope.Namespace, o.namespace, "namespace")
+	set(&spec.Scope.Release, o.release, "release")
+	if spec.Scope.Namespace == "" {
+		probs = append(probs, "scope.namespace: required (in the spec, or --namespace / PG_INIT_NAMESPACE)")
+	}
+	if spec.Scope.Release == "" {
+		probs = append(probs, "scope.release: required (in the spec, or --release / PG_INIT_RELEASE)")
+	}
+	if len(probs) > 0 {
+		return &pgprovision.SpecError{Source: o.spec, Problems: probs}
+	}
+	return nil
+}
+
+func failSpec(log *slog.Logger, err error) int {
+	var se *pgprovision.SpecError
+	if errors.As(err, &se) {
+		log.Error("invalid spec", "file", se.Source, "problems", strings.Join(se.Problems, "; "))
+		return exitUsage
+	}
+	log.Error("invalid spec", "error", err.Error())
+	return exitUsage
+}

@@ -1,0 +1,98 @@
+// Package pgnames derives PostgreSQL physical names (databases, roles) from a
+// kommons scope (Kubernetes namespace + Helm release) and a logical name.
+//
+// The algorithm is deliberately built only from operations that Helm's
+// template functions reproduce byte for byte (strings.ToLower = sprig lower,
+// Go regexp = sprig regexReplaceAll/regexMatch, SHA-256 hex = sha256sum, byte
+// slicing = trunc), so charts/postgres-init/templates/_names.tpl computes the
+// same names; pgnames_test.go renders that template with the Helm SDK and
+// compares.
+//
+// Algorithm, for namespace N, release R and logical name L:
+//
+//  1. full = N + "_" + R + "_" + L.
+//  2. full is used as it is ("plain") when N and R match ^[a-z0-9]+$, L
+//     matches ^[a-z0-9]+(_[a-z0-9]+)*$ (no leading, trailing or doubled
+//     "_"), full does not start with "pg_" (reserved for roles) and is at
+//     most 63 bytes.
+//  3. Otherwise the name is base + "__" + hash where hash is the first 8 hex
+//     digits of sha256(len(N) ":" N ":" len(R) ":" R ":" len(L) ":" L) (an
+//     unambiguous encoding of the three original strings) and base is full
+//     lower-cased, with every run of characters outside [a-z0-9_] replaced by
+//     one "_", prefixed with "_" when it starts with "pg_", truncated to 53
+//     bytes and stripped of trailing "_".
+//
+// Plain names never contain "__" and hashed names always do, so the two sets
+// cannot collide; two different inputs give the same hashed name only on a
+// 32-bit hash collision of their full original text.
+package pgnames
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// MaxLen is PostgreSQL's identifier limit (NAMEDATALEN-1) in bytes.
+const MaxLen = 63
+
+// HashLen is the number of hex digits of the hash suffix.
+const HashLen = 8
+
+// baseLen is the room left for the readable part of a hashed name.
+const baseLen = MaxLen - 2 - HashLen
+
+var (
+	plainScopePart = regexp.MustCompile(`^[a-z0-9]+$`)
+	plainLogical   = regexp.MustCompile(`^[a-z0-9]+(_[a-z0-9]+)*$`)
+	unsafeRun      = regexp.MustCompile(`[^a-z0-9_]+`)
+	trailingUnder  = regexp.MustCompile(`_+$`)
+)
+
+// ErrEmpty is returned when the namespace, release or logical name is empty.
+var ErrEmpty = errors.New("empty name")
+
+// Physical returns the physical PostgreSQL name for logical name in the scope
+// namespace/release. It fails only when one of the three is empty.
+func Physical(namespace, release, logical string) (string, error) {
+	switch {
+	case namespace == "":
+		return "", fmt.Errorf("namespace: %w", ErrEmpty)
+	case release == "":
+		return "", fmt.Errorf("release: %w", ErrEmpty)
+	case logical == "":
+		return "", fmt.Errorf("logical name: %w", ErrEmpty)
+	}
+	full := namespace + "_" + release + "_" + logical
+	if IsPlain(namespace, release, logical) {
+		return full, nil
+	}
+	base := unsafeRun.ReplaceAllString(strings.ToLower(full), "_")
+	if strings.HasPrefix(base, "pg_") {
+		base = "_" + base
+	}
+	if len(base) > baseLen {
+		base = base[:baseLen]
+	}
+	base = trailingUnder.ReplaceAllString(base, "")
+	return base + "__" + Hash(namespace, release, logical), nil
+}
+
+// IsPlain reports whether the physical name is the plain concatenation
+// namespace_release_logical, without a hash suffix.
+func IsPlain(namespace, release, logical string) bool {
+	full := namespace + "_" + release + "_" + logical
+	return plainScopePart.MatchString(namespace) && plainScopePart.MatchString(release) &&
+		plainLogical.MatchString(logical) && !strings.HasPrefix(full, "pg_") && len(full) <= MaxLen
+}
+
+// Hash is the hash suffix of a hashed physical name: the first HashLen hex
+// digits of SHA-256 over the length-prefixed original strings.
+func Hash(namespace, release, logical string) string {
+	in := fmt.Sprintf("%d:%s:%d:%s:%d:%s", len(namespace), namespace, len(release), release, len(logical), logical)
+	sum := sha256.Sum256([]byte(in))
+	return hex.EncodeToString(sum[:])[:HashLen]
+}

@@ -1,0 +1,215 @@
+package pgprovision
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// databaseState is a database as the server has it.
+type databaseState struct {
+	owner                     string
+	comment                   *string
+	publicConnect, publicTemp bool
+	ownerConnect              bool
+}
+
+func (r *run) readDatabase(name string) (*databaseState, error) {
+	s := &databaseState{}
+	err := r.admin.QueryRow(r.stmtCtx, `SELECT pg_get_userbyid(d.datdba), shobj_description(d.oid, 'pg_database'),
+		has_database_privilege('public', d.oid, 'CONNECT'), has_database_privilege('public', d.oid, 'TEMPORARY'),
+		has_database_privilege(d.datdba, d.oid, 'CONNECT')
+		FROM pg_database d WHERE d.datname = $1`, name).Scan(&s.owner, &s.comment, &s.publicConnect, &s.publicTemp, &s.ownerConnect)
+	if err == pgx.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, r.redact(fmt.Errorf("read database %s: %w", name, err))
+	}
+	return s, nil
+}
+
+// reconcileDatabase reconciles pd at the cluster level over the admin
+// connection; inside reports whether its extensions and schemas are to be
+// reconciled next (not when the database was refused).
+func (r *run) reconcileDatabase(pd *PlannedDatabase) (inside bool, err error) {
+	res := ObjectResult{Kind: KindDatabase, Name: pd.Name, Physical: pd.Physical}
+	if !r.ours[pd.OwnerPhysical] {
+		res.Action = Refused
+		res.Reason = "its owner role " + pd.OwnerPhysical + " was refused"
+		r.record(res)
+		return false, nil
+	}
+	db, owner := ident(pd.Physical), ident(pd.OwnerPhysical)
+	marker := NewMarker(r.plan.Scope, pd.Name, pd.ReclaimPolicy).String()
+	st, err := r.readDatabase(pd.Physical)
+	if err != nil {
+		return false, err
+	}
+	if st == nil {
+		// CREATE DATABASE cannot run in a transaction: if pg-init stops
+		// before the marker is written, the next run recognises the
+		// database by its owner (our role) and restores the marker.
+		if err := r.exec(r.admin, "create database "+pd.Physical, fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, owner)); err != nil {
+			return false, err
+		}
+		res.Action = Created
+		st = &databaseState{owner: pd.OwnerPhysical, publicConnect: true, publicTemp: true, ownerConnect: true}
+	} else if !r.isOurs(st.comment, pd.Name) {
+		switch {
+		case deref(st.comment) == "" && st.owner == pd.OwnerPhysical:
+			res.Changes = append(res.Changes, "marker restored (owned by this scope's role)")
+		case r.opts.Adopt:
+			res.Changes = append(res.Changes, "adopted ("+describeOwner(st.comment)+")")
+		default:
+			res.Action = Refused
+			res.Reason = "database exists and " + describeOwner(st.comment) + " (owner " + st.owner + "); rerun with --adopt to take it over"
+			r.record(res)
+			return false, nil
+		}
+	}
+	var stmts []stmt
+	change := func(note string, st stmt) {
+		stmts = append(stmts, st)
+		if res.Action != Created {
+			res.Changes = append(res.Changes, note)
+		}
+	}
+	if st.owner != pd.OwnerPhysical {
+		change("owner "+st.owner+" -> "+pd.OwnerPhysical, stmt{fmt.Sprintf("ALTER DATABASE %s OWNER TO %s", db, owner), nil})
+		st.ownerConnect = false // the ACL is rewritten for the new owner: grant again
+	}
+	if deref(st.comment) != marker {
+		note := "marker"
+		if !r.isOurs(st.comment, pd.Name) {
+			note = "" // already explained: created, restored or adopted
+		}
+		change(note, stmt{fmt.Sprintf("COMMENT ON DATABASE %s IS $1", db), lit(marker)})
+	}
+	if st.publicConnect || st.publicTemp {
+		change("REVOKE CONNECT, TEMPORARY FROM PUBLIC", stmt{fmt.Sprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC", db), nil})
+	}
+	if !st.ownerConnect || res.Action == Created {
+		change("GRANT CONNECT to owner", stmt{fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", db, owner), nil})
+	}
+	if len(stmts) > 0 {
+		if err := r.execBatch(r.admin, "set up database "+pd.Physical, stmts); err != nil {
+			return false, err
+		}
+	}
+	res.Changes = slices.DeleteFunc(res.Changes, func(c string) bool { return c == "" })
+	if res.Action == "" {
+		res.Action = Unchanged
+		if len(res.Changes) > 0 {
+			res.Action = Updated
+		}
+	}
+	r.record(res)
+	return len(pd.Extensions) > 0 || len(pd.Schemas) > 0, nil
+}
+
+// reconcileInside creates the extensions and schemas of pd over a
+// connection to that database. A superuser admin creates extensions itself
+// (any extension); any other admin acts as the owner role (SET ROLE), which
+// can create trusted extensions because it owns the database.
+func (r *run) reconcileInside(pd *PlannedDatabase) error {
+	if len(pd.Extensions) == 0 && len(pd.Schemas) == 0 {
+		return nil
+	}
+	if err := r.interrupted(); err != nil {
+		return err
+	}
+	c := r.cfg.Copy()
+	c.Database = pd.Physical
+	conn, err := pgx.ConnectConfig(r.ctx, c)
+	if err != nil {
+		return r.redact(fmt.Errorf("connect to database %s: %w", pd.Physical, err))
+	}
+	defer conn.Close(context.Background())
+	have := map[string]bool{}
+	schemaOwner := map[string]string{}
+	rows, err := conn.Query(r.stmtCtx, `SELECT 'e', extname, '' FROM pg_extension WHERE extname = ANY($1)
+		UNION ALL SELECT 's', nspname, pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = ANY($2)`,
+		nonNil(pd.Extensions), nonNil(pd.Schemas))
+	if err != nil {
+		return r.redact(fmt.Errorf("read extensions and schemas of %s: %w", pd.Physical, err))
+	}
+	for rows.Next() {
+		var kind, name, owner string
+		if err := rows.Scan(&kind, &name, &owner); err != nil {
+			rows.Close()
+			return fmt.Errorf("read extensions and schemas of %s: %w", pd.Physical, err)
+		}
+		if kind == "e" {
+			have[name] = true
+		} else {
+			schemaOwner[name] = owner
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return r.redact(fmt.Errorf("read extensions and schemas of %s: %w", pd.Physical, err))
+	}
+	roleSet := false
+	asOwner := func() error {
+		if r.facts.superuser || roleSet {
+			return nil
+		}
+		roleSet = true
+		return r.exec(conn, "SET ROLE "+pd.OwnerPhysical+" in "+pd.Physical, "SET ROLE "+ident(pd.OwnerPhysical))
+	}
+	for _, ext := range pd.Extensions {
+		res := ObjectResult{Kind: KindExtension, Name: ext, Physical: ext, Database: pd.Physical, Action: Unchanged}
+		if !have[ext] {
+			if err := asOwner(); err != nil {
+				return err
+			}
+			if err := r.exec(conn, "create extension "+ext+" in database "+pd.Physical, "CREATE EXTENSION IF NOT EXISTS "+ident(ext)); err != nil {
+				if sqlState(err) == "42501" && !r.facts.superuser {
+					return fmt.Errorf("%w (extension %s is not trusted: it needs a superuser admin, or the managed service's extension allow-list)", err, ext)
+				}
+				return err
+			}
+			res.Action = Created
+		}
+		r.record(res)
+	}
+	for _, sc := range pd.Schemas {
+		res := ObjectResult{Kind: KindSchema, Name: sc, Physical: sc, Database: pd.Physical, Action: Unchanged}
+		owner, exists := schemaOwner[sc]
+		switch {
+		case !exists:
+			if err := asOwner(); err != nil {
+				return err
+			}
+			if err := r.exec(conn, "create schema "+sc+" in database "+pd.Physical,
+				fmt.Sprintf("CREATE SCHEMA IF NOT EXISTS %s AUTHORIZATION %s", ident(sc), ident(pd.OwnerPhysical))); err != nil {
+				return err
+			}
+			res.Action = Created
+		case owner != pd.OwnerPhysical && !r.opts.Adopt:
+			res.Action = Refused
+			res.Reason = "schema exists owned by " + owner + "; rerun with --adopt to take it over"
+		case owner != pd.OwnerPhysical:
+			if err := asOwner(); err != nil {
+				return err
+			}
+			if err := r.exec(conn, "set owner of schema "+sc+" in database "+pd.Physical,
+				fmt.Sprintf("ALTER SCHEMA %s OWNER TO %s", ident(sc), ident(pd.OwnerPhysical))); err != nil {
+				return err
+			}
+			res.Action = Updated
+			res.Changes = []string{"adopted (owner " + owner + ")"}
+		}
+		r.record(res)
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,64 @@
+package pgprovision
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// ManagedBy is the managedBy value of every ownership marker.
+const ManagedBy = "kommons/pg-init"
+
+// Marker is the ownership record pg-init writes as the COMMENT of every
+// role and database it manages, as compact JSON, e.g.
+// {"managedBy":"kommons/pg-init","namespace":"imaging","release":"orthanc","name":"orthanc","reclaimPolicy":"retain"}.
+//
+// Role comments can only be changed by CREATEROLE holders (PostgreSQL 16:
+// holders of ADMIN OPTION on the role), so a role's marker is trusted. A
+// database comment can also be changed by the database owner; pg-init
+// therefore trusts a database's marker only together with its owner
+// (see databaseIsOurs).
+type Marker struct {
+	ManagedBy     string `json:"managedBy"`
+	Namespace     string `json:"namespace"`
+	Release       string `json:"release"`
+	Name          string `json:"name"`
+	ReclaimPolicy string `json:"reclaimPolicy"`
+}
+
+// NewMarker is the marker of logical object name in scope.
+func NewMarker(scope Scope, name, reclaimPolicy string) Marker {
+	return Marker{ManagedBy: ManagedBy, Namespace: scope.Namespace, Release: scope.Release, Name: name, ReclaimPolicy: reclaimPolicy}
+}
+
+// String is the comment text.
+func (m Marker) String() string {
+	b, _ := json.Marshal(m) // cannot fail: strings only
+	return string(b)
+}
+
+// ParseMarker reads a comment; ok is false when it is not a pg-init marker.
+func ParseMarker(comment string) (Marker, bool) {
+	if !strings.HasPrefix(comment, "{") {
+		return Marker{}, false
+	}
+	var m Marker
+	if err := json.Unmarshal([]byte(comment), &m); err != nil || m.ManagedBy != ManagedBy {
+		return Marker{}, false
+	}
+	return m, true
+}
+
+// InScope reports whether the marker belongs to scope.
+func (m Marker) InScope(s Scope) bool { return m.Namespace == s.Namespace && m.Release == s.Release }
+
+// describeOwner explains, for refusal messages, whom a comment says an object belongs to.
+func describeOwner(comment *string) string {
+	if comment == nil || *comment == "" {
+		return "it has no kommons ownership marker"
+	}
+	m, ok := ParseMarker(*comment)
+	if !ok {
+		return "its comment is not a kommons ownership marker"
+	}
+	return "its marker names scope " + m.Namespace + "/" + m.Release + " object " + m.Name
+}

@@ -1,0 +1,92 @@
+package pgprovision
+
+import (
+	"fmt"
+
+	"github.com/kommons/kommons/internal/pgconfig"
+	"github.com/kommons/kommons/internal/pgnames"
+)
+
+// Plan is a validated spec resolved to physical names, with passwords read.
+type Plan struct {
+	Scope     Scope
+	Roles     []PlannedRole
+	Databases []PlannedDatabase
+}
+
+// PlannedRole is a role with its physical name and password.
+type PlannedRole struct {
+	Role
+	Physical string
+	password string // never logged, printed or sent in plain text
+}
+
+// PlannedDatabase is a database with its physical name and its owner's.
+type PlannedDatabase struct {
+	Database
+	Physical      string
+	OwnerPhysical string
+}
+
+// Secrets returns every password of the plan, for scrubbing output.
+func (p *Plan) Secrets() []string {
+	out := make([]string, 0, len(p.Roles))
+	for _, r := range p.Roles {
+		out = append(out, r.password)
+	}
+	return out
+}
+
+// NewPlan validates spec (whose Scope must be set), derives physical names
+// and reads the password files. Every problem is a *SpecError.
+func NewPlan(source string, spec *Spec) (*Plan, error) {
+	if err := spec.Validate(source); err != nil {
+		return nil, err
+	}
+	p := &Plan{Scope: spec.Scope}
+	var probs []string
+	phys := func(path, logical string) string {
+		n, err := pgnames.Physical(spec.Scope.Namespace, spec.Scope.Release, logical)
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("%s: %v", path, err))
+		}
+		return n
+	}
+	owners := map[string]string{}
+	seen := map[string]string{}
+	for i, r := range spec.Roles {
+		path := fmt.Sprintf("roles[%d]", i)
+		pr := PlannedRole{Role: r, Physical: phys(path+".name", r.Name)}
+		if other, dup := seen[pr.Physical]; dup {
+			probs = append(probs, fmt.Sprintf("%s.name: physical name %s clashes with %s", path, pr.Physical, other))
+		}
+		seen[pr.Physical] = path
+		pw, err := pgconfig.ReadPasswordFile(r.PasswordFile)
+		if err == nil {
+			err = CheckPassword(pw)
+			if err != nil {
+				err = fmt.Errorf("password file %s: %w", r.PasswordFile, err)
+			}
+		}
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("%s.passwordFile: %v", path, err))
+		}
+		pr.password = pw
+		owners[r.Name] = pr.Physical
+		p.Roles = append(p.Roles, pr)
+	}
+	seen = map[string]string{}
+	for i, d := range spec.Databases {
+		path := fmt.Sprintf("databases[%d]", i)
+		pd := PlannedDatabase{Database: d, Physical: phys(path+".name", d.Name), OwnerPhysical: owners[d.Owner]}
+		if other, dup := seen[pd.Physical]; dup {
+			probs = append(probs, fmt.Sprintf("%s.name: physical name %s clashes with %s", path, pd.Physical, other))
+		}
+		seen[pd.Physical] = path
+		p.Databases = append(p.Databases, pd)
+	}
+	if len(probs) > 0 {
+		return nil, &SpecError{Source: source, Problems: probs}
+	}
+	return p, nil
+}

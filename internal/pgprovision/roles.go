@@ -1,0 +1,217 @@
+package pgprovision
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// roleState is a role as the server has it.
+type roleState struct {
+	oid                                                        uint32
+	super, createRole, createDB, canLogin, replication, bypass bool
+	connLimit                                                  int
+	comment                                                    *string
+	verifier                                                   *string // rolpassword; read only by a superuser admin
+}
+
+func (r *run) readRoles() (map[string]*roleState, error) {
+	names := make([]string, len(r.plan.Roles))
+	for i, pr := range r.plan.Roles {
+		names[i] = pr.Physical
+	}
+	q := `SELECT r.rolname, r.oid, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin, r.rolreplication,
+		r.rolbypassrls, r.rolconnlimit, shobj_description(r.oid, 'pg_authid'), NULL::text
+		FROM pg_roles r WHERE r.rolname = ANY($1)`
+	if r.facts.superuser {
+		// pg_authid (with the stored verifier) is readable by superusers only.
+		q = `SELECT r.rolname, r.oid, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin, r.rolreplication,
+		r.rolbypassrls, r.rolconnlimit, shobj_description(r.oid, 'pg_authid'), r.rolpassword
+		FROM pg_authid r WHERE r.rolname = ANY($1)`
+	}
+	rows, err := r.admin.Query(r.stmtCtx, q, names)
+	if err != nil {
+		return nil, r.redact(fmt.Errorf("read roles: %w", err))
+	}
+	out := map[string]*roleState{}
+	for rows.Next() {
+		var name string
+		s := &roleState{}
+		if err := rows.Scan(&name, &s.oid, &s.super, &s.createRole, &s.createDB, &s.canLogin, &s.replication,
+			&s.bypass, &s.connLimit, &s.comment, &s.verifier); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read roles: %w", err)
+		}
+		out[name] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, r.redact(fmt.Errorf("read roles: %w", err))
+	}
+	return out, nil
+}
+
+func (r *run) reconcileRoles() error {
+	if len(r.plan.Roles) == 0 {
+		return nil
+	}
+	states, err := r.readRoles()
+	if err != nil {
+		return err
+	}
+	for i := range r.plan.Roles {
+		if err := r.reconcileRole(&r.plan.Roles[i], states[r.plan.Roles[i].Physical]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// membershipPrivilege is what the admin needs on a module role to create
+// its database and schemas: PostgreSQL 16 separates SET from membership.
+func (r *run) membershipPrivilege() string {
+	if r.facts.serverVersion >= 160000 {
+		return "SET"
+	}
+	return "MEMBER"
+}
+
+func (r *run) reconcileRole(pr *PlannedRole, st *roleState) error {
+	res := ObjectResult{Kind: KindRole, Name: pr.Name, Physical: pr.Physical}
+	marker := NewMarker(r.plan.Scope, pr.Name, pr.ReclaimPolicy).String()
+	role := ident(pr.Physical)
+	limit := *pr.ConnectionLimit
+	if st == nil {
+		verifier, err := NewSCRAMVerifier(pr.password)
+		if err != nil {
+			return err
+		}
+		stmts := []stmt{
+			{fmt.Sprintf("CREATE ROLE %s WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "+
+				"NOREPLICATION NOBYPASSRLS CONNECTION LIMIT %d PASSWORD $1", role, limit), lit(verifier)},
+			{fmt.Sprintf("COMMENT ON ROLE %s IS $1", role), lit(marker)},
+		}
+		if !r.facts.superuser {
+			stmts = append(stmts, stmt{fmt.Sprintf("GRANT %s TO CURRENT_USER", role), nil})
+		}
+		if err := r.execBatch(r.admin, "create role "+pr.Physical, stmts); err != nil {
+			return err
+		}
+		res.Action = Created
+		r.ours[pr.Physical] = true
+		r.record(res)
+		return nil
+	}
+	if !r.isOurs(st.comment, pr.Name) {
+		if !r.opts.Adopt {
+			res.Action = Refused
+			res.Reason = "role exists and " + describeOwner(st.comment) + "; rerun with --adopt to take it over"
+			r.record(res)
+			return nil
+		}
+		res.Changes = append(res.Changes, "adopted ("+describeOwner(st.comment)+")")
+	}
+	var attrs string
+	flag := func(wrong bool, clause string) {
+		if wrong {
+			attrs += " " + clause
+			res.Changes = append(res.Changes, clause)
+		}
+	}
+	flag(!st.canLogin, "LOGIN")
+	flag(st.super, "NOSUPERUSER")
+	flag(st.createDB, "NOCREATEDB")
+	flag(st.createRole, "NOCREATEROLE")
+	flag(st.replication, "NOREPLICATION")
+	flag(st.bypass, "NOBYPASSRLS")
+	if st.connLimit != limit {
+		clause := fmt.Sprintf("CONNECTION LIMIT %d", limit)
+		attrs += " " + clause
+		res.Changes = append(res.Changes, clause)
+	}
+	var password *string
+	same, how := r.passwordUnchanged(pr, st)
+	if !same {
+		verifier, err := NewSCRAMVerifier(pr.password)
+		if err != nil {
+			return err
+		}
+		attrs += " PASSWORD $1"
+		password = lit(verifier)
+		res.Changes = append(res.Changes, "password ("+how+")")
+	}
+	var stmts []stmt
+	if attrs != "" {
+		stmts = append(stmts, stmt{fmt.Sprintf("ALTER ROLE %s WITH%s", role, attrs), password})
+	}
+	if deref(st.comment) != marker {
+		stmts = append(stmts, stmt{fmt.Sprintf("COMMENT ON ROLE %s IS $1", role), lit(marker)})
+		if r.isOurs(st.comment, pr.Name) {
+			res.Changes = append(res.Changes, "marker")
+		}
+	}
+	if !r.facts.superuser {
+		var member bool
+		if err := r.admin.QueryRow(r.stmtCtx, "SELECT pg_has_role(current_user, $1::oid, $2)", st.oid, r.membershipPrivilege()).Scan(&member); err != nil {
+			return r.redact(fmt.Errorf("check admin membership in %s: %w", pr.Physical, err))
+		}
+		if !member {
+			stmts = append(stmts, stmt{fmt.Sprintf("GRANT %s TO CURRENT_USER", role), nil})
+			res.Changes = append(res.Changes, "admin membership")
+		}
+	}
+	if len(stmts) > 0 {
+		if err := r.execBatch(r.admin, "update role "+pr.Physical, stmts); err != nil {
+			return err
+		}
+		res.Action = Updated
+	} else {
+		res.Action = Unchanged
+	}
+	r.ours[pr.Physical] = true
+	r.record(res)
+	return nil
+}
+
+// passwordUnchanged tells whether the role's password is already pr's: a
+// superuser admin compares the stored SCRAM verifier (recomputed with its
+// salt and iterations); any other admin tries to log in as the role. When
+// neither can tell, the password is set again (same value, new salt).
+func (r *run) passwordUnchanged(pr *PlannedRole, st *roleState) (bool, string) {
+	if r.facts.superuser {
+		if st.verifier != nil && SCRAMMatches(*st.verifier, pr.password) {
+			return true, ""
+		}
+		if st.verifier == nil || *st.verifier == "" {
+			return false, "none set"
+		}
+		return false, "changed"
+	}
+	var candidates []string
+	for _, d := range r.plan.Databases {
+		if d.OwnerPhysical == pr.Physical {
+			candidates = append(candidates, d.Physical)
+		}
+	}
+	candidates = append(candidates, r.facts.database)
+	for _, db := range candidates {
+		c := r.cfg.Copy()
+		c.User, c.Password, c.Database = pr.Physical, pr.password, db
+		ctx, cancel := context.WithTimeout(r.stmtCtx, 10*time.Second)
+		conn, err := pgx.ConnectConfig(ctx, c)
+		cancel()
+		if err == nil {
+			_ = conn.Close(context.Background())
+			return true, ""
+		}
+		switch sqlState(err) {
+		case "28P01":
+			return false, "changed"
+		case "3D000", "42501": // database missing, or no CONNECT: try the next
+			continue
+		}
+		return false, "could not be verified by logging in"
+	}
+	return false, "could not be verified by logging in"
+}

@@ -1,0 +1,112 @@
+package pgprovision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kommons/kommons/internal/pgready"
+)
+
+// Retryable reports whether running the reconcile again can succeed: the
+// connection was lost (server restarted, network), the server was not
+// accepting connections, or a concurrent pg-init created the same object
+// first. Ownership conflicts, invalid specs, missing privileges, deadlines
+// and interruptions are not retryable.
+func Retryable(err error) bool {
+	var conflict *ConflictError
+	var spec *SpecError
+	switch {
+	case err == nil, errors.As(err, &conflict), errors.As(err, &spec), errors.Is(err, ErrInterrupted),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false
+	}
+	code := sqlState(err)
+	switch {
+	case code == "":
+		// Not a server error: a lost or refused connection. Errors pg-init
+		// makes itself (privileges, SCRAM) are not wrapped PgErrors either,
+		// but are only raised before any retry could change them; they are
+		// caught by the attempt limit of the deadline.
+		return isConnectionError(err)
+	case strings.HasPrefix(code, "08"), // connection exception
+		code == "57P01", code == "57P02", code == "57P03", // admin/crash shutdown, cannot connect now
+		code == "53300",                  // too many connections
+		code == "40001", code == "40P01", // serialization failure, deadlock
+		code == "42710", code == "42P04", code == "23505": // duplicate object/database, unique violation: a concurrent run won
+		return true
+	case code == "XX000":
+		return strings.Contains(err.Error(), "tuple concurrently updated")
+	}
+	return false
+}
+
+func isConnectionError(err error) bool {
+	var pgErr interface{ SafeToRetry() bool }
+	if errors.As(err, &pgErr) {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"conn closed", "connection refused", "connection reset", "broken pipe", "EOF",
+		"failed to connect", "server closed the connection", "timeout", "no such host", "failed to receive message", "failed to write"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// RunOptions tunes Run.
+type RunOptions struct {
+	Options
+	// Ready tunes the wait for the server before every attempt
+	// (Options.Logger is used when Ready.Logger is nil).
+	Ready pgready.Options
+	// Backoff paces attempts after a retryable failure; zero means pgready.DefaultBackoff().
+	Backoff pgready.Backoff
+}
+
+// Run reconciles, and on a retryable failure (see Retryable), including a
+// server not up yet, pauses, waits until the server is ready (pgready.Wait:
+// exponential backoff with jitter) and reconciles again from the top, until
+// it succeeds, fails otherwise, or ctx ends (its deadline is the overall
+// deadline).
+func Run(ctx context.Context, cfg *pgx.ConnConfig, plan *Plan, o RunOptions) (*Report, error) {
+	if o.Ready.Logger == nil {
+		o.Ready.Logger = o.Logger
+	}
+	o.Ready.Primary = true
+	if o.Backoff == (pgready.Backoff{}) {
+		o.Backoff = pgready.DefaultBackoff()
+	}
+	sched, err := pgready.NewSchedule(o.Backoff, nil)
+	if err != nil {
+		return nil, fmt.Errorf("backoff: %w", err)
+	}
+	// The first attempt connects directly (a ready server costs no extra
+	// connection); after a retryable failure pg-init pauses, waits for
+	// readiness with pgready and starts over.
+	for attempt := 1; ; attempt++ {
+		rep, err := Reconcile(ctx, cfg, plan, o.Options)
+		if err == nil || !Retryable(err) {
+			return rep, err
+		}
+		pause := sched.Next()
+		if o.Logger != nil {
+			o.Logger.Warn("reconcile failed with a transient error; retrying from the top",
+				"attempt", attempt, "error", err.Error(), "pause", pause.Round(time.Millisecond).String())
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("giving up after %d attempts (%w): last error: %w", attempt, context.Cause(ctx), err)
+		case <-time.After(pause):
+		}
+		if _, err := pgready.Wait(ctx, cfg, o.Ready); err != nil {
+			return nil, fmt.Errorf("waiting for the server: %w", err)
+		}
+	}
+}

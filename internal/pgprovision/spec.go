@@ -1,0 +1,311 @@
+package pgprovision
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Spec is the declarative input of pg-init: the roles and databases one
+// module needs, in logical names; physical names derive from the Scope.
+type Spec struct {
+	// Scope is the owner of everything in the spec; --namespace/--release may supply it instead.
+	Scope Scope `json:"scope,omitempty"`
+	// Roles are login roles, one per application user.
+	Roles []Role `json:"roles,omitempty"`
+	// Databases are owned by one of Roles.
+	Databases []Database `json:"databases,omitempty"`
+}
+
+// Scope names the owner of provisioned objects: a Kubernetes namespace and
+// a Helm release. It is written into every object's ownership marker.
+type Scope struct {
+	Namespace string `json:"namespace,omitempty"`
+	Release   string `json:"release,omitempty"`
+}
+
+// String renders the scope as namespace/release.
+func (s Scope) String() string { return s.Namespace + "/" + s.Release }
+
+// Role is a LOGIN role with a password from a mounted Secret.
+type Role struct {
+	// Name is the logical name; the physical name is pgnames.Physical(scope, Name).
+	Name string `json:"name"`
+	// PasswordFile holds the password (one trailing newline is ignored).
+	PasswordFile string `json:"passwordFile"`
+	// ConnectionLimit is the role's CONNECTION LIMIT; nil or -1 means none.
+	ConnectionLimit *int `json:"connectionLimit,omitempty"`
+	// ReclaimPolicy: retain (default) or delete; delete lets --prune drop
+	// the role once the spec no longer lists it.
+	ReclaimPolicy string `json:"reclaimPolicy,omitempty"`
+}
+
+// Database is a database owned by one role of the spec.
+type Database struct {
+	// Name is the logical name; the physical name is pgnames.Physical(scope, Name).
+	Name string `json:"name"`
+	// Owner is the logical name of a role in Spec.Roles.
+	Owner string `json:"owner"`
+	// Extensions are created with CREATE EXTENSION IF NOT EXISTS.
+	Extensions []string `json:"extensions,omitempty"`
+	// Schemas are created owned by Owner.
+	Schemas []string `json:"schemas,omitempty"`
+	// ReclaimPolicy: retain (default) or delete; delete lets --prune drop
+	// the database once the spec no longer lists it.
+	ReclaimPolicy string `json:"reclaimPolicy,omitempty"`
+}
+
+// Reclaim policies.
+const (
+	ReclaimRetain = "retain"
+	ReclaimDelete = "delete"
+)
+
+// MaxLogicalNameLen bounds logical names (bytes); longer ones are refused,
+// shorter ones are sanitized and hashed by pgnames as needed.
+const MaxLogicalNameLen = 256
+
+// SpecError is an invalid spec or usage: the message names the document and
+// the field path of each problem.
+type SpecError struct {
+	Source   string   // file name, or "flags"
+	Problems []string // "databases[0].owner: ..."
+}
+
+func (e *SpecError) Error() string {
+	if len(e.Problems) == 1 {
+		return fmt.Sprintf("invalid spec %s: %s", e.Source, e.Problems[0])
+	}
+	return fmt.Sprintf("invalid spec %s: %d problems:\n  %s", e.Source, len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+// LoadSpecFile reads and strictly decodes a spec file.
+func LoadSpecFile(path string) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &SpecError{Source: path, Problems: []string{err.Error()}}
+	}
+	return DecodeSpec(path, data)
+}
+
+// DecodeSpec strictly decodes YAML (or JSON) into a Spec: unknown fields and
+// duplicate keys are errors naming their path. source names the document in
+// errors. It does not validate; call Validate.
+func DecodeSpec(source string, data []byte) (*Spec, error) {
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, &SpecError{Source: source, Problems: []string{"not valid YAML: " + err.Error()}}
+	}
+	var generic any
+	if err := yaml.Unmarshal(js, &generic); err != nil {
+		return nil, &SpecError{Source: source, Problems: []string{err.Error()}}
+	}
+	if generic == nil {
+		return nil, &SpecError{Source: source, Problems: []string{"empty document"}}
+	}
+	if probs := unknownFields(reflect.TypeOf(Spec{}), generic, ""); len(probs) > 0 {
+		return nil, &SpecError{Source: source, Problems: probs}
+	}
+	var s Spec
+	if err := yaml.UnmarshalStrict(js, &s); err != nil {
+		return nil, &SpecError{Source: source, Problems: []string{strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: ")}}
+	}
+	return &s, nil
+}
+
+// unknownFields walks a decoded document against the Go type t and returns
+// one problem per key that t has no json field for, and per value whose
+// shape (object/list) does not match.
+func unknownFields(t reflect.Type, v any, path string) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var out []string
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			if v == nil {
+				return nil
+			}
+			return []string{fmt.Sprintf("%s: must be an object", orRoot(path))}
+		}
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			name := strings.Split(t.Field(i).Tag.Get("json"), ",")[0]
+			if name != "" && name != "-" {
+				fields[name] = t.Field(i).Type
+			}
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			ft, ok := fields[k]
+			if !ok {
+				out = append(out, fmt.Sprintf("%s: unknown field %q", joinPath(path, k), k))
+				continue
+			}
+			out = append(out, unknownFields(ft, m[k], joinPath(path, k))...)
+		}
+	case reflect.Slice:
+		l, ok := v.([]any)
+		if !ok {
+			if v == nil {
+				return nil
+			}
+			return []string{fmt.Sprintf("%s: must be a list", orRoot(path))}
+		}
+		for i, e := range l {
+			out = append(out, unknownFields(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	}
+	return out
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "(document)"
+	}
+	return path
+}
+
+var (
+	extensionName = regexp.MustCompile(`^[a-z0-9_][a-z0-9_-]{0,62}$`)
+	schemaName    = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+)
+
+// Validate applies defaults (reclaimPolicy retain, connectionLimit -1) and
+// checks the spec; the error is a *SpecError listing every problem with its
+// field path. The scope must be set (from the spec or flags) beforehand.
+func (s *Spec) Validate(source string) error {
+	var p []string
+	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	checkName := func(path, v string) {
+		if err := checkLogicalName(v); err != nil {
+			add("%s: %v", path, err)
+		}
+	}
+	checkName("scope.namespace", s.Scope.Namespace)
+	checkName("scope.release", s.Scope.Release)
+	if len(s.Roles) == 0 && len(s.Databases) == 0 {
+		add("roles, databases: nothing to provision (both empty)")
+	}
+	roles := map[string]bool{}
+	for i := range s.Roles {
+		r := &s.Roles[i]
+		path := fmt.Sprintf("roles[%d]", i)
+		checkName(path+".name", r.Name)
+		if roles[r.Name] {
+			add("%s.name: duplicate role %q", path, r.Name)
+		}
+		roles[r.Name] = true
+		if r.PasswordFile == "" {
+			add("%s.passwordFile: required (a file holding the password, e.g. a mounted Secret)", path)
+		}
+		if r.ConnectionLimit == nil {
+			none := -1
+			r.ConnectionLimit = &none
+		} else if *r.ConnectionLimit < -1 {
+			add("%s.connectionLimit: %d: want -1 (no limit) or more", path, *r.ConnectionLimit)
+		}
+		if err := defaultReclaim(&r.ReclaimPolicy); err != nil {
+			add("%s.reclaimPolicy: %v", path, err)
+		}
+	}
+	dbs := map[string]bool{}
+	for i := range s.Databases {
+		d := &s.Databases[i]
+		path := fmt.Sprintf("databases[%d]", i)
+		checkName(path+".name", d.Name)
+		if dbs[d.Name] {
+			add("%s.name: duplicate database %q", path, d.Name)
+		}
+		dbs[d.Name] = true
+		switch {
+		case d.Owner == "":
+			add("%s.owner: required (the logical name of a role in roles)", path)
+		case !roles[d.Owner]:
+			add("%s.owner: %q is not a role of this spec", path, d.Owner)
+		}
+		seen := map[string]bool{}
+		for j, e := range d.Extensions {
+			if !extensionName.MatchString(e) {
+				add("%s.extensions[%d]: %q: want an extension name ([a-z0-9_-], at most 63 bytes)", path, j, e)
+			}
+			if seen[e] {
+				add("%s.extensions[%d]: duplicate %q", path, j, e)
+			}
+			seen[e] = true
+		}
+		seen = map[string]bool{}
+		for j, sc := range d.Schemas {
+			switch {
+			case sc == "public":
+				add("%s.schemas[%d]: public exists already and belongs to the database owner", path, j)
+			case strings.HasPrefix(sc, "pg_"):
+				add("%s.schemas[%d]: %q: the pg_ prefix is reserved", path, j, sc)
+			case !schemaName.MatchString(sc):
+				add("%s.schemas[%d]: %q: want a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 bytes)", path, j, sc)
+			}
+			if seen[sc] {
+				add("%s.schemas[%d]: duplicate %q", path, j, sc)
+			}
+			seen[sc] = true
+		}
+		if err := defaultReclaim(&d.ReclaimPolicy); err != nil {
+			add("%s.reclaimPolicy: %v", path, err)
+		}
+	}
+	if len(p) > 0 {
+		return &SpecError{Source: source, Problems: p}
+	}
+	return nil
+}
+
+func defaultReclaim(p *string) error {
+	switch *p {
+	case "":
+		*p = ReclaimRetain
+	case ReclaimRetain, ReclaimDelete:
+	default:
+		return fmt.Errorf("%q: want retain or delete", *p)
+	}
+	return nil
+}
+
+// checkLogicalName accepts any non-empty text without control characters,
+// valid UTF-8 and at most MaxLogicalNameLen bytes: pgnames turns it into a
+// safe physical name.
+func checkLogicalName(v string) error {
+	switch {
+	case v == "":
+		return fmt.Errorf("required")
+	case !utf8.ValidString(v):
+		return fmt.Errorf("not valid UTF-8")
+	case len(v) > MaxLogicalNameLen:
+		return fmt.Errorf("%d bytes: at most %d", len(v), MaxLogicalNameLen)
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%q: control characters are not allowed", v)
+		}
+	}
+	return nil
+}
