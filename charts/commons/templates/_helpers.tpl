@@ -1,0 +1,469 @@
+{{/*
+Helpers in the style of Bitnami's `common` library: one helper per concern.
+*/}}
+
+{{/* ---------- names ---------- */}}
+
+{{/* commons.names.name: the chart name (nameOverride wins). */}}
+{{- define "commons.names.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* commons.names.fullname: prefix of every resource name (max 40 chars so suffixes fit in 63). */}}
+{{- define "commons.names.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* commons.names.chart: chart name and version for the helm.sh/chart label. */}}
+{{- define "commons.names.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* commons.names.component: "<fullname>-<component>". Usage: include "commons.names.component" (dict "context" $ "component" "postgresql") */}}
+{{- define "commons.names.component" -}}
+{{- printf "%s-%s" (include "commons.names.fullname" .context) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* ---------- labels ---------- */}}
+
+{{/*
+commons.labels.standard: every app.kubernetes.io/* label, helm.sh/chart, commonLabels,
+and for a component its app.kubernetes.io/component; with "workload" true (StatefulSets and
+their pod templates) also kommons.io/workload-class for the data-bearing components, so a
+post-renderer placement policy can select them.
+Usage: include "commons.labels.standard" (dict "context" $ "component" "database" "workload" true)
+*/}}
+{{- define "commons.labels.standard" -}}
+{{- $ctx := .context -}}
+app.kubernetes.io/name: {{ include "commons.names.name" $ctx }}
+app.kubernetes.io/instance: {{ $ctx.Release.Name | quote }}
+app.kubernetes.io/version: {{ $ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ $ctx.Release.Service }}
+app.kubernetes.io/part-of: kommons
+helm.sh/chart: {{ include "commons.names.chart" $ctx }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- if .workload }}
+{{- include "commons.labels.workloadClass" .component }}
+{{- end }}
+{{- with $ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* commons.labels.workloadClass: kommons.io/workload-class for data-bearing components (leading newline included). */}}
+{{- define "commons.labels.workloadClass" -}}
+{{- if has . (list "database" "object-store") }}
+kommons.io/workload-class: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* commons.labels.matchLabels: the immutable selector labels. Usage: as commons.labels.standard. */}}
+{{- define "commons.labels.matchLabels" -}}
+app.kubernetes.io/name: {{ include "commons.names.name" .context }}
+app.kubernetes.io/instance: {{ .context.Release.Name | quote }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* ---------- images ---------- */}}
+
+{{/*
+commons.images.image: registry/repository:tag[@digest]. global.imageRegistry replaces the
+registry; an empty tag falls back to defaultTag.
+Usage: include "commons.images.image" (dict "image" .Values.tools.image "global" .Values.global "defaultTag" .Chart.AppVersion)
+*/}}
+{{- define "commons.images.image" -}}
+{{- $registry := .image.registry -}}
+{{- with .global.imageRegistry }}{{ $registry = . }}{{ end -}}
+{{- $tag := default .defaultTag .image.tag | toString -}}
+{{- $ref := .image.repository -}}
+{{- if $registry }}{{ $ref = printf "%s/%s" $registry $ref }}{{ end -}}
+{{- if $tag }}{{ $ref = printf "%s:%s" $ref $tag }}{{ end -}}
+{{- if .image.digest }}{{ $ref = printf "%s@%s" $ref .image.digest }}{{ end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{/* commons.images.pullSecrets: imagePullSecrets block from global.imagePullSecrets. Usage: include "commons.images.pullSecrets" $ */}}
+{{- define "commons.images.pullSecrets" -}}
+{{- with .Values.global.imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* ---------- storage ---------- */}}
+
+{{/*
+commons.storage.class: storageClassName line from the claim's storageClass, else
+global.storageClass; "-" renders "" (static binding only); nothing when both are empty.
+Usage: include "commons.storage.class" (dict "persistence" .Values.postgresql.persistence "global" .Values.global)
+*/}}
+{{- define "commons.storage.class" -}}
+{{- $class := default .global.storageClass .persistence.storageClass -}}
+{{- if $class -}}
+{{- if eq $class "-" -}}
+storageClassName: ""
+{{- else -}}
+storageClassName: {{ $class | quote }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---------- affinities ---------- */}}
+
+{{/* commons.affinities.pod: pod anti-affinity for a preset (soft|hard). Usage: include "commons.affinities.pod" (dict "type" "soft" "component" "database" "context" $) */}}
+{{- define "commons.affinities.pod" -}}
+{{- if eq .type "soft" -}}
+preferredDuringSchedulingIgnoredDuringExecution:
+  - weight: 1
+    podAffinityTerm:
+      topologyKey: kubernetes.io/hostname
+      labelSelector:
+        matchLabels:
+          {{- include "commons.labels.matchLabels" . | nindent 10 }}
+{{- else if eq .type "hard" -}}
+requiredDuringSchedulingIgnoredDuringExecution:
+  - topologyKey: kubernetes.io/hostname
+    labelSelector:
+      matchLabels:
+        {{- include "commons.labels.matchLabels" . | nindent 8 }}
+{{- end -}}
+{{- end -}}
+
+{{/* commons.affinities.node: node affinity for a preset {type, key, values}. Usage: include "commons.affinities.node" .Values.postgresql.nodeAffinityPreset */}}
+{{- define "commons.affinities.node" -}}
+{{- if eq .type "soft" -}}
+preferredDuringSchedulingIgnoredDuringExecution:
+  - weight: 1
+    preference:
+      matchExpressions:
+        - key: {{ .key }}
+          operator: In
+          values: {{ toJson .values }}
+{{- else if eq .type "hard" -}}
+requiredDuringSchedulingIgnoredDuringExecution:
+  nodeSelectorTerms:
+    - matchExpressions:
+        - key: {{ .key }}
+          operator: In
+          values: {{ toJson .values }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+commons.affinities.affinity: the pod's affinity block: the component's `affinity` when set,
+else its presets. Usage: include "commons.affinities.affinity" (dict "values" .Values.postgresql "component" "database" "context" $)
+*/}}
+{{- define "commons.affinities.affinity" -}}
+{{- if .values.affinity -}}
+affinity:
+  {{- toYaml .values.affinity | nindent 2 }}
+{{- else -}}
+{{- $pod := include "commons.affinities.pod" (dict "type" .values.podAntiAffinityPreset "component" .component "context" .context) -}}
+{{- $node := include "commons.affinities.node" .values.nodeAffinityPreset -}}
+{{- if or $pod $node -}}
+affinity:
+  {{- with $pod }}
+  podAntiAffinity:
+    {{- . | nindent 4 }}
+  {{- end }}
+  {{- with $node }}
+  nodeAffinity:
+    {{- . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* commons.scheduling: nodeSelector, tolerations, affinity, topology spread and priority of a component. Usage: as commons.affinities.affinity. */}}
+{{- define "commons.scheduling" -}}
+{{- with .values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (include "commons.affinities.affinity" .) }}
+{{ . }}
+{{- end }}
+{{- with .values.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* ---------- secrets ---------- */}}
+
+{{/*
+commons.secrets.value: the base64 value of key in Secret name/namespace: the live value
+(lookup) when the Secret exists, else a new random alphanumeric one of `length`. The result
+is memoized per render, so every template that asks for the same Secret key gets the same
+value (a generated password copied into tenant Secrets matches its source).
+Usage: include "commons.secrets.value" (dict "name" "x" "namespace" "ns" "key" "password" "length" 32 "context" $)
+*/}}
+{{- define "commons.secrets.value" -}}
+{{- $ctx := .context -}}
+{{- if not (hasKey $ctx.Values "__commonsMemo") -}}
+{{- $_ := set $ctx.Values "__commonsMemo" dict -}}
+{{- end -}}
+{{- $memo := get $ctx.Values "__commonsMemo" -}}
+{{- $id := printf "%s/%s/%s" .namespace .name .key -}}
+{{- if not (hasKey $memo $id) -}}
+{{- $value := "" -}}
+{{- $live := lookup "v1" "Secret" .namespace .name -}}
+{{- if and $live $live.data (hasKey $live.data .key) -}}
+{{- $value = index $live.data .key -}}
+{{- else if .required -}}
+{{- fail (printf "%s: Secret %q in namespace %q has no key %q (it must exist before install; `helm template` cannot read it)" .required .name .namespace .key) -}}
+{{- else -}}
+{{- $value = randAlphaNum (int (default 32 .length)) | b64enc -}}
+{{- end -}}
+{{- $_ := set $memo $id $value -}}
+{{- end -}}
+{{- get $memo $id -}}
+{{- end -}}
+
+{{/* commons.secrets.keepAnnotations: annotations of Secrets that hold data credentials: Helm never deletes them. */}}
+{{- define "commons.secrets.keepAnnotations" -}}
+helm.sh/resource-policy: keep
+{{- end -}}
+
+{{/* ---------- PostgreSQL connection facts ---------- */}}
+
+{{/* commons.postgresql.host: the host Jobs and tenants connect to (the client Service FQDN when bundled). */}}
+{{- define "commons.postgresql.host" -}}
+{{- if .Values.postgresql.bundled -}}
+{{- printf "%s.%s.svc.%s" (include "commons.names.component" (dict "context" . "component" "postgresql")) .Release.Namespace .Values.clusterDomain -}}
+{{- else -}}
+{{- required "postgresql.external.host is required when postgresql.bundled is false" .Values.postgresql.external.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "commons.postgresql.port" -}}
+{{- if .Values.postgresql.bundled }}{{ .Values.postgresql.service.port }}{{ else }}{{ .Values.postgresql.external.port }}{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.sslmode: the bundled server has no TLS configured. */}}
+{{- define "commons.postgresql.sslmode" -}}
+{{- if .Values.postgresql.bundled }}disable{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
+{{- end -}}
+
+{{- define "commons.postgresql.database" -}}
+{{- if .Values.postgresql.bundled }}postgres{{ else }}{{ .Values.postgresql.external.database }}{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.adminSecret: name of the Secret holding the admin password. */}}
+{{- define "commons.postgresql.adminSecret" -}}
+{{- if .Values.postgresql.bundled -}}
+{{- default (include "commons.names.component" (dict "context" . "component" "postgresql-admin")) .Values.postgresql.auth.existingSecret -}}
+{{- else -}}
+{{- required "postgresql.external.existingSecret (admin credentials) is required when postgresql.bundled is false" .Values.postgresql.external.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "commons.postgresql.adminPasswordKey" -}}
+{{- if .Values.postgresql.bundled }}{{ .Values.postgresql.auth.passwordKey }}{{ else }}{{ .Values.postgresql.external.passwordKey }}{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.adminEnv: libpq environment of the admin connection (password from the Secret, never in the manifest). */}}
+{{- define "commons.postgresql.adminEnv" -}}
+- name: PGHOST
+  value: {{ include "commons.postgresql.host" . | quote }}
+- name: PGPORT
+  value: {{ include "commons.postgresql.port" . | quote }}
+- name: PGDATABASE
+  value: {{ include "commons.postgresql.database" . | quote }}
+- name: PGSSLMODE
+  value: {{ include "commons.postgresql.sslmode" . | quote }}
+{{- if .Values.postgresql.bundled }}
+- name: PGUSER
+  value: {{ .Values.postgresql.auth.adminUser | quote }}
+{{- else }}
+- name: PGUSER
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "commons.postgresql.adminSecret" . }}
+      key: {{ .Values.postgresql.external.usernameKey }}
+{{- end }}
+- name: PGPASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "commons.postgresql.adminSecret" . }}
+      key: {{ include "commons.postgresql.adminPasswordKey" . }}
+{{- end -}}
+
+{{/* commons.provisioner.secret: name of the Secret (this namespace) holding the provisioner password. */}}
+{{- define "commons.provisioner.secret" -}}
+{{- default (include "commons.names.component" (dict "context" . "component" "provisioner")) .Values.provisioner.existingSecret -}}
+{{- end -}}
+
+{{/* commons.provisioner.password: base64 provisioner password (generated-and-kept, or read from existingSecret). */}}
+{{- define "commons.provisioner.password" -}}
+{{- $required := "" -}}
+{{- if .Values.provisioner.existingSecret }}{{ $required = "provisioner.existingSecret" }}{{ end -}}
+{{- include "commons.secrets.value" (dict "name" (include "commons.provisioner.secret" .) "namespace" .Release.Namespace "key" .Values.provisioner.passwordKey "length" 32 "required" $required "context" .) -}}
+{{- end -}}
+
+{{/* ---------- object storage ---------- */}}
+
+{{/* commons.s3.enabled: "true" when there is an object store (bundled, or an external endpoint). */}}
+{{- define "commons.s3.enabled" -}}
+{{- if or .Values.objectStorage.bundled .Values.objectStorage.external.endpoint }}true{{ end -}}
+{{- end -}}
+
+{{/* commons.s3.endpoint: S3 endpoint URL. */}}
+{{- define "commons.s3.endpoint" -}}
+{{- if .Values.objectStorage.bundled -}}
+{{- printf "http://%s.%s.svc.%s:%d" (include "commons.names.component" (dict "context" . "component" "minio")) .Release.Namespace .Values.clusterDomain (int .Values.objectStorage.minio.service.port) -}}
+{{- else -}}
+{{- .Values.objectStorage.external.endpoint -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "commons.s3.region" -}}
+{{- if .Values.objectStorage.bundled }}{{ .Values.objectStorage.minio.region }}{{ else }}{{ .Values.objectStorage.external.region }}{{ end -}}
+{{- end -}}
+
+{{/* commons.s3.addressing: the bundled server is reached by path-style URLs. */}}
+{{- define "commons.s3.addressing" -}}
+{{- if .Values.objectStorage.bundled }}path{{ else }}{{ .Values.objectStorage.external.addressing }}{{ end -}}
+{{- end -}}
+
+{{/* commons.s3.adminSecret / accessKeyKey / secretKeyKey: where the admin (root) S3 credentials are. */}}
+{{- define "commons.s3.adminSecret" -}}
+{{- if .Values.objectStorage.bundled -}}
+{{- default (include "commons.names.component" (dict "context" . "component" "minio-root")) .Values.objectStorage.minio.auth.existingSecret -}}
+{{- else -}}
+{{- required "objectStorage.external.existingSecret is required when objectStorage.bundled is false and an endpoint is set" .Values.objectStorage.external.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "commons.s3.accessKeyKey" -}}
+{{- if .Values.objectStorage.bundled }}{{ .Values.objectStorage.minio.auth.rootUserKey }}{{ else }}{{ .Values.objectStorage.external.accessKeyKey }}{{ end -}}
+{{- end -}}
+
+{{- define "commons.s3.secretKeyKey" -}}
+{{- if .Values.objectStorage.bundled }}{{ .Values.objectStorage.minio.auth.rootPasswordKey }}{{ else }}{{ .Values.objectStorage.external.secretKeyKey }}{{ end -}}
+{{- end -}}
+
+{{/*
+commons.s3.physicalName: the physical S3 name s3-init gives a logical bucket or user name of a
+scope (namespace, release): identical to internal/s3provision/s3names.Physical (test/render
+compares both on a table of inputs). Plain "<namespace>-<release>-<name>" when namespace and
+release are [a-z0-9]+, the name is [a-z0-9]+(-[a-z0-9]+)*, the whole fits in 63 characters and
+has no reserved AWS prefix or suffix; otherwise a readable base (lower-cased, runs of other
+characters turned into "-", leading "-" removed, "k-" before a reserved prefix, cut to 53,
+trailing "-" removed, "k" when empty) + "--" + 8 hex digits of
+sha256("<len ns>:<ns>:<len rel>:<rel>:<len name>:<name>").
+Usage: include "commons.s3.physicalName" (dict "namespace" "imaging" "release" .Release.Name "name" "dicom")
+*/}}
+{{- define "commons.s3.physicalName" -}}
+{{- $ns := toString .namespace -}}
+{{- $rel := toString .release -}}
+{{- $name := toString .name -}}
+{{- $full := printf "%s-%s-%s" $ns $rel $name -}}
+{{- $prefixes := list "xn--" "sthree-" "amzn-s3-demo-" -}}
+{{- $suffixes := list "-s3alias" "--ol-s3" "--x-s3" "--table-s3" ".mrap" -}}
+{{- $reserved := false -}}
+{{- range $prefixes }}{{ if hasPrefix . $full }}{{ $reserved = true }}{{ end }}{{ end -}}
+{{- range $suffixes }}{{ if hasSuffix . $full }}{{ $reserved = true }}{{ end }}{{ end -}}
+{{- if and (regexMatch "^[a-z0-9]+$" $ns) (regexMatch "^[a-z0-9]+$" $rel) (regexMatch "^[a-z0-9]+(-[a-z0-9]+)*$" $name) (le (len $full) 63) (not $reserved) -}}
+{{- $full -}}
+{{- else -}}
+{{- $base := regexReplaceAll "^-+" (regexReplaceAll "[^a-z0-9]+" (lower $full) "-") "" -}}
+{{- $kprefix := false -}}
+{{- range $prefixes }}{{ if hasPrefix . $base }}{{ $kprefix = true }}{{ end }}{{ end -}}
+{{- if $kprefix }}{{ $base = printf "k-%s" $base }}{{ end -}}
+{{- $base = regexReplaceAll "-+$" (trunc 53 $base) "" -}}
+{{- if eq $base "" }}{{ $base = "k" }}{{ end -}}
+{{- printf "%s--%s" $base (trunc 8 (sha256sum (printf "%d:%s:%d:%s:%d:%s" (len $ns) $ns (len $rel) $rel (len $name) $name))) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* commons.s3.bucketName: physical name of a tenant's bucket (scope: tenant namespace, this release). Usage: include "commons.s3.bucketName" (dict "context" $ "namespace" "imaging" "name" "dicom") */}}
+{{- define "commons.s3.bucketName" -}}
+{{- include "commons.s3.physicalName" (dict "namespace" .namespace "release" .context.Release.Name "name" .name) -}}
+{{- end -}}
+
+{{/* commons.s3.tenantKeysSecret: Secret (this namespace) holding the per-tenant access keys of the bundled store. */}}
+{{- define "commons.s3.tenantKeysSecret" -}}
+{{- include "commons.names.component" (dict "context" . "component" "tenant-s3-keys") -}}
+{{- end -}}
+
+{{/* commons.s3.tenantsWithBuckets: "true" when at least one tenant lists buckets. */}}
+{{- define "commons.s3.tenantsWithBuckets" -}}
+{{- range .Values.tenants }}{{ if .buckets }}true{{ end }}{{ end -}}
+{{- end -}}
+
+{{/* commons.s3.provision: "true" when s3-init runs (bundled, or external with provisionBuckets) and a tenant lists buckets. */}}
+{{- define "commons.s3.provision" -}}
+{{- if and (include "commons.s3.tenantsWithBuckets" .) (or .Values.objectStorage.bundled (and .Values.objectStorage.provisionBuckets .Values.objectStorage.external.endpoint)) }}true{{ end -}}
+{{- end -}}
+
+{{/* commons.tenant.accessKeyId: the access key id s3-init gives a tenant's user "tenant". Usage: include "commons.tenant.accessKeyId" (dict "context" $ "namespace" "imaging") */}}
+{{- define "commons.tenant.accessKeyId" -}}
+{{- include "commons.s3.physicalName" (dict "namespace" .namespace "release" .context.Release.Name "name" "tenant") -}}
+{{- end -}}
+
+{{/* ---------- jobs ---------- */}}
+
+{{/* commons.jobs.waitForPg: the wait-for-pg init container (level auth, admin credentials). */}}
+{{- define "commons.jobs.waitForPg" -}}
+- name: wait-for-pg
+  image: {{ include "commons.images.image" (dict "image" .Values.tools.image "global" .Values.global "defaultTag" .Chart.AppVersion) }}
+  imagePullPolicy: {{ .Values.tools.image.pullPolicy }}
+  command: ["wait-for-pg"]
+  args: ["--level", "auth", "--timeout", {{ .Values.jobs.waitTimeout | quote }}]
+  env:
+    {{- include "commons.postgresql.adminEnv" . | nindent 4 }}
+  securityContext:
+    {{- toYaml .Values.jobs.containerSecurityContext | nindent 4 }}
+  resources:
+    {{- toYaml .Values.jobs.resources | nindent 4 }}
+{{- end -}}
+
+{{/* commons.jobs.podSpecCommon: pod-level settings shared by the Jobs. */}}
+{{- define "commons.jobs.podSpecCommon" -}}
+restartPolicy: Never
+automountServiceAccountToken: false
+enableServiceLinks: false
+securityContext:
+  {{- toYaml .Values.jobs.podSecurityContext | nindent 2 }}
+{{- with (include "commons.images.pullSecrets" . | trim) }}
+{{ . }}
+{{- end }}
+{{- with .Values.jobs.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.jobs.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.jobs.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.jobs.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,221 @@
+{{/*
+Public named templates for module charts (documented in README.md). Each takes
+a dict with "root" (the caller's `$`) and optionally "alias" (the dependency's
+alias; default postgresInit, then postgres-init). Logical names ("role",
+"database") are those of the postgres-init values.
+*/}}
+
+{{/*
+postgres-init.roleName: the physical PostgreSQL role name.
+  {{ include "postgres-init.roleName" (dict "root" $ "role" "app") }}
+*/}}
+{{- define "postgres-init.roleName" -}}
+{{- $s := dict -}}
+{{- include "postgres-init.resolve" (dict "in" . "out" $s) -}}
+{{- $r := dict -}}
+{{- include "postgres-init.roleEntry" (dict "ctx" $s.ctx "role" .role "out" $r) -}}
+{{- include "postgres-init.physicalName" (dict "namespace" (include "postgres-init.scopeNamespace" $s.ctx) "release" (include "postgres-init.scopeRelease" $s.ctx) "name" $r.role.name) -}}
+{{- end -}}
+
+{{/*
+postgres-init.databaseName: the physical PostgreSQL database name.
+  {{ include "postgres-init.databaseName" (dict "root" $ "database" "app") }}
+*/}}
+{{- define "postgres-init.databaseName" -}}
+{{- $s := dict -}}
+{{- include "postgres-init.resolve" (dict "in" . "out" $s) -}}
+{{- $name := required "postgres-init.databaseName: \"database\" is required" .database -}}
+{{- $found := false -}}
+{{- range $s.ctx.Values.databases -}}{{- if eq .name $name -}}{{- $found = true -}}{{- end -}}{{- end -}}
+{{- if not $found -}}
+{{- fail (printf "postgres-init: database %q is not in the postgres-init values' databases (known: %s)" $name (include "postgres-init.names" $s.ctx.Values.databases)) -}}
+{{- end -}}
+{{- include "postgres-init.physicalName" (dict "namespace" (include "postgres-init.scopeNamespace" $s.ctx) "release" (include "postgres-init.scopeRelease" $s.ctx) "name" $name) -}}
+{{- end -}}
+
+{{/*
+postgres-init.credentialsSecretName: the Secret holding a role's password
+(the generated connection Secret, or the role's existingSecret).
+  {{ include "postgres-init.credentialsSecretName" (dict "root" $ "role" "app") }}
+*/}}
+{{- define "postgres-init.credentialsSecretName" -}}
+{{- $s := dict -}}
+{{- include "postgres-init.resolve" (dict "in" . "out" $s) -}}
+{{- $r := dict -}}
+{{- include "postgres-init.roleEntry" (dict "ctx" $s.ctx "role" .role "out" $r) -}}
+{{- include "postgres-init.roleSecretName" (dict "ctx" $s.ctx "role" $r.role) -}}
+{{- end -}}
+
+{{/*
+postgres-init.credentialsPasswordKey: the key of the password in that Secret.
+*/}}
+{{- define "postgres-init.credentialsPasswordKey" -}}
+{{- $s := dict -}}
+{{- include "postgres-init.resolve" (dict "in" . "out" $s) -}}
+{{- $r := dict -}}
+{{- include "postgres-init.roleEntry" (dict "ctx" $s.ctx "role" .role "out" $r) -}}
+{{- include "postgres-init.rolePasswordKey" $r.role -}}
+{{- end -}}
+
+{{/*
+postgres-init.connectionEnv: libpq environment (a list of env entries) for
+role "role" on database "database": PGHOST, PGPORT, PGSSLMODE from the
+provisioner Secret (connection facts only, never its credentials), PGUSER and
+PGDATABASE as physical names, PGPASSWORD from the role's Secret.
+  env:
+    {{- include "postgres-init.connectionEnv" (dict "root" $ "role" "app" "database" "app") | nindent 4 }}
+*/}}
+{{- define "postgres-init.connectionEnv" -}}
+{{- $s := dict -}}
+{{- include "postgres-init.resolve" (dict "in" . "out" $s) -}}
+{{- $ctx := $s.ctx -}}
+{{- $r := dict -}}
+{{- include "postgres-init.roleEntry" (dict "ctx" $ctx "role" .role "out" $r) -}}
+{{- $p := $ctx.Values.provisioner -}}
+- name: PGHOST
+  valueFrom:
+    secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.host | quote }}}
+- name: PGPORT
+  valueFrom:
+    secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.port | quote }}}
+- name: PGSSLMODE
+  valueFrom:
+    secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.sslmode | quote }}}
+- name: PGUSER
+  value: {{ include "postgres-init.roleName" (dict "root" .root "alias" .alias "role" .role) | quote }}
+- name: PGDATABASE
+  value: {{ include "postgres-init.databaseName" (dict "root" .root "alias" .alias "database" (required "postgres-init.connectionEnv: \"database\" is required" .database)) | quote }}
+- name: PGPASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "postgres-init.roleSecretName" (dict "ctx" $ctx "role" $r.role) | quote }}, key: {{ include "postgres-init.rolePasswordKey" $r.role | quote }}}
+{{- end -}}
+
+{{/*
+postgres-init.credentialsVolume: a pod volume (list entry) with the role's
+Secret; "volumeName" defaults to pg-<role>.
+  volumes:
+    {{- include "postgres-init.credentialsVolume" (dict "root" $ "role" "app") | nindent 4 }}
+*/}}
+{{- define "postgres-init.credentialsVolume" -}}
+{{- $s := dict -}}
+{{- include "postgres-init.resolve" (dict "in" . "out" $s) -}}
+{{- $r := dict -}}
+{{- include "postgres-init.roleEntry" (dict "ctx" $s.ctx "role" .role "out" $r) -}}
+- name: {{ .volumeName | default (printf "pg-%s" ($r.role.name | replace "_" "-")) }}
+  secret:
+    secretName: {{ include "postgres-init.roleSecretName" (dict "ctx" $s.ctx "role" $r.role) }}
+    defaultMode: 0440
+{{- end -}}
+
+{{/*
+postgres-init.credentialsVolumeMount: the matching volumeMount (list entry),
+read-only at "mountPath" (default /etc/kommons/postgres/<role>); the password is
+the file named by postgres-init.credentialsPasswordKey.
+*/}}
+{{- define "postgres-init.credentialsVolumeMount" -}}
+- name: {{ .volumeName | default (printf "pg-%s" (.role | replace "_" "-")) }}
+  mountPath: {{ .mountPath | default (printf "/etc/kommons/postgres/%s" .role) }}
+  readOnly: true
+{{- end -}}
+
+{{/*
+postgres-init.waitForPgInitContainer: the wait-for-pg init container (a list
+entry) waiting at level "level" (default database) until role "role" can
+connect to database "database"; "name" defaults to wait-for-pg, "timeout" to
+waitForPg.timeout.
+  initContainers:
+    {{- include "postgres-init.waitForPgInitContainer" (dict "root" $ "role" "app" "database" "app") | nindent 4 }}
+*/}}
+{{- define "postgres-init.waitForPgInitContainer" -}}
+{{- $s := dict -}}
+{{- include "postgres-init.resolve" (dict "in" . "out" $s) -}}
+{{- $ctx := $s.ctx -}}
+- name: {{ .name | default "wait-for-pg" }}
+  image: {{ include "postgres-init.image" $ctx | quote }}
+  imagePullPolicy: {{ $ctx.Values.image.pullPolicy }}
+  command: ["/usr/local/bin/wait-for-pg"]
+  args:
+    - {{ printf "--level=%s" (.level | default "database") | quote }}
+    - {{ printf "--timeout=%s" (.timeout | default $ctx.Values.waitForPg.timeout) | quote }}
+    - "--log-format=json"
+  env:
+    {{- include "postgres-init.connectionEnv" . | nindent 4 }}
+  securityContext:
+    {{- include "postgres-init.securityContext" $ctx | nindent 4 }}
+  resources:
+    {{- toYaml $ctx.Values.waitForPg.resources | nindent 4 }}
+{{- end -}}
+
+{{/*
+postgres-init.connectionSecret: a Secret in CloudNativePG's `-app` layout
+(username, password, host, port, dbname, uri, jdbc-uri, pgpass) for role
+"role" on "database" (default: the role's database, else the first it owns).
+The password is generated once and kept across upgrades (lookup of the
+existing Secret); host, port and sslmode come from values.connection, else
+from the provisioner Secret (lookup at install time). postgres-init renders
+it for every role without existingSecret; "name" overrides the Secret name.
+*/}}
+{{- define "postgres-init.connectionSecret" -}}
+{{- $s := dict -}}
+{{- include "postgres-init.resolve" (dict "in" . "out" $s) -}}
+{{- $ctx := $s.ctx -}}
+{{- $r := dict -}}
+{{- include "postgres-init.roleEntry" (dict "ctx" $ctx "role" .role "out" $r) -}}
+{{- $role := $r.role -}}
+{{- if and $role.existingSecret (not .name) -}}
+{{- fail (printf "postgres-init.connectionSecret: role %q uses existingSecret %q: pass \"name\" for the connection Secret" $role.name $role.existingSecret) -}}
+{{- end -}}
+{{- $name := .name | default (include "postgres-init.roleSecretName" (dict "ctx" $ctx "role" $role)) -}}
+{{- $ns := $ctx.Release.Namespace -}}
+{{- $old := (lookup "v1" "Secret" $ns $name).data | default dict -}}
+{{- $password := "" -}}
+{{- if $role.existingSecret -}}
+{{- $ext := (lookup "v1" "Secret" $ns $role.existingSecret).data | default dict -}}
+{{- $password = index $ext (include "postgres-init.rolePasswordKey" $role) | default "" | b64dec -}}
+{{- else if index $old "password" -}}
+{{- $password = index $old "password" | b64dec -}}
+{{- else -}}
+{{- $password = randAlphaNum 32 -}}
+{{- end -}}
+{{- $prov := (lookup "v1" "Secret" $ns $ctx.Values.provisioner.secretName).data | default dict -}}
+{{- $k := $ctx.Values.provisioner.keys -}}
+{{- $host := $ctx.Values.connection.host | default (index $prov $k.host | default "" | b64dec) | default (index $old "host" | default "" | b64dec) -}}
+{{- $port := toString ($ctx.Values.connection.port | default (index $prov $k.port | default "" | b64dec) | default "5432") -}}
+{{- $sslmode := $ctx.Values.connection.sslmode | default (index $prov $k.sslmode | default "" | b64dec) -}}
+{{- $user := include "postgres-init.physicalName" (dict "namespace" (include "postgres-init.scopeNamespace" $ctx) "release" (include "postgres-init.scopeRelease" $ctx) "name" $role.name) -}}
+{{- $dbLogical := .database | default (include "postgres-init.roleDatabase" (dict "ctx" $ctx "role" $role)) -}}
+{{- $db := "" -}}
+{{- if $dbLogical -}}
+{{- $db = include "postgres-init.databaseName" (dict "root" .root "alias" .alias "database" $dbLogical) -}}
+{{- end -}}
+{{- $pwq := urlquery $password | replace "+" "%20" -}}
+{{- $query := "" -}}
+{{- if $sslmode -}}{{- $query = printf "?sslmode=%s" $sslmode -}}{{- end -}}
+{{- $jdbcQuery := printf "?password=%s&user=%s" $pwq $user -}}
+{{- if $sslmode -}}{{- $jdbcQuery = printf "%s&sslmode=%s" $jdbcQuery $sslmode -}}{{- end -}}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "postgres-init.labels" $ctx | nindent 4 }}
+    app.kubernetes.io/component: credentials
+    kommons.io/postgres-role: {{ $role.name | quote }}
+  annotations:
+    helm.sh/resource-policy: keep
+    {{- with include "postgres-init.hookAnnotations" (dict "ctx" $ctx "weight" -10) }}
+    {{- . | nindent 4 }}
+    {{- end }}
+type: kubernetes.io/basic-auth
+data:
+  username: {{ $user | b64enc | quote }}
+  user: {{ $user | b64enc | quote }}
+  password: {{ $password | b64enc | quote }}
+  host: {{ $host | b64enc | quote }}
+  port: {{ $port | b64enc | quote }}
+  dbname: {{ $db | b64enc | quote }}
+  uri: {{ printf "postgresql://%s:%s@%s:%s/%s%s" $user $pwq $host $port $db $query | b64enc | quote }}
+  jdbc-uri: {{ printf "jdbc:postgresql://%s:%s/%s%s" $host $port $db $jdbcQuery | b64enc | quote }}
+  pgpass: {{ printf "%s:%s:%s:%s:%s\n" $host $port $db $user ($password | replace "\\" "\\\\" | replace ":" "\\:") | b64enc | quote }}
+{{- end -}}

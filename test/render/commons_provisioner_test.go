@@ -1,0 +1,106 @@
+package render_test
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kommons/kommons/internal/testutil/pgtest"
+	"github.com/kommons/kommons/test/render"
+)
+
+// buildTools builds the named cmd/ binaries into one temporary directory.
+func buildTools(t *testing.T, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	args := []string{"build", "-o", dir + "/"}
+	for _, n := range names {
+		args = append(args, "./cmd/"+n)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = filepath.Join("..", "..")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go %s:\n%s", strings.Join(args, " "), out)
+	return dir
+}
+
+// runContainer runs a rendered container's command from bin with its args
+// (mount paths rebased under root) and resolved env, the PostgreSQL host and
+// port pointed at the test server.
+func runContainer(t *testing.T, bin string, m *render.Manifest, pod corev1.PodSpec, c corev1.Container,
+	s *pgtest.Server, extra map[string]map[string]string) (string, error) {
+	t.Helper()
+	root := t.TempDir()
+	mounts := m.MountFiles(t, "commons", pod, c.Name, root, extra)
+	args := make([]string, len(c.Args))
+	for i, a := range c.Args {
+		args[i] = a
+		for mp, dir := range mounts {
+			if strings.HasPrefix(a, mp+"/") {
+				args[i] = dir + strings.TrimPrefix(a, mp)
+			}
+		}
+	}
+	env := []string{"PATH=/usr/bin:/bin", "HOME=" + root}
+	for _, e := range m.Env(t, "commons", c, extra) {
+		name, _, _ := strings.Cut(e, "=")
+		switch name {
+		case "PGHOST":
+			require.Equal(t, "PGHOST=commons-postgresql.commons.svc.cluster.local", e)
+			e = "PGHOST=" + s.Host() // the Service name only resolves in a cluster
+		case "PGPORT":
+			require.Equal(t, "PGPORT=5432", e)
+			e = "PGPORT=" + strconv.Itoa(s.Port())
+		}
+		env = append(env, e)
+	}
+	require.Len(t, c.Command, 1)
+	cmd := exec.CommandContext(context.Background(), filepath.Join(bin, c.Command[0]), args...)
+	cmd.Env = env
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	return buf.String(), err
+}
+
+// TestRenderedProvisionerAgainstPostgreSQL runs the provisioner Job's
+// wait-for-pg init container and pg-init container, as rendered, against a
+// real PostgreSQL with the admin credentials, then logs in with the
+// credentials a tenant Secret carries.
+func TestRenderedProvisionerAgainstPostgreSQL(t *testing.T) {
+	s := pgtest.New(t, pgtest.Options{})
+	bin := buildTools(t, "wait-for-pg", "pg-init")
+	m := renderCommons(t, tenants(map[string]any{"namespace": "imaging"}))
+	job := render.Decode[batchv1.Job](t, m.One(t, "Job", "commons-provisioner-"))
+	pod := job.Spec.Template.Spec
+	// The rendered admin Secret holds a random password; the server has its own.
+	extra := map[string]map[string]string{"Secret/commons-postgresql-admin": {"username": pgtest.AdminUser, "password": s.AdminPassword()}}
+
+	out, err := runContainer(t, bin, m, pod, pod.InitContainers[0], s, extra)
+	require.NoError(t, err, "wait-for-pg init container:\n%s", out)
+	require.NotContains(t, out, s.AdminPassword())
+
+	c := container(t, pod, "provisioner", false)
+	out, err = runContainer(t, bin, m, pod, c, s, extra)
+	require.NoError(t, err, "provisioner container:\n%s", out)
+	require.NotContains(t, out, s.AdminPassword())
+	out, err = runContainer(t, bin, m, pod, c, s, extra)
+	require.NoError(t, err, "rerun (idempotent):\n%s", out)
+
+	tenant := secretData(t, m.MustGet(t, "Secret", "imaging", "kommons-commons"))
+	conn := pgtest.Connect(t, s.DSN(tenant["PGUSER"], tenant["PGPASSWORD"], tenant["PGDATABASE"]))
+	var super, createDB, createRole bool
+	require.NoError(t, conn.QueryRow(context.Background(),
+		"SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user").Scan(&super, &createDB, &createRole))
+	require.False(t, super, "the provisioner is not a superuser")
+	require.True(t, createDB)
+	require.True(t, createRole)
+}

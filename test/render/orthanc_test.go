@@ -1,0 +1,464 @@
+package render
+
+// Rendered-manifest tests of charts/orthanc through the Helm SDK (schema
+// validation, the postgres-init dependency with its alias, templates). The
+// real-Orthanc tests of the same rendered configuration are in test/e2e/orthanc.
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+)
+
+const orthancNS = "imaging"
+
+func orthancChartDir(t *testing.T) string {
+	_, file, _, ok := runtime.Caller(0)
+	require.True(t, ok)
+	return filepath.Join(filepath.Dir(file), "..", "..", "charts", "orthanc")
+}
+
+func orthancRender(t *testing.T, values map[string]any) *Manifest {
+	t.Helper()
+	return MustChart(t, orthancChartDir(t), Options{ReleaseName: "pacs", Namespace: orthancNS, Values: values})
+}
+
+func orthancRenderErr(t *testing.T, values map[string]any) error {
+	t.Helper()
+	_, err := Chart(orthancChartDir(t), Options{ReleaseName: "pacs", Namespace: orthancNS, Values: values})
+	return err
+}
+
+func orthancDeployment(t *testing.T, m *Manifest, name string) *appsv1.Deployment {
+	t.Helper()
+	return Decode[appsv1.Deployment](t, m.MustGet(t, "Deployment", orthancNS, name))
+}
+
+func orthancContainer(t *testing.T, d *appsv1.Deployment) corev1.Container {
+	t.Helper()
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == "orthanc" {
+			return c
+		}
+	}
+	t.Fatalf("Deployment %s has no orthanc container", d.Name)
+	return corev1.Container{}
+}
+
+// orthancConfig decodes the orthanc.json of component (web or jobs).
+func orthancConfig(t *testing.T, m *Manifest, component string) map[string]any {
+	t.Helper()
+	cm := Decode[corev1.ConfigMap](t, m.MustGet(t, "ConfigMap", orthancNS, "pacs-orthanc-config"))
+	raw, ok := cm.Data[component+".json"]
+	require.True(t, ok, "ConfigMap has no %s.json", component)
+	var cfg map[string]any
+	require.NoError(t, json.Unmarshal([]byte(raw), &cfg))
+	return cfg
+}
+
+func orthancEnv(c corev1.Container) map[string]corev1.EnvVar {
+	out := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		out[e.Name] = e
+	}
+	return out
+}
+
+func TestOrthancDefaults(t *testing.T) {
+	m := orthancRender(t, nil)
+	d := orthancDeployment(t, m, "pacs-orthanc")
+	require.NotNil(t, d.Spec.Replicas)
+	assert.EqualValues(t, 2, *d.Spec.Replicas)
+	assert.Equal(t, appsv1.RollingUpdateDeploymentStrategyType, d.Spec.Strategy.Type, "auto without a live Deployment: rolling")
+	assert.Equal(t, "web", d.Spec.Selector.MatchLabels["app.kubernetes.io/component"])
+	assert.Equal(t, "web", d.Spec.Template.Labels["app.kubernetes.io/component"])
+	_, hasJobs := m.Get("Deployment", orthancNS, "pacs-orthanc-jobs")
+	assert.False(t, hasJobs)
+
+	pod := d.Spec.Template.Spec
+	require.Len(t, pod.InitContainers, 2)
+	assert.Equal(t, "wait-for-pg", pod.InitContainers[0].Name)
+	assert.Contains(t, pod.InitContainers[0].Args, "--level=database")
+	assert.Equal(t, "hostid", pod.InitContainers[1].Name, "a per-pod /etc/hostid for DCMTK's UIDs")
+	assert.Contains(t, strings.Join(pod.InitContainers[1].Command, " "), "os.urandom(4)")
+	require.Len(t, pod.TopologySpreadConstraints, 1)
+	assert.Equal(t, "kubernetes.io/hostname", pod.TopologySpreadConstraints[0].TopologyKey)
+	assert.False(t, *pod.AutomountServiceAccountToken)
+
+	c := orthancContainer(t, d)
+	assert.Equal(t, "docker.io/orthancteam/orthanc:26.8.1", c.Image)
+	assert.Equal(t, []string{"/usr/local/bin/Orthanc", "/etc/orthanc/orthanc.json"}, c.Command)
+	require.NotNil(t, c.SecurityContext)
+	assert.True(t, *c.SecurityContext.ReadOnlyRootFilesystem)
+	assert.False(t, *c.SecurityContext.AllowPrivilegeEscalation)
+	assert.Equal(t, []corev1.Capability{"ALL"}, c.SecurityContext.Capabilities.Drop)
+	assert.NotEmpty(t, c.Resources.Requests)
+	var hostid *corev1.VolumeMount
+	for i := range c.VolumeMounts {
+		if c.VolumeMounts[i].MountPath == "/etc/hostid" {
+			hostid = &c.VolumeMounts[i]
+		}
+	}
+	require.NotNil(t, hostid, "/etc/hostid mounted")
+	assert.Equal(t, "hostid", hostid.SubPath)
+	assert.True(t, hostid.ReadOnly)
+
+	// Probes: exec of the mounted probe program on /system; no credential in the spec.
+	for name, p := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
+		require.NotNil(t, p, name)
+		require.NotNil(t, p.Exec, name)
+		want := "http://127.0.0.1:8042/system"
+		if name == "readiness" {
+			want = "http://127.0.0.1:8042/changes?last" // reads the index
+		}
+		assert.Equal(t, []string{"python3", "/etc/orthanc/probe.py", want}, p.Exec.Command, name)
+	}
+	env := orthancEnv(c)
+	assert.Equal(t, "pacs-orthanc-auth", env["ORTHANC_ADMIN_PASSWORD"].ValueFrom.SecretKeyRef.Name)
+	assert.Equal(t, "metadata.name", env["POD_NAME"].ValueFrom.FieldRef.FieldPath)
+	assert.Equal(t, "imaging_pacs_orthanc", env["PGUSER"].Value)
+	assert.Equal(t, "imaging_pacs_orthanc", env["PGDATABASE"].Value)
+	assert.Equal(t, "pacs-pg-orthanc", env["PGPASSWORD"].ValueFrom.SecretKeyRef.Name)
+	for _, k := range []string{"PGHOST", "PGPORT", "PGSSLMODE"} {
+		assert.NotNil(t, env[k].ValueFrom.SecretKeyRef, "%s from the provisioner Secret", k)
+	}
+	assert.NotNil(t, env["ORTHANC_S3_SECRET_ACCESS_KEY"].ValueFrom.SecretKeyRef, "default storage is s3")
+
+	cfg := orthancConfig(t, m, "web")
+	for k, want := range map[string]any{
+		"SaveJobs": false, "CheckRevisions": true, "StorageCompression": false, "KeepAlive": true,
+		"AuthenticationEnabled": true, "RemoteAccessAllowed": true, "DatabaseServerIdentifier": "${POD_NAME}",
+		"DicomServerEnabled": true,
+	} {
+		assert.Equal(t, want, cfg[k], k)
+	}
+	assert.Equal(t, map[string]any{"${ORTHANC_ADMIN_USER}": "${ORTHANC_ADMIN_PASSWORD}"}, cfg["RegisteredUsers"])
+	pg := cfg["PostgreSQL"].(map[string]any)
+	assert.Equal(t, map[string]any{
+		"EnableIndex": true, "EnableStorage": false, "Lock": false, "ConnectionUri": "postgresql://",
+		"IndexConnectionsCount": 5.0, "MaximumConnectionRetries": 10.0, "ConnectionRetryInterval": 5.0,
+	}, pg)
+	assert.Equal(t, []any{
+		"/usr/share/orthanc/plugins-available/libOrthancPostgreSQLIndex.so",
+		"/usr/share/orthanc/plugins-available/libOrthancAwsS3Storage.so",
+	}, cfg["Plugins"])
+	s3 := cfg["AwsS3Storage"].(map[string]any)
+	assert.Equal(t, false, s3["VirtualAddressing"])
+	assert.Equal(t, "Disabled", s3["HybridMode"])
+	assert.Equal(t, "${ORTHANC_S3_SECRET_ACCESS_KEY}", s3["SecretKey"])
+
+	svc := Decode[corev1.Service](t, m.MustGet(t, "Service", orthancNS, "pacs-orthanc"))
+	ports := map[string]int32{}
+	for _, p := range svc.Spec.Ports {
+		ports[p.Name] = p.Port
+	}
+	assert.Equal(t, map[string]int32{"http": 8042, "dicom": 4242}, ports)
+	pdb := Decode[policyv1.PodDisruptionBudget](t, m.MustGet(t, "PodDisruptionBudget", orthancNS, "pacs-orthanc"))
+	assert.Equal(t, 1, pdb.Spec.MaxUnavailable.IntValue())
+	assert.Empty(t, m.ByKind("HorizontalPodAutoscaler"))
+	assert.Empty(t, m.ByKind("Ingress"))
+	assert.Empty(t, m.ByKind("PersistentVolumeClaim"), "s3 without hybrid mode needs no volume")
+	m.MustGet(t, "NetworkPolicy", orthancNS, "pacs-orthanc")
+}
+
+// TestOrthancNoSecretOutsideSecrets: no password of any rendered Secret
+// appears in a ConfigMap or a pod spec.
+func TestOrthancNoSecretOutsideSecrets(t *testing.T) {
+	m := orthancRender(t, map[string]any{"storage": map[string]any{"type": "s3", "s3": map[string]any{"encryption": map[string]any{"enabled": true}}}})
+	var secrets []string
+	for _, o := range m.ByKind("Secret") {
+		s := Decode[corev1.Secret](t, o)
+		for k, v := range s.Data {
+			if k == "password" || k == "master-key" || k == "uri" || k == "pgpass" || k == "jdbc-uri" {
+				secrets = append(secrets, string(v))
+			}
+		}
+	}
+	require.NotEmpty(t, secrets)
+	for _, o := range m.Objects {
+		if o.Kind == "Secret" {
+			continue
+		}
+		for _, s := range secrets {
+			assert.NotContains(t, string(o.YAML), s, "%s %s carries a secret value", o.Kind, o.Name)
+			assert.NotContains(t, string(o.YAML), base64.StdEncoding.EncodeToString([]byte(s)), "%s %s carries a secret value (base64)", o.Kind, o.Name)
+		}
+	}
+	assert.NotContains(t, string(m.MustGet(t, "Deployment", orthancNS, "pacs-orthanc").YAML), "Authorization")
+}
+
+func TestOrthancGeneratedSecrets(t *testing.T) {
+	m := orthancRender(t, map[string]any{"storage": map[string]any{"s3": map[string]any{"encryption": map[string]any{"enabled": true, "keyId": 3}}}})
+	auth := Decode[corev1.Secret](t, m.MustGet(t, "Secret", orthancNS, "pacs-orthanc-auth"))
+	assert.Equal(t, "keep", auth.Annotations["helm.sh/resource-policy"])
+	assert.Equal(t, "admin", string(auth.Data["username"]))
+	assert.Regexp(t, `^[A-Za-z0-9]{32}$`, string(auth.Data["password"]))
+
+	key := Decode[corev1.Secret](t, m.MustGet(t, "Secret", orthancNS, "pacs-orthanc-s3-encryption"))
+	assert.Equal(t, "keep", key.Annotations["helm.sh/resource-policy"])
+	raw, err := base64.StdEncoding.DecodeString(string(key.Data["master-key"]))
+	require.NoError(t, err, "the master key file holds base64")
+	assert.Len(t, raw, 32, "AES-256 key")
+
+	cfg := orthancConfig(t, m, "web")
+	enc := cfg["AwsS3Storage"].(map[string]any)["StorageEncryption"].(map[string]any)
+	assert.Equal(t, []any{3.0, "/etc/orthanc-secrets/encryption/master-key"}, enc["MasterKey"])
+	c := orthancContainer(t, orthancDeployment(t, m, "pacs-orthanc"))
+	var mounted bool
+	for _, vm := range c.VolumeMounts {
+		mounted = mounted || (vm.Name == "encryption" && vm.MountPath == "/etc/orthanc-secrets/encryption" && vm.ReadOnly)
+	}
+	assert.True(t, mounted, "master key mounted where MasterKey points")
+}
+
+func TestOrthancConfigDeepMerge(t *testing.T) {
+	m := orthancRender(t, map[string]any{"orthanc": map[string]any{"config": map[string]any{
+		"DicomServerEnabled": false, // false overrides true (sprig's merge would drop it)
+		"ConcurrentJobs":     0,
+		"PostgreSQL":         map[string]any{"TransactionMode": "ReadCommitted", "IndexConnectionsCount": 8},
+		"Plugins":            []any{"/opt/only.so"}, // lists replace
+	}}})
+	cfg := orthancConfig(t, m, "web")
+	assert.Equal(t, false, cfg["DicomServerEnabled"])
+	assert.Equal(t, 0.0, cfg["ConcurrentJobs"])
+	assert.Equal(t, []any{"/opt/only.so"}, cfg["Plugins"])
+	pg := cfg["PostgreSQL"].(map[string]any)
+	assert.Equal(t, "ReadCommitted", pg["TransactionMode"])
+	assert.Equal(t, 8.0, pg["IndexConnectionsCount"])
+	assert.Equal(t, true, pg["EnableIndex"], "kept from the defaults")
+	assert.Equal(t, false, pg["Lock"], "kept from the defaults")
+
+	// A config change rolls the pods.
+	before := orthancDeployment(t, orthancRender(t, nil), "pacs-orthanc").Spec.Template.Annotations["kommons.io/config-hash"]
+	after := orthancDeployment(t, m, "pacs-orthanc").Spec.Template.Annotations["kommons.io/config-hash"]
+	assert.NotEmpty(t, before)
+	assert.NotEqual(t, before, after)
+}
+
+func TestOrthancPluginPathsOverridable(t *testing.T) {
+	m := orthancRender(t, map[string]any{"storage": map[string]any{"type": "postgresql"}, "orthanc": map[string]any{"plugins": map[string]any{
+		"directory": "/usr/share/orthanc/plugins/", "extra": []any{"libOrthancDicomWeb.so", "/opt/custom/libX.so"},
+	}}})
+	assert.Equal(t, []any{
+		"/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so",
+		"/usr/share/orthanc/plugins/libOrthancPostgreSQLStorage.so",
+		"/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
+		"/opt/custom/libX.so",
+	}, orthancConfig(t, m, "web")["Plugins"])
+}
+
+func TestOrthancStorageBackends(t *testing.T) {
+	t.Run("filesystem", func(t *testing.T) {
+		m := orthancRender(t, map[string]any{"storage": map[string]any{"type": "filesystem", "filesystem": map[string]any{"storageClassName": "nfs", "size": "5Gi"}}})
+		pvc := Decode[corev1.PersistentVolumeClaim](t, m.MustGet(t, "PersistentVolumeClaim", orthancNS, "pacs-orthanc-storage"))
+		assert.Equal(t, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}, pvc.Spec.AccessModes)
+		assert.Equal(t, "nfs", *pvc.Spec.StorageClassName)
+		assert.Equal(t, "5Gi", pvc.Spec.Resources.Requests.Storage().String())
+		assert.Equal(t, "keep", pvc.Annotations["helm.sh/resource-policy"])
+		cfg := orthancConfig(t, m, "web")
+		assert.Equal(t, "/var/lib/orthanc/db", cfg["StorageDirectory"])
+		assert.NotContains(t, cfg, "AwsS3Storage")
+		assert.Equal(t, false, cfg["PostgreSQL"].(map[string]any)["EnableStorage"])
+		d := orthancDeployment(t, m, "pacs-orthanc")
+		var claim string
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil {
+				claim = v.PersistentVolumeClaim.ClaimName
+			}
+		}
+		assert.Equal(t, "pacs-orthanc-storage", claim)
+		_, hasS3Env := orthancEnv(orthancContainer(t, d))["ORTHANC_S3_BUCKET"]
+		assert.False(t, hasS3Env)
+	})
+	t.Run("postgresql", func(t *testing.T) {
+		m := orthancRender(t, map[string]any{"storage": map[string]any{"type": "postgresql"}})
+		assert.Equal(t, true, orthancConfig(t, m, "web")["PostgreSQL"].(map[string]any)["EnableStorage"])
+		assert.Empty(t, m.ByKind("PersistentVolumeClaim"))
+		assert.Contains(t, m.Notes, "WARNING: storage.type=postgresql")
+	})
+	t.Run("s3 hybrid", func(t *testing.T) {
+		m := orthancRender(t, map[string]any{"storage": map[string]any{"s3": map[string]any{"hybridMode": "WriteToFileSystem", "rootPath": "pacs"}}})
+		s3 := orthancConfig(t, m, "web")["AwsS3Storage"].(map[string]any)
+		assert.Equal(t, "WriteToFileSystem", s3["HybridMode"])
+		assert.Equal(t, "pacs", s3["RootPath"])
+		m.MustGet(t, "PersistentVolumeClaim", orthancNS, "pacs-orthanc-storage")
+		assert.NotContains(t, m.Notes, "WARNING")
+	})
+	t.Run("existingClaim", func(t *testing.T) {
+		m := orthancRender(t, map[string]any{"replicaCount": 3, "storage": map[string]any{"type": "filesystem", "filesystem": map[string]any{"existingClaim": "nas", "accessModes": []any{"ReadWriteOnce"}}}})
+		assert.Empty(t, m.ByKind("PersistentVolumeClaim"))
+	})
+}
+
+func TestOrthancJobsInstance(t *testing.T) {
+	m := orthancRender(t, map[string]any{
+		"jobsInstance": map[string]any{"enabled": true, "config": map[string]any{"DicomModalities": map[string]any{"ct": []any{"CT", "ct.local", 104}}}},
+		"ingress":      map[string]any{"enabled": true, "host": "pacs.example.org"},
+	})
+	web := orthancDeployment(t, m, "pacs-orthanc")
+	jobs := orthancDeployment(t, m, "pacs-orthanc-jobs")
+	assert.EqualValues(t, 1, *jobs.Spec.Replicas)
+	assert.Equal(t, "jobs", jobs.Spec.Selector.MatchLabels["app.kubernetes.io/component"])
+	assert.Equal(t, "jobs", jobs.Spec.Template.Labels["app.kubernetes.io/component"])
+	assert.Equal(t, "web", web.Spec.Selector.MatchLabels["app.kubernetes.io/component"])
+
+	webCfg, jobsCfg := orthancConfig(t, m, "web"), orthancConfig(t, m, "jobs")
+	assert.Equal(t, false, webCfg["DicomServerEnabled"])
+	assert.Equal(t, true, jobsCfg["DicomServerEnabled"])
+	assert.NotContains(t, webCfg, "DicomModalities")
+	assert.Contains(t, jobsCfg, "DicomModalities")
+	var jobsVolume string
+	for _, v := range jobs.Spec.Template.Spec.Volumes {
+		if v.ConfigMap != nil {
+			jobsVolume = v.ConfigMap.Items[0].Key
+		}
+	}
+	assert.Equal(t, "jobs.json", jobsVolume)
+
+	dicom := Decode[corev1.Service](t, m.MustGet(t, "Service", orthancNS, "pacs-orthanc-dicom"))
+	assert.Equal(t, "jobs", dicom.Spec.Selector["app.kubernetes.io/component"])
+	main := Decode[corev1.Service](t, m.MustGet(t, "Service", orthancNS, "pacs-orthanc"))
+	require.Len(t, main.Spec.Ports, 1, "DICOM is the jobs instance's")
+	assert.Equal(t, "http", main.Spec.Ports[0].Name)
+
+	ing := Decode[networkingv1.Ingress](t, m.MustGet(t, "Ingress", orthancNS, "pacs-orthanc"))
+	routes := map[string]string{}
+	for _, p := range ing.Spec.Rules[0].HTTP.Paths {
+		routes[p.Path] = p.Backend.Service.Name
+	}
+	assert.Equal(t, map[string]string{
+		"/jobs": "pacs-orthanc-jobs", "/modalities": "pacs-orthanc-jobs", "/peers": "pacs-orthanc-jobs", "/": "pacs-orthanc",
+	}, routes)
+}
+
+func TestOrthancIngressTLS(t *testing.T) {
+	m := orthancRender(t, map[string]any{"ingress": map[string]any{
+		"enabled": true, "className": "nginx", "host": "pacs.example.org",
+		"tls": map[string]any{"enabled": true, "clusterIssuer": "letsencrypt"},
+	}})
+	ing := Decode[networkingv1.Ingress](t, m.MustGet(t, "Ingress", orthancNS, "pacs-orthanc"))
+	assert.Equal(t, "letsencrypt", ing.Annotations["cert-manager.io/cluster-issuer"])
+	require.Len(t, ing.Spec.TLS, 1)
+	assert.Equal(t, "pacs-orthanc-tls", ing.Spec.TLS[0].SecretName)
+	assert.Equal(t, []string{"pacs.example.org"}, ing.Spec.TLS[0].Hosts)
+	assert.Equal(t, "nginx", *ing.Spec.IngressClassName)
+	assert.Contains(t, m.Notes, "https://pacs.example.org/")
+
+	m = orthancRender(t, map[string]any{"ingress": map[string]any{"enabled": true, "tls": map[string]any{"enabled": true, "secretName": "wildcard"}}})
+	ing = Decode[networkingv1.Ingress](t, m.MustGet(t, "Ingress", orthancNS, "pacs-orthanc"))
+	assert.Equal(t, "wildcard", ing.Spec.TLS[0].SecretName)
+	assert.Empty(t, ing.Annotations)
+}
+
+func TestOrthancExistingSecrets(t *testing.T) {
+	m := orthancRender(t, map[string]any{
+		"auth": map[string]any{"existingSecret": "admin", "usernameKey": "u", "passwordKey": "p"},
+		"postgresInit": map[string]any{"roles": []any{map[string]any{
+			"name": "orthanc", "existingSecret": "db", "existingSecretPasswordKey": "pw", "database": "orthanc", "connectionLimit": -1,
+		}}},
+	})
+	_, generated := m.Get("Secret", orthancNS, "pacs-orthanc-auth")
+	assert.False(t, generated)
+	env := orthancEnv(orthancContainer(t, orthancDeployment(t, m, "pacs-orthanc")))
+	assert.Equal(t, corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "admin"}, Key: "u"}, *env["ORTHANC_ADMIN_USER"].ValueFrom.SecretKeyRef)
+	assert.Equal(t, corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "admin"}, Key: "p"}, *env["ORTHANC_ADMIN_PASSWORD"].ValueFrom.SecretKeyRef)
+	assert.Equal(t, corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "pw"}, *env["PGPASSWORD"].ValueFrom.SecretKeyRef)
+	assert.Contains(t, m.Notes, "get secret admin")
+}
+
+func TestOrthancAutoscalingAndStrategy(t *testing.T) {
+	m := orthancRender(t, map[string]any{"autoscaling": map[string]any{"enabled": true, "minReplicas": 2, "maxReplicas": 6}, "updateStrategy": "Recreate"})
+	d := orthancDeployment(t, m, "pacs-orthanc")
+	assert.Nil(t, d.Spec.Replicas, "the HPA owns replicas")
+	assert.Equal(t, appsv1.RecreateDeploymentStrategyType, d.Spec.Strategy.Type)
+	assert.Nil(t, d.Spec.Strategy.RollingUpdate)
+	hpa := Decode[autoscalingv2.HorizontalPodAutoscaler](t, m.MustGet(t, "HorizontalPodAutoscaler", orthancNS, "pacs-orthanc"))
+	assert.EqualValues(t, 6, hpa.Spec.MaxReplicas)
+	assert.Equal(t, "pacs-orthanc", hpa.Spec.ScaleTargetRef.Name)
+
+	single := orthancRender(t, map[string]any{"replicaCount": 1})
+	assert.Empty(t, single.ByKind("PodDisruptionBudget"), "a PDB on one replica would block node drains")
+}
+
+func TestOrthancDicomTLS(t *testing.T) {
+	m := orthancRender(t, map[string]any{"dicomTls": map[string]any{"enabled": true, "existingSecret": "dicom-cert"}})
+	cfg := orthancConfig(t, m, "web")
+	assert.Equal(t, true, cfg["DicomTlsEnabled"])
+	assert.Equal(t, "/etc/orthanc-secrets/dicom-tls/tls.key", cfg["DicomTlsPrivateKey"])
+	var found bool
+	for _, v := range orthancDeployment(t, m, "pacs-orthanc").Spec.Template.Spec.Volumes {
+		found = found || (v.Secret != nil && v.Secret.SecretName == "dicom-cert")
+	}
+	assert.True(t, found)
+}
+
+// TestOrthancRejectsInconsistentValues: each case fails the render with a
+// message naming the value (schema or template).
+func TestOrthancRejectsInconsistentValues(t *testing.T) {
+	rwo := []any{"ReadWriteOnce"}
+	cases := []struct {
+		name   string
+		values map[string]any
+		want   string
+	}{
+		{"unknown storage type", map[string]any{"storage": map[string]any{"type": "nfs"}}, "/storage/type"},
+		{"filesystem RWO with 2 replicas", map[string]any{"replicaCount": 2, "storage": map[string]any{"type": "filesystem", "filesystem": map[string]any{"accessModes": rwo}}}, "accessModes"},
+		{"filesystem RWO with the jobs instance", map[string]any{"replicaCount": 1, "jobsInstance": map[string]any{"enabled": true}, "storage": map[string]any{"type": "filesystem", "filesystem": map[string]any{"accessModes": rwo}}}, "accessModes"},
+		{"filesystem RWO with an HPA", map[string]any{"replicaCount": 1, "autoscaling": map[string]any{"enabled": true, "maxReplicas": 3}, "storage": map[string]any{"type": "filesystem", "filesystem": map[string]any{"accessModes": rwo}}}, "storage.filesystem.accessModes"},
+		{"s3 hybrid RWO with 2 replicas", map[string]any{"storage": map[string]any{"s3": map[string]any{"hybridMode": "WriteToFileSystem"}, "filesystem": map[string]any{"accessModes": rwo}}}, "ReadWriteMany"},
+		{"unknown hybrid mode", map[string]any{"storage": map[string]any{"s3": map[string]any{"hybridMode": "Both"}}}, "hybridMode"},
+		{"unknown top-level value", map[string]any{"replicas": 3}, "replicas"},
+		{"unknown nested value", map[string]any{"storage": map[string]any{"s3": map[string]any{"bucket": "x"}}}, "bucket"},
+		{"zero index connections", map[string]any{"orthanc": map[string]any{"postgresql": map[string]any{"indexConnectionsCount": 0}}}, "indexConnectionsCount"},
+		{"dicom TLS without its Secret", map[string]any{"dicomTls": map[string]any{"enabled": true}}, "existingSecret"},
+		{"password in config", map[string]any{"orthanc": map[string]any{"config": map[string]any{"RegisteredUsers": map[string]any{"bob": "hunter2"}}}}, "orthanc.config.RegisteredUsers"},
+		{"PostgreSQL password in config", map[string]any{"orthanc": map[string]any{"config": map[string]any{"PostgreSQL": map[string]any{"Password": "x"}}}}, "orthanc.config.PostgreSQL.Password"},
+		{"Lock in config", map[string]any{"orthanc": map[string]any{"config": map[string]any{"PostgreSQL": map[string]any{"Lock": true}}}}, "orthanc.config.PostgreSQL.Lock"},
+		{"SaveJobs in config", map[string]any{"orthanc": map[string]any{"config": map[string]any{"SaveJobs": true}}}, "orthanc.config.SaveJobs"},
+		{"S3 secret in config", map[string]any{"orthanc": map[string]any{"config": map[string]any{"AwsS3Storage": map[string]any{"SecretKey": "x"}}}}, "orthanc.config.AwsS3Storage.SecretKey"},
+		{"RegisteredUsers in jobs config", map[string]any{"jobsInstance": map[string]any{"enabled": true, "config": map[string]any{"RegisteredUsers": map[string]any{}}}}, "jobsInstance.config.RegisteredUsers"},
+		{"connection budget", map[string]any{"replicaCount": 4, "postgresInit": map[string]any{"roles": []any{map[string]any{"name": "orthanc", "connectionLimit": 20, "database": "orthanc"}}}}, "connection budget 26"},
+		{"unknown role", map[string]any{"orthanc": map[string]any{"postgresql": map[string]any{"role": "nope"}}}, "orthanc.postgresql.role"},
+		{"bad update strategy", map[string]any{"updateStrategy": "BlueGreen"}, "updateStrategy"},
+		{"bad digest", map[string]any{"image": map[string]any{"digest": "md5:abc"}}, "digest"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := orthancRenderErr(t, tc.values)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+// TestOrthancCIValues renders every ci/*-values.yaml (what chart-testing installs).
+func TestOrthancCIValues(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(orthancChartDir(t), "ci", "*-values.yaml"))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(files), 6)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			m := MustChart(t, orthancChartDir(t), Options{ReleaseName: "pacs", Namespace: orthancNS, ValuesFiles: []string{f}})
+			for _, o := range m.ByKind("Deployment") {
+				d := Decode[appsv1.Deployment](t, o)
+				assert.NotEmpty(t, d.Spec.Template.Labels["app.kubernetes.io/component"])
+			}
+			for _, o := range m.ByKind("ConfigMap") {
+				assert.NotContains(t, strings.ToLower(string(o.YAML)), "password\": \"", fmt.Sprintf("%s: a literal password", o.Name))
+			}
+			assert.Contains(t, m.Notes, "Upload a study")
+		})
+	}
+}

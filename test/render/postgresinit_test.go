@@ -1,0 +1,606 @@
+package render
+
+// Rendered-manifest tests of charts/postgres-init and of the example module
+// examples/charts/hello-module that uses its named templates, through the
+// Helm SDK's install action in client-only mode (what `helm template` does):
+// dependency processing with aliases, values.schema.json validation,
+// template rendering, hooks.
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kommons/kommons/internal/pgnames"
+	"github.com/kommons/kommons/internal/pgprovision"
+)
+
+// pgiRepoRoot is the repository root, found from this file's path.
+func pgiRepoRoot(t *testing.T) string {
+	_, file, _, ok := runtime.Caller(0)
+	require.True(t, ok)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// pgiChart loads charts/postgres-init.
+func pgiChart(t *testing.T) *chart.Chart {
+	c, err := loader.LoadDir(filepath.Join(pgiRepoRoot(t), "charts", "postgres-init"))
+	require.NoError(t, err)
+	return c
+}
+
+// pgiHelloChart loads examples/charts/hello-module with the postgres-init
+// chart of this work tree as its dependency (what `helm dependency build`
+// packages under charts/).
+func pgiHelloChart(t *testing.T) *chart.Chart {
+	c, err := loader.LoadDir(filepath.Join(pgiRepoRoot(t), "examples", "charts", "hello-module"))
+	require.NoError(t, err)
+	c.SetDependencies(pgiChart(t))
+	return c
+}
+
+// pgiDoc is one rendered manifest.
+type pgiDoc struct {
+	Kind, Name string
+	Hook       bool
+	Object     map[string]any
+	YAML       string
+}
+
+// pgiManifests is a rendered release: manifests and hooks.
+type pgiManifests struct{ Docs []pgiDoc }
+
+// pgiRender renders chrt as `helm template` does, returning every document
+// (hooks included, flagged) or the render/validation error.
+func pgiRender(t *testing.T, chrt *chart.Chart, release, namespace string, vals map[string]any) (*pgiManifests, error) {
+	t.Helper()
+	cfg := &action.Configuration{Log: func(string, ...any) {}}
+	inst := action.NewInstall(cfg)
+	inst.ClientOnly = true
+	inst.DryRun = true
+	inst.Replace = true
+	inst.ReleaseName = release
+	inst.Namespace = namespace
+	// The SDK's built-in default (v1.20) predates the charts' kubeVersion
+	// floor; the helm CLI reports its client-go version, as here.
+	kv, err := chartutil.ParseKubeVersion("v1.33.0")
+	require.NoError(t, err)
+	inst.KubeVersion = kv
+	if vals == nil {
+		vals = map[string]any{}
+	}
+	rel, err := inst.Run(chrt, vals)
+	if err != nil {
+		return nil, err
+	}
+	out := &pgiManifests{}
+	add := func(text string, hook bool) {
+		for _, part := range strings.Split(text, "\n---") {
+			if strings.TrimSpace(part) == "" {
+				continue
+			}
+			var obj map[string]any
+			require.NoError(t, yaml.Unmarshal([]byte(part), &obj), "rendered YAML:\n%s", part)
+			if obj == nil {
+				continue
+			}
+			md, _ := obj["metadata"].(map[string]any)
+			name, _ := md["name"].(string)
+			kind, _ := obj["kind"].(string)
+			out.Docs = append(out.Docs, pgiDoc{Kind: kind, Name: name, Hook: hook, Object: obj, YAML: part})
+		}
+	}
+	add(rel.Manifest, false)
+	for _, h := range rel.Hooks {
+		add(h.Manifest, true)
+	}
+	return out, nil
+}
+
+func pgiMustRender(t *testing.T, chrt *chart.Chart, release, namespace string, vals map[string]any) *pgiManifests {
+	t.Helper()
+	m, err := pgiRender(t, chrt, release, namespace, vals)
+	require.NoError(t, err)
+	return m
+}
+
+// ByKind returns the documents of one kind.
+func (m *pgiManifests) ByKind(kind string) []pgiDoc {
+	var out []pgiDoc
+	for _, d := range m.Docs {
+		if d.Kind == kind {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// One returns the single document of kind, failing otherwise.
+func (m *pgiManifests) One(t *testing.T, kind string) pgiDoc {
+	t.Helper()
+	docs := m.ByKind(kind)
+	require.Len(t, docs, 1, "want exactly one %s", kind)
+	return docs[0]
+}
+
+// Named returns the document of kind and name.
+func (m *pgiManifests) Named(t *testing.T, kind, name string) pgiDoc {
+	t.Helper()
+	for _, d := range m.Docs {
+		if d.Kind == kind && d.Name == name {
+			return d
+		}
+	}
+	t.Fatalf("no %s %q rendered (have %v)", kind, name, m.names())
+	return pgiDoc{}
+}
+
+func (m *pgiManifests) names() []string {
+	var out []string
+	for _, d := range m.Docs {
+		out = append(out, d.Kind+"/"+d.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Into decodes a document into a typed Kubernetes object.
+func (d pgiDoc) Into(t *testing.T, v any) {
+	t.Helper()
+	require.NoError(t, yaml.Unmarshal([]byte(d.YAML), v))
+}
+
+func pgiJob(t *testing.T, m *pgiManifests) *batchv1.Job {
+	var j batchv1.Job
+	m.One(t, "Job").Into(t, &j)
+	return &j
+}
+
+func pgiSpec(t *testing.T, m *pgiManifests) *pgprovision.Spec {
+	var cm corev1.ConfigMap
+	m.One(t, "ConfigMap").Into(t, &cm)
+	spec, err := pgprovision.DecodeSpec("rendered ConfigMap", []byte(cm.Data["spec.yaml"]))
+	require.NoError(t, err)
+	return spec
+}
+
+func pgiSecretData(t *testing.T, d pgiDoc) map[string]string {
+	var s corev1.Secret
+	d.Into(t, &s)
+	out := map[string]string{}
+	for k, v := range s.Data {
+		out[k] = string(v)
+	}
+	return out
+}
+
+var pgiJobName = regexp.MustCompile(`^(.+)-([0-9a-f]{10})$`)
+
+func TestPostgresInitDefaults(t *testing.T) {
+	m := pgiMustRender(t, pgiChart(t), "billing", "sandbox", nil)
+	var others []string
+	for _, n := range m.names() {
+		if !strings.HasPrefix(n, "Job/") {
+			others = append(others, n)
+		}
+	}
+	assert.Equal(t, []string{"ConfigMap/billing-pg-init-spec", "NetworkPolicy/billing-pg-init", "Secret/billing-pg-app"}, others)
+	assert.Len(t, m.ByKind("Job"), 1)
+
+	job := pgiJob(t, m)
+	match := pgiJobName.FindStringSubmatch(job.Name)
+	require.NotNil(t, match, "plain Job name carries a 10-hex hash: %s", job.Name)
+	assert.Equal(t, "billing-pg-init", match[1])
+	assert.Equal(t, match[2], job.Labels["kommons.io/spec-hash"])
+	assert.Empty(t, job.Annotations["helm.sh/hook"], "default is a plain Job, not a hook")
+	for _, d := range m.Docs {
+		assert.False(t, d.Hook, "%s/%s must not be a hook by default", d.Kind, d.Name)
+	}
+
+	// Job spec: limits, security, pg-init invocation, admin connection.
+	assert.EqualValues(t, 3, *job.Spec.BackoffLimit)
+	assert.EqualValues(t, 900, *job.Spec.ActiveDeadlineSeconds)
+	assert.EqualValues(t, 86400, *job.Spec.TTLSecondsAfterFinished)
+	pod := job.Spec.Template.Spec
+	assert.Equal(t, corev1.RestartPolicyNever, pod.RestartPolicy)
+	require.NotNil(t, pod.AutomountServiceAccountToken)
+	assert.False(t, *pod.AutomountServiceAccountToken)
+	require.Len(t, pod.Containers, 1)
+	c := pod.Containers[0]
+	assert.Equal(t, "ghcr.io/kommons/kommons-tools:0.1.0", c.Image, "tag defaults to the chart's appVersion")
+	assert.Equal(t, []string{"/usr/local/bin/pg-init"}, c.Command)
+	assert.Contains(t, c.Args, "--output=json")
+	assert.Contains(t, c.Args, "--spec=/etc/pg-init/spec/spec.yaml")
+	sc := c.SecurityContext
+	require.NotNil(t, sc)
+	assert.True(t, *sc.ReadOnlyRootFilesystem)
+	assert.True(t, *sc.RunAsNonRoot)
+	assert.False(t, *sc.AllowPrivilegeEscalation)
+	assert.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop)
+	assert.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, sc.SeccompProfile.Type)
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	// charts/commons' tenant Secret: kommons-commons with libpq-named keys.
+	for _, name := range []string{"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGSSLMODE", "PGDATABASE"} {
+		key := name
+		require.Contains(t, env, name)
+		ref := env[name].ValueFrom.SecretKeyRef
+		require.NotNil(t, ref, name)
+		assert.Equal(t, "kommons-commons", ref.Name, name)
+		assert.Equal(t, key, ref.Key, name)
+	}
+
+	// The spec maps the values one-to-one and is valid for pg-init.
+	spec := pgiSpec(t, m)
+	assert.Equal(t, pgprovision.Scope{Namespace: "sandbox", Release: "billing"}, spec.Scope)
+	require.Len(t, spec.Roles, 1)
+	assert.Equal(t, "app", spec.Roles[0].Name)
+	assert.Equal(t, "/etc/pg-init/passwords/app/password", spec.Roles[0].PasswordFile)
+	require.NoError(t, spec.Validate("rendered"))
+
+	// The password file path in the spec is where the Job mounts the Secret.
+	var projected *corev1.ProjectedVolumeSource
+	for _, v := range pod.Volumes {
+		if v.Projected != nil {
+			projected = v.Projected
+		}
+	}
+	require.NotNil(t, projected)
+	require.Len(t, projected.Sources, 1)
+	assert.Equal(t, "billing-pg-app", projected.Sources[0].Secret.Name)
+	assert.Equal(t, "app/password", projected.Sources[0].Secret.Items[0].Path)
+
+	// The credentials Secret: CloudNativePG -app layout, kept on uninstall.
+	sec := m.Named(t, "Secret", "billing-pg-app")
+	md := sec.Object["metadata"].(map[string]any)
+	assert.Equal(t, "keep", md["annotations"].(map[string]any)["helm.sh/resource-policy"])
+	data := pgiSecretData(t, sec)
+	for _, k := range []string{"username", "password", "host", "port", "dbname", "uri", "jdbc-uri", "pgpass"} {
+		assert.Contains(t, data, k)
+	}
+	assert.Equal(t, "sandbox_billing_app", data["username"])
+	assert.Equal(t, "sandbox_billing_app", data["dbname"])
+	assert.Regexp(t, `^[A-Za-z0-9]{32}$`, data["password"])
+}
+
+func TestPostgresInitConnectionSecretLayout(t *testing.T) {
+	m := pgiMustRender(t, pgiChart(t), "shop", "tenant1", map[string]any{
+		"connection": map[string]any{"host": "pg.commons.svc", "port": 6432, "sslmode": "require"},
+		"roles":      []any{map[string]any{"name": "app"}, map[string]any{"name": "reader", "database": "app"}},
+	})
+	data := pgiSecretData(t, m.Named(t, "Secret", "shop-pg-reader"))
+	pw := data["password"]
+	assert.Equal(t, "tenant1_shop_reader", data["username"])
+	assert.Equal(t, "tenant1_shop_app", data["dbname"], "roles[].database picks the connection database")
+	assert.Equal(t, "pg.commons.svc", data["host"])
+	assert.Equal(t, "6432", data["port"])
+	assert.Equal(t, "postgresql://tenant1_shop_reader:"+pw+"@pg.commons.svc:6432/tenant1_shop_app?sslmode=require", data["uri"])
+	u, err := url.Parse(data["uri"])
+	require.NoError(t, err)
+	upw, _ := u.User.Password()
+	assert.Equal(t, pw, upw)
+	assert.Equal(t, "jdbc:postgresql://pg.commons.svc:6432/tenant1_shop_app?password="+pw+"&user=tenant1_shop_reader&sslmode=require", data["jdbc-uri"])
+	assert.Equal(t, "pg.commons.svc:6432:tenant1_shop_app:tenant1_shop_reader:"+pw+"\n", data["pgpass"])
+	// Two roles, two independent passwords.
+	assert.NotEqual(t, pw, pgiSecretData(t, m.Named(t, "Secret", "shop-pg-app"))["password"])
+}
+
+func TestPostgresInitJobNameHash(t *testing.T) {
+	chrt := pgiChart(t)
+	name := func(vals map[string]any) string {
+		return pgiJob(t, pgiMustRender(t, chrt, "billing", "sandbox", vals)).Name
+	}
+	base := name(nil)
+	// Deterministic: passwords are random per render, but not hashed.
+	assert.Equal(t, base, name(nil))
+	assert.Equal(t, base, name(map[string]any{"job": map[string]any{"ttlSecondsAfterFinished": 86400}}), "an unchanged value keeps the Job")
+
+	changes := map[string]map[string]any{
+		"extension":  {"databases": []any{map[string]any{"name": "app", "owner": "app", "extensions": []any{"pgcrypto"}}}},
+		"schema":     {"databases": []any{map[string]any{"name": "app", "owner": "app", "schemas": []any{"s1"}}}},
+		"connlimit":  {"roles": []any{map[string]any{"name": "app", "connectionLimit": 5}}},
+		"reclaim":    {"roles": []any{map[string]any{"name": "app", "reclaimPolicy": "delete"}}},
+		"image tag":  {"image": map[string]any{"tag": "9.9.9"}},
+		"digest":     {"image": map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)}},
+		"revision":   {"job": map[string]any{"revision": "rotated"}},
+		"provider":   {"provisioner": map[string]any{"secretName": "other"}},
+		"prune flag": {"job": map[string]any{"prune": true}},
+		"scope":      {"scope": map[string]any{"release": "other"}},
+		// Everything else in the Job's (immutable) pod template, too.
+		"pod annotation": {"job": map[string]any{"podAnnotations": map[string]any{"a": "b"}}},
+		"pod label":      {"job": map[string]any{"podLabels": map[string]any{"a": "b"}}},
+		"resources":      {"job": map[string]any{"resources": map[string]any{"limits": map[string]any{"memory": "1Gi"}}}},
+		"node selector":  {"job": map[string]any{"nodeSelector": map[string]any{"pool": "db"}}},
+		"backoff":        {"job": map[string]any{"backoffLimit": 7}},
+	}
+	seen := map[string]string{base: "defaults"}
+	for label, vals := range changes {
+		n := name(vals)
+		assert.Regexp(t, `^billing-pg-init-[0-9a-f]{10}$`, n, label)
+		if prev, dup := seen[n]; dup {
+			t.Errorf("%s: Job name %s equals the one of %s: an upgrade would not run a new Job", label, n, prev)
+		}
+		seen[n] = label
+	}
+
+	// A new chart version changes the pod template's labels: a new Job too.
+	bumped := pgiChart(t)
+	bumped.Metadata.Version = "0.1.1"
+	assert.NotEqual(t, base, pgiJob(t, pgiMustRender(t, bumped, "billing", "sandbox", nil)).Name, "chart version bump")
+
+	// A long release name still gives a valid Job name (<= 63 bytes).
+	long := strings.Repeat("r", 53)
+	n := pgiJob(t, pgiMustRender(t, chrt, long, "sandbox", nil)).Name
+	assert.LessOrEqual(t, len(n), 63, n)
+	assert.Regexp(t, `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`, n)
+}
+
+func TestPostgresInitHookMode(t *testing.T) {
+	m := pgiMustRender(t, pgiChart(t), "billing", "sandbox", map[string]any{"hook": true})
+	weights := map[string]string{}
+	for _, d := range m.Docs {
+		if d.Kind == "NetworkPolicy" {
+			assert.False(t, d.Hook)
+			continue
+		}
+		require.True(t, d.Hook, "%s/%s must be a hook", d.Kind, d.Name)
+		ann := d.Object["metadata"].(map[string]any)["annotations"].(map[string]any)
+		assert.Equal(t, "pre-install,pre-upgrade", ann["helm.sh/hook"], d.Name)
+		assert.Equal(t, "before-hook-creation", ann["helm.sh/hook-delete-policy"], d.Name)
+		weights[d.Kind] = fmt.Sprint(ann["helm.sh/hook-weight"])
+	}
+	assert.Equal(t, map[string]string{"Secret": "-10", "ConfigMap": "-5", "Job": "0"}, weights,
+		"Secrets and spec exist before the Job runs")
+	assert.Equal(t, "billing-pg-init", pgiJob(t, m).Name, "hooks are replaced by name (before-hook-creation)")
+}
+
+func TestPostgresInitExistingSecret(t *testing.T) {
+	m := pgiMustRender(t, pgiChart(t), "billing", "sandbox", map[string]any{
+		"roles": []any{map[string]any{"name": "app", "existingSecret": "mine", "existingSecretPasswordKey": "pw"}},
+	})
+	assert.Empty(t, m.ByKind("Secret"), "no generated Secret for a role with existingSecret")
+	job := pgiJob(t, m)
+	for _, v := range job.Spec.Template.Spec.Volumes {
+		if v.Projected != nil {
+			s := v.Projected.Sources[0].Secret
+			assert.Equal(t, "mine", s.Name)
+			assert.Equal(t, "pw", s.Items[0].Key)
+			assert.Equal(t, "app/password", s.Items[0].Path)
+		}
+	}
+}
+
+func TestPostgresInitMultiRoleSpec(t *testing.T) {
+	vals := map[string]any{}
+	b, err := os.ReadFile(filepath.Join(pgiRepoRoot(t), "charts", "postgres-init", "ci", "multi-values.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &vals))
+	m := pgiMustRender(t, pgiChart(t), "billing", "sandbox", vals)
+	spec := pgiSpec(t, m)
+	assert.Equal(t, pgprovision.Scope{Namespace: "sandbox-7", Release: "Billing.v2"}, spec.Scope)
+	require.Len(t, spec.Roles, 3)
+	limits := map[string]int{}
+	for _, r := range spec.Roles {
+		require.NotNil(t, r.ConnectionLimit)
+		limits[r.Name] = *r.ConnectionLimit
+	}
+	assert.Equal(t, map[string]int{"app": 20, "reporting": 5, "migrator": 0}, limits, "0 is a limit, not a default")
+	assert.Equal(t, "delete", spec.Roles[1].ReclaimPolicy)
+	require.Len(t, spec.Databases, 2)
+	assert.Equal(t, []string{"pgcrypto", "pg_trgm"}, spec.Databases[0].Extensions)
+	assert.Equal(t, []string{"billing", "audit"}, spec.Databases[0].Schemas)
+	assert.Equal(t, "reporting", spec.Databases[1].Owner)
+	require.NoError(t, spec.Validate("rendered"))
+
+	c := pgiJob(t, m).Spec.Template.Spec.Containers[0]
+	assert.Contains(t, c.Args, "--adopt")
+	assert.Contains(t, c.Args, "--prune")
+	assert.Len(t, m.ByKind("NetworkPolicy"), 1)
+	vals["networkPolicy"] = map[string]any{"enabled": false}
+	assert.Empty(t, pgiMustRender(t, pgiChart(t), "billing", "sandbox", vals).ByKind("NetworkPolicy"))
+
+	// Hashed physical names agree with pg-init's Go function.
+	data := pgiSecretData(t, m.Named(t, "Secret", "billing-pg-reporting"))
+	want, err := pgnames.Physical("sandbox-7", "Billing.v2", "reporting")
+	require.NoError(t, err)
+	assert.Equal(t, want, data["username"])
+	assert.Contains(t, want, "__", "this scope needs a hashed name")
+	wantDB, _ := pgnames.Physical("sandbox-7", "Billing.v2", "analytics")
+	assert.Equal(t, wantDB, data["dbname"])
+}
+
+// TestPostgresInitRejectsBadValues: values.schema.json and the template
+// checks refuse wrong values with a message naming the value.
+func TestPostgresInitRejectsBadValues(t *testing.T) {
+	chrt := pgiChart(t)
+	role := func(r map[string]any) map[string]any { return map[string]any{"roles": []any{r}} }
+	cases := []struct {
+		name string
+		vals map[string]any
+		want string
+	}{
+		{"unknown top-level key", map[string]any{"rolez": []any{}}, "rolez"},
+		{"role name with capitals", role(map[string]any{"name": "App"}), "roles"},
+		{"role name with dash", role(map[string]any{"name": "my-app"}), "roles"},
+		{"role without name", role(map[string]any{"connectionLimit": 3}), "name"},
+		{"connection limit below -1", role(map[string]any{"name": "app", "connectionLimit": -2}), "connectionLimit"},
+		{"connection limit not a number", role(map[string]any{"name": "app", "connectionLimit": "ten"}), "connectionLimit"},
+		{"unknown role field", role(map[string]any{"name": "app", "password": "x"}), "password"},
+		{"reclaim policy", role(map[string]any{"name": "app", "reclaimPolicy": "purge"}), "reclaimPolicy"},
+		{"database without owner", map[string]any{"databases": []any{map[string]any{"name": "app"}}}, "owner"},
+		{"schema public", map[string]any{"databases": []any{map[string]any{"name": "app", "owner": "app", "schemas": []any{"public"}}}}, "schemas"},
+		{"schema pg_", map[string]any{"databases": []any{map[string]any{"name": "app", "owner": "app", "schemas": []any{"pg_x"}}}}, "schemas"},
+		{"duplicate extension", map[string]any{"databases": []any{map[string]any{"name": "app", "owner": "app", "extensions": []any{"a", "a"}}}}, "extensions"},
+		{"hook not a boolean", map[string]any{"hook": "yes"}, "hook"},
+		{"bad pull policy", map[string]any{"image": map[string]any{"pullPolicy": "Sometimes"}}, "pullPolicy"},
+		{"bad digest", map[string]any{"image": map[string]any{"digest": "latest"}}, "digest"},
+		{"bad deadline", map[string]any{"job": map[string]any{"deadline": "5 minutes"}}, "deadline"},
+		{"negative backoff", map[string]any{"job": map[string]any{"backoffLimit": -1}}, "backoffLimit"},
+		{"bad sslmode", map[string]any{"connection": map[string]any{"sslmode": "on"}}, "sslmode"},
+		{"bad provisioner secret", map[string]any{"provisioner": map[string]any{"secretName": "Not_A_Name"}}, "secretName"},
+		{"unknown job field", map[string]any{"job": map[string]any{"backofLimit": 1}}, "backofLimit"},
+		// Checks the schema cannot express, done by the templates.
+		{"duplicate role", map[string]any{"roles": []any{map[string]any{"name": "app"}, map[string]any{"name": "app"}}}, `roles[1].name: duplicate role "app"`},
+		{"duplicate database", map[string]any{"databases": []any{map[string]any{"name": "app", "owner": "app"}, map[string]any{"name": "app", "owner": "app"}}}, `databases[1].name: duplicate database "app"`},
+		{"owner not a role", map[string]any{"databases": []any{map[string]any{"name": "app", "owner": "ghost"}}}, `databases[0].owner: "ghost" is not a role`},
+		{"role database unknown", role(map[string]any{"name": "app", "database": "nope"}), `roles[0].database: "nope" is not a database`},
+		{"nothing to provision", map[string]any{"roles": []any{}, "databases": []any{}}, "nothing to provision"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := pgiRender(t, chrt, "billing", "sandbox", tc.vals)
+			require.Error(t, err, "values %v must be rejected", tc.vals)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+// TestHelloModuleUsesLibrary renders the example module: its pod gets the
+// wait-for-pg init container, the connection env and the credentials
+// volume from postgres-init's named templates, for the same names as the Job.
+func TestHelloModuleUsesLibrary(t *testing.T) {
+	for _, tc := range []struct{ ns, release string }{
+		{"imaging", "hello"},
+		{"sandbox-7", "hello-v2"},                // hashed: '-' in namespace and release
+		{"a" + strings.Repeat("b", 40), "hello"}, // hashed: too long
+		{"team", "pg"},                           // plain
+		{"x", strings.Repeat("y", 53)},           // hashed: longest release name
+		{"kube-system", "Hello"},                 // upper case only via scope override below
+	} {
+		t.Run(tc.ns+"/"+tc.release, func(t *testing.T) {
+			release := strings.ToLower(tc.release)
+			vals := map[string]any{}
+			scopeRelease := release
+			if release != tc.release {
+				scopeRelease = tc.release
+				vals["postgresInit"] = map[string]any{"scope": map[string]any{"release": tc.release}}
+			}
+			m := pgiMustRender(t, pgiHelloChart(t), release, tc.ns, vals)
+			wantRole, err := pgnames.Physical(tc.ns, scopeRelease, "hello")
+			require.NoError(t, err)
+
+			var dep struct {
+				Spec struct {
+					Template corev1.PodTemplateSpec `json:"template"`
+				} `json:"spec"`
+			}
+			m.One(t, "Deployment").Into(t, &dep)
+			pod := dep.Spec.Template.Spec
+			require.Len(t, pod.InitContainers, 1)
+			ic := pod.InitContainers[0]
+			assert.Equal(t, "wait-for-pg", ic.Name)
+			assert.Equal(t, []string{"/usr/local/bin/wait-for-pg"}, ic.Command)
+			assert.Contains(t, ic.Args, "--level=database")
+			assert.Equal(t, "ghcr.io/kommons/kommons-tools:0.1.0", ic.Image, "the subchart's appVersion, not the module's")
+			secretName := release + "-pg-hello"
+			if len(release)+3 > 56 {
+				secretName = strings.TrimSuffix((release + "-pg")[:56], "-") + "-hello"
+			}
+			for _, c := range []corev1.Container{ic, pod.Containers[0]} {
+				env := map[string]corev1.EnvVar{}
+				for _, e := range c.Env {
+					env[e.Name] = e
+				}
+				assert.Equal(t, wantRole, env["PGUSER"].Value, c.Name)
+				assert.Equal(t, wantRole, env["PGDATABASE"].Value, c.Name)
+				assert.Equal(t, secretName, env["PGPASSWORD"].ValueFrom.SecretKeyRef.Name, c.Name)
+				assert.Equal(t, "password", env["PGPASSWORD"].ValueFrom.SecretKeyRef.Key, c.Name)
+				assert.Equal(t, "kommons-commons", env["PGHOST"].ValueFrom.SecretKeyRef.Name, c.Name)
+			}
+			var vol *corev1.Volume
+			for i := range pod.Volumes {
+				if pod.Volumes[i].Name == "pg-hello" {
+					vol = &pod.Volumes[i]
+				}
+			}
+			require.NotNil(t, vol)
+			assert.Equal(t, secretName, vol.Secret.SecretName)
+
+			// The Job provisions exactly the names the module connects with.
+			spec := pgiSpec(t, m)
+			assert.Equal(t, pgprovision.Scope{Namespace: tc.ns, Release: scopeRelease}, spec.Scope)
+			data := pgiSecretData(t, m.Named(t, "Secret", secretName))
+			assert.Equal(t, wantRole, data["username"])
+			assert.Equal(t, wantRole, data["dbname"])
+		})
+	}
+}
+
+// TestLibraryWithoutAlias: a module that depends on postgres-init without an
+// alias, or under another alias passed as "alias", gets the same templates;
+// a wrong alias fails with a message saying what to do.
+func TestLibraryWithoutAlias(t *testing.T) {
+	mk := func(alias, callArgs string) *chart.Chart {
+		parent := &chart.Chart{
+			Metadata: &chart.Metadata{APIVersion: "v2", Name: "mod", Version: "0.1.0", Type: "application",
+				Dependencies: []*chart.Dependency{{Name: "postgres-init", Version: "0.1.0", Repository: "file://x", Alias: alias}}},
+			Templates: []*chart.File{{Name: "templates/cm.yaml", Data: []byte(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: names}
+data:
+  role: {{ include "postgres-init.roleName" (dict "root" $ "role" "app"` + callArgs + `) | quote }}
+  secret: {{ include "postgres-init.credentialsSecretName" (dict "root" $ "role" "app"` + callArgs + `) | quote }}
+`)}},
+		}
+		parent.SetDependencies(pgiChart(t))
+		return parent
+	}
+	check := func(t *testing.T, c *chart.Chart) {
+		m := pgiMustRender(t, c, "rel", "ns", nil)
+		var cm corev1.ConfigMap
+		m.Named(t, "ConfigMap", "names").Into(t, &cm)
+		assert.Equal(t, "ns_rel_app", cm.Data["role"])
+		assert.Equal(t, "rel-pg-app", cm.Data["secret"])
+	}
+	t.Run("no alias", func(t *testing.T) { check(t, mk("", "")) })
+	t.Run("custom alias", func(t *testing.T) { check(t, mk("db", ` "alias" "db"`)) })
+	t.Run("wrong alias", func(t *testing.T) {
+		_, err := pgiRender(t, mk("db", ""), "rel", "ns", nil)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), `pass its alias as "alias"`)
+	})
+	t.Run("unknown role", func(t *testing.T) {
+		c := mk("", "")
+		c.Templates[0].Data = []byte(`{{ include "postgres-init.roleName" (dict "root" $ "role" "ghost") }}`)
+		_, err := pgiRender(t, c, "rel", "ns", nil)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), `role "ghost" is not in the postgres-init values' roles (known: app)`)
+	})
+}
+
+func TestHelloModuleRejectsBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		vals map[string]any
+		want string
+	}{
+		{"unknown key", map[string]any{"replicas": 2}, "replicas"},
+		{"bad port", map[string]any{"containerPort": 70000}, "containerPort"},
+		{"subchart schema applies", map[string]any{"postgresInit": map[string]any{"hook": "sometimes"}}, "hook"},
+		{"module's role must exist", map[string]any{"postgresInit": map[string]any{"roles": []any{map[string]any{"name": "other"}}, "databases": []any{map[string]any{"name": "other", "owner": "other"}}}}, `role "hello" is not in`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := pgiRender(t, pgiHelloChart(t), "hello", "imaging", tc.vals)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
