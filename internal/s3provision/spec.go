@@ -7,15 +7,11 @@ package s3provision
 
 import (
 	"fmt"
-	"os"
-	"reflect"
 	"regexp"
-	"sort"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
-	"sigs.k8s.io/yaml"
+	"github.com/kommons/kommons/internal/specfile"
 )
 
 // Spec is the declarative input of s3-init: the buckets and (MinIO only)
@@ -80,124 +76,26 @@ const MaxLogicalNameLen = 256
 
 // SpecError is an invalid spec or usage: the message names the document and
 // the field path of each problem.
-type SpecError struct {
-	Source   string   // file name, or "flags"
-	Problems []string // "users[0].buckets[1]: ..."
-}
-
-func (e *SpecError) Error() string {
-	if len(e.Problems) == 1 {
-		return fmt.Sprintf("invalid spec %s: %s", e.Source, e.Problems[0])
-	}
-	return fmt.Sprintf("invalid spec %s: %d problems:\n  %s", e.Source, len(e.Problems), strings.Join(e.Problems, "\n  "))
-}
+type SpecError = specfile.Error
 
 // LoadSpecFile reads and strictly decodes a spec file.
 func LoadSpecFile(path string) (*Spec, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, &SpecError{Source: path, Problems: []string{err.Error()}}
+	var s Spec
+	if err := specfile.Load(path, &s); err != nil {
+		return nil, err
 	}
-	return DecodeSpec(path, data)
+	return &s, nil
 }
 
 // DecodeSpec strictly decodes YAML (or JSON) into a Spec: unknown fields,
 // duplicate keys and wrong shapes are errors naming their path. source
 // names the document in errors. It does not validate; call Validate.
 func DecodeSpec(source string, data []byte) (*Spec, error) {
-	js, err := yaml.YAMLToJSONStrict(data)
-	if err != nil {
-		return nil, &SpecError{Source: source, Problems: []string{"not valid YAML: " + err.Error()}}
-	}
-	var generic any
-	if err := yaml.Unmarshal(js, &generic); err != nil {
-		return nil, &SpecError{Source: source, Problems: []string{err.Error()}}
-	}
-	if generic == nil {
-		return nil, &SpecError{Source: source, Problems: []string{"empty document"}}
-	}
-	if probs := unknownFields(reflect.TypeOf(Spec{}), generic, ""); len(probs) > 0 {
-		return nil, &SpecError{Source: source, Problems: probs}
-	}
 	var s Spec
-	if err := yaml.UnmarshalStrict(js, &s); err != nil {
-		return nil, &SpecError{Source: source, Problems: []string{strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: ")}}
+	if err := specfile.Decode(source, data, &s); err != nil {
+		return nil, err
 	}
 	return &s, nil
-}
-
-// unknownFields walks a decoded document against the Go type t and returns
-// one problem per key t has no json field for, and per value whose shape
-// (object/list/scalar kind) does not match.
-func unknownFields(t reflect.Type, v any, path string) []string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if v == nil {
-		return nil
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return []string{fmt.Sprintf("%s: must be an object", orRoot(path))}
-		}
-		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			name := strings.Split(t.Field(i).Tag.Get("json"), ",")[0]
-			if name != "" && name != "-" {
-				fields[name] = t.Field(i).Type
-			}
-		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var out []string
-		for _, k := range keys {
-			ft, ok := fields[k]
-			if !ok {
-				out = append(out, fmt.Sprintf("%s: unknown field %q", joinPath(path, k), k))
-				continue
-			}
-			out = append(out, unknownFields(ft, m[k], joinPath(path, k))...)
-		}
-		return out
-	case reflect.Slice:
-		l, ok := v.([]any)
-		if !ok {
-			return []string{fmt.Sprintf("%s: must be a list", orRoot(path))}
-		}
-		var out []string
-		for i, e := range l {
-			out = append(out, unknownFields(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i))...)
-		}
-		return out
-	case reflect.String:
-		if _, ok := v.(string); !ok {
-			return []string{fmt.Sprintf("%s: must be a string (quote it)", path)}
-		}
-	case reflect.Bool:
-		if _, ok := v.(bool); !ok {
-			return []string{fmt.Sprintf("%s: must be true or false", path)}
-		}
-	}
-	return nil
-}
-
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func orRoot(path string) string {
-	if path == "" {
-		return "(document)"
-	}
-	return path
 }
 
 var (

@@ -1,0 +1,136 @@
+// Package specfile decodes declarative spec files (YAML or JSON) strictly:
+// unknown fields, duplicate keys and values of the wrong shape are errors
+// that name their field path, all of them at once, so a user fixes a spec in
+// one round. pg-init and s3-init read their specs through it.
+package specfile
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Error is an invalid spec (or usage): the message names the document and
+// the field path of each problem, e.g. "roles[0].passwrd: unknown field".
+type Error struct {
+	Source   string   // file name, or "flags"
+	Problems []string // "databases[0].owner: ..."
+}
+
+func (e *Error) Error() string {
+	if len(e.Problems) == 1 {
+		return fmt.Sprintf("invalid spec %s: %s", e.Source, e.Problems[0])
+	}
+	return fmt.Sprintf("invalid spec %s: %d problems:\n  %s", e.Source, len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+// Load reads path and decodes it strictly into out (a pointer to a struct).
+func Load(path string, out any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return &Error{Source: path, Problems: []string{err.Error()}}
+	}
+	return Decode(path, data, out)
+}
+
+// Decode strictly decodes YAML (or JSON) data into out (a pointer to a
+// struct with json tags). source names the document in errors, which are
+// always *Error. It does not validate values: that is the caller's job.
+func Decode(source string, data []byte, out any) error {
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return &Error{Source: source, Problems: []string{"not valid YAML: " + err.Error()}}
+	}
+	var generic any
+	if err := yaml.Unmarshal(js, &generic); err != nil {
+		return &Error{Source: source, Problems: []string{err.Error()}}
+	}
+	if generic == nil {
+		return &Error{Source: source, Problems: []string{"empty document"}}
+	}
+	if probs := shapeProblems(reflect.TypeOf(out), generic, ""); len(probs) > 0 {
+		return &Error{Source: source, Problems: probs}
+	}
+	if err := yaml.UnmarshalStrict(js, out); err != nil {
+		return &Error{Source: source, Problems: []string{strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: ")}}
+	}
+	return nil
+}
+
+// shapeProblems walks a decoded document against the Go type t and returns
+// one problem per key t has no json field for, and per value whose shape
+// (object, list, string, boolean) does not match.
+func shapeProblems(t reflect.Type, v any, path string) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if v == nil {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: must be an object", orRoot(path))}
+		}
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			name := strings.Split(t.Field(i).Tag.Get("json"), ",")[0]
+			if name != "" && name != "-" {
+				fields[name] = t.Field(i).Type
+			}
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var out []string
+		for _, k := range keys {
+			ft, ok := fields[k]
+			if !ok {
+				out = append(out, fmt.Sprintf("%s: unknown field %q", joinPath(path, k), k))
+				continue
+			}
+			out = append(out, shapeProblems(ft, m[k], joinPath(path, k))...)
+		}
+		return out
+	case reflect.Slice:
+		l, ok := v.([]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: must be a list", orRoot(path))}
+		}
+		var out []string
+		for i, e := range l {
+			out = append(out, shapeProblems(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i))...)
+		}
+		return out
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			return []string{fmt.Sprintf("%s: must be a string (quote it)", path)}
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			return []string{fmt.Sprintf("%s: must be true or false", path)}
+		}
+	}
+	return nil
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "(document)"
+	}
+	return path
+}

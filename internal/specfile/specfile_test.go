@@ -1,0 +1,53 @@
+package specfile
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+type item struct {
+	Name    string   `json:"name"`
+	Enabled *bool    `json:"enabled,omitempty"`
+	Tags    []string `json:"tags,omitempty"`
+}
+
+type doc struct {
+	Scope struct {
+		Namespace string `json:"namespace"`
+	} `json:"scope"`
+	Items []item `json:"items"`
+}
+
+func TestDecodeValid(t *testing.T) {
+	var d doc
+	require.NoError(t, Decode("ok.yaml", []byte("scope: {namespace: a}\nitems:\n- name: x\n  enabled: true\n  tags: [p, q]\n"), &d))
+	require.Equal(t, "a", d.Scope.Namespace)
+	require.Equal(t, []string{"p", "q"}, d.Items[0].Tags)
+}
+
+func TestDecodeReportsEveryProblemWithItsPath(t *testing.T) {
+	var d doc
+	err := Decode("bad.yaml", []byte("scope: {namespace: a, nmespace: b}\nitems:\n- name: 7\n  enabled: maybe\n  extra: 1\n- tags: x\n"), &d)
+	var se *Error
+	require.True(t, errors.As(err, &se), "%v", err)
+	require.Equal(t, "bad.yaml", se.Source)
+	require.Equal(t, []string{
+		`items[0].enabled: must be true or false`,
+		`items[0].extra: unknown field "extra"`,
+		`items[0].name: must be a string (quote it)`,
+		`items[1].tags: must be a list`,
+		`scope.nmespace: unknown field "nmespace"`,
+	}, se.Problems)
+	require.Contains(t, err.Error(), "invalid spec bad.yaml: 5 problems")
+}
+
+func TestDecodeRejectsDuplicateKeysAndEmptyDocuments(t *testing.T) {
+	var d doc
+	err := Decode("dup.yaml", []byte("scope: {namespace: a}\nscope: {namespace: b}\n"), &d)
+	require.ErrorContains(t, err, "dup.yaml")
+	require.ErrorContains(t, err, "scope")
+	require.ErrorContains(t, Decode("empty.yaml", []byte("# nothing\n"), &d), "empty document")
+	require.ErrorContains(t, Load("/nonexistent/spec.yaml", &d), "/nonexistent/spec.yaml")
+}
