@@ -227,7 +227,7 @@ func TestOrthancConfigDeepMerge(t *testing.T) {
 	m := orthancRender(t, map[string]any{"orthanc": map[string]any{"config": map[string]any{
 		"DicomServerEnabled": false, // false overrides true (sprig's merge would drop it)
 		"ConcurrentJobs":     0,
-		"PostgreSQL":         map[string]any{"TransactionMode": "ReadCommitted", "IndexConnectionsCount": 8},
+		"PostgreSQL":         map[string]any{"TransactionMode": "READ COMMITTED", "IndexConnectionsCount": 8},
 		"Plugins":            []any{"/opt/only.so"}, // lists replace
 	}}})
 	cfg := orthancConfig(t, m, "web")
@@ -235,7 +235,7 @@ func TestOrthancConfigDeepMerge(t *testing.T) {
 	assert.Equal(t, 0.0, cfg["ConcurrentJobs"])
 	assert.Equal(t, []any{"/opt/only.so"}, cfg["Plugins"])
 	pg := cfg["PostgreSQL"].(map[string]any)
-	assert.Equal(t, "ReadCommitted", pg["TransactionMode"])
+	assert.Equal(t, "READ COMMITTED", pg["TransactionMode"])
 	assert.Equal(t, 8.0, pg["IndexConnectionsCount"])
 	assert.Equal(t, true, pg["EnableIndex"], "kept from the defaults")
 	assert.Equal(t, false, pg["Lock"], "kept from the defaults")
