@@ -1,0 +1,82 @@
+package postrender_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/kommons/kommons/pkg/postrender"
+)
+
+// TestErrors checks that bad input fails with the document index, its
+// "# Source:" template and the line in the stream, and returns no output.
+func TestErrors(t *testing.T) {
+	cases := []struct {
+		name     string
+		in       string
+		validate bool
+		want     []string // substrings of the error
+		line     int
+	}{
+		{
+			name: "malformed yaml",
+			in:   "---\n# Source: c/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\n---\n# Source: c/templates/dep.yaml\napiVersion: apps/v1\nkind: Deployment\nspec:\n  template: [unclosed\n",
+			want: []string{"document 1", "# Source: c/templates/dep.yaml", "invalid YAML"},
+			line: 10,
+		},
+		{
+			name: "duplicate key",
+			in:   "---\n# Source: c/templates/pvc.yaml\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: x\nspec:\n  resources: {}\n  resources: {}\n",
+			want: []string{"document 0", "c/templates/pvc.yaml", `duplicate key "resources"`},
+			line: 9,
+		},
+		{
+			name:     "duplicate key in an unaffected document with --validate",
+			in:       "apiVersion: v1\nkind: ConfigMap\ndata:\n  a: 1\n  a: 2\n",
+			validate: true,
+			want:     []string{"document 0", `duplicate key "a"`},
+			line:     5,
+		},
+		{
+			name: "conflicting nodeSelector",
+			in:   "# Source: c/templates/d.yaml\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  template:\n    spec:\n      nodeSelector:\n        kommons.io/pool: gpu\n      containers: []\n",
+			want: []string{"document 0", "spec.template.spec.nodeSelector.kommons.io/pool", `"gpu"`, "override: true"},
+			line: 10,
+		},
+		{
+			name: "pod spec shared through an alias",
+			in:   "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: a}\n  spec: &spec\n    containers: []\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: b}\n  spec: *spec\n",
+			want: []string{"document 0", "YAML alias"},
+			line: 7,
+		},
+		{
+			name: "content after end marker",
+			in:   "apiVersion: v1\nkind: Pod\n...\nkind: Pod\n",
+			want: []string{"document 0"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			eng := testEngine(t, postrender.Options{ValidateAll: tc.validate})
+			res, err := eng.Process([]byte(tc.in))
+			if err == nil {
+				t.Fatalf("no error; output:\n%s", res.Bytes())
+			}
+			if res != nil {
+				t.Fatalf("output returned with an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			var de *postrender.DocumentError
+			if !errors.As(err, &de) {
+				t.Fatalf("error %T is not a *DocumentError", err)
+			}
+			if tc.line > 0 && de.Line != tc.line {
+				t.Errorf("line = %d, want %d (%v)", de.Line, tc.line, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,161 @@
+package postrender
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// resolve follows an alias to its anchored node.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+// get returns the value of key in mapping m (aliases resolved), or nil.
+func get(m *yaml.Node, key string) *yaml.Node {
+	m = resolve(m)
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if k := m.Content[i]; k.Kind == yaml.ScalarNode && k.Value == key {
+			return resolve(m.Content[i+1])
+		}
+	}
+	return nil
+}
+
+// getPath walks a dot path of mapping keys.
+func getPath(m *yaml.Node, path []string) *yaml.Node {
+	for _, k := range path {
+		if m = get(m, k); m == nil {
+			return nil
+		}
+	}
+	return m
+}
+
+// str returns the string value of scalar key in m, or "".
+func str(m *yaml.Node, key string) string {
+	if v := get(m, key); v != nil && v.Kind == yaml.ScalarNode && v.ShortTag() != "!!null" {
+		return v.Value
+	}
+	return ""
+}
+
+// isNull reports whether n is absent or null.
+func isNull(n *yaml.Node) bool {
+	return n == nil || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// stringMap reads a mapping of scalars (labels, nodeSelector).
+func stringMap(n *yaml.Node) map[string]string {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	out := make(map[string]string, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if v := resolve(n.Content[i+1]); v != nil && v.Kind == yaml.ScalarNode {
+			out[n.Content[i].Value] = v.Value
+		}
+	}
+	return out
+}
+
+// toNode converts a Go value to a yaml node, keeping struct field order.
+func toNode(v any) (*yaml.Node, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	clearPositions(doc.Content[0])
+	return doc.Content[0], nil
+}
+
+// clearPositions marks nodes as new (Line 0) and drops the JSON quoting style.
+func clearPositions(n *yaml.Node) {
+	n.Line, n.Column, n.Style = 0, 0, 0
+	for _, c := range n.Content {
+		clearPositions(c)
+	}
+}
+
+func strNode(s string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+}
+
+// mapNode builds a mapping of strings with sorted keys.
+func mapNode(m map[string]string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	for _, k := range sortedKeys(m) {
+		n.Content = append(n.Content, strNode(k), strNode(m[k]))
+	}
+	return n
+}
+
+func seqNode(items ...*yaml.Node) *yaml.Node {
+	return &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: items}
+}
+
+func pairNode(kv ...any) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		n.Content = append(n.Content, strNode(kv[i].(string)), kv[i+1].(*yaml.Node))
+	}
+	return n
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// decodeJSON converts a node to a Go value through JSON (for comparisons).
+func decodeJSON(n *yaml.Node, out any) error {
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, out)
+}
+
+// flowText renders a node compactly for reports.
+func flowText(n *yaml.Node) string {
+	if n == nil {
+		return ""
+	}
+	n = resolve(n)
+	if n.Kind == yaml.ScalarNode {
+		if n.ShortTag() == "!!null" {
+			return "null"
+		}
+		return n.Value
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return fmt.Sprintf("<%v>", err)
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("<%v>", err)
+	}
+	return string(data)
+}

@@ -1,0 +1,180 @@
+package splice
+
+import (
+	"strings"
+	"testing"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+func str(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }
+
+func mapping(kv ...string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		n.Content = append(n.Content, str(kv[i]), str(kv[i+1]))
+	}
+	return n
+}
+
+func lookup(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func TestEdits(t *testing.T) {
+	cases := []struct {
+		name, in, want string
+		edit           func(d *Doc) error
+		full           bool // the edit needs the whole-document check
+	}{
+		{
+			name: "insert after block scalar with keep chomping",
+			in:   "a:\n  s: |+\n    x\n\n  t: 1\nb: 2\n",
+			edit: func(d *Doc) error { return d.SetKey(lookup(d.Root, "a"), "new", str("v")) },
+			want: "a:\n  s: |+\n    x\n\n  t: 1\n  new: v\nb: 2\n",
+		},
+		{
+			name: "insert after multi-line plain scalar and comment",
+			in:   "a:\n  p: one\n    two\n  # note\nb: 2\n",
+			edit: func(d *Doc) error { return d.SetKey(lookup(d.Root, "a"), "k", str("yes")) },
+			want: "a:\n  p: one\n    two\n  k: \"yes\"\n  # note\nb: 2\n",
+		},
+		{
+			name: "append to compact sequence, CRLF",
+			in:   "l:\r\n- a\r\n- b: 1\r\n  c: 2\r\nz: 1\r\n",
+			edit: func(d *Doc) error { return d.Append(lookup(d.Root, "l"), mapping("k", "v", "on", "off")) },
+			want: "l:\r\n- a\r\n- b: 1\r\n  c: 2\r\n- k: v\r\n  \"on\": \"off\"\r\nz: 1\r\n",
+		},
+		{
+			name: "two insertions, the later one planned first",
+			in:   "a:\n  b:\n    c: 1\n  d: 2\ne:\n  f: 3\n",
+			edit: func(d *Doc) error {
+				if err := d.SetKey(lookup(d.Root, "e"), "g", str("h")); err != nil {
+					return err
+				}
+				if err := d.SetKey(lookup(lookup(d.Root, "a"), "b"), "x", str("y")); err != nil {
+					return err
+				}
+				return d.SetKey(lookup(d.Root, "a"), "z", str("w"))
+			},
+			want: "a:\n  b:\n    c: 1\n    x: \"y\"\n  d: 2\n  z: w\ne:\n  f: 3\n  g: h\n",
+		},
+		{
+			name: "insert without trailing newline",
+			in:   "a: 1",
+			edit: func(d *Doc) error { return d.SetKey(d.Root, "b", mapping("c", "d")) },
+			want: "a: 1\nb:\n  c: d\n",
+		},
+		{
+			name: "flow mapping",
+			in:   "{\"a\": {\"b\": 1}}\n",
+			edit: func(d *Doc) error { return d.SetKey(lookup(d.Root, "a"), "c", str("x y")) },
+			want: "{\"a\": {\"b\": 1, \"c\": \"x y\"}}\n",
+			full: true,
+		},
+		{
+			name: "replace empty flow value with block",
+			in:   "a:\n  n: {}\n  m: 1\n",
+			edit: func(d *Doc) error { return d.SetKey(lookup(d.Root, "a"), "n", mapping("k", "v")) },
+			want: "a:\n  n:\n    k: v\n  m: 1\n",
+			full: true,
+		},
+		{
+			name: "replace null",
+			in:   "a:\n  n: ~ # none\n  m:\n",
+			edit: func(d *Doc) error {
+				if err := d.SetKey(lookup(d.Root, "a"), "n", str("x")); err != nil {
+					return err
+				}
+				return d.SetKey(lookup(d.Root, "a"), "m", str("y"))
+			},
+			want: "a:\n  n: x # none\n  m: \"y\"\n", // y is a YAML 1.1 boolean: quoted
+			full: true,
+		},
+		{
+			name: "replace quoted scalar keeping comment and anchor",
+			in:   "a: &x 'old' # c\nb: *x\n",
+			edit: func(d *Doc) error { return d.ReplaceScalar(lookup(d.Root, "a"), 0, false, str("new")) },
+			want: "a: &x new # c\nb: *x\n",
+			full: true,
+		},
+		{
+			name: "unicode before the insertion point",
+			in:   "a:\n  ü: \"ä\u2028\"\n  z: 1\n",
+			edit: func(d *Doc) error { return d.SetKey(lookup(d.Root, "a"), "k", str("v")) },
+			want: "a:\n  ü: \"ä\u2028\"\n  z: 1\n  k: v\n",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := Parse([]byte(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.edit(d); err != nil {
+				t.Fatal(err)
+			}
+			if d.fullCheck != tc.full {
+				t.Errorf("fullCheck = %v, want %v", d.fullCheck, tc.full)
+			}
+			got, err := d.Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
+				t.Errorf("got:\n%q\nwant:\n%q", got, tc.want)
+			}
+			if !tc.full && !d.checkUnits(got) {
+				t.Errorf("region check failed; Result fell back to the whole document")
+			}
+		})
+	}
+}
+
+// TestResultCatchesBadSplice plants an insertion at a wrong offset (inside a
+// block scalar) and expects both the region check and the whole-document
+// check to refuse it.
+func TestResultCatchesBadSplice(t *testing.T) {
+	for _, full := range []bool{false, true} {
+		d, err := Parse([]byte("a:\n  s: |\n    x\n    y\n  t: 1\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := lookup(d.Root, "a")
+		at := strings.Index(string(d.src), "    y")
+		i := d.addAt(at, at, "  k: v\n", 2)
+		d.addUnit(a, 2, d.Start(a.Content[2]), i)
+		a.Content = append(a.Content, str("k"), str("v"))
+		d.fullCheck = full
+		if out, err := d.Result(); err == nil {
+			t.Fatalf("full=%v: bad splice accepted:\n%s", full, out)
+		}
+	}
+}
+
+func TestEnd(t *testing.T) {
+	src := "a: \"q\\\"x\" # c\nb: 'it''s'\nc: [1, \"]\", {d: e}] # x\nd: |2\n    x\n  y\ne: plain text\n  continued\nf: *anchor\n"
+	src = strings.Replace(src, "*anchor", "&anchor z", 1)
+	d, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"a": `"q\"x"`, "b": `'it''s'`, "c": `[1, "]", {d: e}]`, "d": "|2\n    x\n  y", "e": "plain text\n  continued", "f": "&anchor z",
+	}
+	for i := 0; i+1 < len(d.Root.Content); i += 2 {
+		k, v := d.Root.Content[i], d.Root.Content[i+1]
+		end, err := d.End(v, 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(d.src[d.Start(v):end]); got != want[k.Value] {
+			t.Errorf("%s: extent %q, want %q", k.Value, got, want[k.Value])
+		}
+	}
+}
