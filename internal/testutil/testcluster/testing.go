@@ -119,7 +119,7 @@ func (c *Cluster) Env() []string {
 	h := filepath.Join(c.Dir, "helm")
 	return append(os.Environ(), "KUBECONFIG="+c.Kubeconfig,
 		"HELM_CACHE_HOME="+filepath.Join(h, "cache"), "HELM_CONFIG_HOME="+filepath.Join(h, "config"),
-		"HELM_DATA_HOME="+filepath.Join(h, "data"), "HELM_PLUGINS="+filepath.Join(h, "plugins"))
+		"HELM_DATA_HOME="+filepath.Join(h, "data"), "HELM_PLUGINS="+filepath.Join(h, "data", "plugins"))
 }
 
 // Run executes a tool against this cluster and returns its combined output;
