@@ -157,6 +157,31 @@ func (c *Cluster) Helm4(t testing.TB, args ...string) string {
 	return c.Run(t, c.Tools.Helm4, args...)
 }
 
+// Helm4WithPlugins installs the given plugin directories into a Helm data
+// home of the test's own (Helm 4 installs into $HELM_DATA_HOME/plugins) and
+// returns a Helm 4 runner that sees them, e.g. for `--post-renderer NAME`.
+func (c *Cluster) Helm4WithPlugins(t testing.TB, plugins ...string) func(testing.TB, ...string) string {
+	t.Helper()
+	data := t.TempDir()
+	env := append(c.Env(), "HELM_DATA_HOME="+data, "HELM_PLUGINS="+filepath.Join(data, "plugins"))
+	run := func(t testing.TB, args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, c.Tools.Helm4, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	for _, p := range plugins {
+		run(t, "plugin", "install", p)
+	}
+	return run
+}
+
 // Kubectl runs the kubectl built with the control plane against this cluster.
 func (c *Cluster) Kubectl(t testing.TB, args ...string) string {
 	t.Helper()

@@ -10,8 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kommons/kommons/internal/testutil/helmplugin"
 	"github.com/kommons/kommons/internal/testutil/testcluster"
 )
 
@@ -78,41 +77,20 @@ func TestHelm3Executable(t *testing.T) {
 }
 
 // TestHelm4Plugin installs plugins/kommons-postrender (with the binary it
-// runs built for this machine) into an isolated Helm 4 plugin directory and
+// runs built for this machine) into a Helm 4 data home of its own and
 // installs the smoke chart through it, as `--post-renderer kommons-postrender`.
 func TestHelm4Plugin(t *testing.T) {
 	c := testcluster.Start(t)
 	pools(t, c)
 	root := c.Tools.RepoRoot
-	plugin := filepath.Join(t.TempDir(), "kommons-postrender")
-	require.NoError(t, os.MkdirAll(filepath.Join(plugin, "bin"), 0o755))
-	meta, err := os.ReadFile(filepath.Join(root, "plugins", "kommons-postrender", "plugin.yaml"))
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(plugin, "plugin.yaml"), meta, 0o644))
-	bin := buildPostrender(t, root)
-	exe, err := os.ReadFile(bin)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(plugin, "bin", "postrender-"+runtime.GOOS+"-"+runtime.GOARCH), exe, 0o755))
-
-	// A Helm data home of its own: Helm 4 installs plugins into
-	// $HELM_DATA_HOME/plugins and lists $HELM_PLUGINS.
-	data := t.TempDir()
-	env := append(c.Env(), "HELM_DATA_HOME="+data, "HELM_PLUGINS="+filepath.Join(data, "plugins"))
-	helm4 := func(args ...string) string {
-		cmd := exec.Command(c.Tools.Helm4, args...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "helm %s:\n%s", strings.Join(args, " "), out)
-		return string(out)
-	}
-	helm4("plugin", "install", plugin)
-	require.Contains(t, helm4("plugin", "list"), "kommons-postrender")
+	helm4 := c.Helm4WithPlugins(t, helmplugin.StagePostrender(t, root))
+	require.Contains(t, helm4(t, "plugin", "list"), helmplugin.Name)
 
 	policyPath := filepath.Join(t.TempDir(), "policy.yaml")
 	require.NoError(t, os.WriteFile(policyPath, []byte(policy), 0o644))
 	ns := c.Namespace(t, "pr-helm4")
-	helm4("install", "smoke", filepath.Join(root, "test", "charts", "smoke"), "-n", ns,
-		"--wait", "--timeout", "3m", "--post-renderer", "kommons-postrender", "--post-renderer-args", "--config="+policyPath)
+	helm4(t, "install", "smoke", filepath.Join(root, "test", "charts", "smoke"), "-n", ns,
+		"--wait", "--timeout", "3m", "--post-renderer", helmplugin.Name, "--post-renderer-args", "--config="+policyPath)
 	assertPlaced(t, c, ns)
 }
 

@@ -3,7 +3,7 @@
 // controllers, scheduler and admission; kwok pods never run containers, so
 // Orthanc itself is exercised by the sibling package test/e2e/orthanc) with
 // `--wait`: Helm 3 through the kommons post-renderer executable, Helm 4
-// plain. It asserts what only a live API server shows: the objects are
+// through the post-renderer plugin. It asserts what only a live API server shows: the objects are
 // accepted and become ready, the post-renderer's storage class and node
 // pool are on the live objects, an upgrade keeps the generated credentials
 // (lookup) and rolls the pods on a configuration change, and uninstalling
@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kommons/kommons/internal/testutil/helmplugin"
 	"github.com/kommons/kommons/internal/testutil/testcluster"
 )
 
@@ -78,7 +79,8 @@ func TestCommonsThenOrthanc(t *testing.T) {
 		post []string
 	}{
 		{"helm3-postrender", c.Helm3, []string{"--post-renderer", bin, "--post-renderer-args", "--config=" + policyPath}},
-		{"helm4", c.Helm4, nil},
+		{"helm4-plugin", c.Helm4WithPlugins(t, helmplugin.StagePostrender(t, c.Tools.RepoRoot)),
+			[]string{"--post-renderer", helmplugin.Name, "--post-renderer-args", "--config=" + policyPath}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lifecycle(t, c, charts, tc.helm, tc.post)
