@@ -7,8 +7,9 @@
 #   helm4-<v>/helm  Helm 4
 #   kwok-<v>/kwok, ct-<v>/ct (+ its lint configs), kubeconform-<v>/, kube-score-<v>/
 #   minio-<v>/minio MinIO server for the s3-init tests (internal/testutil/miniotest)
+#   mc-<v>/mc       MinIO client for the backup upload tests (miniotest.ClientBinary)
 # Prints one line per tool with its build time. Idempotent: a tool whose stamp exists is skipped.
-# Usage: test/cluster/build.sh [all|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio]...
+# Usage: test/cluster/build.sh [all|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc]...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -91,9 +92,11 @@ build_kubeconform() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com
 build_kube_score() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION"; }
 # MinIO publishes no tags the proxy lists: MINIO_VERSION is the pseudo-version @latest resolved to.
 build_minio() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/minio/minio@$MINIO_VERSION"; }
+# The MinIO client (mc; the chart's image calls it mcli): same story, MC_VERSION is @latest's pseudo-version.
+build_mc() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/minio/mc@$MC_VERSION"; }
 
 targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(all)
-[[ ${targets[0]} == all ]] && targets=(helm3 helm4 kubeconform kwok ct kube-score minio kube)
+[[ ${targets[0]} == all ]] && targets=(helm3 helm4 kubeconform kwok ct kube-score minio mc kube)
 for t in "${targets[@]}"; do
   case $t in
     kube)        cached kube "$CACHE/kube-$KUBE_VERSION" build_kube ;;
@@ -104,6 +107,7 @@ for t in "${targets[@]}"; do
     kubeconform) cached kubeconform "$CACHE/kubeconform-$KUBECONFORM_VERSION" build_kubeconform ;;
     kube-score)  cached kube-score "$CACHE/kube-score-$KUBE_SCORE_VERSION" build_kube_score ;;
     minio)       cached minio "$CACHE/minio-$MINIO_VERSION" build_minio ;;
+    mc)          cached mc "$CACHE/mc-$MC_VERSION" build_mc ;;
     *) log "unknown target $t"; exit 2 ;;
   esac
 done

@@ -588,7 +588,7 @@ func TestBackupCronJob(t *testing.T) {
 	assert.Equal(t, "kommons-backups", uenv["BACKUP_BUCKET"].Value)
 	cm := render.Decode[corev1.ConfigMap](t, m.MustGet(t, "ConfigMap", "commons", "commons-backup-scripts"))
 	assert.Contains(t, cm.Data["dump.sh"], "pg_dump --format=custom")
-	assert.Contains(t, cm.Data["upload.sh"], "--older-than")
+	assert.Contains(t, cm.Data["upload.sh"], "RETENTION_DAYS") // behaviour: commons_backup_upload_test.go
 }
 
 func TestNotes(t *testing.T) {
