@@ -69,8 +69,8 @@ cluster-down: ## stop the local control plane (by PID) and remove its state
 	$(BIN)/kcluster down
 
 .PHONY: demo
-demo: build tools ## the whole system end to end, locally (see README.md)
-	test/demo/run.sh
+demo: build ## the whole system end to end, locally (see README.md); KEEP=1 leaves it running
+	KEEP=$(KEEP) test/demo/run.sh
 
 .PHONY: clean
 clean: ## remove build output and stop a cluster started by cluster-up (the tool cache is kept)
