@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/kommons/kommons/internal/specfile"
 )
@@ -61,13 +59,13 @@ type Database struct {
 
 // Reclaim policies.
 const (
-	ReclaimRetain = "retain"
-	ReclaimDelete = "delete"
+	ReclaimRetain = specfile.ReclaimRetain
+	ReclaimDelete = specfile.ReclaimDelete
 )
 
 // MaxLogicalNameLen bounds logical names (bytes); longer ones are refused,
 // shorter ones are sanitized and hashed by pgnames as needed.
-const MaxLogicalNameLen = 256
+const MaxLogicalNameLen = specfile.MaxLogicalNameLen
 
 // SpecError is an invalid spec or usage: the message names the document and
 // the field path of each problem.
@@ -105,7 +103,7 @@ func (s *Spec) Validate(source string) error {
 	var p []string
 	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
 	checkName := func(path, v string) {
-		if err := checkLogicalName(v); err != nil {
+		if err := specfile.CheckLogicalName(v); err != nil {
 			add("%s: %v", path, err)
 		}
 	}
@@ -132,7 +130,7 @@ func (s *Spec) Validate(source string) error {
 		} else if *r.ConnectionLimit < -1 {
 			add("%s.connectionLimit: %d: want -1 (no limit) or more", path, *r.ConnectionLimit)
 		}
-		if err := defaultReclaim(&r.ReclaimPolicy); err != nil {
+		if err := specfile.DefaultReclaim(&r.ReclaimPolicy); err != nil {
 			add("%s.reclaimPolicy: %v", path, err)
 		}
 	}
@@ -176,43 +174,12 @@ func (s *Spec) Validate(source string) error {
 			}
 			seen[sc] = true
 		}
-		if err := defaultReclaim(&d.ReclaimPolicy); err != nil {
+		if err := specfile.DefaultReclaim(&d.ReclaimPolicy); err != nil {
 			add("%s.reclaimPolicy: %v", path, err)
 		}
 	}
 	if len(p) > 0 {
 		return &SpecError{Source: source, Problems: p}
-	}
-	return nil
-}
-
-func defaultReclaim(p *string) error {
-	switch *p {
-	case "":
-		*p = ReclaimRetain
-	case ReclaimRetain, ReclaimDelete:
-	default:
-		return fmt.Errorf("%q: want retain or delete", *p)
-	}
-	return nil
-}
-
-// checkLogicalName accepts any non-empty text without control characters,
-// valid UTF-8 and at most MaxLogicalNameLen bytes: pgnames turns it into a
-// safe physical name.
-func checkLogicalName(v string) error {
-	switch {
-	case v == "":
-		return fmt.Errorf("required")
-	case !utf8.ValidString(v):
-		return fmt.Errorf("not valid UTF-8")
-	case len(v) > MaxLogicalNameLen:
-		return fmt.Errorf("%d bytes: at most %d", len(v), MaxLogicalNameLen)
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("%q: control characters are not allowed", v)
-		}
 	}
 	return nil
 }

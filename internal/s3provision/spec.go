@@ -8,8 +8,6 @@ package s3provision
 import (
 	"fmt"
 	"regexp"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/kommons/kommons/internal/specfile"
 )
@@ -66,13 +64,13 @@ type User struct {
 
 // Reclaim policies.
 const (
-	ReclaimRetain = "retain"
-	ReclaimDelete = "delete"
+	ReclaimRetain = specfile.ReclaimRetain
+	ReclaimDelete = specfile.ReclaimDelete
 )
 
 // MaxLogicalNameLen bounds logical names (bytes); longer ones are refused,
 // shorter ones are sanitized and hashed by s3names as needed.
-const MaxLogicalNameLen = 256
+const MaxLogicalNameLen = specfile.MaxLogicalNameLen
 
 // SpecError is an invalid spec or usage: the message names the document and
 // the field path of each problem.
@@ -112,7 +110,7 @@ func (s *Spec) Validate(source string) error {
 	var p []string
 	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
 	checkName := func(path, v string) {
-		if err := checkLogicalName(v); err != nil {
+		if err := specfile.CheckLogicalName(v); err != nil {
 			add("%s: %v", path, err)
 		}
 	}
@@ -140,7 +138,7 @@ func (s *Spec) Validate(source string) error {
 			add("%s.name: duplicate bucket %q", path, b.Name)
 		}
 		buckets[b.Name] = true
-		if err := defaultReclaim(&b.ReclaimPolicy); err != nil {
+		if err := specfile.DefaultReclaim(&b.ReclaimPolicy); err != nil {
 			add("%s.reclaimPolicy: %v", path, err)
 		}
 	}
@@ -169,43 +167,12 @@ func (s *Spec) Validate(source string) error {
 			}
 			seen[b] = true
 		}
-		if err := defaultReclaim(&u.ReclaimPolicy); err != nil {
+		if err := specfile.DefaultReclaim(&u.ReclaimPolicy); err != nil {
 			add("%s.reclaimPolicy: %v", path, err)
 		}
 	}
 	if len(p) > 0 {
 		return &SpecError{Source: source, Problems: p}
-	}
-	return nil
-}
-
-func defaultReclaim(p *string) error {
-	switch *p {
-	case "":
-		*p = ReclaimRetain
-	case ReclaimRetain, ReclaimDelete:
-	default:
-		return fmt.Errorf("%q: want retain or delete", *p)
-	}
-	return nil
-}
-
-// checkLogicalName accepts any non-empty valid UTF-8 text without control
-// characters, at most MaxLogicalNameLen bytes: s3names turns it into a safe
-// physical name.
-func checkLogicalName(v string) error {
-	switch {
-	case v == "":
-		return fmt.Errorf("required")
-	case !utf8.ValidString(v):
-		return fmt.Errorf("not valid UTF-8")
-	case len(v) > MaxLogicalNameLen:
-		return fmt.Errorf("%d bytes: at most %d", len(v), MaxLogicalNameLen)
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("%q: control characters are not allowed", v)
-		}
 	}
 	return nil
 }

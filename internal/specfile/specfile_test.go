@@ -51,3 +51,20 @@ func TestDecodeRejectsDuplicateKeysAndEmptyDocuments(t *testing.T) {
 	require.ErrorContains(t, Decode("empty.yaml", []byte("# nothing\n"), &d), "empty document")
 	require.ErrorContains(t, Load("/nonexistent/spec.yaml", &d), "/nonexistent/spec.yaml")
 }
+
+func TestSharedValidators(t *testing.T) {
+	p := ""
+	require.NoError(t, DefaultReclaim(&p))
+	require.Equal(t, ReclaimRetain, p)
+	p = "destroy"
+	require.ErrorContains(t, DefaultReclaim(&p), "want retain or delete")
+	require.NoError(t, CheckLogicalName("Orthanc; DROP TABLE x --"))
+	require.ErrorContains(t, CheckLogicalName(""), "required")
+	require.ErrorContains(t, CheckLogicalName("a\nb"), "control characters")
+	require.ErrorContains(t, CheckLogicalName(string([]byte{0xff})), "UTF-8")
+	long := make([]byte, MaxLogicalNameLen+1)
+	for i := range long {
+		long[i] = 'a'
+	}
+	require.ErrorContains(t, CheckLogicalName(string(long)), "at most")
+}
