@@ -13,7 +13,6 @@
 package miniotest
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -41,6 +40,8 @@ import (
 	"github.com/minio/madmin-go/v3"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/kommons/kommons/internal/testutil/toolcache"
 )
 
 // Region is the region clients use (MinIO's default).
@@ -75,62 +76,11 @@ type Server struct {
 // $KOMMONS_CACHE (default ~/.cache/kommons)/minio-<MINIO_VERSION>/minio with
 // the version read from test/cluster/versions.env of the enclosing module.
 func BinPath() (string, error) {
-	if p := os.Getenv("KOMMONS_MINIO_BIN"); p != "" {
-		return p, nil
-	}
-	version, err := pinnedVersion()
-	if err != nil {
-		return "", err
-	}
-	cache := os.Getenv("KOMMONS_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("miniotest: no home directory for the cache: %w", err)
-		}
-		cache = filepath.Join(home, ".cache", "kommons")
-	}
-	p := filepath.Join(cache, "minio-"+version, "minio")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("miniotest: minio %s not built (%v): run test/cluster/build.sh minio, or set KOMMONS_MINIO_BIN", version, err)
-	}
-	return p, nil
-}
-
-// pinnedVersion reads MINIO_VERSION from test/cluster/versions.env, found
-// by walking up from the working directory to the module root.
-func pinnedVersion() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("miniotest: module root (go.mod) not found above the working directory")
-		}
-		dir = parent
-	}
-	path := filepath.Join(dir, "test", "cluster", "versions.env")
-	f, err := os.Open(path)
+	p, err := toolcache.Binary("minio", "MINIO_VERSION", "minio", "KOMMONS_MINIO_BIN")
 	if err != nil {
 		return "", fmt.Errorf("miniotest: %w", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if v, ok := strings.CutPrefix(line, "MINIO_VERSION="); ok {
-			v, _, _ = strings.Cut(v, "#")
-			if v = strings.TrimSpace(v); v != "" {
-				return v, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("miniotest: MINIO_VERSION not set in %s", path)
+	return p, nil
 }
 
 // Start creates and starts a new server. Call Close when done.

@@ -11,12 +11,11 @@
 package testcluster
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/kommons/kommons/internal/testutil/toolcache"
 )
 
 // Tools are the paths of the harness binaries.
@@ -36,34 +35,10 @@ type Tools struct {
 }
 
 // CacheDir is where built binaries and generated schemas are cached.
-func CacheDir() string {
-	if d := os.Getenv("KOMMONS_CACHE"); d != "" {
-		return d
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		home = os.TempDir()
-	}
-	return filepath.Join(home, ".cache", "kommons")
-}
+func CacheDir() string { return toolcache.Dir() }
 
 // RepoRoot walks up from the working directory to the directory holding go.mod.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("testcluster: go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
+func RepoRoot() (string, error) { return toolcache.RepoRoot() }
 
 // FindTools locates the cached harness binaries; a missing one is an error
 // that says how to build it.
@@ -72,7 +47,7 @@ func FindTools() (*Tools, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := readVersions(filepath.Join(root, "test", "cluster", "versions.env"))
+	v, err := toolcache.Versions()
 	if err != nil {
 		return nil, err
 	}
@@ -98,25 +73,4 @@ func FindTools() (*Tools, error) {
 		}
 	}
 	return t, nil
-}
-
-func readVersions(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("testcluster: %w", err)
-	}
-	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if i := strings.Index(line, "#"); i >= 0 {
-			line = line[:i]
-		}
-		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
-		if ok {
-			out[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-	}
-	return out, sc.Err()
 }
