@@ -136,7 +136,7 @@ func (r *demoRun) ensureTools(ctx context.Context) error {
 	tools, err := testcluster.FindTools()
 	if err != nil {
 		r.p.say("first run: building the harness tools (Kubernetes 1.33 from source, Helm 3/4, kwok, ...) into %s", testcluster.CacheDir())
-		r.p.say("this takes about 20 minutes on 2 cores, once; later runs start in seconds. Progress:")
+		r.p.say("this takes about 25 to 30 minutes on 2 cores, once; later runs start in seconds. Progress:")
 		root, rerr := testcluster.RepoRoot()
 		if rerr != nil {
 			return rerr
