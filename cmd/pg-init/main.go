@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,7 +64,7 @@ type options struct {
 	spec, namespace, release, dsn, adminPasswordFile, output string
 	adopt, prune                                             bool
 	deadline                                                 time.Duration
-	logFormat, logLevel                                      string
+	logOpts                                                  cli.LogOptions
 	role, passwordFile                                       string // bootstrap-provisioner
 }
 
@@ -93,16 +92,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.String(&o.dsn, "dsn", "PG_INIT_DSN", "", "admin connection string (URL or key=value); unset fields come from the libpq environment")
 	fs.String(&o.adminPasswordFile, "admin-password-file", "PG_INIT_ADMIN_PASSWORD_FILE", "", "file holding the admin password (overrides PGPASSWORD and --dsn)")
 	fs.Duration(&o.deadline, "deadline", "PG_INIT_DEADLINE", 5*time.Minute, "overall deadline, including waiting for the server")
-	fs.String(&o.logFormat, "log-format", "PG_INIT_LOG_FORMAT", "auto", "log format on stderr: auto (text on a terminal, JSON otherwise), text or json")
-	fs.String(&o.logLevel, "log-level", "PG_INIT_LOG_LEVEL", "info", "log level: debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprint(errw, usageText)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
+	fs.LogFlags(&o.logOpts, "PG_INIT")
+	if help, err := fs.ParseArgs(args, errw, usageText); help {
+		return exitOK
+	} else if err != nil {
 		fmt.Fprintf(errw, "pg-init: %v\n", err)
 		return exitUsage
 	}
@@ -110,7 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(errw, "pg-init: unexpected argument %q (see --help)\n", fs.Arg(0))
 		return exitUsage
 	}
-	log, err := cli.NewLogger(errw, cli.LogOptions{Format: o.logFormat, Level: o.logLevel})
+	log, err := cli.NewLogger(errw, o.logOpts)
 	if err != nil {
 		fmt.Fprintf(errw, "pg-init: --log-format/--log-level: %v\n", err)
 		return exitUsage

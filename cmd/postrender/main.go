@@ -15,8 +15,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -98,7 +96,7 @@ func main() {
 
 type options struct {
 	config, input, namespace, errorLog string
-	logFormat, logLevel                string
+	logOpts                            cli.LogOptions
 	check, validate                    bool
 	workers                            int
 	report                             reportFlag
@@ -123,20 +121,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Bool(&o.validate, "validate", "POSTRENDER_VALIDATE", false, "parse every document, not only those the policy can affect, so malformed YAML and duplicate keys anywhere are errors")
 	fs.Int(&o.workers, "workers", "POSTRENDER_WORKERS", 0, "documents processed in parallel (0: one per CPU)")
 	fs.String(&o.errorLog, "error-log", "POSTRENDER_ERROR_LOG", "", "also write errors to this file (default when run as a Helm 4 plugin: <user cache dir>/kommons-postrender/last-error.log, because Helm 4 drops a plugin's stderr)")
-	fs.String(&o.logFormat, "log-format", "POSTRENDER_LOG_FORMAT", "auto", "log format: auto, text or json")
-	fs.String(&o.logLevel, "log-level", "POSTRENDER_LOG_LEVEL", "info", "log level: debug, info, warn, error")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, helpText)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
+	fs.LogFlags(&o.logOpts, "POSTRENDER")
+	if help, err := fs.ParseArgs(args, stderr, helpText); help {
+		return exitOK
+	} else if err != nil {
 		fmt.Fprintf(stderr, "postrender: %v\n", err)
 		return exitUsage
 	}
-	log, err := cli.NewLogger(stderr, cli.LogOptions{Format: o.logFormat, Level: o.logLevel})
+	log, err := cli.NewLogger(stderr, o.logOpts)
 	if err != nil {
 		fmt.Fprintf(stderr, "postrender: %v\n", err)
 		return exitUsage

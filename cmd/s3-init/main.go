@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -72,7 +71,7 @@ type options struct {
 	endpoint, region, accessKeyFile, secretKeyFile, caFile string
 	pathStyle, insecure, minioAdmin, adopt, prune          bool
 	deadline, unmarkedWait                                 time.Duration
-	logFormat, logLevel                                    string
+	logOpts                                                cli.LogOptions
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -97,16 +96,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.String(&o.output, "output", "S3_INIT_OUTPUT", "none", "stdout format: none or json (bucket names, access keys and endpoint, never a secret)")
 	fs.Duration(&o.deadline, "deadline", "S3_INIT_DEADLINE", 5*time.Minute, "overall deadline, including waiting for the endpoint")
 	fs.Duration(&o.unmarkedWait, "unmarked-wait", "S3_INIT_UNMARKED_WAIT", 15*time.Second, "how long a recently created bucket without a marker is watched for one (a concurrent run may be tagging it) before it is refused")
-	fs.String(&o.logFormat, "log-format", "S3_INIT_LOG_FORMAT", "auto", "log format on stderr: auto (text on a terminal, JSON otherwise), text or json")
-	fs.String(&o.logLevel, "log-level", "S3_INIT_LOG_LEVEL", "info", "log level: debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprint(errw, usageText)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
+	fs.LogFlags(&o.logOpts, "S3_INIT")
+	if help, err := fs.ParseArgs(args, errw, usageText); help {
+		return exitOK
+	} else if err != nil {
 		fmt.Fprintf(errw, "s3-init: %v\n", err)
 		return exitUsage
 	}
@@ -114,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(errw, "s3-init: unexpected argument %q (see --help)\n", fs.Arg(0))
 		return exitUsage
 	}
-	log, err := cli.NewLogger(errw, cli.LogOptions{Format: o.logFormat, Level: o.logLevel})
+	log, err := cli.NewLogger(errw, o.logOpts)
 	if err != nil {
 		fmt.Fprintf(errw, "s3-init: --log-format/--log-level: %v\n", err)
 		return exitUsage

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,7 +48,7 @@ type config struct {
 	backoff                     pgready.Backoff
 	watch, heartbeat            time.Duration
 	exec, quiet                 bool
-	logFormat, logLevel         string
+	logOpts                     cli.LogOptions
 }
 
 func newFlags(c *config) *cli.FlagSet {
@@ -77,8 +76,7 @@ func newFlags(c *config) *cli.FlagSet {
 	fs.Duration(&c.heartbeat, "heartbeat", "WAIT_FOR_PG_HEARTBEAT", 30*time.Second, "repeat the progress line at least this often while nothing changes; 0 disables")
 	fs.BoolVar(&c.exec, "exec", false, "when ready, replace this process with the command after --; it is never run if not ready")
 	fs.Bool(&c.quiet, "quiet", "WAIT_FOR_PG_QUIET", false, "log only the final error, if any")
-	fs.String(&c.logFormat, "log-format", "WAIT_FOR_PG_LOG_FORMAT", "auto", "log format on stderr: auto (text on a terminal, JSON otherwise), text or json")
-	fs.String(&c.logLevel, "log-level", "WAIT_FOR_PG_LOG_LEVEL", "info", "log level: debug (a line per attempt), info, warn or error")
+	fs.LogFlags(&c.logOpts, "WAIT_FOR_PG")
 	return fs
 }
 
@@ -115,14 +113,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	var c config
 	fs := newFlags(&c)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usageHead)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitReady
-		}
+	if help, err := fs.ParseArgs(args, stderr, usageHead); help {
+		return exitReady
+	} else if err != nil {
 		fmt.Fprintf(stderr, "wait-for-pg: %v (see --help)\n", err)
 		return exitPermanent
 	}
@@ -137,7 +130,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	case !c.exec && len(command) > 0:
 		return usageErr("unexpected arguments %q (to run a command when ready use --exec -- COMMAND)", command)
 	}
-	logOpts := cli.LogOptions{Format: c.logFormat, Level: c.logLevel}
+	logOpts := c.logOpts
 	if c.quiet {
 		logOpts.Level = "error"
 	}

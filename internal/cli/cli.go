@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -176,3 +177,27 @@ func SignalContext(parent context.Context) (context.Context, context.CancelFunc)
 type SignalError struct{ Signal os.Signal }
 
 func (e *SignalError) Error() string { return "interrupted by " + e.Signal.String() }
+
+// LogFlags registers --log-format and --log-level, with the env fallbacks
+// <envPrefix>_LOG_FORMAT and <envPrefix>_LOG_LEVEL, into o.
+func (f *FlagSet) LogFlags(o *LogOptions, envPrefix string) {
+	f.String(&o.Format, "log-format", envPrefix+"_LOG_FORMAT", "auto", "log format on stderr: auto (text on a terminal, JSON otherwise), text or json")
+	f.String(&o.Level, "log-level", envPrefix+"_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+}
+
+// ParseArgs prints usage followed by the flag defaults on --help (reported
+// as help, for exit code 0) and otherwise parses args like Parse.
+func (f *FlagSet) ParseArgs(args []string, w io.Writer, usage string) (help bool, err error) {
+	f.SetOutput(w)
+	f.Usage = func() {
+		fmt.Fprint(w, usage)
+		f.PrintDefaults()
+	}
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, err
+	}
+	return false, nil
+}

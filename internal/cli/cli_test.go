@@ -78,3 +78,26 @@ func TestSignalContext(t *testing.T) {
 	require.True(t, errors.As(context.Cause(ctx), &se))
 	require.Equal(t, syscall.SIGTERM, se.Signal)
 }
+
+func TestLogFlagsAndParseArgs(t *testing.T) {
+	t.Setenv("KT_LOG_LEVEL", "debug")
+	var o LogOptions
+	var out bytes.Buffer
+	fs := NewFlagSet("t")
+	fs.LogFlags(&o, "KT")
+	help, err := fs.ParseArgs([]string{"--log-format=json"}, &out, "Usage: t\n")
+	require.False(t, help)
+	require.NoError(t, err)
+	require.Equal(t, LogOptions{Format: "json", Level: "debug"}, o)
+
+	fs = NewFlagSet("t")
+	fs.LogFlags(&o, "KT")
+	help, err = fs.ParseArgs([]string{"--help"}, &out, "Usage: t\n")
+	require.True(t, help)
+	require.NoError(t, err)
+	require.Contains(t, out.String(), "Usage: t\n")
+	require.Contains(t, out.String(), "(env KT_LOG_FORMAT)")
+
+	_, err = NewFlagSet("t").ParseArgs([]string{"--nope"}, &out, "")
+	require.ErrorContains(t, err, "nope")
+}
