@@ -51,7 +51,30 @@ type Options struct {
 
 // Launch starts a new control plane and waits until it is ready: node
 // Ready, default ServiceAccount and kube-root-ca.crt present.
-func Launch(ctx context.Context, tools *Tools, o Options) (_ *Cluster, err error) {
+//
+// Ports are picked free and released just before each component binds
+// them, so another process (or an outgoing connection's ephemeral port) can
+// take one in between; the component then exits at once. Launch checks that
+// every component is still running once the cluster is ready, and starts
+// over on fresh ports (up to three attempts) when one has exited.
+func Launch(ctx context.Context, tools *Tools, o Options) (*Cluster, error) {
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		var c *Cluster
+		if c, err = launchOnce(ctx, tools, o); err == nil || !errors.Is(err, errComponentExited) {
+			return c, err
+		}
+		if o.Logf != nil {
+			o.Logf("attempt %d: %v; starting over on fresh ports", attempt, err)
+		}
+	}
+	return nil, err
+}
+
+// errComponentExited marks a launch that failed because a component died.
+var errComponentExited = errors.New("component exited")
+
+func launchOnce(ctx context.Context, tools *Tools, o Options) (_ *Cluster, err error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
@@ -157,6 +180,9 @@ func Launch(ctx context.Context, tools *Tools, o Options) (_ *Cluster, err error
 		return nil, err
 	}
 	if err := c.waitReady(ctx, 90*time.Second); err != nil {
+		return nil, err
+	}
+	if err := c.alive(); err != nil {
 		return nil, err
 	}
 	o.Logf("cluster ready after %.1fs (%s)", time.Since(start).Seconds(), c.Dir)
@@ -304,7 +330,7 @@ func (c *Cluster) alive() error {
 		b, _ := os.ReadFile(filepath.Join(c.Dir, "pids", e.Name()))
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		if pid <= 0 || syscall.Kill(pid, 0) != nil || isZombie(pid) {
-			return fmt.Errorf("testcluster: %s exited; tail of its log:\n%s", name, tailFile(filepath.Join(c.Dir, "logs", name+".log"), 15))
+			return fmt.Errorf("testcluster: %s %w; tail of its log:\n%s", name, errComponentExited, tailFile(filepath.Join(c.Dir, "logs", name+".log"), 15))
 		}
 	}
 	return nil
