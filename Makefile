@@ -50,8 +50,12 @@ test-unit: ## fast tests: Go unit tests and real-PostgreSQL tests, no Kubernetes
 	$(GO) test -short -count=1 ./...
 
 .PHONY: test
-test: tools lint ## everything: unit, PostgreSQL, chart checks and cluster tests (the README's test command)
+test: tools lint ## everything: unit, PostgreSQL, chart checks, cluster tests and the real-node e2e (the README's test command)
 	KOMMONS_E2E=1 KOMMONS_REQUIRE_PG=1 KOMMONS_REQUIRE_MINIO=1 $(GO) test -count=1 -timeout 45m ./...
+
+.PHONY: e2e
+e2e: tools ## the real-node e2e alone: control plane + one node where pods run; commons, modules, Orthanc (root)
+	KOMMONS_E2E=1 $(GO) test -count=1 -timeout 40m -v ./test/e2e/realnode/
 
 .PHONY: bench
 bench: ## benchmarks (see docs/benchmarks.md for the figures and their commands)

@@ -8,8 +8,9 @@
 #   kwok-<v>/kwok, ct-<v>/ct (+ its lint configs), kubeconform-<v>/, kube-score-<v>/
 #   minio-<v>/minio MinIO server for the s3-init tests (internal/testutil/miniotest)
 #   mc-<v>/mc       MinIO client for the backup upload tests (miniotest.ClientBinary)
+#   coredns-<v>/coredns  cluster DNS of the real-node mode (kubelet and kube-proxy come with kube-<v>)
 # Prints one line per tool with its build time. Idempotent: a tool whose stamp exists is skipped.
-# Usage: test/cluster/build.sh [all|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc]...
+# Usage: test/cluster/build.sh [all|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns]...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -94,9 +95,10 @@ build_kube_score() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/
 build_minio() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/minio/minio@$MINIO_VERSION"; }
 # The MinIO client (mc; the chart's image calls it mcli): same story, MC_VERSION is @latest's pseudo-version.
 build_mc() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/minio/mc@$MC_VERSION"; }
+build_coredns() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"; }
 
 targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(all)
-[[ ${targets[0]} == all ]] && targets=(helm3 helm4 kubeconform kwok ct kube-score minio mc kube)
+[[ ${targets[0]} == all ]] && targets=(helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube)
 for t in "${targets[@]}"; do
   case $t in
     kube)        cached kube "$CACHE/kube-$KUBE_VERSION" build_kube ;;
@@ -108,6 +110,7 @@ for t in "${targets[@]}"; do
     kube-score)  cached kube-score "$CACHE/kube-score-$KUBE_SCORE_VERSION" build_kube_score ;;
     minio)       cached minio "$CACHE/minio-$MINIO_VERSION" build_minio ;;
     mc)          cached mc "$CACHE/mc-$MC_VERSION" build_mc ;;
+    coredns)     cached coredns "$CACHE/coredns-$COREDNS_VERSION" build_coredns ;;
     *) log "unknown target $t"; exit 2 ;;
   esac
 done

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kommons/kommons/internal/testutil/nodeimages"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -32,6 +33,11 @@ type Cluster struct {
 	client   *kubernetes.Clientset
 	cancelBG context.CancelFunc // in-process provisioner, when there is one
 	bgDone   chan struct{}
+	// Images are the real node's images (StartNode); nil otherwise.
+	Images *nodeimages.Set
+
+	node     bool               // real-node mode (NodeOptions)
+	registry *nodeimages.Server // real-node mode: the in-process image registry
 }
 
 // Options shapes a launch.
@@ -47,6 +53,9 @@ type Options struct {
 	ProvisionerCommand []string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
+	// Node, when set, replaces kwok with one real node (see NodeOptions);
+	// Launch must then run inside the sandbox of MainInSandbox.
+	Node *NodeOptions
 }
 
 // Launch starts a new control plane and waits until it is ready: node
@@ -61,7 +70,9 @@ func Launch(ctx context.Context, tools *Tools, o Options) (*Cluster, error) {
 	var err error
 	for attempt := 1; attempt <= 3; attempt++ {
 		var c *Cluster
-		if c, err = launchOnce(ctx, tools, o); err == nil || !errors.Is(err, errComponentExited) {
+		// The real node's ports are fixed inside its own network namespace:
+		// nothing can take them, so a dead component is a real failure.
+		if c, err = launchOnce(ctx, tools, o); err == nil || !errors.Is(err, errComponentExited) || o.Node != nil {
 			return c, err
 		}
 		if o.Logf != nil {
@@ -87,7 +98,10 @@ func launchOnce(ctx context.Context, tools *Tools, o Options) (_ *Cluster, err e
 			return nil, err
 		}
 	}
-	c := &Cluster{Dir: o.Dir, Tools: tools, Token: "kommons-admin-" + randomToken()}
+	c := &Cluster{Dir: o.Dir, Tools: tools, Token: "kommons-admin-" + randomToken(), node: o.Node != nil}
+	if c.node && !InSandbox() {
+		return nil, fmt.Errorf("testcluster: the real-node mode runs only inside the sandbox (TestMain must call MainInSandbox): %v", sandboxErr)
+	}
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("%w (logs in %s)", err, filepath.Join(o.Dir, "logs"))
@@ -103,10 +117,22 @@ func launchOnce(ctx context.Context, tools *Tools, o Options) (_ *Cluster, err e
 		return nil, err
 	}
 	etcdPort, etcdPeer, apiPort, kcmPort, schedPort, kwokPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
+	// The real node's pods reach the API through the kubernetes Service, whose
+	// endpoint is the advertise address: the apiserver listens on every
+	// address of the sandbox (which has no way out) on the usual port.
+	bindAddr, advertise, reconciler := "127.0.0.1", "127.0.0.1", "none"
+	if c.node {
+		apiPort, bindAddr, advertise, reconciler = nodeAPIPort, "0.0.0.0", NodeIP, "lease"
+	}
 	c.APIPort = apiPort
 	c.Kubeconfig = filepath.Join(o.Dir, "kubeconfig")
 	if err := c.writeKubeconfig(p); err != nil {
 		return nil, err
+	}
+	if c.node {
+		if err := c.startNodeRuntime(ctx, o); err != nil {
+			return nil, err
+		}
 	}
 	bin := func(name string) string { return filepath.Join(tools.KubeBin, name) }
 	loop := "http://127.0.0.1:"
@@ -122,12 +148,13 @@ func launchOnce(ctx context.Context, tools *Tools, o Options) (_ *Cluster, err e
 		return nil, err
 	}
 	if err := c.start("kube-apiserver", o, bin("kube-apiserver"), "--etcd-servers", loop+strconv.Itoa(etcdPort),
-		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", strconv.Itoa(apiPort),
+		"--bind-address", bindAddr, "--advertise-address", advertise, "--secure-port", strconv.Itoa(apiPort),
 		"--tls-cert-file", p.path("apiserver.crt"), "--tls-private-key-file", p.path("apiserver.key"),
 		"--client-ca-file", p.path("ca.crt"), "--token-auth-file", p.path("tokens.csv"), "--authorization-mode", "Node,RBAC",
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file", p.path("sa.pub"), "--service-account-signing-key-file", p.path("sa.key"),
-		"--service-cluster-ip-range", "10.96.0.0/16", "--endpoint-reconciler-type", "none",
+		"--service-cluster-ip-range", ServiceCIDR, "--endpoint-reconciler-type", reconciler,
+		"--kubelet-preferred-address-types", "InternalIP", // the node's name resolves nowhere
 		"--allow-privileged=true", "--enable-priority-and-fairness=false", "--profiling=false", "--v=1"); err != nil {
 		return nil, err
 	}
@@ -146,15 +173,17 @@ func launchOnce(ctx context.Context, tools *Tools, o Options) (_ *Cluster, err e
 		"--profiling=false", "--v=1"); err != nil {
 		return nil, err
 	}
-	stages := filepath.Join(o.Dir, "kwok-stages.yaml")
-	if err := writeKwokStages(tools.KwokStages, stages); err != nil {
-		return nil, err
-	}
-	if err := c.start("kwok", o, tools.Kwok, "--kubeconfig", c.Kubeconfig, "--config", stages,
-		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector", kwokNodeAnnotation+"=fake",
-		"--cidr", "10.244.0.0/16", "--node-ip", "10.1.0.1", "--node-lease-duration-seconds", "40",
-		"--server-address", "127.0.0.1:"+strconv.Itoa(kwokPort)); err != nil {
-		return nil, err
+	if !c.node {
+		stages := filepath.Join(o.Dir, "kwok-stages.yaml")
+		if err := writeKwokStages(tools.KwokStages, stages); err != nil {
+			return nil, err
+		}
+		if err := c.start("kwok", o, tools.Kwok, "--kubeconfig", c.Kubeconfig, "--config", stages,
+			"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector", kwokNodeAnnotation+"=fake",
+			"--cidr", "10.244.0.0/16", "--node-ip", "10.1.0.1", "--node-lease-duration-seconds", "40",
+			"--server-address", "127.0.0.1:"+strconv.Itoa(kwokPort)); err != nil {
+			return nil, err
+		}
 	}
 	if len(o.ProvisionerCommand) > 0 {
 		args := append(append([]string{}, o.ProvisionerCommand[1:]...), "--kubeconfig", c.Kubeconfig)
@@ -168,7 +197,11 @@ func launchOnce(ctx context.Context, tools *Tools, o Options) (_ *Cluster, err e
 	if len(o.ProvisionerCommand) == 0 {
 		bg, cancel := context.WithCancel(context.Background())
 		c.cancelBG, c.bgDone = cancel, make(chan struct{})
-		go func() { defer close(c.bgDone); RunProvisioner(bg, c.client, ProvisionerName, nil) }()
+		root := "" // kwok: PVs are never mounted
+		if c.node {
+			root = filepath.Join(o.Dir, "volumes")
+		}
+		go func() { defer close(c.bgDone); runProvisioner(bg, c.client, ProvisionerName, root, nil) }()
 	}
 	if err := c.bootstrapObjects(ctx); err != nil {
 		return nil, err
@@ -178,6 +211,11 @@ func launchOnce(ctx context.Context, tools *Tools, o Options) (_ *Cluster, err e
 	}
 	if err := c.waitHTTP(ctx, "kube-scheduler", fmt.Sprintf("https://127.0.0.1:%d/healthz", schedPort), "", 60*time.Second); err != nil {
 		return nil, err
+	}
+	if c.node {
+		if err := c.startNodeAgents(ctx, o, p); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.waitReady(ctx, 90*time.Second); err != nil {
 		return nil, err
@@ -265,8 +303,8 @@ func (c *Cluster) start(name string, o Options, path string, args ...string) err
 	return os.WriteFile(filepath.Join(c.Dir, "pids", name+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
 }
 
-// components in stop order.
-var components = []string{"fakeprov", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"}
+// components in stop order (the node's first: see stopNode).
+var components = append(append([]string{}, nodeComponents...), "fakeprov", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
 
 // Stop stops every recorded process by PID (SIGTERM, then SIGKILL after
 // 10 s). The run directory is kept for its logs; Destroy removes it.
@@ -275,6 +313,9 @@ func (c *Cluster) Stop() {
 		c.cancelBG()
 		<-c.bgDone
 		c.cancelBG = nil
+	}
+	if c.node {
+		c.stopNode()
 	}
 	StopDir(c.Dir)
 }
@@ -290,23 +331,9 @@ func StopDir(dir string) []string {
 	var stopped []string
 	for _, name := range components {
 		f := filepath.Join(dir, "pids", name+".pid")
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
+		if b, err := os.ReadFile(f); err == nil && stopPIDFile(f) {
+			stopped = append(stopped, fmt.Sprintf("%s (%s)", name, strings.TrimSpace(string(b))))
 		}
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		if pid > 0 && syscall.Kill(pid, 0) == nil {
-			_ = syscall.Kill(pid, syscall.SIGTERM)
-			deadline := time.Now().Add(10 * time.Second)
-			for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) && !isZombie(pid) {
-				time.Sleep(50 * time.Millisecond)
-			}
-			if syscall.Kill(pid, 0) == nil && !isZombie(pid) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-			stopped = append(stopped, fmt.Sprintf("%s (%d)", name, pid))
-		}
-		_ = os.Remove(f)
 	}
 	return stopped
 }

@@ -2,7 +2,11 @@ package testcluster
 
 import (
 	"context"
+	"fmt"
 	"log"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,8 +26,17 @@ const ProvisionerName = "kommons.test/fake"
 // WaitForFirstConsumer, and deletes the Released PVs it created whose policy
 // is Delete. It returns when ctx ends.
 func RunProvisioner(ctx context.Context, cs kubernetes.Interface, name string, logger *log.Logger) {
+	runProvisioner(ctx, cs, name, "", logger)
+}
+
+// runProvisioner is RunProvisioner; with a non-empty root (the real node)
+// every PV is a real directory root/<namespace>/<claim>-<uid>, mode 0777
+// like the local-path provisioner's, since fsGroup does not apply to
+// hostPath volumes and pods run as non-root users; it is removed with a
+// released PV whose policy is Delete.
+func runProvisioner(ctx context.Context, cs kubernetes.Interface, name, root string, logger *log.Logger) {
 	for {
-		if err := provisionOnce(ctx, cs, name, logger); err != nil && ctx.Err() == nil && logger != nil {
+		if err := provisionOnce(ctx, cs, name, root, logger); err != nil && ctx.Err() == nil && logger != nil {
 			logger.Print(err)
 		}
 		select {
@@ -34,7 +47,7 @@ func RunProvisioner(ctx context.Context, cs kubernetes.Interface, name string, l
 	}
 }
 
-func provisionOnce(ctx context.Context, cs kubernetes.Interface, name string, logger *log.Logger) error {
+func provisionOnce(ctx context.Context, cs kubernetes.Interface, name, root string, logger *log.Logger) error {
 	scs, err := cs.StorageV1().StorageClasses().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
@@ -70,13 +83,23 @@ func provisionOnce(ctx context.Context, cs kubernetes.Interface, name string, lo
 		if len(modes) == 0 {
 			modes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
 		}
+		path := "/kommons-fake/" + c.Namespace + "/" + c.Name
+		if root != "" {
+			path = filepath.Join(root, c.Namespace, c.Name+"-"+string(c.UID))
+			if err := os.MkdirAll(path, 0o777); err != nil {
+				return fmt.Errorf("volume for %s/%s: %w", c.Namespace, c.Name, err)
+			}
+			if err := os.Chmod(path, 0o777); err != nil { // past the umask
+				return fmt.Errorf("volume for %s/%s: %w", c.Namespace, c.Name, err)
+			}
+		}
 		pv := &corev1.PersistentVolume{
 			ObjectMeta: metav1.ObjectMeta{Name: "pvc-" + string(c.UID), Annotations: map[string]string{"pv.kubernetes.io/provisioned-by": name}},
 			Spec: corev1.PersistentVolumeSpec{
 				Capacity: corev1.ResourceList{corev1.ResourceStorage: size}, AccessModes: modes,
 				PersistentVolumeReclaimPolicy: reclaim, StorageClassName: sc.Name, VolumeMode: c.Spec.VolumeMode,
 				ClaimRef:               &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: c.Namespace, Name: c.Name, UID: c.UID},
-				PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/kommons-fake/" + c.Namespace + "/" + c.Name}},
+				PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path}},
 			},
 		}
 		if _, err := cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err == nil && logger != nil {
@@ -90,8 +113,13 @@ func provisionOnce(ctx context.Context, cs kubernetes.Interface, name string, lo
 	for _, pv := range pvs.Items {
 		if pv.Annotations["pv.kubernetes.io/provisioned-by"] == name && pv.Status.Phase == corev1.VolumeReleased &&
 			pv.Spec.PersistentVolumeReclaimPolicy == corev1.PersistentVolumeReclaimDelete {
-			if cs.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{}) == nil && logger != nil {
-				logger.Printf("deleted released %s", pv.Name)
+			if cs.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{}) == nil {
+				if hp := pv.Spec.HostPath; root != "" && hp != nil && strings.HasPrefix(hp.Path, root+"/") {
+					_ = os.RemoveAll(hp.Path)
+				}
+				if logger != nil {
+					logger.Printf("deleted released %s", pv.Name)
+				}
 			}
 		}
 	}

@@ -135,8 +135,14 @@ func (c *Cluster) AddNode(ctx context.Context, n NodeSpec) error {
 
 // AddStorageClass creates a StorageClass served by the fake provisioner.
 func (c *Cluster) AddStorageClass(ctx context.Context, name string, isDefault bool) error {
-	reclaim := corev1.PersistentVolumeReclaimDelete
 	mode := storagev1.VolumeBindingImmediate
+	if c.node {
+		// Like node-local provisioners (local-path): the claim binds once a
+		// pod using it is scheduled, so the scheduler never parks a pod
+		// whose claim is still pending.
+		mode = storagev1.VolumeBindingWaitForFirstConsumer
+	}
+	reclaim := corev1.PersistentVolumeReclaimDelete
 	expand := true
 	sc := &storagev1.StorageClass{
 		ObjectMeta:           metav1.ObjectMeta{Name: name},
@@ -162,8 +168,10 @@ func (c *Cluster) bootstrapObjects(ctx context.Context) error {
 }
 
 func (c *Cluster) waitReady(ctx context.Context, timeout time.Duration) error {
-	if err := c.AddNode(ctx, NodeSpec{Name: DefaultNode}); err != nil {
-		return err
+	if !c.node { // the real node registers itself (startNodeAgents)
+		if err := c.AddNode(ctx, NodeSpec{Name: DefaultNode}); err != nil {
+			return err
+		}
 	}
 	if err := c.poll(ctx, "default ServiceAccount", timeout, func() error {
 		_, err := c.client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})

@@ -18,14 +18,15 @@ import (
 // apiserver's serving certificate, the service-account signing key pair and
 // a static admin token (group system:masters).
 type pki struct {
-	dir   string
-	token string
+	dir       string
+	token     string
+	nodeToken string // the real node's kubelet (system:node:NodeName)
 }
 
 func (p pki) path(name string) string { return filepath.Join(p.dir, name) }
 
 func writePKI(dir, token string) (pki, error) {
-	p := pki{dir: dir, token: token}
+	p := pki{dir: dir, token: token, nodeToken: "kommons-node-" + randomToken()}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return p, err
 	}
@@ -52,7 +53,7 @@ func writePKI(dir, token string) (pki, error) {
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
 		NotBefore: now, NotAfter: now.Add(10 * 365 * 24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1")},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1"), net.ParseIP(NodeIP)},
 		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
@@ -74,7 +75,8 @@ func writePKI(dir, token string) (pki, error) {
 		"apiserver.key": pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(srvKey)),
 		"sa.key":        pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey)),
 		"sa.pub":        pemBlock("PUBLIC KEY", saPub),
-		"tokens.csv":    []byte(fmt.Sprintf("%s,admin,admin,system:masters\n", token)),
+		"tokens.csv": []byte(fmt.Sprintf("%s,admin,admin,system:masters\n%s,system:node:%s,system:node:%s,system:nodes\n",
+			token, p.nodeToken, NodeName, NodeName)),
 	}
 	for name, b := range files {
 		if err := os.WriteFile(p.path(name), b, 0o600); err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kommons/kommons/internal/testutil/nodeimages"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -84,6 +85,60 @@ func Start(t testing.TB) *Cluster {
 	return shared
 }
 
+// StartNode returns the package's real-node cluster (NodeOptions), launching
+// it on first use: the images are built or taken from the cache
+// (nodeimages.Build), then the control plane and the node start inside the
+// sandbox, which the package's TestMain must create with MainInSandbox.
+// Skips and failures follow Start's rules.
+func StartNode(t testing.TB) *Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real-node test skipped with -short")
+	}
+	once.Do(func() {
+		if !InSandbox() {
+			sharedErr = fmt.Errorf("not inside the real-node sandbox: %v", sandboxErr)
+			return
+		}
+		tools, err := FindTools()
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		if e := os.Getenv(imagesErrEnv); e != "" {
+			sharedErr = fmt.Errorf("build the node's images (before entering the sandbox): %s", e)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		defer cancel()
+		start := time.Now()
+		set, err := nodeimages.Build(ctx, t.Logf)
+		if err != nil {
+			sharedErr = fmt.Errorf("build the node's images: %w", err)
+			return
+		}
+		t.Logf("images ready after %.1fs", time.Since(start).Seconds())
+		dir, err := os.MkdirTemp("", "kommons-node-")
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		shared, sharedErr = Launch(ctx, tools, Options{Dir: dir, Logf: t.Logf,
+			Node: &NodeOptions{Images: set.All(), PauseImage: set.Pause.Ref()}})
+		if shared != nil {
+			shared.Images = set
+		}
+		sharedOwns = shared != nil
+	})
+	if sharedErr != nil {
+		if os.Getenv("CI") == "true" || os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("real-node test cluster is required here: %v", sharedErr)
+		}
+		t.Skipf("real-node test cluster unavailable: %v", sharedErr)
+	}
+	return shared
+}
+
 // Namespace creates a fresh namespace (prefix + random suffix), deleted when
 // the test ends unless the test failed (kept for inspection).
 func (c *Cluster) Namespace(t testing.TB, prefix string) string {
@@ -134,8 +189,9 @@ func (c *Cluster) Run(t testing.TB, bin string, args ...string) string {
 }
 
 // Exec executes a tool against this cluster and returns its combined output and error.
+// It is killed after 15 minutes (a hung tool; Helm's own --timeout is shorter).
 func (c *Cluster) Exec(bin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = c.Env()

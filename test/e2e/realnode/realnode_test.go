@@ -1,0 +1,745 @@
+// Package realnode installs the charts on a Kubernetes node where pods
+// really run (internal/testutil/testcluster's real-node mode: containerd,
+// runc, the kubelet, kube-proxy, CoreDNS and the CNI bridge inside a
+// private network, mount and PID namespace; images built by
+// internal/testutil/nodeimages). Unlike the kwok cluster, a wrong command,
+// environment variable, mount, probe, security context or Service port in
+// a chart fails here.
+//
+// One ordered scenario, each step depending on the previous one:
+// commons, two tenant modules (examples/charts/hello-module), Orthanc with
+// two replicas; then day 2: upgrades, a PostgreSQL pod deleted, Orthanc
+// uninstalled. Everything goes through Helm 3 and the kommons post-renderer.
+package realnode
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kommons/kommons/internal/testutil/nodeimages"
+	"github.com/kommons/kommons/internal/testutil/orthanctest"
+	"github.com/kommons/kommons/internal/testutil/testcluster"
+)
+
+func TestMain(m *testing.M) { testcluster.MainInSandbox(m) }
+
+// policy places databases and object stores on pool db and everything else
+// on pool app; the single node carries both pools' labels.
+const policy = `apiVersion: postrender.kommons.io/v1alpha1
+kind: PlacementPolicy
+storage:
+  defaultClass: standard
+pools:
+- name: db
+  nodeSelector: {kommons.test/pool-db: "true"}
+  tolerations:
+  - {key: kommons.test/dedicated, operator: Equal, value: db, effect: NoSchedule}
+- name: app
+  nodeSelector: {kommons.test/pool-app: "true"}
+placement:
+  defaultPool: app
+  rules:
+  - name: databases
+    match: {labels: {kommons.io/workload-class: database}}
+    pool: db
+  - name: object-stores
+    match: {labels: {kommons.io/workload-class: object-store}}
+    pool: db
+`
+
+// scenario is the state shared by the ordered steps.
+type scenario struct {
+	c        *testcluster.Cluster
+	img      *nodeimages.Set
+	charts   string   // staged copy of charts/ and examples/charts/
+	post     []string // Helm flags of the post-renderer
+	commons  string   // namespace of commons
+	modules  [2]string
+	imaging  string
+	orthanc  []string // Orthanc values
+	uploaded int
+	run      string
+	pgAddr   string // commons PostgreSQL Service address
+	adminPW  string // commons' PostgreSQL admin password
+}
+
+func TestRealNode(t *testing.T) {
+	c := testcluster.StartNode(t)
+	s := &scenario{c: c, img: c.Images, run: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			s.dump(t)
+		}
+	})
+	s.prepare(t)
+	for _, step := range []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"commons", s.installCommons},
+		{"tenant-modules", s.installModules},
+		{"orthanc", s.installOrthanc},
+		{"orthanc-dicom", s.dicomThroughService},
+		{"upgrade-orthanc", s.upgradeOrthanc},
+		{"upgrade-commons", s.upgradeCommons},
+		{"postgresql-pod-deleted", s.deletePostgresPod},
+		{"wait-for-pg-blocks", s.waitForPgBlocks},
+		{"uninstall-orthanc", s.uninstallOrthanc},
+	} {
+		if !t.Run(step.name, step.fn) {
+			t.Fatalf("step %s failed; later steps depend on it", step.name)
+		}
+	}
+}
+
+func (s *scenario) prepare(t *testing.T) {
+	ctx := context.Background()
+	node, err := s.c.Client().CoreV1().Nodes().Get(ctx, testcluster.NodeName, metav1.GetOptions{})
+	require.NoError(t, err)
+	node.Labels["kommons.test/pool-db"] = "true"
+	node.Labels["kommons.test/pool-app"] = "true"
+	_, err = s.c.Client().CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
+	require.NoError(t, err)
+
+	root := s.c.Tools.RepoRoot
+	bin := filepath.Join(t.TempDir(), "postrender")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/postrender")
+	build.Dir = root
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build ./cmd/postrender:\n%s", out)
+	policyPath := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(policyPath, []byte(policy), 0o644))
+	s.post = []string{"--post-renderer", bin, "--post-renderer-args", "--config=" + policyPath}
+
+	// Stage the charts (dependency build writes into them); examples/charts
+	// refers to ../../../charts, so keep the layout.
+	tmp := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(tmp, "examples"), 0o755))
+	require.NoError(t, exec.Command("cp", "-r", filepath.Join(root, "charts"), tmp).Run())
+	require.NoError(t, exec.Command("cp", "-r", filepath.Join(root, "examples", "charts"), filepath.Join(tmp, "examples")).Run())
+	s.c.Helm3(t, "dependency", "build", filepath.Join(tmp, "charts", "orthanc"))
+	s.c.Helm3(t, "dependency", "build", filepath.Join(tmp, "examples", "charts", "hello-module"))
+	s.charts = tmp
+
+	s.commons = s.c.Namespace(t, "commons")
+	s.modules = [2]string{s.c.Namespace(t, "module-a"), s.c.Namespace(t, "module-b")}
+	s.imaging = s.c.Namespace(t, "imaging")
+}
+
+// helm runs Helm 3 through the post-renderer.
+func (s *scenario) helm(t *testing.T, args ...string) string {
+	t.Helper()
+	start := time.Now()
+	out := s.c.Helm3(t, append(args, s.post...)...)
+	t.Logf("helm %s %s: %.1fs", args[0], args[1], time.Since(start).Seconds())
+	return out
+}
+
+func imageValues(prefix string, img nodeimages.Image) []string {
+	return []string{"--set", prefix + ".registry=" + nodeimages.Registry, "--set", prefix + ".repository=" + img.Repository,
+		"--set", prefix + ".tag=" + img.Tag}
+}
+
+// provisionerValues points a postgres-init dependency (under prefix) at
+// commons' tenant Secret and the test's tools image.
+func (s *scenario) provisionerValues(prefix string) []string {
+	v := imageValues(prefix+".image", s.img.Tools)
+	for k, key := range map[string]string{"host": "PGHOST", "port": "PGPORT", "sslmode": "PGSSLMODE", "username": "PGUSER", "password": "PGPASSWORD"} {
+		v = append(v, "--set", prefix+".provisioner.keys."+k+"="+key)
+	}
+	return append(v, "--set", prefix+".provisioner.secretName=kommons-commons")
+}
+
+func (s *scenario) commonsValues() []string {
+	v := []string{
+		"--set", "tenants[0].namespace=" + s.modules[0], "--set", "tenants[1].namespace=" + s.modules[1],
+		"--set", "tenants[2].namespace=" + s.imaging, "--set", "tenants[2].buckets[0]=dicom",
+		"--set", "postgresql.dataDir=/var/lib/postgresql/15/docker",
+		"--set", "postgresql.persistence.size=2Gi",
+	}
+	v = append(v, imageValues("tools.image", s.img.Tools)...)
+	v = append(v, imageValues("postgresql.image", s.img.Postgres)...)
+	return append(v, imageValues("objectStorage.minio.image", s.img.MinIO)...)
+}
+
+func (s *scenario) installCommons(t *testing.T) {
+	s.helm(t, append([]string{"install", "commons", filepath.Join(s.charts, "charts", "commons"), "-n", s.commons,
+		"--wait", "--wait-for-jobs", "--timeout", "10m"}, s.commonsValues()...)...)
+	s.requirePodsReady(t, s.commons)
+	pg := s.onePod(t, s.commons, "app.kubernetes.io/component=database")
+	assert.Equal(t, "true", pg.Spec.NodeSelector["kommons.test/pool-db"], "PostgreSQL placed on pool db by the post-renderer")
+	assert.Equal(t, testcluster.NodeName, pg.Spec.NodeName)
+
+	admin := s.secret(t, s.modules[0], "kommons-commons")
+	s.adminPW = admin["PGPASSWORD"]
+	conn := s.connect(t, admin["PGUSER"], s.adminPW, "postgres")
+	var version string
+	require.NoError(t, conn.QueryRow(context.Background(), "SHOW server_version").Scan(&version))
+	t.Logf("commons PostgreSQL %s answers through its Service as %s", version, admin["PGUSER"])
+}
+
+func (s *scenario) installModules(t *testing.T) {
+	for _, ns := range s.modules {
+		values := append([]string{"install", "hello", filepath.Join(s.charts, "examples", "charts", "hello-module"), "-n", ns,
+			"--wait", "--wait-for-jobs", "--timeout", "5m"}, imageValues("image", s.img.Hello)...)
+		s.helm(t, append(values, s.provisionerValues("postgresInit")...)...)
+		s.requirePodsReady(t, ns)
+		s.requirePgInitSummary(t, ns)
+	}
+	// Each module's web pod reached its own database with its own role
+	// through its Service (readiness probes passed, and we ask it again).
+	var dbs [2]string
+	for i, ns := range s.modules {
+		body := s.httpGet(t, "http://"+s.serviceAddr(t, ns, "hello-hello", "http")+"/", "", "")
+		require.Contains(t, body, "hello from database ")
+		dbs[i] = strings.Fields(strings.TrimPrefix(body, "hello from database "))[0]
+	}
+	require.NotEqual(t, dbs[0], dbs[1], "two instances of one module get distinct databases")
+	// Isolation on the shared server: module A's role cannot open module B's database.
+	credsA := s.roleCredentials(t, s.modules[0])
+	_, err := s.tryConnect(credsA["PGUSER"], credsA["PGPASSWORD"], dbs[1])
+	require.Error(t, err, "module A's role must not connect to module B's database")
+	assert.Contains(t, err.Error(), "permission denied")
+}
+
+func (s *scenario) orthancValues() []string {
+	v := []string{
+		"--set", "replicaCount=2", "--set", "storage.type=filesystem", "--set", "storage.filesystem.size=1Gi",
+		"--set", "orthanc.command=" + nodeimages.OrthancCommand, "--set", "orthanc.plugins.directory=" + nodeimages.OrthancPluginDir,
+	}
+	v = append(v, imageValues("image", s.img.Orthanc)...)
+	return append(v, s.provisionerValues("postgresInit")...)
+}
+
+func (s *scenario) installOrthanc(t *testing.T) {
+	s.orthanc = s.orthancValues()
+	s.helm(t, append([]string{"install", "pacs", filepath.Join(s.charts, "charts", "orthanc"), "-n", s.imaging,
+		"--wait", "--wait-for-jobs", "--timeout", "10m"}, s.orthanc...)...)
+	s.requirePodsReady(t, s.imaging)
+	s.requirePgInitSummary(t, s.imaging)
+	pods := s.orthancPods(t)
+	require.Len(t, pods, 2)
+	for _, p := range pods {
+		assert.Equal(t, "true", p.Spec.NodeSelector["kommons.test/pool-app"], "Orthanc placed on pool app")
+	}
+
+	// Ordering, from the pods' own logs and statuses: each wait-for-pg init
+	// container saw the database ready only after pg-init logged its
+	// summary, and Orthanc started only after wait-for-pg exited 0.
+	job := s.pgInitJob(t, s.imaging)
+	provisioned := logTime(t, s.c.Kubectl(t, "logs", "-n", s.imaging, "job/"+job.Name), "summary")
+	for _, p := range pods {
+		logs := s.c.Kubectl(t, "logs", "-n", s.imaging, p.Name, "-c", "wait-for-pg")
+		ready := logTime(t, logs, "PostgreSQL ready")
+		assert.False(t, ready.Before(provisioned), "pod %s: wait-for-pg ready at %s, before pg-init finished at %s", p.Name, ready, provisioned)
+		waited := initContainerExit(t, &p, "wait-for-pg")
+		assert.Zero(t, waited.ExitCode)
+		for _, st := range p.Status.ContainerStatuses {
+			if st.Name == "orthanc" {
+				require.NotNil(t, st.State.Running)
+				assert.False(t, st.State.Running.StartedAt.Before(&waited.FinishedAt), "Orthanc started after wait-for-pg")
+				t.Logf("pod %s: pg-init done %s, wait-for-pg ready %s (exited %s), Orthanc started %s", p.Name,
+					provisioned.Format(time.RFC3339Nano), ready.Format(time.RFC3339Nano), waited.FinishedAt.Format(time.RFC3339), st.State.Running.StartedAt.Format(time.RFC3339))
+			}
+		}
+	}
+}
+
+// logTime returns the time of the first JSON log line whose msg is msg.
+func logTime(t *testing.T, logs, msg string) time.Time {
+	t.Helper()
+	for _, line := range strings.Split(logs, "\n") {
+		var l struct {
+			Time time.Time `json:"time"`
+			Msg  string    `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == msg {
+			return l.Time
+		}
+	}
+	t.Fatalf("no %q line in:\n%s", msg, logs)
+	return time.Time{}
+}
+
+func initContainerExit(t *testing.T, p *corev1.Pod, name string) *corev1.ContainerStateTerminated {
+	t.Helper()
+	for _, st := range p.Status.InitContainerStatuses {
+		if st.Name == name && st.State.Terminated != nil {
+			return st.State.Terminated
+		}
+	}
+	t.Fatalf("pod %s: init container %s has not terminated", p.Name, name)
+	return nil
+}
+
+// waitForPgBlocks stops PostgreSQL (StatefulSet scaled to 0), replaces an
+// Orthanc pod, and watches the new pod's wait-for-pg init container wait,
+// with Orthanc not started, until PostgreSQL is back.
+func (s *scenario) waitForPgBlocks(t *testing.T) {
+	ctx := context.Background()
+	sts := strings.TrimSuffix(s.onePod(t, s.commons, "app.kubernetes.io/component=database").Name, "-0")
+	s.c.Kubectl(t, "scale", "statefulset", sts, "-n", s.commons, "--replicas", "0")
+	s.eventually(t, "PostgreSQL stopped", 2*time.Minute, func() error {
+		pods, err := s.c.Client().CoreV1().Pods(s.commons).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=database"})
+		if err != nil || len(pods.Items) > 0 {
+			return fmt.Errorf("still running (%v)", err)
+		}
+		return nil
+	})
+	old := s.orthancPods(t)[0].Name
+	require.NoError(t, s.c.Client().CoreV1().Pods(s.imaging).Delete(ctx, old, metav1.DeleteOptions{}))
+	var fresh string
+	s.eventually(t, "the new Orthanc pod's wait-for-pg waiting", 3*time.Minute, func() error {
+		for _, p := range s.orthancPods(t) {
+			if p.Name == old || p.CreationTimestamp.Time.Before(time.Now().Add(-5*time.Minute)) {
+				continue
+			}
+			out, err := s.c.Exec(filepath.Join(s.c.Tools.KubeBin, "kubectl"), "logs", "-n", s.imaging, p.Name, "-c", "wait-for-pg")
+			if err == nil && strings.Contains(out, "waiting for PostgreSQL") {
+				fresh = p.Name
+				for _, st := range p.Status.ContainerStatuses {
+					if st.Name == "orthanc" && (st.State.Running != nil || st.State.Terminated != nil) {
+						return fmt.Errorf("orthanc container started while PostgreSQL is down")
+					}
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no new pod waiting yet")
+	})
+	s.c.Kubectl(t, "scale", "statefulset", sts, "-n", s.commons, "--replicas", "1")
+	s.requirePodsReady(t, s.commons)
+	s.waitOrthancReady(t)
+	logs := s.c.Kubectl(t, "logs", "-n", s.imaging, fresh, "-c", "wait-for-pg")
+	p, err := s.c.Client().CoreV1().Pods(s.imaging).Get(ctx, fresh, metav1.GetOptions{})
+	require.NoError(t, err)
+	waited := initContainerExit(t, p, "wait-for-pg")
+	t.Logf("pod %s waited for PostgreSQL (exited %s):\n%s", fresh, waited.FinishedAt.Format(time.RFC3339), logs)
+	assert.Contains(t, logs, "PostgreSQL ready")
+	s.requireCounts(t)
+}
+
+// dicomThroughService uploads through the Service, then reads every
+// instance back from each replica directly: both see everything, because
+// both index into the tenant's database.
+func (s *scenario) dicomThroughService(t *testing.T) {
+	svc := "http://" + s.serviceAddr(t, s.imaging, "pacs-orthanc", "http")
+	user, pw := s.orthancAuth(t)
+	const n = 20
+	for i := 1; i <= n; i++ {
+		spec := orthanctest.DicomSpec{Run: s.run, Study: 1 + i%4, Instance: i}
+		s.upload(t, svc, user, pw, orthanctest.DicomFile(spec))
+	}
+	s.uploaded = n
+	s.requireCounts(t)
+	// The rows are in the tenant's database.
+	creds := s.roleCredentials(t, s.imaging)
+	conn := s.connect(t, creds["PGUSER"], creds["PGPASSWORD"], creds["PGDATABASE"])
+	var rows int
+	require.NoError(t, conn.QueryRow(context.Background(), "SELECT count(*) FROM resources WHERE resourcetype = 3").Scan(&rows))
+	assert.Equal(t, s.uploaded, rows, "instances indexed in %s", creds["PGDATABASE"])
+}
+
+// requireCounts asks each Orthanc replica, by pod IP, for its statistics
+// and instance list until both show exactly what was uploaded (after a
+// PostgreSQL restart a replica answers 503 "database not available" until
+// its plugin reconnects; it must get there by itself, within two minutes).
+func (s *scenario) requireCounts(t *testing.T) {
+	t.Helper()
+	user, pw := s.orthancAuth(t)
+	start := time.Now()
+	s.eventually(t, fmt.Sprintf("both replicas count %d instances", s.uploaded), 2*time.Minute, func() error {
+		for _, p := range s.orthancPods(t) {
+			base := "http://" + net.JoinHostPort(p.Status.PodIP, "8042")
+			var st orthanctest.Statistics
+			if err := getJSON(base+"/statistics", user, pw, &st); err != nil {
+				return fmt.Errorf("replica %s: %w", p.Name, err)
+			}
+			var ids []string
+			if err := getJSON(base+"/instances", user, pw, &ids); err != nil {
+				return fmt.Errorf("replica %s: %w", p.Name, err)
+			}
+			if st.CountInstances != s.uploaded || len(ids) != s.uploaded {
+				return fmt.Errorf("replica %s: %d instances counted, %d listed, want %d", p.Name, st.CountInstances, len(ids), s.uploaded)
+			}
+		}
+		return nil
+	})
+	if d := time.Since(start); d > 2*time.Second {
+		t.Logf("replicas answered with exact counts after %.1fs", d.Seconds())
+	}
+}
+
+func getJSON(url, user, password string, into any) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(user, password)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: HTTP %d: %s", url, resp.StatusCode, body)
+	}
+	return json.Unmarshal(body, into)
+}
+
+func (s *scenario) upgradeOrthanc(t *testing.T) {
+	before := s.podNames(s.orthancPods(t))
+	auth := s.secret(t, s.imaging, "pacs-orthanc-auth")["password"]
+	role := s.roleCredentials(t, s.imaging)["PGPASSWORD"]
+	s.helm(t, append([]string{"upgrade", "pacs", filepath.Join(s.charts, "charts", "orthanc"), "-n", s.imaging,
+		"--wait", "--wait-for-jobs", "--timeout", "10m", "--set", "orthanc.config.StableAge=30"}, s.orthanc...)...)
+	s.requirePodsReady(t, s.imaging)
+	after := s.podNames(s.orthancPods(t))
+	for _, p := range after {
+		assert.NotContains(t, before, p, "a configuration change rolls the pods")
+	}
+	assert.Equal(t, auth, s.secret(t, s.imaging, "pacs-orthanc-auth")["password"], "Orthanc password kept")
+	assert.Equal(t, role, s.roleCredentials(t, s.imaging)["PGPASSWORD"], "database password kept")
+	s.requireCounts(t)
+}
+
+func (s *scenario) upgradeCommons(t *testing.T) {
+	before := s.onePod(t, s.commons, "app.kubernetes.io/component=database").UID
+	s.helm(t, append([]string{"upgrade", "commons", filepath.Join(s.charts, "charts", "commons"), "-n", s.commons,
+		"--wait", "--wait-for-jobs", "--timeout", "10m", "--set", "postgresql.parameters.work_mem=8MB"}, s.commonsValues()...)...)
+	s.requirePodsReady(t, s.commons)
+	pg := s.onePod(t, s.commons, "app.kubernetes.io/component=database")
+	assert.NotEqual(t, before, pg.UID, "a parameter change restarts PostgreSQL")
+	admin := s.secret(t, s.modules[0], "kommons-commons")
+	assert.Equal(t, s.adminPW, admin["PGPASSWORD"], "admin password kept")
+	conn := s.connect(t, admin["PGUSER"], admin["PGPASSWORD"], "postgres")
+	var workMem string
+	require.NoError(t, conn.QueryRow(context.Background(), "SHOW work_mem").Scan(&workMem))
+	assert.Equal(t, "8MB", workMem)
+	s.waitOrthancReady(t)
+	s.requireCounts(t)
+}
+
+func (s *scenario) deletePostgresPod(t *testing.T) {
+	ctx := context.Background()
+	pg := s.onePod(t, s.commons, "app.kubernetes.io/component=database")
+	require.NoError(t, s.c.Client().CoreV1().Pods(s.commons).Delete(ctx, pg.Name, metav1.DeleteOptions{}))
+	s.eventually(t, "PostgreSQL pod recreated and Ready", 5*time.Minute, func() error {
+		p, err := s.c.Client().CoreV1().Pods(s.commons).Get(ctx, pg.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if p.UID == pg.UID || !podReady(p) {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	s.waitOrthancReady(t)
+	s.requireCounts(t)
+	// Orthanc writes again after the restart.
+	user, pw := s.orthancAuth(t)
+	s.upload(t, "http://"+s.serviceAddr(t, s.imaging, "pacs-orthanc", "http"), user, pw,
+		orthanctest.DicomFile(orthanctest.DicomSpec{Run: s.run, Study: 9, Instance: 1000}))
+	s.uploaded++
+	s.requireCounts(t)
+}
+
+func (s *scenario) uninstallOrthanc(t *testing.T) {
+	ctx := context.Background()
+	creds := s.roleCredentials(t, s.imaging)
+	pvcs, err := s.c.Client().CoreV1().PersistentVolumeClaims(s.imaging).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	require.NotEmpty(t, pvcs.Items)
+	s.c.Helm3(t, "uninstall", "pacs", "-n", s.imaging, "--wait", "--timeout", "5m")
+	after, err := s.c.Client().CoreV1().PersistentVolumeClaims(s.imaging).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.Len(t, after.Items, len(pvcs.Items), "volumes kept on uninstall")
+	admin := s.secret(t, s.modules[0], "kommons-commons")
+	conn := s.connect(t, admin["PGUSER"], admin["PGPASSWORD"], "postgres")
+	var rows int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", creds["PGDATABASE"]).Scan(&rows))
+	assert.Equal(t, 1, rows, "database %s kept on uninstall", creds["PGDATABASE"])
+	data := s.connect(t, admin["PGUSER"], admin["PGPASSWORD"], creds["PGDATABASE"])
+	require.NoError(t, data.QueryRow(ctx, "SELECT count(*) FROM resources WHERE resourcetype = 3").Scan(&rows))
+	assert.Equal(t, s.uploaded, rows, "index rows kept on uninstall")
+}
+
+// ---- helpers ----
+
+func (s *scenario) eventually(t *testing.T, what string, timeout time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s: %v", what, timeout, err)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// requirePodsReady asserts that every pod of the namespace is Running and
+// Ready, or Succeeded (Job pods), and never restarted.
+func (s *scenario) requirePodsReady(t *testing.T, ns string) {
+	t.Helper()
+	s.eventually(t, "pods of "+ns+" ready", 3*time.Minute, func() error {
+		pods, err := s.c.Client().CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		if len(pods.Items) == 0 {
+			return fmt.Errorf("no pods")
+		}
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			if p.DeletionTimestamp != nil {
+				return fmt.Errorf("pod %s terminating", p.Name)
+			}
+			if p.Status.Phase == corev1.PodSucceeded {
+				continue
+			}
+			if p.Status.Phase != corev1.PodRunning || !podReady(p) {
+				return fmt.Errorf("pod %s: %s, ready=%v", p.Name, p.Status.Phase, podReady(p))
+			}
+		}
+		return nil
+	})
+}
+
+func (s *scenario) onePod(t *testing.T, ns, selector string) *corev1.Pod {
+	t.Helper()
+	pods, err := s.c.Client().CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+	require.NoError(t, err)
+	require.Len(t, pods.Items, 1, "pods %s in %s", selector, ns)
+	return &pods.Items[0]
+}
+
+func (s *scenario) orthancPods(t *testing.T) []corev1.Pod {
+	t.Helper()
+	pods, err := s.c.Client().CoreV1().Pods(s.imaging).List(context.Background(),
+		metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=orthanc,app.kubernetes.io/component=web"})
+	require.NoError(t, err)
+	var live []corev1.Pod
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			live = append(live, p)
+		}
+	}
+	return live
+}
+
+func (s *scenario) podNames(pods []corev1.Pod) []string {
+	var names []string
+	for _, p := range pods {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// waitOrthancReady waits until both Orthanc replicas are Ready again (their
+// readiness probe reads the index, so it follows PostgreSQL's restarts).
+func (s *scenario) waitOrthancReady(t *testing.T) {
+	t.Helper()
+	s.eventually(t, "Orthanc replicas ready", 5*time.Minute, func() error {
+		pods := s.orthancPods(t)
+		if len(pods) != 2 {
+			return fmt.Errorf("%d pods", len(pods))
+		}
+		for i := range pods {
+			if !podReady(&pods[i]) {
+				return fmt.Errorf("pod %s not ready", pods[i].Name)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *scenario) pgInitJob(t *testing.T, ns string) *batchv1.Job {
+	t.Helper()
+	jobs, err := s.c.Client().BatchV1().Jobs(ns).List(context.Background(), metav1.ListOptions{})
+	require.NoError(t, err)
+	var found []batchv1.Job
+	for _, j := range jobs.Items {
+		for _, c := range j.Spec.Template.Spec.Containers {
+			if len(c.Command) > 0 && filepath.Base(c.Command[0]) == "pg-init" {
+				found = append(found, j)
+			}
+		}
+	}
+	require.Len(t, found, 1, "one pg-init Job in %s", ns)
+	return &found[0]
+}
+
+// requirePgInitSummary reads the pg-init Job's log: it ran against the
+// in-cluster server and logged its summary.
+func (s *scenario) requirePgInitSummary(t *testing.T, ns string) {
+	t.Helper()
+	job := s.pgInitJob(t, ns)
+	logs := s.c.Kubectl(t, "logs", "-n", ns, "job/"+job.Name)
+	require.Contains(t, logs, `"msg":"summary"`, "pg-init log of %s/%s", ns, job.Name)
+	require.NotContains(t, logs, s.roleCredentials(t, ns)["PGPASSWORD"], "no password in pg-init's log")
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, `"msg":"summary"`) {
+			t.Logf("pg-init in %s: %s", ns, line)
+		}
+	}
+}
+
+func (s *scenario) secret(t *testing.T, ns, name string) map[string]string {
+	t.Helper()
+	sec, err := s.c.Client().CoreV1().Secrets(ns).Get(context.Background(), name, metav1.GetOptions{})
+	require.NoError(t, err, "Secret %s/%s", ns, name)
+	out := map[string]string{}
+	for k, v := range sec.Data {
+		out[k] = string(v)
+	}
+	return out
+}
+
+// roleCredentials is the connection Secret postgres-init generated for the
+// namespace's module (label app.kubernetes.io/component=credentials), with
+// libpq's names: PGUSER, PGPASSWORD, PGDATABASE.
+func (s *scenario) roleCredentials(t *testing.T, ns string) map[string]string {
+	t.Helper()
+	secs, err := s.c.Client().CoreV1().Secrets(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=postgres-init,app.kubernetes.io/component=credentials"})
+	require.NoError(t, err)
+	require.Len(t, secs.Items, 1, "one postgres-init connection Secret in %s", ns)
+	d := secs.Items[0].Data
+	return map[string]string{"PGUSER": string(d["username"]), "PGPASSWORD": string(d["password"]), "PGDATABASE": string(d["dbname"])}
+}
+
+func (s *scenario) orthancAuth(t *testing.T) (string, string) {
+	a := s.secret(t, s.imaging, "pacs-orthanc-auth")
+	return a["username"], a["password"]
+}
+
+func (s *scenario) serviceAddr(t *testing.T, ns, name, port string) string {
+	t.Helper()
+	svc, err := s.c.Client().CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
+	require.NoError(t, err)
+	for _, p := range svc.Spec.Ports {
+		if p.Name == port {
+			return net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(p.Port)))
+		}
+	}
+	t.Fatalf("Service %s/%s has no port %s", ns, name, port)
+	return ""
+}
+
+// postgresAddr is commons' PostgreSQL Service (ClusterIP, through kube-proxy).
+func (s *scenario) postgresAddr(t *testing.T) string {
+	t.Helper()
+	host := s.secret(t, s.modules[0], "kommons-commons")["PGHOST"] // <svc>.<ns>.svc.cluster.local
+	name := strings.Split(host, ".")[0]
+	return s.serviceAddr(t, s.commons, name, "postgresql")
+}
+
+func (s *scenario) tryConnect(user, password, db string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return nil, err
+	}
+	host, port, _ := net.SplitHostPort(s.pgAddr)
+	p, _ := strconv.Atoi(port)
+	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = host, uint16(p), user, password, db
+	cfg.TLSConfig = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+func (s *scenario) connect(t *testing.T, user, password, db string) *pgx.Conn {
+	t.Helper()
+	if s.pgAddr == "" {
+		s.pgAddr = s.postgresAddr(t)
+	}
+	conn, err := s.tryConnect(user, password, db)
+	require.NoError(t, err, "connect to %s as %s", db, user)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func (s *scenario) httpGet(t *testing.T, url, user, password string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	require.NoError(t, err, "GET %s", url)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s: %s", url, body)
+	return string(body)
+}
+
+func (s *scenario) upload(t *testing.T, base, user, password string, dicom []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/instances", bytes.NewReader(dicom))
+	require.NoError(t, err)
+	req.SetBasicAuth(user, password)
+	req.Header.Set("Content-Type", "application/dicom")
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "upload: %s", body)
+	var r struct{ Status string }
+	require.NoError(t, json.Unmarshal(body, &r))
+	require.Equal(t, "Success", r.Status, "upload: %s", body)
+}
+
+// dump logs the state of every namespace when a step failed: pods, events,
+// and every container's log.
+func (s *scenario) dump(t *testing.T) {
+	out, _ := s.c.Exec(filepath.Join(s.c.Tools.KubeBin, "kubectl"), "get", "pods,jobs,pvc,svc", "-A", "-o", "wide")
+	t.Logf("state:\n%s", out)
+	out, _ = s.c.Exec(filepath.Join(s.c.Tools.KubeBin, "kubectl"), "get", "events", "-A", "--sort-by=.lastTimestamp")
+	t.Logf("events:\n%s", out)
+	pods, err := s.c.Client().CoreV1().Pods("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		return
+	}
+	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
+	for _, p := range pods.Items {
+		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+			out, _ := s.c.Exec(filepath.Join(s.c.Tools.KubeBin, "kubectl"), "logs", "-n", p.Namespace, p.Name, "-c", c.Name, "--tail", "40")
+			t.Logf("logs %s/%s[%s]:\n%s", p.Namespace, p.Name, c.Name, out)
+		}
+	}
+	t.Logf("cluster logs: %s", filepath.Join(s.c.Dir, "logs"))
+}
