@@ -13,6 +13,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -118,7 +119,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.String(&o.namespace, "namespace", "HELM_NAMESPACE", "", "release namespace, for matching manifests without metadata.namespace")
 	fs.Bool(&o.check, "check", "POSTRENDER_CHECK", false, "write nothing; exit 1 if the policy would change the input (CI gate)")
 	fs.Var(&o.report, "report", "list every change on stderr: --report (text table) or --report=json")
-	fs.Bool(&o.validate, "validate", "POSTRENDER_VALIDATE", false, "parse every document, not only those the policy can affect, so malformed YAML and duplicate keys anywhere are errors")
+	fs.Bool(&o.validate, "validate", "POSTRENDER_VALIDATE", false, "deprecated, ignored: every document is validated (malformed YAML and duplicate keys anywhere are errors)")
 	fs.Int(&o.workers, "workers", "POSTRENDER_WORKERS", 0, "documents processed in parallel (0: one per CPU)")
 	fs.String(&o.errorLog, "error-log", "POSTRENDER_ERROR_LOG", "", "also write errors to this file (default when run as a Helm 4 plugin: <user cache dir>/kommons-postrender/last-error.log, because Helm 4 drops a plugin's stderr)")
 	fs.LogFlags(&o.logOpts, "POSTRENDER")
@@ -176,7 +177,7 @@ func process(o options, rest []string, stdin io.Reader, stdout, stderr io.Writer
 	if p.Storage.DefaultClass == "" && len(p.Storage.Rules) == 0 && p.Placement.DefaultPool == "" && len(p.Placement.Rules) == 0 {
 		log.Warn("the policy places nothing (no storage class, no placement rule, no default pool): the input is copied unchanged; pass --config or the shorthand flags")
 	}
-	eng, err := postrender.New(p, postrender.Options{Namespace: o.namespace, Workers: o.workers, ValidateAll: o.validate})
+	eng, err := postrender.New(p, postrender.Options{Namespace: o.namespace, Workers: o.workers})
 	if err != nil {
 		return exitUsage, err
 	}
@@ -200,7 +201,7 @@ func process(o options, rest []string, stdin io.Reader, stdout, stderr io.Writer
 			defer f.Close()
 			in = f
 		}
-		data, err := io.ReadAll(in)
+		data, err := readAll(in)
 		if err != nil {
 			done <- outcome{code: exitIO, err: fmt.Errorf("read input: %w", err)}
 			return
@@ -252,6 +253,19 @@ func process(o options, rest []string, stdin io.Reader, stdout, stderr io.Writer
 		return exitIO, fmt.Errorf("write output: %w", err)
 	}
 	return exitOK, nil
+}
+
+// readAll reads the whole input, into a buffer of the right size when the
+// input is a regular file (no doubling copies, fewer pages touched).
+func readAll(r io.Reader) ([]byte, error) {
+	if f, ok := r.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > 0 {
+			buf := bytes.NewBuffer(make([]byte, 0, st.Size()+bytes.MinRead))
+			_, err := buf.ReadFrom(f)
+			return buf.Bytes(), err
+		}
+	}
+	return io.ReadAll(r)
 }
 
 func writeReport(w io.Writer, format string, changes []postrender.Change) error {

@@ -12,11 +12,10 @@ import (
 // "# Source:" template and the line in the stream, and returns no output.
 func TestErrors(t *testing.T) {
 	cases := []struct {
-		name     string
-		in       string
-		validate bool
-		want     []string // substrings of the error
-		line     int
+		name string
+		in   string
+		want []string // substrings of the error
+		line int
 	}{
 		{
 			name: "malformed yaml",
@@ -31,11 +30,22 @@ func TestErrors(t *testing.T) {
 			line: 9,
 		},
 		{
-			name:     "duplicate key in an unaffected document with --validate",
-			in:       "apiVersion: v1\nkind: ConfigMap\ndata:\n  a: 1\n  a: 2\n",
-			validate: true,
-			want:     []string{"document 0", `duplicate key "a"`},
-			line:     5,
+			name: "duplicate key in an unaffected document (always validated)",
+			in:   "---\n# Source: c/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\ndata:\n  a: 1\n  a: 2\n",
+			want: []string{"document 0", "c/templates/cm.yaml", `duplicate key "a"`},
+			line: 7,
+		},
+		{
+			name: "malformed yaml in an unaffected document (always validated)",
+			in:   "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n---\n# Source: c/templates/svc.yaml\napiVersion: v1\nkind: Service\nspec:\n  ports: [80\n",
+			want: []string{"document 1", "c/templates/svc.yaml", "invalid YAML"},
+			line: 10,
+		},
+		{
+			name: "duplicate key inside a subtree the policy never reads",
+			in:   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n        image: x\n        image: y\n",
+			want: []string{"document 0", `duplicate key "image"`},
+			line: 11,
 		},
 		{
 			name: "conflicting nodeSelector",
@@ -57,7 +67,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			eng := testEngine(t, postrender.Options{ValidateAll: tc.validate})
+			eng := testEngine(t, postrender.Options{})
 			res, err := eng.Process([]byte(tc.in))
 			if err == nil {
 				t.Fatalf("no error; output:\n%s", res.Bytes())

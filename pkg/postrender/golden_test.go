@@ -41,11 +41,11 @@ func TestGoldenHazards(t *testing.T) {
 	if err != nil || len(inputs) == 0 {
 		t.Fatalf("no hazard inputs: %v", err)
 	}
-	for _, validate := range []bool{false, true} {
-		eng := testEngine(t, postrender.Options{ValidateAll: validate})
+	for _, workers := range []int{1, 2} {
+		eng := testEngine(t, postrender.Options{Workers: workers})
 		for _, in := range inputs {
 			name := strings.TrimSuffix(filepath.Base(in), ".yaml")
-			t.Run(fmt.Sprintf("%s/validate=%v", name, validate), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/workers=%d", name, workers), func(t *testing.T) {
 				src, err := os.ReadFile(in)
 				if err != nil {
 					t.Fatal(err)

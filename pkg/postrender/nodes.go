@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -69,18 +71,36 @@ func stringMap(n *yaml.Node) map[string]string {
 }
 
 // toNode converts a Go value to a yaml node, keeping struct field order.
+// The same policy items are converted for every workload, so conversions
+// are cached by their JSON form; callers get a copy they may change.
 func toNode(v any) (*yaml.Node, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
+	if n, ok := nodeCache.Load(string(data)); ok {
+		return cloneNode(n.(*yaml.Node)), nil
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, err
 	}
-	clearPositions(doc.Content[0])
-	return doc.Content[0], nil
+	n := doc.Content[0]
+	clearPositions(n)
+	if nodeCacheSize.Add(1) <= maxNodeCache {
+		nodeCache.Store(string(data), cloneNode(n))
+	}
+	return n, nil
 }
+
+// nodeCache holds toNode results by JSON text, at most maxNodeCache of them
+// (topology spread selectors differ per workload).
+var (
+	nodeCache     sync.Map
+	nodeCacheSize atomic.Int64
+)
+
+const maxNodeCache = 1024
 
 // clearPositions marks nodes as new (Line 0) and drops the JSON quoting style.
 func clearPositions(n *yaml.Node) {
@@ -137,7 +157,8 @@ func decodeJSON(n *yaml.Node, out any) error {
 	return json.Unmarshal(data, out)
 }
 
-// flowText renders a node compactly for reports.
+// flowText renders a node compactly for reports: the JSON of its decoded
+// value (mapping keys sorted).
 func flowText(n *yaml.Node) string {
 	if n == nil {
 		return ""
@@ -149,6 +170,9 @@ func flowText(n *yaml.Node) string {
 		}
 		return n.Value
 	}
+	if b, ok := appendStringJSON(nil, n); ok {
+		return string(b)
+	}
 	var v any
 	if err := n.Decode(&v); err != nil {
 		return fmt.Sprintf("<%v>", err)
@@ -158,4 +182,58 @@ func flowText(n *yaml.Node) string {
 		return fmt.Sprintf("<%v>", err)
 	}
 	return string(data)
+}
+
+// appendStringJSON appends what flowText's decode-and-marshal gives for a
+// tree of mappings, sequences and !!str scalars without duplicate keys (what
+// the policy inserts); false for anything else.
+func appendStringJSON(b []byte, n *yaml.Node) ([]byte, bool) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Tag != "!!str" {
+			return nil, false
+		}
+		s, err := json.Marshal(n.Value)
+		return append(b, s...), err == nil
+	case yaml.SequenceNode:
+		b = append(b, '[')
+		for i, c := range n.Content {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var ok bool
+			if b, ok = appendStringJSON(b, c); !ok {
+				return nil, false
+			}
+		}
+		return append(b, ']'), true
+	case yaml.MappingNode:
+		order := make([]int, 0, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
+				return nil, false
+			}
+			order = append(order, i)
+		}
+		sort.Slice(order, func(x, y int) bool { return n.Content[order[x]].Value < n.Content[order[y]].Value })
+		b = append(b, '{')
+		for j, i := range order {
+			if j > 0 {
+				if n.Content[order[j-1]].Value == n.Content[i].Value {
+					return nil, false // duplicate key: the decoder's error text
+				}
+				b = append(b, ',')
+			}
+			var ok bool
+			if b, ok = appendStringJSON(b, n.Content[i]); !ok {
+				return nil, false
+			}
+			b = append(b, ':')
+			if b, ok = appendStringJSON(b, n.Content[i+1]); !ok {
+				return nil, false
+			}
+		}
+		return append(b, '}'), true
+	}
+	return nil, false
 }

@@ -231,19 +231,21 @@ func (c *docContext) editable(n *yaml.Node, what string) error {
 }
 
 func (c *docContext) record(o objectInfo, line int, path string, old, new *yaml.Node, rule, warning string) {
+	// Strings taken from the document are copied: a substring would keep
+	// the parser's copy of the whole document alive as long as the report.
 	ch := Change{
 		Document: c.stream.Index,
 		Source:   c.stream.Source,
 		Line:     c.stream.Line + line - 1,
-		Kind:     o.kind,
-		Name:     o.name,
+		Kind:     strings.Clone(o.kind),
+		Name:     strings.Clone(o.name),
 		Path:     path,
 		New:      flowText(new),
 		Rule:     rule,
 		Warning:  warning,
 	}
 	if old != nil {
-		ch.Old = flowText(old)
+		ch.Old = strings.Clone(flowText(old))
 	}
 	c.changes = append(c.changes, ch)
 }

@@ -2,11 +2,14 @@
 // node-pool placement on rendered manifests according to a policy, and leaves
 // everything else exactly as it was.
 //
-// The stream is split into documents without parsing (package yamlstream);
-// documents that cannot be affected by the policy are copied unchanged.
-// Others are parsed with go.yaml.in/yaml/v3, the policy is evaluated on the
+// The stream is split into documents without parsing (package yamlstream).
+// Documents that cannot be affected by the policy are validated (malformed
+// YAML and duplicate keys are errors everywhere) and copied unchanged. Others
+// are parsed into go.yaml.in/yaml/v3 nodes, the policy is evaluated on the
 // node tree, and the edits are spliced into the original text (package
-// splice), which is then re-parsed and compared with the intended tree.
+// splice), which is then re-parsed and compared with the intended tree. Both
+// the validation and the parse use package blockyaml for the block-style
+// YAML charts are written in, and yaml.v3 for everything else.
 // *Engine implements helm.sh/helm/v3/pkg/postrender.PostRenderer.
 package postrender
 
@@ -20,6 +23,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kommons/kommons/pkg/postrender/blockyaml"
 	"github.com/kommons/kommons/pkg/postrender/policy"
 	"github.com/kommons/kommons/pkg/postrender/splice"
 	"github.com/kommons/kommons/pkg/postrender/yamlstream"
@@ -33,9 +37,12 @@ type Options struct {
 	// Workers is the number of documents processed in parallel (default
 	// GOMAXPROCS).
 	Workers int
-	// ValidateAll parses every document, so malformed YAML and duplicate keys
-	// are reported even in documents the policy cannot affect. Without it
-	// those documents are copied unparsed (faster).
+	// ValidateAll is ignored: every document is validated, so malformed
+	// YAML and duplicate keys are reported even in documents the policy
+	// cannot affect.
+	//
+	// Deprecated: validation is always on (it costs little since documents
+	// the policy cannot affect are checked without building a node tree).
 	ValidateAll bool
 }
 
@@ -46,6 +53,30 @@ type Engine struct {
 	keywords [][]byte
 	kinds    map[string]bool
 	custom   map[string][]policy.PodTemplatePath
+	keep     *blockyaml.Keep
+}
+
+// readKeys returns the subtrees of a document the engine reads or edits;
+// the parser validates the others (containers, volumes, probes, ...)
+// without building them. Path keys lead to what is read, Full keys are read
+// whole. Keep in step with objects.go and place.go: a key missing here reads
+// as absent (and an edit of it is refused by the splice), never as wrong.
+func readKeys(p *policy.Policy) *blockyaml.Keep {
+	k := &blockyaml.Keep{Path: map[string]bool{}, Full: map[string]bool{}}
+	for _, key := range []string{"metadata", "spec", "template", "jobTemplate", "volumeClaimTemplates", "items"} {
+		k.Path[key] = true
+	}
+	for _, key := range []string{"labels", "selector", "nodeSelector", "tolerations", "affinity", "topologySpreadConstraints"} {
+		k.Full[key] = true
+	}
+	for _, t := range p.PodTemplatePaths {
+		for _, key := range strings.Split(t.Path, ".") {
+			if !k.Full[key] {
+				k.Path[key] = true
+			}
+		}
+	}
+	return k
 }
 
 // New returns an Engine for a validated policy.
@@ -56,7 +87,7 @@ func New(p *policy.Policy, opts Options) (*Engine, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	e := &Engine{policy: p, opts: opts, custom: map[string][]policy.PodTemplatePath{}, kinds: map[string]bool{}}
+	e := &Engine{policy: p, opts: opts, custom: map[string][]policy.PodTemplatePath{}, kinds: map[string]bool{}, keep: readKeys(p)}
 	// Every kind the engine edits contains one of these words; a document
 	// without any of them (and without escapes) cannot be affected.
 	for _, k := range []string{"Pod", "Job", "CronJob", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "PersistentVolumeClaim", "List"} {
@@ -93,7 +124,8 @@ type Result struct {
 	// Changes lists every edit in stream order.
 	Changes []Change
 	// Documents is the number of documents in the stream; Parsed how many
-	// of them were parsed.
+	// of them were parsed into a node tree (the others could not be
+	// affected by the policy and were only validated).
 	Documents, Parsed int
 
 	in   []byte
@@ -289,13 +321,15 @@ func (e *Engine) processDocument(d *yamlstream.Document) (r docResult) {
 			r = docResult{err: &DocumentError{Index: d.Index, Source: d.Source, Line: d.Line, Err: fmt.Errorf("internal error: %v", p)}}
 		}
 	}()
-	if !e.opts.ValidateAll && !e.relevant(d.Raw) {
-		return docResult{}
+	if !e.relevant(d.Raw) && blockyaml.Check(d.Raw) {
+		return docResult{} // valid, no duplicate keys, nothing to edit
 	}
+	// A document the policy may affect, or one the fast check leaves to
+	// yaml.v3 (outside its subset, or invalid: the parser reports why).
 	docErr := func(line int, err error) docResult {
 		return docResult{err: &DocumentError{Index: d.Index, Source: d.Source, Line: line, Err: err}}
 	}
-	doc, err := splice.Parse(d.Raw)
+	doc, err := splice.ParseKeep(d.Raw, e.keep)
 	if err != nil {
 		// yaml.v3 reports lines relative to the document; make them absolute.
 		line := d.Line

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/kommons/kommons/pkg/postrender/blockyaml"
 )
 
 // Doc is one parsed YAML document and the edits planned for it. Edits are
@@ -24,6 +26,9 @@ type Doc struct {
 	// the text around them; fullCheck is set when an edit is not one.
 	units     []*unit
 	fullCheck bool
+	// keep is what the fast parser built of the document (nil: all of it);
+	// the check parses the result the same way.
+	keep *blockyaml.Keep
 }
 
 // unit is a block collection that received appended entries. Its check
@@ -51,8 +56,24 @@ type edit struct {
 var ErrMultipleDocuments = errors.New("more than one YAML document (content after a '...' end marker?)")
 
 // Parse parses a single YAML document; a second document in src (possible
-// only after a "..." end marker) is an error.
-func Parse(src []byte) (*Doc, error) {
+// only after a "..." end marker) is an error. The block-style subset charts
+// are written in is read by package blockyaml; anything else by yaml.v3.
+func Parse(src []byte) (*Doc, error) { return ParseKeep(src, nil) }
+
+// ParseKeep is Parse building, when the document is in blockyaml's subset,
+// only the subtrees keep selects (see blockyaml.Keep): the others are
+// childless nodes whose ends are known, so edits next to them work, but
+// edits inside them are refused. yaml.v3 always builds the whole tree.
+func ParseKeep(src []byte, keep *blockyaml.Keep) (*Doc, error) {
+	if bd, ok := blockyaml.ParseKeep(src, keep); ok {
+		d := &Doc{Text: NewText(src), Root: bd.Root, keep: keep}
+		d.unbuilt = bd.Unbuilt
+		d.style = Style{Indent: bd.Layout.Indent, SeqIndent: max(bd.Layout.SeqIndent, 0), NL: d.NL}
+		if d.style.Indent <= 0 || d.style.Indent > 8 {
+			d.style.Indent = 2
+		}
+		return d, nil
+	}
 	var n yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	err := dec.Decode(&n)
@@ -191,7 +212,7 @@ func (d *Doc) SetKey(m *yaml.Node, key string, value *yaml.Node) error {
 		if k.Line == 0 {
 			return fmt.Errorf("key %q set twice", key)
 		}
-		if !IsEmpty(v) {
+		if d.isUnbuilt(v) || !IsEmpty(v) {
 			return fmt.Errorf("line %d: key %q already has a value", k.Line, key)
 		}
 		if v.Anchor != "" {
@@ -375,7 +396,7 @@ func (d *Doc) Result() ([]byte, error) {
 	if !d.fullCheck && d.checkUnits(res) {
 		return res, nil
 	}
-	check, err := Parse(res)
+	check, err := ParseKeep(res, d.keep)
 	if err != nil {
 		return nil, fmt.Errorf("edited document does not parse (%v); this is a bug, please report it with the input", err)
 	}
@@ -409,16 +430,32 @@ func (d *Doc) checkUnits(res []byte) bool {
 				end = max(end, e.newEnd)
 			}
 		}
-		var n yaml.Node
-		if err := yaml.Unmarshal(res[start:end], &n); err != nil || len(n.Content) == 0 {
+		got, ok := parseRoot(res[start:end], d.keep)
+		if !ok {
 			return false
 		}
 		want := &yaml.Node{Kind: u.coll.Kind, Content: u.coll.Content[u.first:]}
-		if _, ok := Equal(want, n.Content[0], ""); !ok {
+		if _, ok := Equal(want, got, ""); !ok {
 			return false
 		}
 	}
 	return true
+}
+
+// parseRoot parses a fragment of a document (the fast way when it can,
+// building what keep selects) and returns its top node.
+func parseRoot(src []byte, keep *blockyaml.Keep) (*yaml.Node, bool) {
+	if bd, ok := blockyaml.ParseKeep(src, keep); ok {
+		return bd.Root, true
+	}
+	if keep != nil {
+		return nil, false // a full tree would not compare with a partial one
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal(src, &n); err != nil || len(n.Content) == 0 {
+		return nil, false
+	}
+	return n.Content[0], true
 }
 
 // Equal compares two trees by kind, resolved tag and value, key order

@@ -40,6 +40,11 @@ func isEmptyNull(n *yaml.Node) bool {
 // (the key's column for a mapping value, the dash's column for a sequence
 // item, -1 at the top level); flow tells whether n is inside a flow collection.
 func (t *Text) End(n *yaml.Node, parentIndent int, flow bool) (int, error) {
+	for _, s := range t.unbuilt {
+		if s.Node == n {
+			return s.End, nil
+		}
+	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		if len(n.Content) == 0 {

@@ -3,7 +3,6 @@ package splice
 import (
 	"bytes"
 	"encoding/json"
-	"regexp"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -22,7 +21,24 @@ type Style struct {
 	NL string
 }
 
-var safePlain = regexp.MustCompile(`^[A-Za-z_/][A-Za-z0-9_./-]*$`)
+// safePlain reports whether s matches ^[A-Za-z_/][A-Za-z0-9_./-]*$: text
+// that reads back as the same string when written plain (YAML 1.1 and 1.2
+// special words aside).
+func safePlain(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == '/':
+		case i > 0 && (c >= '0' && c <= '9' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // yaml11Special lists plain scalars that a YAML 1.1 or 1.2 parser reads as
 // something other than a string.
@@ -37,7 +53,7 @@ func scalarText(n *yaml.Node) string {
 	if n.ShortTag() != "!!str" {
 		return n.Value
 	}
-	if safePlain.MatchString(n.Value) && !yaml11Special[strings.ToLower(n.Value)] {
+	if safePlain(n.Value) && !yaml11Special[strings.ToLower(n.Value)] {
 		return n.Value
 	}
 	return jsonString(n.Value)

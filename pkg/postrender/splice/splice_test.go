@@ -1,10 +1,14 @@
 package splice
 
 import (
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/kommons/kommons/pkg/postrender/blockyaml"
 )
 
 func str(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }
@@ -176,5 +180,61 @@ func TestEnd(t *testing.T) {
 		if got := string(d.src[d.Start(v):end]); got != want[k.Value] {
 			t.Errorf("%s: extent %q, want %q", k.Value, got, want[k.Value])
 		}
+	}
+}
+
+// TestSafePlain checks the hand-written matcher against the pattern it implements.
+func TestSafePlain(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z_/][A-Za-z0-9_./-]*$`)
+	for _, s := range []string{"", "a", "A9", "_x", "/p", "9a", ".a", "-a", "a.b/c-d_e", "a b", "a:b", "é", "a\n", "fast-ssd", "agentpool", "a*", "x.", "/"} {
+		if got, want := safePlain(s), re.MatchString(s); got != want {
+			t.Errorf("safePlain(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// TestNewTextLineStarts checks the byte-search index against the general one.
+func TestNewTextLineStarts(t *testing.T) {
+	for _, s := range []string{"", "a", "a\n", "a\nb\n\nc", "\n\n"} {
+		fast := NewText([]byte(s)).lineStarts
+		want := []int{0}
+		for i := 0; i < len(s); i++ {
+			if s[i] == '\n' {
+				want = append(want, i+1)
+			}
+		}
+		if fmt.Sprint(fast) != fmt.Sprint(want) {
+			t.Errorf("%q: line starts %v, want %v", s, fast, want)
+		}
+	}
+}
+
+// TestUnbuiltRefused checks that a collection the fast parser left unbuilt
+// is never taken for an empty one.
+func TestUnbuiltRefused(t *testing.T) {
+	keep := &blockyaml.Keep{Path: map[string]bool{}, Full: map[string]bool{}}
+	d, err := ParseKeep([]byte("spec:\n  a: 1\nlist:\n- x\n"), keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := lookup(d.Root, "spec")
+	if len(spec.Content) != 0 || !d.isUnbuilt(spec) {
+		t.Fatalf("spec was built: %+v", spec)
+	}
+	if err := d.SetKey(d.Root, "spec", str("v")); err == nil {
+		t.Fatal("SetKey replaced an unbuilt mapping")
+	}
+	if err := d.SetKey(spec, "b", str("v")); err == nil {
+		t.Fatal("SetKey inserted into an unbuilt mapping")
+	}
+	if err := d.Append(lookup(d.Root, "list"), str("y")); err == nil {
+		t.Fatal("Append appended to an unbuilt sequence")
+	}
+	if err := d.SetKey(d.Root, "new", str("v")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.Result()
+	if err != nil || string(out) != "spec:\n  a: 1\nlist:\n- x\nnew: v\n" {
+		t.Fatalf("%v\n%s", err, out)
 	}
 }

@@ -10,7 +10,12 @@
 package splice
 
 import (
+	"bytes"
 	"unicode/utf8"
+
+	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/kommons/kommons/pkg/postrender/blockyaml"
 )
 
 // Text is a document's bytes with an index of line starts.
@@ -20,12 +25,37 @@ type Text struct {
 	// NL is the line ending used for inserted lines: "\r\n" when the document
 	// uses CRLF, "\n" otherwise.
 	NL string
+	// unbuilt are the collections the fast parser read without building
+	// them, with their ends.
+	unbuilt []blockyaml.Span
+}
+
+// isUnbuilt reports whether n is a collection whose children were not built.
+func (t *Text) isUnbuilt(n *yaml.Node) bool {
+	for _, s := range t.unbuilt {
+		if s.Node == n {
+			return true
+		}
+	}
+	return false
 }
 
 // NewText indexes src. Line breaks are counted as libyaml counts them (LF,
 // CRLF, CR, and the Unicode NEL, LS and PS), so node positions map exactly.
 func NewText(src []byte) *Text {
-	t := &Text{src: src, lineStarts: []int{0}, NL: "\n"}
+	if bytes.IndexByte(src, '\r') < 0 && bytes.IndexByte(src, 0xC2) < 0 && bytes.IndexByte(src, 0xE2) < 0 {
+		// Only LF can break a line: index with a byte search.
+		t := &Text{src: src, lineStarts: make([]int, 1, bytes.Count(src, []byte("\n"))+2), NL: "\n"}
+		for i := 0; ; {
+			j := bytes.IndexByte(src[i:], '\n')
+			if j < 0 {
+				return t
+			}
+			i += j + 1
+			t.lineStarts = append(t.lineStarts, i)
+		}
+	}
+	t := &Text{src: src, lineStarts: make([]int, 1, bytes.Count(src, []byte("\n"))+2), NL: "\n"}
 	crlf := false
 	for i := 0; i < len(src); i++ {
 		switch c := src[i]; c {

@@ -34,6 +34,14 @@ type Document struct {
 // Split cuts data into documents. It never fails: malformed YAML is detected
 // later, by the parser, with the document's index and line for the message.
 func Split(data []byte) []Document {
+	if onlyLF(data) {
+		return splitLF(data)
+	}
+	return splitLines(data)
+}
+
+// splitLines is Split reading line by line, for any line break.
+func splitLines(data []byte) []Document {
 	var docs []Document
 	start, startLine, line := 0, 1, 1
 	for pos := 0; pos < len(data); {
@@ -44,6 +52,44 @@ func Split(data []byte) []Document {
 		}
 		pos = next
 		line++
+	}
+	if start < len(data) || len(docs) == 0 && len(data) > 0 {
+		docs = appendDoc(docs, data[start:], startLine)
+	}
+	return docs
+}
+
+// onlyLF reports whether LF is the only line break in data (no CR, NEL, LS
+// or PS), so lines can be found with a byte search.
+func onlyLF(data []byte) bool {
+	return bytes.IndexByte(data, '\r') < 0 &&
+		(bytes.IndexByte(data, 0xC2) < 0 || !bytes.Contains(data, []byte("\u0085"))) &&
+		(bytes.IndexByte(data, 0xE2) < 0 || !bytes.Contains(data, []byte("\u2028")) && !bytes.Contains(data, []byte("\u2029")))
+}
+
+// splitLF is Split for data whose only line break is LF: it jumps from one
+// "\n---" to the next instead of reading every line.
+func splitLF(data []byte) []Document {
+	if len(data) == 0 {
+		return nil
+	}
+	docs := make([]Document, 0, bytes.Count(data, []byte("\n---"))+1)
+	start, startLine := 0, 1
+	for pos := 0; ; {
+		i := bytes.Index(data[pos:], []byte("\n---"))
+		if i < 0 {
+			break
+		}
+		ls := pos + i + 1 // the line starting with "---"
+		pos = ls
+		if ls+3 < len(data) {
+			if c := data[ls+3]; c != ' ' && c != '\t' && c != '\n' {
+				continue
+			}
+		}
+		docs = appendDoc(docs, data[start:ls], startLine)
+		startLine += bytes.Count(data[start:ls], []byte("\n"))
+		start = ls
 	}
 	if start < len(data) || len(docs) == 0 && len(data) > 0 {
 		docs = appendDoc(docs, data[start:], startLine)

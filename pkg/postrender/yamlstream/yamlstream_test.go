@@ -1,6 +1,7 @@
 package yamlstream
 
 import (
+	"reflect"
 	"testing"
 )
 
@@ -38,4 +39,21 @@ func TestSplit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzSplitLF checks that the byte-search split of LF-only input equals the
+// line-by-line split.
+func FuzzSplitLF(f *testing.F) {
+	for _, s := range []string{"", "a: 1\n", "---\na: 1\n---\nb: 2", "a: |\n  ---\n---x\n--- # c\n---\t\n---", "\n---\n\n---", "# Source: x\n---\n# Source: y\nkind: A\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if !onlyLF(in) {
+			return
+		}
+		fast, slow := splitLF(in), splitLines(in)
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("splitLF differs from splitLines on %q:\n%+v\n%+v", in, fast, slow)
+		}
+	})
 }

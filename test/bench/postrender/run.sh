@@ -5,6 +5,7 @@
 #
 #   test/bench/postrender/run.sh              # all sizes
 #   SIZES="100 1000" RUNS=5 test/bench/postrender/run.sh
+#   BASELINE=/tmp/postrender-old test/bench/postrender/run.sh   # also an older build
 #
 # Prints a Markdown table: wall time (median of RUNS), MB/s, peak RSS
 # (/usr/bin/time -v). kustomize is skipped at a size when the previous size
@@ -103,6 +104,10 @@ for n in $SIZES; do
 	declare -A res=()
 	res[floor]=$(measure floor "$input" "$work/floor")
 	res[postrender]=$(measure postrender "$input" "$work/postrender" -f "$here/policy.yaml")
+	if [ -n "${BASELINE:-}" ]; then
+		res[baseline]=$(measure baseline "$input" "$BASELINE" -f "$here/policy.yaml")
+		cmp -s "$work/out.postrender" "$work/out.baseline" || res[baseline]="DIFFERS"
+	fi
 	res[yq]=$(measure yq "$input" "$yq" eval "$(cat "$here/yq.expr")" -)
 	if [ -n "$kustomize_last" ] && awk -v t="$kustomize_last" -v l="$KUSTOMIZE_LIMIT" 'BEGIN {exit !(t*10 > l)}'; then
 		res[kustomize]="SKIPPED"
@@ -110,9 +115,12 @@ for n in $SIZES; do
 		res[kustomize]=$(RUNS=1 LIMIT=$KUSTOMIZE_LIMIT measure kustomize "$input" "$work/kustomize-postrender")
 		kustomize_last=$(echo "${res[kustomize]}" | awk '{print $1}')
 	fi
-	for tool in floor postrender yq kustomize; do
+	tools="floor postrender"
+	[ -n "${BASELINE:-}" ] && tools="$tools baseline"
+	for tool in $tools yq kustomize; do
 		r=${res[$tool]}
 		case $r in
+		DIFFERS) printf '| %s | %s MB | %s | output differs from postrender | | | | | |\n' "$n" "$mb" "$tool" ;;
 		SKIPPED) printf '| %s | %s MB | %s | skipped: %s s at the previous size extrapolates past %s s | | | | | |\n' "$n" "$mb" "$tool" "$kustomize_last" "$KUSTOMIZE_LIMIT" ;;
 		TIMEOUT*) printf '| %s | %s MB | %s | killed after %s s (limit) | | | | | |\n' "$n" "$mb" "$tool" "${r#TIMEOUT }" ;;
 		FAILED) printf '| %s | %s MB | %s | failed or exceeded the time limit (%s) | | | | | |\n' "$n" "$mb" "$tool" "$(head -c 200 "$work/err.$tool" | tr '\n' ' ')" ;;
