@@ -29,6 +29,10 @@ build: ## build every binary (static) into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 	@ls -1 $(BIN)
 
+.PHONY: deps
+deps: ## install the Debian packages the tests need, when missing (test/cluster/deps.sh; root or sudo)
+	test/cluster/deps.sh
+
 .PHONY: tools
 tools: ## build the harness tools once (Kubernetes, Helm 3/4, kwok, ct, kubeconform, kube-score), cached in ~/.cache/kommons
 	test/cluster/build.sh
@@ -50,11 +54,11 @@ test-unit: ## fast tests: Go unit tests and real-PostgreSQL tests, no Kubernetes
 	$(GO) test -short -count=1 ./...
 
 .PHONY: test
-test: tools lint ## everything: unit, PostgreSQL, chart checks, cluster tests and the real-node e2e (the README's test command)
+test: deps tools lint ## everything: unit, PostgreSQL, chart checks, cluster tests and the real-node e2e (the README's test command)
 	KOMMONS_E2E=1 KOMMONS_REQUIRE_PG=1 KOMMONS_REQUIRE_MINIO=1 $(GO) test -count=1 -timeout 45m ./...
 
 .PHONY: e2e
-e2e: tools ## the real-node e2e alone: control plane + one node where pods run; commons, modules, Orthanc (root)
+e2e: deps tools ## the real-node e2e alone: control plane + one node where pods run; commons, modules, Orthanc (root)
 	KOMMONS_E2E=1 $(GO) test -count=1 -timeout 40m -v ./test/e2e/realnode/
 
 .PHONY: bench

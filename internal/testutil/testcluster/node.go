@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -143,6 +144,31 @@ func (c *Cluster) stopNode() {
 	if c.registry != nil {
 		c.registry.Close()
 		c.registry = nil
+	}
+	// The kubelet's volume mounts (Secrets, projected tokens) and
+	// containerd's leftovers live in the sandbox's mount namespace; unmount
+	// them so the run directory can be removed, and drop containerd's image
+	// store (about 1 GB) even when the logs are kept.
+	unmountUnder(c.Dir)
+	_ = os.RemoveAll(filepath.Join(c.Dir, "containerd"))
+}
+
+// unmountUnder lazily unmounts every mount point below dir, deepest first.
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			points = append(points, f[1])
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	for _, p := range points {
+		_ = syscall.Unmount(p, syscall.MNT_DETACH)
 	}
 }
 

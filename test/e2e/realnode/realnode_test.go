@@ -215,6 +215,20 @@ func (s *scenario) installModules(t *testing.T) {
 		dbs[i] = strings.Fields(strings.TrimPrefix(body, "hello from database "))[0]
 	}
 	require.NotEqual(t, dbs[0], dbs[1], "two instances of one module get distinct databases")
+	// What pg-init created, seen by the server: each database owned by its
+	// module's role, which is an ordinary login role.
+	admin := s.secret(t, s.modules[0], "kommons-commons")
+	conn := s.connect(t, admin["PGUSER"], admin["PGPASSWORD"], "postgres")
+	for i, ns := range s.modules {
+		creds := s.roleCredentials(t, ns)
+		require.Equal(t, dbs[i], creds["PGDATABASE"])
+		var owner string
+		var super, createdb, createrole bool
+		require.NoError(t, conn.QueryRow(context.Background(), `SELECT pg_get_userbyid(d.datdba), r.rolsuper, r.rolcreatedb, r.rolcreaterole
+			FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1`, dbs[i]).Scan(&owner, &super, &createdb, &createrole))
+		assert.Equal(t, creds["PGUSER"], owner, "database %s owned by the module's role", dbs[i])
+		assert.False(t, super || createdb || createrole, "role %s has no admin attributes", owner)
+	}
 	// Isolation on the shared server: module A's role cannot open module B's database.
 	credsA := s.roleCredentials(t, s.modules[0])
 	_, err := s.tryConnect(credsA["PGUSER"], credsA["PGPASSWORD"], dbs[1])
@@ -346,12 +360,22 @@ func (s *scenario) dicomThroughService(t *testing.T) {
 	svc := "http://" + s.serviceAddr(t, s.imaging, "pacs-orthanc", "http")
 	user, pw := s.orthancAuth(t)
 	const n = 20
+	files := map[string][]byte{}
 	for i := 1; i <= n; i++ {
 		spec := orthanctest.DicomSpec{Run: s.run, Study: 1 + i%4, Instance: i}
-		s.upload(t, svc, user, pw, orthanctest.DicomFile(spec))
+		files[s.upload(t, svc, user, pw, orthanctest.DicomFile(spec))] = orthanctest.DicomFile(spec)
 	}
 	s.uploaded = n
 	s.requireCounts(t)
+	// Every instance, whichever replica the Service sent it to, downloads
+	// byte for byte from each replica (index in PostgreSQL, files on the
+	// shared volume).
+	for _, p := range s.orthancPods(t) {
+		for id, want := range files {
+			got := s.httpGet(t, "http://"+net.JoinHostPort(p.Status.PodIP, "8042")+"/instances/"+id+"/file", user, pw)
+			require.Equal(t, want, []byte(got), "instance %s from replica %s", id, p.Name)
+		}
+	}
 	// The rows are in the tenant's database.
 	creds := s.roleCredentials(t, s.imaging)
 	conn := s.connect(t, creds["PGUSER"], creds["PGPASSWORD"], creds["PGDATABASE"])
@@ -707,7 +731,8 @@ func (s *scenario) httpGet(t *testing.T, url, user, password string) string {
 	return string(body)
 }
 
-func (s *scenario) upload(t *testing.T, base, user, password string, dicom []byte) {
+// upload POSTs one DICOM file and returns its Orthanc ID.
+func (s *scenario) upload(t *testing.T, base, user, password string, dicom []byte) string {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, base+"/instances", bytes.NewReader(dicom))
 	require.NoError(t, err)
@@ -718,9 +743,10 @@ func (s *scenario) upload(t *testing.T, base, user, password string, dicom []byt
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "upload: %s", body)
-	var r struct{ Status string }
+	var r struct{ ID, Status string }
 	require.NoError(t, json.Unmarshal(body, &r))
 	require.Equal(t, "Success", r.Status, "upload: %s", body)
+	return r.ID
 }
 
 // dump logs the state of every namespace when a step failed: pods, events,

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# deps.sh - install the Debian packages the tests and the demo need, when missing (idempotent;
+# `make deps`, run by `make test` and `.ci/run`). Needs root or sudo the first time.
+#   PostgreSQL server (throwaway test clusters) with contrib (pg_trgm); Orthanc and its
+#   PostgreSQL plugins (real Orthanc tests and the demo); yamllint (ct lint); the real node's
+#   runtime: containerd, runc, the CNI plugins, iptables (kube-proxy, CNI masquerading) and
+#   debootstrap (the Debian root filesystem of the node's PostgreSQL and Orthanc images);
+#   and the basics the scripts call.
+set -euo pipefail
+pkgs=(postgresql postgresql-contrib orthanc orthanc-postgresql yamllint
+  containerd runc containernetworking-plugins iptables debootstrap
+  git make curl ca-certificates openssl python3 procps iproute2 util-linux)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+((${#missing[@]})) || exit 0
+echo "deps: apt-get install ${missing[*]}" >&2
+SUDO=; [[ $EUID -ne 0 ]] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian's postgresql and containerd packages start system services where systemd runs; the
+# tests never use them (they run their own servers and their own containerd).
