@@ -324,9 +324,19 @@ func (s *Server) Stop() { s.mu.Lock(); defer s.mu.Unlock(); s.stopLocked(syscall
 func (s *Server) Kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	pgid := 0
+	if s.cmd != nil {
+		pgid = s.cmd.Process.Pid
+	}
 	s.stopLocked(syscall.SIGKILL)
-	// Orphaned backends notice the postmaster's death and exit; wait for the
-	// data directory lock to be released so Start can succeed.
+	// Orphaned backends notice the postmaster's death and exit on their own,
+	// but one forked at the instant of the kill can still hold the shared
+	// memory when Start runs ("pre-existing shared memory block is still in
+	// use"): kill the whole process group, as a machine crash would, and
+	// wait until none of it is left.
+	if pgid > 0 {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
 	for i := 0; i < 100 && s.backendsAlive(); i++ {
 		time.Sleep(50 * time.Millisecond)
 	}
