@@ -36,6 +36,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kommons/kommons/internal/testutil/helmplugin"
 	"github.com/kommons/kommons/internal/testutil/nodeimages"
 	"github.com/kommons/kommons/internal/testutil/orthanctest"
 	"github.com/kommons/kommons/internal/testutil/testcluster"
@@ -72,7 +73,9 @@ type scenario struct {
 	c        *testcluster.Cluster
 	img      *nodeimages.Set
 	charts   string   // staged copy of charts/ and examples/charts/
-	post     []string // Helm flags of the post-renderer
+	post     []string // Helm 3 flags of the post-renderer (executable)
+	helm4    func(testing.TB, ...string) string
+	post4    []string // Helm 4 flags of the post-renderer (plugin)
 	commons  string   // namespace of commons
 	modules  [2]string
 	imaging  string
@@ -130,6 +133,8 @@ func (s *scenario) prepare(t *testing.T) {
 	policyPath := filepath.Join(t.TempDir(), "policy.yaml")
 	require.NoError(t, os.WriteFile(policyPath, []byte(policy), 0o644))
 	s.post = []string{"--post-renderer", bin, "--post-renderer-args", "--config=" + policyPath}
+	s.helm4 = s.c.Helm4WithPlugins(t, helmplugin.StagePostrender(t, root))
+	s.post4 = []string{"--post-renderer", helmplugin.Name, "--post-renderer-args", "--config=" + policyPath}
 
 	// Stage the charts (dependency build writes into them); examples/charts
 	// refers to ../../../charts, so keep the layout.
@@ -198,12 +203,24 @@ func (s *scenario) installCommons(t *testing.T) {
 	t.Logf("commons PostgreSQL %s answers through its Service as %s", version, admin["PGUSER"])
 }
 
+// installModules installs the example module twice: module A with Helm 3
+// and the post-renderer executable, module B with Helm 4 and the
+// post-renderer plugin.
 func (s *scenario) installModules(t *testing.T) {
-	for _, ns := range s.modules {
+	for i, ns := range s.modules {
 		values := append([]string{"install", "hello", filepath.Join(s.charts, "examples", "charts", "hello-module"), "-n", ns,
 			"--wait", "--wait-for-jobs", "--timeout", "5m"}, imageValues("image", s.img.Hello)...)
-		s.helm(t, append(values, s.provisionerValues("postgresInit")...)...)
+		values = append(values, s.provisionerValues("postgresInit")...)
+		if i == 0 {
+			s.helm(t, values...)
+		} else {
+			start := time.Now()
+			s.helm4(t, append(values, s.post4...)...)
+			t.Logf("helm 4 install hello (plugin post-renderer): %.1fs", time.Since(start).Seconds())
+		}
 		s.requirePodsReady(t, ns)
+		web := s.onePod(t, ns, "app.kubernetes.io/name=hello-module")
+		assert.Equal(t, "true", web.Spec.NodeSelector["kommons.test/pool-app"], "module %d placed on pool app", i)
 		s.requirePgInitSummary(t, ns)
 	}
 	// Each module's web pod reached its own database with its own role
