@@ -7,7 +7,7 @@ import (
 	"os/exec"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/kommons/kommons/internal/testutil/netns"
 )
 
 // netnsEnv marks the child re-executed inside the private network namespace.
@@ -37,7 +37,7 @@ func InPrivateNetwork() bool { return os.Getenv(netnsEnv) == "1" && netnsErr == 
 // Require skips (or fails under CI=true) the tests that start Orthanc.
 func EnterPrivateNetwork() {
 	if os.Getenv(netnsEnv) == "1" {
-		if err := loopbackUp(); err != nil {
+		if err := netns.LoopbackUp(); err != nil {
 			netnsErr = fmt.Errorf("bring loopback up in the private network namespace: %w", err)
 		}
 		return
@@ -71,25 +71,4 @@ func EnterPrivateNetwork() {
 		os.Exit(1)
 	}
 	os.Exit(0)
-}
-
-// loopbackUp sets IFF_UP on "lo" (what `ip link set lo up` does).
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("socket: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return fmt.Errorf("ifreq: %w", err)
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("SIOCGIFFLAGS lo: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("SIOCSIFFLAGS lo: %w", err)
-	}
-	return nil
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/kommons/kommons/internal/testutil/nodeimages"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kommons/kommons/internal/testutil/netns"
 )
 
 // The real-node mode runs the whole cluster (etcd, the control plane,
@@ -212,28 +214,7 @@ func prepareSandbox() error {
 	if err := unix.Mount("tmpfs", "/run", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=256m"); err != nil {
 		return fmt.Errorf("mount /run: %w", err)
 	}
-	return loopbackUp()
-}
-
-// loopbackUp sets IFF_UP on "lo" (what `ip link set lo up` does).
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("socket: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return fmt.Errorf("ifreq: %w", err)
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("SIOCGIFFLAGS lo: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("SIOCSIFFLAGS lo: %w", err)
-	}
-	return nil
+	return netns.LoopbackUp()
 }
 
 func readSysctls() map[string]string {
