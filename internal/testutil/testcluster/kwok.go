@@ -119,8 +119,13 @@ func (c *Cluster) AddNode(ctx context.Context, n NodeSpec) error {
 	if _, err := c.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("testcluster: create node %s: %w", n.Name, err)
 	}
-	return c.poll(ctx, "node "+n.Name+" Ready", 60*time.Second, func() error {
-		got, err := c.client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+	return c.waitNodeReady(ctx, n.Name, 60*time.Second)
+}
+
+// waitNodeReady waits until the node reports condition Ready.
+func (c *Cluster) waitNodeReady(ctx context.Context, name string, timeout time.Duration) error {
+	return c.poll(ctx, "node "+name+" Ready", timeout, func() error {
+		got, err := c.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}

@@ -15,8 +15,6 @@ import (
 	"github.com/kommons/kommons/internal/testutil/nodeimages"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -107,18 +105,7 @@ func (c *Cluster) startNodeAgents(ctx context.Context, o Options, p pki) error {
 		"-conf", filepath.Join(c.Dir, "Corefile")); err != nil {
 		return err
 	}
-	if err := c.poll(ctx, "node "+NodeName+" Ready", 120*time.Second, func() error {
-		n, err := c.client.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		for _, cond := range n.Status.Conditions {
-			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
-				return nil
-			}
-		}
-		return errNotReady
-	}); err != nil {
+	if err := c.waitNodeReady(ctx, NodeName, 120*time.Second); err != nil {
 		return err
 	}
 	return c.poll(ctx, "cluster DNS", 60*time.Second, func() error {
