@@ -24,6 +24,9 @@ import (
 	"github.com/kommons/kommons/internal/pgready"
 )
 
+// maxParallel bounds --parallel: each unit is up to two connections.
+const maxParallel = 64
+
 // Exit codes.
 const (
 	exitOK       = 0
@@ -63,6 +66,7 @@ func main() {
 type options struct {
 	spec, namespace, release, dsn, adminPasswordFile, output string
 	adopt, prune                                             bool
+	parallel                                                 int
 	deadline                                                 time.Duration
 	logOpts                                                  cli.LogOptions
 	role, passwordFile                                       string // bootstrap-provisioner
@@ -85,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Bool(&o.adopt, "adopt", "PG_INIT_ADOPT", false, "take over existing objects without this scope's marker")
 		fs.Bool(&o.prune, "prune", "PG_INIT_PRUNE", false, "drop this scope's objects no longer in the spec whose reclaimPolicy is delete")
 		fs.String(&o.output, "output", "PG_INIT_OUTPUT", "none", "stdout format: none or json (physical names and connection facts, never a password)")
+		fs.Int(&o.parallel, "parallel", "PG_INIT_PARALLEL", pgprovision.DefaultParallel(),
+			"roles, then databases, reconciled at once, each over its own admin session (at most 2x this many connections)")
 	} else {
 		fs.String(&o.role, "role", "PG_INIT_PROVISIONER_ROLE", "", "name of the provisioner role to create (required)")
 		fs.String(&o.passwordFile, "password-file", "PG_INIT_PROVISIONER_PASSWORD_FILE", "", "file holding the provisioner's password (required)")
@@ -112,6 +118,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("invalid flag", "flag", "--deadline", "error", "must be positive")
 		return exitUsage
 	}
+	if !bootstrap && (o.parallel < 1 || o.parallel > maxParallel) {
+		log.Error("invalid flag", "flag", "--parallel", "error", fmt.Sprintf("%d: want 1 to %d", o.parallel, maxParallel))
+		return exitUsage
+	}
 	cfg, err := pgconfig.Load(pgconfig.Source{DSN: o.dsn, PasswordFile: o.adminPasswordFile})
 	if err != nil {
 		log.Error("invalid admin connection settings", "error", err.Error())
@@ -123,6 +133,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// The advisory lock that serializes pg-init runs is per database:
 		// default to the maintenance database rather than the user's.
 		cfg.Database = "postgres"
+	}
+	if pgprovision.IsTemplateDatabase(cfg.Database) {
+		log.Error("invalid admin connection settings", "error", fmt.Sprintf("admin database %s is a template: "+
+			"use another one (normally postgres); CREATE DATABASE copies template1 and fails while another session is connected to it", cfg.Database))
+		return exitUsage
 	}
 
 	sigCtx, stop := cli.SignalContext(ctx)
@@ -161,7 +176,7 @@ func provision(ctx context.Context, log *slog.Logger, errw, outw *redactingWrite
 	log.Info("provisioning", "scope", plan.Scope.String(), "server", pgconfig.Describe(cfg),
 		"roles", len(plan.Roles), "databases", len(plan.Databases), "adopt", o.adopt, "prune", o.prune)
 	rep, err := pgprovision.Run(ctx, cfg, plan, pgprovision.RunOptions{
-		Options: pgprovision.Options{Adopt: o.adopt, Prune: o.prune, Logger: log},
+		Options: pgprovision.Options{Adopt: o.adopt, Prune: o.prune, Logger: log, Parallel: o.parallel},
 		Ready:   pgready.Options{FailFastAuth: true, WatchInterval: 200 * time.Millisecond},
 	})
 	var conflict *pgprovision.ConflictError

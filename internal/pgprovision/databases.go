@@ -16,43 +16,81 @@ type databaseState struct {
 	ownerConnect              bool
 }
 
-func (r *run) readDatabase(name string) (*databaseState, error) {
-	s := &databaseState{}
-	err := r.admin.QueryRow(r.stmtCtx, `SELECT pg_get_userbyid(d.datdba), shobj_description(d.oid, 'pg_database'),
+// readDatabases reads the state of the plan's databases in one query;
+// missing ones are absent from the map.
+func (r *run) readDatabases() (map[string]*databaseState, error) {
+	names := make([]string, len(r.plan.Databases))
+	for i, pd := range r.plan.Databases {
+		names[i] = pd.Physical
+	}
+	rows, err := r.admin.Query(r.stmtCtx, `SELECT d.datname, pg_get_userbyid(d.datdba), shobj_description(d.oid, 'pg_database'),
 		has_database_privilege('public', d.oid, 'CONNECT'), has_database_privilege('public', d.oid, 'TEMPORARY'),
 		has_database_privilege(d.datdba, d.oid, 'CONNECT')
-		FROM pg_database d WHERE d.datname = $1`, name).Scan(&s.owner, &s.comment, &s.publicConnect, &s.publicTemp, &s.ownerConnect)
-	if err == pgx.ErrNoRows {
-		return nil, nil
-	}
+		FROM pg_database d WHERE d.datname = ANY($1)`, names)
 	if err != nil {
-		return nil, r.redact(fmt.Errorf("read database %s: %w", name, err))
+		return nil, r.redact(fmt.Errorf("read databases: %w", err))
 	}
-	return s, nil
+	out := map[string]*databaseState{}
+	for rows.Next() {
+		var name string
+		s := &databaseState{}
+		if err := rows.Scan(&name, &s.owner, &s.comment, &s.publicConnect, &s.publicTemp, &s.ownerConnect); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read databases: %w", err)
+		}
+		out[name] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, r.redact(fmt.Errorf("read databases: %w", err))
+	}
+	return out, nil
 }
 
-// reconcileDatabase reconciles pd at the cluster level over the admin
-// connection; inside reports whether its extensions and schemas are to be
-// reconciled next (not when the database was refused).
-func (r *run) reconcileDatabase(pd *PlannedDatabase) (inside bool, err error) {
+// reconcileDatabases reconciles every database of the plan, each with its
+// extensions and schemas, in parallel (see run.each): CREATE DATABASE of
+// different databases may run at once, and while one session waits for
+// the server to copy template1, another runs an extension's script.
+func (r *run) reconcileDatabases() error {
+	if len(r.plan.Databases) == 0 {
+		return nil
+	}
+	states, err := r.readDatabases()
+	if err != nil {
+		return err
+	}
+	subjects := make([]ObjectResult, len(r.plan.Databases))
+	for i, pd := range r.plan.Databases {
+		subjects[i] = ObjectResult{Kind: KindDatabase, Name: pd.Name, Physical: pd.Physical}
+	}
+	return r.each(subjects, func(i int, j *job) error {
+		pd := &r.plan.Databases[i]
+		inside, err := r.reconcileDatabase(j, pd, states[pd.Physical])
+		if err != nil || !inside {
+			return err
+		}
+		return r.reconcileInside(j, pd)
+	})
+}
+
+// reconcileDatabase reconciles pd at the cluster level over the job's
+// session, given its state st (nil: missing); inside reports whether its
+// extensions and schemas are to be reconciled next (not when the database
+// was refused).
+func (r *run) reconcileDatabase(j *job, pd *PlannedDatabase, st *databaseState) (inside bool, err error) {
 	res := ObjectResult{Kind: KindDatabase, Name: pd.Name, Physical: pd.Physical}
-	if !r.ours[pd.OwnerPhysical] {
+	if !r.roleIsOurs(pd.OwnerPhysical) {
 		res.Action = Refused
 		res.Reason = "its owner role " + pd.OwnerPhysical + " was refused"
-		r.record(res)
+		j.record(res)
 		return false, nil
 	}
 	db, owner := ident(pd.Physical), ident(pd.OwnerPhysical)
 	marker := NewMarker(r.plan.Scope, pd.Name, pd.ReclaimPolicy).String()
-	st, err := r.readDatabase(pd.Physical)
-	if err != nil {
-		return false, err
-	}
 	if st == nil {
 		// CREATE DATABASE cannot run in a transaction: if pg-init stops
 		// before the marker is written, the next run recognises the
 		// database by its owner (our role) and restores the marker.
-		if err := r.exec(r.admin, "create database "+pd.Physical, fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, owner)); err != nil {
+		if err := r.exec(j.conn, "create database "+pd.Physical, fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, owner)); err != nil {
 			return false, err
 		}
 		res.Action = Created
@@ -66,7 +104,7 @@ func (r *run) reconcileDatabase(pd *PlannedDatabase) (inside bool, err error) {
 		default:
 			res.Action = Refused
 			res.Reason = "database exists and " + describeOwner(st.comment) + " (owner " + st.owner + "); rerun with --adopt to take it over"
-			r.record(res)
+			j.record(res)
 			return false, nil
 		}
 	}
@@ -95,7 +133,7 @@ func (r *run) reconcileDatabase(pd *PlannedDatabase) (inside bool, err error) {
 		change("GRANT CONNECT to owner", stmt{fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", db, owner), nil})
 	}
 	if len(stmts) > 0 {
-		if err := r.execBatch(r.admin, "set up database "+pd.Physical, stmts); err != nil {
+		if err := r.execBatch(j.conn, "set up database "+pd.Physical, stmts); err != nil {
 			return false, err
 		}
 	}
@@ -106,15 +144,16 @@ func (r *run) reconcileDatabase(pd *PlannedDatabase) (inside bool, err error) {
 			res.Action = Updated
 		}
 	}
-	r.record(res)
+	j.record(res)
 	return len(pd.Extensions) > 0 || len(pd.Schemas) > 0, nil
 }
 
 // reconcileInside creates the extensions and schemas of pd over a
-// connection to that database. A superuser admin creates extensions itself
-// (any extension); any other admin acts as the owner role (SET ROLE), which
-// can create trusted extensions because it owns the database.
-func (r *run) reconcileInside(pd *PlannedDatabase) error {
+// connection to that database, opened here. A superuser admin creates
+// extensions itself (any extension); any other admin acts as the owner role
+// (SET ROLE), which can create trusted extensions because it owns the
+// database.
+func (r *run) reconcileInside(j *job, pd *PlannedDatabase) error {
 	if len(pd.Extensions) == 0 && len(pd.Schemas) == 0 {
 		return nil
 	}
@@ -173,7 +212,7 @@ func (r *run) reconcileInside(pd *PlannedDatabase) error {
 			}
 			res.Action = Created
 		}
-		r.record(res)
+		j.record(res)
 	}
 	for _, sc := range pd.Schemas {
 		res := ObjectResult{Kind: KindSchema, Name: sc, Physical: sc, Database: pd.Physical, Action: Unchanged}
@@ -202,7 +241,7 @@ func (r *run) reconcileInside(pd *PlannedDatabase) error {
 			res.Action = Updated
 			res.Changes = []string{"adopted (owner " + owner + ")"}
 		}
-		r.record(res)
+		j.record(res)
 	}
 	return nil
 }

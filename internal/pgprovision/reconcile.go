@@ -30,6 +30,12 @@ type Options struct {
 	Logger *slog.Logger
 	// LockKey is the advisory lock serializing pg-init runs; 0 means LockKey().
 	LockKey int64
+	// Parallel bounds how many roles, then databases, are reconciled at
+	// once, each over its own session on the admin database (plus, for a
+	// database, a connection to it for its extensions and schemas): at most
+	// 2*Parallel connections. 0 means DefaultParallel(); 1 reconciles one
+	// object at a time over the coordinating session only.
+	Parallel int
 }
 
 // LockKey is the default advisory lock key: the first 8 bytes of
@@ -55,63 +61,29 @@ type adminFacts struct {
 }
 
 type run struct {
-	ctx     context.Context // interruption and deadline: checked before each statement, bounds waits
-	stmtCtx context.Context // deadline only: a statement in flight completes on SIGTERM
-	cfg     *pgx.ConnConfig
-	admin   *pgx.Conn
-	plan    *Plan
-	opts    Options
-	log     *slog.Logger
-	facts   adminFacts
-	report  *Report
-	ours    map[string]bool // physical role names owned by this scope after reconcile
-	mu      sync.Mutex      // guards report and refused: databases' insides are reconciled in parallel
-	refused []ObjectResult
-}
-
-// insideWorkers bounds the connections opened at once to module databases
-// to reconcile their extensions and schemas.
-const insideWorkers = 4
-
-// reconcileInsideAll reconciles the extensions and schemas of dbs, up to
-// insideWorkers databases at a time (each over its own connection); the
-// first error stops the others from starting more databases.
-func (r *run) reconcileInsideAll(dbs []*PlannedDatabase) error {
-	work := make(chan *PlannedDatabase)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	failed := make(chan struct{})
-	for w := 0; w < min(insideWorkers, len(dbs)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for pd := range work {
-				if err := r.reconcileInside(pd); err != nil {
-					once.Do(func() { first = err; close(failed) })
-				}
-			}
-		}()
-	}
-feed:
-	for _, pd := range dbs {
-		select {
-		case work <- pd:
-		case <-failed:
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	return first
+	ctx      context.Context // interruption and deadline: checked before each statement, bounds waits
+	stmtCtx  context.Context // deadline only: a statement in flight completes on SIGTERM
+	cfg      *pgx.ConnConfig
+	admin    *pgx.Conn   // the coordinating session: holds the advisory lock; also worker 0's session
+	sessions []*pgx.Conn // one per worker (see session); [0] is admin
+	plan     *Plan
+	opts     Options
+	log      *slog.Logger
+	facts    adminFacts
+	mu       sync.Mutex // guards report, refused and ours: objects are reconciled in parallel
+	report   *Report
+	ours     map[string]bool // physical role names owned by this scope after reconcile
+	refused  []ObjectResult
 }
 
 // Reconcile makes the server match plan once: it connects as the admin,
-// takes the advisory lock, reconciles roles, then databases (extensions,
-// schemas), then prunes when asked, logging one line per object and a
+// takes the advisory lock, reconciles roles, then databases (each with its
+// extensions and schemas), up to opts.Parallel objects at a time, then
+// prunes when asked, logging one line per object (in plan order) and a
 // summary. Refused objects do not stop the others; they make the result a
-// *ConflictError. Any other error is returned at once (Retryable tells
-// whether running again can help: reconciling is idempotent).
+// *ConflictError. Any other error stops the run once the objects in flight
+// are done (Retryable tells whether running again can help: reconciling is
+// idempotent).
 func Reconcile(ctx context.Context, cfg *pgx.ConnConfig, plan *Plan, opts Options) (*Report, error) {
 	start := time.Now()
 	r := &run{ctx: ctx, cfg: cfg, plan: plan, opts: opts, log: opts.Logger, report: &Report{}, ours: map[string]bool{}}
@@ -147,20 +119,17 @@ func Reconcile(ctx context.Context, cfg *pgx.ConnConfig, plan *Plan, opts Option
 		}
 		return nil, r.redact(fmt.Errorf("advisory lock %d: %w", key, err))
 	}
+	parallel := opts.Parallel
+	if parallel <= 0 {
+		parallel = DefaultParallel()
+	}
+	r.sessions = make([]*pgx.Conn, parallel)
+	r.sessions[0] = conn
+	defer r.closeSessions()
 	if err := r.reconcileRoles(); err != nil {
 		return nil, err
 	}
-	var inside []*PlannedDatabase
-	for i := range plan.Databases {
-		more, err := r.reconcileDatabase(&plan.Databases[i])
-		if err != nil {
-			return nil, err
-		}
-		if more {
-			inside = append(inside, &plan.Databases[i])
-		}
-	}
-	if err := r.reconcileInsideAll(inside); err != nil {
+	if err := r.reconcileDatabases(); err != nil {
 		return nil, err
 	}
 	if opts.Prune {
@@ -255,6 +224,10 @@ func literal(v string) []any { return []any{pgx.QueryExecModeSimpleProtocol, v} 
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
+// IsTemplateDatabase reports whether name is one of PostgreSQL's template
+// databases, which pg-init never connects to as its admin database.
+func IsTemplateDatabase(name string) bool { return name == "template0" || name == "template1" }
+
 func (r *run) readAdminFacts() error {
 	f := &r.facts
 	err := r.admin.QueryRow(r.stmtCtx, `SELECT current_user, r.rolsuper, r.rolcreaterole, r.rolcreatedb,
@@ -262,6 +235,10 @@ func (r *run) readAdminFacts() error {
 		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&f.user, &f.superuser, &f.createRole, &f.createDB, &f.serverVersion, &f.database)
 	if err != nil {
 		return r.redact(fmt.Errorf("read admin role attributes: %w", err))
+	}
+	if IsTemplateDatabase(f.database) {
+		return fmt.Errorf("admin database %s is a template: connect to another one (normally postgres); "+
+			"CREATE DATABASE copies template1 and fails while another session is connected to it", f.database)
 	}
 	if !f.superuser && len(r.plan.Roles) > 0 && !f.createRole {
 		return fmt.Errorf("admin role %s has neither SUPERUSER nor CREATEROLE: it cannot create or alter roles", f.user)
@@ -273,14 +250,19 @@ func (r *run) readAdminFacts() error {
 	return nil
 }
 
-func (r *run) record(o ObjectResult) {
+// markOurs notes that the role with physical name phys belongs to this scope.
+func (r *run) markOurs(phys string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if o.Action == Refused {
-		r.refused = append(r.refused, o)
-	}
-	r.report.Objects = append(r.report.Objects, o)
-	logResult(r.log, o)
+	r.ours[phys] = true
+}
+
+// roleIsOurs reports whether the role with physical name phys was found or
+// made this scope's in this run.
+func (r *run) roleIsOurs(phys string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ours[phys]
 }
 
 // isOurs reports whether comment is this scope's marker for logical name.

@@ -89,12 +89,14 @@ func (r *run) reconcileRoles() error {
 	if err != nil {
 		return err
 	}
-	for i := range r.plan.Roles {
-		if err := r.reconcileRole(&r.plan.Roles[i], states[r.plan.Roles[i].Physical]); err != nil {
-			return err
-		}
+	subjects := make([]ObjectResult, len(r.plan.Roles))
+	for i, pr := range r.plan.Roles {
+		subjects[i] = ObjectResult{Kind: KindRole, Name: pr.Name, Physical: pr.Physical}
 	}
-	return nil
+	return r.each(subjects, func(i int, j *job) error {
+		pr := &r.plan.Roles[i]
+		return r.reconcileRole(j, pr, states[pr.Physical])
+	})
 }
 
 // membershipPrivilege is what the admin needs on a module role to create
@@ -106,7 +108,9 @@ func (r *run) membershipPrivilege() string {
 	return "MEMBER"
 }
 
-func (r *run) reconcileRole(pr *PlannedRole, st *roleState) error {
+// reconcileRole reconciles pr over the job's session, given its state st
+// (nil: missing).
+func (r *run) reconcileRole(j *job, pr *PlannedRole, st *roleState) error {
 	res := ObjectResult{Kind: KindRole, Name: pr.Name, Physical: pr.Physical}
 	marker := NewMarker(r.plan.Scope, pr.Name, pr.ReclaimPolicy).String()
 	role := ident(pr.Physical)
@@ -124,19 +128,19 @@ func (r *run) reconcileRole(pr *PlannedRole, st *roleState) error {
 		if !r.facts.superuser {
 			stmts = append(stmts, stmt{fmt.Sprintf("GRANT %s TO CURRENT_USER", role), nil})
 		}
-		if err := r.execBatch(r.admin, "create role "+pr.Physical, stmts); err != nil {
+		if err := r.execBatch(j.conn, "create role "+pr.Physical, stmts); err != nil {
 			return err
 		}
 		res.Action = Created
-		r.ours[pr.Physical] = true
-		r.record(res)
+		r.markOurs(pr.Physical)
+		j.record(res)
 		return nil
 	}
 	if !r.isOurs(st.comment, pr.Name) {
 		if !r.opts.Adopt {
 			res.Action = Refused
 			res.Reason = "role exists and " + describeOwner(st.comment) + "; rerun with --adopt to take it over"
-			r.record(res)
+			j.record(res)
 			return nil
 		}
 		res.Changes = append(res.Changes, "adopted ("+describeOwner(st.comment)+")")
@@ -182,7 +186,7 @@ func (r *run) reconcileRole(pr *PlannedRole, st *roleState) error {
 	}
 	if !r.facts.superuser {
 		var member bool
-		if err := r.admin.QueryRow(r.stmtCtx, "SELECT pg_has_role(current_user, $1::oid, $2)", st.oid, r.membershipPrivilege()).Scan(&member); err != nil {
+		if err := j.conn.QueryRow(r.stmtCtx, "SELECT pg_has_role(current_user, $1::oid, $2)", st.oid, r.membershipPrivilege()).Scan(&member); err != nil {
 			return r.redact(fmt.Errorf("check admin membership in %s: %w", pr.Physical, err))
 		}
 		if !member {
@@ -191,15 +195,15 @@ func (r *run) reconcileRole(pr *PlannedRole, st *roleState) error {
 		}
 	}
 	if len(stmts) > 0 {
-		if err := r.execBatch(r.admin, "update role "+pr.Physical, stmts); err != nil {
+		if err := r.execBatch(j.conn, "update role "+pr.Physical, stmts); err != nil {
 			return err
 		}
 		res.Action = Updated
 	} else {
 		res.Action = Unchanged
 	}
-	r.ours[pr.Physical] = true
-	r.record(res)
+	r.markOurs(pr.Physical)
+	j.record(res)
 	return nil
 }
 

@@ -16,10 +16,22 @@ import (
 // connection was lost (server restarted, network), the server was not
 // accepting connections, or a concurrent pg-init created the same object
 // first. Ownership conflicts, invalid specs, missing privileges, deadlines
-// and interruptions are not retryable.
+// and interruptions are not retryable. Several failures (*ObjectErrors)
+// are retryable only when each one is.
 func Retryable(err error) bool {
 	var conflict *ConflictError
 	var spec *SpecError
+	var several *ObjectErrors
+	if errors.As(err, &several) {
+		// Objects reconciled in parallel: running again helps only if it
+		// can help every one of them.
+		for _, e := range several.Errs {
+			if !Retryable(e) {
+				return false
+			}
+		}
+		return true
+	}
 	switch {
 	case err == nil, errors.As(err, &conflict), errors.As(err, &spec), errors.Is(err, ErrInterrupted),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
