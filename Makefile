@@ -21,7 +21,7 @@ CHARTS := $(wildcard charts/*/Chart.yaml test/charts/*/Chart.yaml examples/chart
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## build every binary (static) into bin/
@@ -34,7 +34,7 @@ deps: ## install the Debian packages the tests need, when missing (test/cluster/
 	test/cluster/deps.sh
 
 .PHONY: tools
-tools: ## build the harness tools once (Kubernetes, Helm 3/4, kwok, ct, kubeconform, kube-score), cached in ~/.cache/kommons
+tools: ## build the harness tools once (Kubernetes, Helm 3/4, kwok, ct, kubeconform, kube-score, MinIO, CoreDNS), cached in ~/.cache/kommons
 	test/cluster/build.sh
 
 .PHONY: lint
