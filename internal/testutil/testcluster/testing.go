@@ -76,13 +76,21 @@ func Start(t testing.TB) *Cluster {
 		shared, sharedErr = Launch(ctx, tools, Options{Dir: dir})
 		sharedOwns = shared != nil
 	})
-	if sharedErr != nil {
-		if os.Getenv("CI") == "true" || os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("Kubernetes test cluster is required here: %v", sharedErr)
-		}
-		t.Skipf("Kubernetes test cluster unavailable: %v", sharedErr)
-	}
+	requireShared(t, "Kubernetes test cluster")
 	return shared
+}
+
+// requireShared fails (CI=true or KOMMONS_E2E=1) or skips the test when the
+// package's cluster could not start.
+func requireShared(t testing.TB, what string) {
+	t.Helper()
+	if sharedErr == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" || os.Getenv(EnvRequire) == "1" {
+		t.Fatalf("%s is required here: %v", what, sharedErr)
+	}
+	t.Skipf("%s unavailable: %v", what, sharedErr)
 }
 
 // StartNode returns the package's real-node cluster (NodeOptions), launching
@@ -130,12 +138,7 @@ func StartNode(t testing.TB) *Cluster {
 		}
 		sharedOwns = shared != nil
 	})
-	if sharedErr != nil {
-		if os.Getenv("CI") == "true" || os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("real-node test cluster is required here: %v", sharedErr)
-		}
-		t.Skipf("real-node test cluster unavailable: %v", sharedErr)
-	}
+	requireShared(t, "real-node test cluster")
 	return shared
 }
 
