@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sys/unix"
 )
 
 // AdminUser is the bootstrap superuser of every throwaway cluster.
@@ -324,19 +325,12 @@ func (s *Server) Stop() { s.mu.Lock(); defer s.mu.Unlock(); s.stopLocked(syscall
 func (s *Server) Kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pgid := 0
-	if s.cmd != nil {
-		pgid = s.cmd.Process.Pid
-	}
 	s.stopLocked(syscall.SIGKILL)
 	// Orphaned backends notice the postmaster's death and exit on their own,
-	// but one forked at the instant of the kill can still hold the shared
-	// memory when Start runs ("pre-existing shared memory block is still in
-	// use"): kill the whole process group, as a machine crash would, and
-	// wait until none of it is left.
-	if pgid > 0 {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	}
+	// but Start fails ("pre-existing shared memory block is still in use")
+	// while one is still attached to the old shared memory: wait until none
+	// is. (Each backend calls setsid(), so the postmaster's process group
+	// does not contain them.)
 	for i := 0; i < 100 && s.backendsAlive(); i++ {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -367,10 +361,25 @@ func (s *Server) backendsAlive() bool {
 	if err != nil {
 		return false
 	}
-	// Any process still attached to the shared memory keeps the lock; the
-	// process group of the old postmaster tells us whether children remain.
-	pid, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-	return pid > 0 && syscall.Kill(-pid, 0) == nil
+	// Line 7 of postmaster.pid holds the System V shared memory key and ID;
+	// the segment's attach count is the number of processes still using it.
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 7 {
+		return false
+	}
+	f := strings.Fields(lines[6])
+	if len(f) < 2 {
+		return false
+	}
+	id, err := strconv.Atoi(f[1])
+	if err != nil {
+		return false
+	}
+	var desc unix.SysvShmDesc
+	if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil {
+		return false // removed
+	}
+	return desc.Nattch > 0
 }
 
 // Close stops the server and removes its directory.
