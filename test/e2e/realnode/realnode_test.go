@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -337,13 +338,13 @@ func (s *scenario) waitForPgBlocks(t *testing.T) {
 		}
 		return nil
 	})
-	old := s.orthancPods(t)[0].Name
-	require.NoError(t, s.c.Client().CoreV1().Pods(s.imaging).Delete(ctx, old, metav1.DeleteOptions{}))
+	before := s.podNames(s.orthancPods(t))
+	require.NoError(t, s.c.Client().CoreV1().Pods(s.imaging).Delete(ctx, before[0], metav1.DeleteOptions{}))
 	var fresh string
 	s.eventually(t, "the new Orthanc pod's wait-for-pg waiting", 3*time.Minute, func() error {
 		for _, p := range s.orthancPods(t) {
-			if p.Name == old || p.CreationTimestamp.Time.Before(time.Now().Add(-5*time.Minute)) {
-				continue
+			if slices.Contains(before, p.Name) {
+				continue // only the replacement pod started while PostgreSQL is down
 			}
 			out, err := s.c.Exec(filepath.Join(s.c.Tools.KubeBin, "kubectl"), "logs", "-n", s.imaging, p.Name, "-c", "wait-for-pg")
 			if err == nil && strings.Contains(out, "waiting for PostgreSQL") {
@@ -552,8 +553,8 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-// requirePodsReady asserts that every pod of the namespace is Running and
-// Ready, or Succeeded (Job pods), and never restarted.
+// requirePodsReady waits until every pod of the namespace is Running and
+// Ready, or Succeeded (Job pods).
 func (s *scenario) requirePodsReady(t *testing.T, ns string) {
 	t.Helper()
 	s.eventually(t, "pods of "+ns+" ready", 3*time.Minute, func() error {
