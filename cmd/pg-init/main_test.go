@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -23,6 +22,7 @@ import (
 	"github.com/kommons/kommons/internal/pgnames"
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
+	"github.com/kommons/kommons/internal/testutil/syncbuf"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -96,10 +96,10 @@ func (h *harness) env(extra ...string) []string {
 	return append(append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + h.dir}, h.srv.Env()...), extra...)
 }
 
-func (h *harness) command(ctx context.Context, env []string, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+func (h *harness) command(ctx context.Context, env []string, args ...string) (*exec.Cmd, *syncbuf.Buffer, *syncbuf.Buffer) {
 	cmd := exec.CommandContext(ctx, binary(h.t), args...)
 	cmd.Env = env
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	return cmd, &stdout, &stderr
 }
@@ -133,18 +133,6 @@ func (h *harness) noSecrets(r result) {
 		}
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // waitFor polls cond every 20 ms until it holds or the timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommons/kommons/internal/testutil/pgtest"
+	"github.com/kommons/kommons/internal/testutil/syncbuf"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -48,24 +48,11 @@ func binary(t *testing.T) string {
 	return binPath
 }
 
-// syncBuffer collects a process's stderr while the test polls it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stderr *syncBuffer
-	stdout *syncBuffer
+	stderr *syncbuf.Buffer
+	stdout *syncbuf.Buffer
 	done   chan struct{}
 	code   int
 }
@@ -84,7 +71,7 @@ func cleanEnv() []string {
 
 func start(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, stderr: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, stderr: &syncbuf.Buffer{}, stdout: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary(t), args...)
 	p.cmd.Env = append(cleanEnv(), env...)
 	p.cmd.Stderr, p.cmd.Stdout = p.stderr, p.stdout

@@ -1,7 +1,6 @@
 package nodeimages
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +24,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/kommons/kommons/internal/testutil/syncbuf"
 )
 
 // These tests run the images' programs without Kubernetes: the image's file
@@ -291,7 +291,7 @@ type runSpec struct {
 type container struct {
 	spec   runSpec
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 	exited chan struct{}
 	err    error // of Wait, after exited
 }
@@ -339,7 +339,7 @@ func startContainer(t *testing.T, spec runSpec) *container {
 	for _, v := range spec.volumes {
 		require.NoError(t, os.MkdirAll(spec.root+v.dst, 0o755))
 	}
-	c := &container{spec: spec, out: &syncBuffer{}, exited: make(chan struct{})}
+	c := &container{spec: spec, out: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	c.cmd = exec.Command("/bin/sh", append([]string{"-c", spec.script(), "sh"}, spec.args...)...)
 	c.cmd.Env = spec.env
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
@@ -472,21 +472,4 @@ func (c *container) stop(t *testing.T, how func()) {
 		t.Fatalf("the container did not stop\n%s", c.out.String())
 	}
 	require.NoError(t, c.err, "exit status\n%s", c.out.String())
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
