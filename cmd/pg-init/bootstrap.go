@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kommons/kommons/internal/cli"
 	"github.com/kommons/kommons/internal/pgconfig"
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/pgready"
@@ -15,7 +16,7 @@ import (
 func bootstrapProvisioner(ctx context.Context, log *slog.Logger, errw *redactingWriter, cfg *pgx.ConnConfig, o options) int {
 	if o.role == "" || o.passwordFile == "" {
 		log.Error("invalid usage", "flag", "--role, --password-file", "error", "both are required")
-		return exitUsage
+		return cli.ExitUsage
 	}
 	pw, err := pgconfig.ReadPasswordFile(o.passwordFile)
 	if err == nil {
@@ -23,16 +24,16 @@ func bootstrapProvisioner(ctx context.Context, log *slog.Logger, errw *redacting
 	}
 	if err != nil {
 		log.Error("invalid usage", "flag", "--password-file", "error", err.Error())
-		return exitUsage
+		return cli.ExitUsage
 	}
 	errw.add(pw)
 	if _, err := pgready.Wait(ctx, cfg, pgready.Options{FailFastAuth: true, Primary: true, Logger: log}); err != nil {
 		log.Error("waiting for the server", "error", err.Error())
-		return exitFailure
+		return cli.ExitFailure
 	}
 	if _, err := pgprovision.EnsureProvisioner(ctx, cfg, o.role, pw, log); err != nil {
 		log.Error("bootstrap-provisioner failed", "error", err.Error())
-		return exitFailure
+		return cli.ExitFailure
 	}
-	return exitOK
+	return cli.ExitOK
 }

@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,14 +25,6 @@ import (
 
 // maxParallel bounds --parallel: each unit is up to two connections.
 const maxParallel = 64
-
-// Exit codes.
-const (
-	exitOK       = 0
-	exitFailure  = 1
-	exitUsage    = 2
-	exitConflict = 3
-)
 
 const usageText = `Usage: pg-init [flags]
        pg-init bootstrap-provisioner [flags]
@@ -100,32 +91,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Duration(&o.deadline, "deadline", "PG_INIT_DEADLINE", 5*time.Minute, "overall deadline, including waiting for the server")
 	fs.LogFlags(&o.logOpts, "PG_INIT")
 	if help, err := fs.ParseArgs(args, errw, usageText); help {
-		return exitOK
+		return cli.ExitOK
 	} else if err != nil {
 		fmt.Fprintf(errw, "pg-init: %v\n", err)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(errw, "pg-init: unexpected argument %q (see --help)\n", fs.Arg(0))
-		return exitUsage
+		return cli.ExitUsage
 	}
 	log, err := cli.NewLogger(errw, o.logOpts)
 	if err != nil {
 		fmt.Fprintf(errw, "pg-init: --log-format/--log-level: %v\n", err)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	if o.deadline <= 0 {
 		log.Error("invalid flag", "flag", "--deadline", "error", "must be positive")
-		return exitUsage
+		return cli.ExitUsage
 	}
 	if !bootstrap && (o.parallel < 1 || o.parallel > maxParallel) {
 		log.Error("invalid flag", "flag", "--parallel", "error", fmt.Sprintf("%d: want 1 to %d", o.parallel, maxParallel))
-		return exitUsage
+		return cli.ExitUsage
 	}
 	cfg, err := pgconfig.Load(pgconfig.Source{DSN: o.dsn, PasswordFile: o.adminPasswordFile})
 	if err != nil {
 		log.Error("invalid admin connection settings", "error", err.Error())
-		return exitUsage
+		return cli.ExitUsage
 	}
 	errw.add(cfg.Password)
 	outw.add(cfg.Password)
@@ -137,7 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if pgprovision.IsTemplateDatabase(cfg.Database) {
 		log.Error("invalid admin connection settings", "error", fmt.Sprintf("admin database %s is a template: "+
 			"use another one (normally postgres); CREATE DATABASE copies template1 and fails while another session is connected to it", cfg.Database))
-		return exitUsage
+		return cli.ExitUsage
 	}
 
 	sigCtx, stop := cli.SignalContext(ctx)
@@ -154,11 +145,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func provision(ctx context.Context, log *slog.Logger, errw, outw *redactingWriter, cfg *pgx.ConnConfig, o options) int {
 	if o.spec == "" {
 		log.Error("invalid usage", "flag", "--spec", "error", "required (the spec file)")
-		return exitUsage
+		return cli.ExitUsage
 	}
 	if o.output != "none" && o.output != "json" {
 		log.Error("invalid usage", "flag", "--output", "error", fmt.Sprintf("%q: want none or json", o.output))
-		return exitUsage
+		return cli.ExitUsage
 	}
 	spec, err := pgprovision.LoadSpecFile(o.spec)
 	if err != nil {
@@ -179,27 +170,11 @@ func provision(ctx context.Context, log *slog.Logger, errw, outw *redactingWrite
 		Options: pgprovision.Options{Adopt: o.adopt, Prune: o.prune, Logger: log, Parallel: o.parallel},
 		Ready:   pgready.Options{FailFastAuth: true, WatchInterval: 200 * time.Millisecond},
 	})
-	var conflict *pgprovision.ConflictError
-	switch {
-	case errors.As(err, &conflict):
-		log.Error("ownership conflict", "error", err.Error())
-		return exitConflict
-	case err != nil:
-		log.Error("pg-init failed", "error", err.Error())
-		return exitFailure
-	}
+	var output func() any
 	if o.output == "json" {
-		b, err := json.MarshalIndent(pgprovision.NewOutput(plan, cfg, rep), "", "  ")
-		if err != nil {
-			log.Error("render output", "error", err.Error())
-			return exitFailure
-		}
-		if _, err := outw.Write(append(b, '\n')); err != nil {
-			log.Error("write output", "error", err.Error())
-			return exitFailure
-		}
+		output = func() any { return pgprovision.NewOutput(plan, cfg, rep) }
 	}
-	return exitOK
+	return cli.FinishRun(log, "pg-init", err, outw, output)
 }
 
 // applyScopeFlags fills the spec's scope from --namespace/--release and
@@ -233,8 +208,8 @@ func failSpec(log *slog.Logger, err error) int {
 	var se *pgprovision.SpecError
 	if errors.As(err, &se) {
 		log.Error("invalid spec", "file", se.Source, "problems", strings.Join(se.Problems, "; "))
-		return exitUsage
+		return cli.ExitUsage
 	}
 	log.Error("invalid spec", "error", err.Error())
-	return exitUsage
+	return cli.ExitUsage
 }

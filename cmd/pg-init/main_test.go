@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgnames"
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
@@ -214,16 +215,16 @@ func TestProvisionOutputsJSONAndRerunIsUnchanged(t *testing.T) {
 	require.Len(t, out.Databases, 1)
 	assert.Equal(t, "imaging_orthanc_orthanc", out.Databases[0].PhysicalName)
 	assert.Equal(t, "imaging_orthanc_orthanc", out.Databases[0].OwnerPhysical)
-	assert.Equal(t, pgprovision.Created, out.Databases[0].Action)
-	assert.Equal(t, pgprovision.Created, out.Roles[0].Action)
+	assert.Equal(t, outcome.Created, out.Databases[0].Action)
+	assert.Equal(t, outcome.Created, out.Roles[0].Action)
 	assert.Contains(t, r.stderr, `"msg":"database created"`)
 	assert.Contains(t, r.stderr, `"msg":"summary"`)
 
 	r = h.run(h.env(), "--spec", spec, "--namespace", "imaging", "--release", "orthanc", "--output", "json")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out))
-	assert.Equal(t, pgprovision.Unchanged, out.Databases[0].Action)
-	assert.Equal(t, pgprovision.Unchanged, out.Roles[0].Action)
+	assert.Equal(t, outcome.Unchanged, out.Databases[0].Action)
+	assert.Equal(t, outcome.Unchanged, out.Roles[0].Action)
 }
 
 func TestForeignObjectExit3ThenAdopt(t *testing.T) {
@@ -374,7 +375,7 @@ func TestServerStoppedMidRunConverges(t *testing.T) {
 			var out pgprovision.Output
 			require.NoError(t, json.Unmarshal([]byte(rerun.stdout), &out))
 			for _, d := range out.Databases {
-				assert.Equal(t, pgprovision.Unchanged, d.Action, d.PhysicalName)
+				assert.Equal(t, outcome.Unchanged, d.Action, d.PhysicalName)
 				assert.Equal(t, 1, scalar[int](t, srv.DSN(pgtest.AdminUser, srv.AdminPassword(), d.PhysicalName),
 					"SELECT count(*)::int FROM pg_extension WHERE extname = 'pg_trgm'"), d.PhysicalName)
 			}

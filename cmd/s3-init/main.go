@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,14 +20,6 @@ import (
 
 	"github.com/kommons/kommons/internal/cli"
 	"github.com/kommons/kommons/internal/s3provision"
-)
-
-// Exit codes.
-const (
-	exitOK       = 0
-	exitFailure  = 1
-	exitUsage    = 2
-	exitConflict = 3
 )
 
 const usageText = `Usage: s3-init [flags]
@@ -98,23 +89,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Duration(&o.unmarkedWait, "unmarked-wait", "S3_INIT_UNMARKED_WAIT", 15*time.Second, "how long a recently created bucket without a marker is watched for one (a concurrent run may be tagging it) before it is refused")
 	fs.LogFlags(&o.logOpts, "S3_INIT")
 	if help, err := fs.ParseArgs(args, errw, usageText); help {
-		return exitOK
+		return cli.ExitOK
 	} else if err != nil {
 		fmt.Fprintf(errw, "s3-init: %v\n", err)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(errw, "s3-init: unexpected argument %q (see --help)\n", fs.Arg(0))
-		return exitUsage
+		return cli.ExitUsage
 	}
 	log, err := cli.NewLogger(errw, o.logOpts)
 	if err != nil {
 		fmt.Fprintf(errw, "s3-init: --log-format/--log-level: %v\n", err)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	usage := func(flagName, msg string) int {
 		log.Error("invalid usage", "flag", flagName, "error", msg)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	switch {
 	case o.spec == "":
@@ -164,7 +155,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(plan.Users) > 0 && !o.minioAdmin {
 		log.Error("invalid usage", "flag", "--minio-admin", "file", o.spec,
 			"error", "the spec has users: "+s3provision.ErrNeedsMinIOAdmin.Error())
-		return exitUsage
+		return cli.ExitUsage
 	}
 
 	sigCtx, stop := cli.SignalContext(ctx)
@@ -176,27 +167,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"buckets", len(plan.Buckets), "users", len(plan.Users), "adopt", o.adopt, "prune", o.prune, "minioAdmin", o.minioAdmin)
 	rep, err := s3provision.Run(runCtx, conn, plan, s3provision.Options{Adopt: o.adopt, Prune: o.prune, MinIOAdmin: o.minioAdmin,
 		UnmarkedWait: o.unmarkedWait, Logger: log})
-	var conflict *s3provision.ConflictError
-	switch {
-	case errors.As(err, &conflict):
-		log.Error("ownership conflict", "error", err.Error())
-		return exitConflict
-	case err != nil:
-		log.Error("s3-init failed", "error", err.Error())
-		return exitFailure
-	}
+	var output func() any
 	if o.output == "json" {
-		b, err := json.MarshalIndent(s3provision.NewOutput(plan, conn, rep), "", "  ")
-		if err != nil {
-			log.Error("render output", "error", err.Error())
-			return exitFailure
-		}
-		if _, err := outw.Write(append(b, '\n')); err != nil {
-			log.Error("write output", "error", err.Error())
-			return exitFailure
-		}
+		output = func() any { return s3provision.NewOutput(plan, conn, rep) }
 	}
-	return exitOK
+	return cli.FinishRun(log, "s3-init", err, outw, output)
 }
 
 // credential reads a key from file (one trailing newline ignored), else
@@ -244,8 +219,8 @@ func failSpec(log *slog.Logger, err error) int {
 	var se *s3provision.SpecError
 	if errors.As(err, &se) {
 		log.Error("invalid spec", "file", se.Source, "problems", strings.Join(se.Problems, "; "))
-		return exitUsage
+		return cli.ExitUsage
 	}
 	log.Error("invalid spec", "error", err.Error())
-	return exitUsage
+	return cli.ExitUsage
 }

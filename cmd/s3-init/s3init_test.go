@@ -14,6 +14,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/tags"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/s3provision"
 	"github.com/kommons/kommons/internal/s3provision/s3names"
 	"github.com/kommons/kommons/internal/testutil/miniotest"
@@ -204,7 +205,7 @@ func TestSecretKeyRotation(t *testing.T) {
 	r := tn.run(t, srv)
 	requireNoSecrets(t, r, old)
 	requireExit(t, r, 0)
-	require.Equal(t, s3provision.Updated, actions(output(t, r))["user app"])
+	require.Equal(t, outcome.Updated, actions(output(t, r))["user app"])
 	require.Contains(t, r.stderr, "secret key rotated")
 
 	ctx := ctxT(t)
@@ -245,8 +246,8 @@ func TestForeignBucketRefusedThenAdopted(t *testing.T) {
 	r = tn.run(t, srv, "--adopt")
 	requireExit(t, r, 0)
 	a := actions(output(t, r))
-	require.Equal(t, s3provision.Updated, a["bucket data"])
-	require.Equal(t, s3provision.Updated, a["bucket scratch"])
+	require.Equal(t, outcome.Updated, a["bucket data"])
+	require.Equal(t, outcome.Updated, a["bucket scratch"])
 	require.Contains(t, r.stderr, "adopted")
 	require.Equal(t, tn.ns+"/"+tn.rel, bucketTags(t, root, tn.data)[s3provision.TagScope])
 	tg := bucketTags(t, root, tn.scratch)
@@ -303,7 +304,7 @@ func TestHostileNames(t *testing.T) {
 		require.NoError(t, s3names.ValidBucketName(b.Bucket))
 		require.False(t, seen[b.Bucket], "distinct names")
 		seen[b.Bucket] = true
-		require.Equal(t, s3provision.Created, b.Action)
+		require.Equal(t, outcome.Created, b.Action)
 		ok, err := root.BucketExists(ctxT(t), b.Bucket)
 		require.NoError(t, err)
 		require.True(t, ok)
@@ -332,7 +333,7 @@ func TestConcurrentRuns(t *testing.T) {
 		requireNoSecrets(t, r, srv.RootPassword(), tn.secret)
 		requireExit(t, r, 0)
 		for k, a := range actions(output(t, r)) {
-			if a == s3provision.Created {
+			if a == outcome.Created {
 				created[k]++
 			}
 		}
@@ -345,7 +346,7 @@ func TestConcurrentRuns(t *testing.T) {
 	r := tn.run(t, srv)
 	requireExit(t, r, 0)
 	for k, a := range actions(output(t, r)) {
-		require.Equal(t, s3provision.Unchanged, a, k)
+		require.Equal(t, outcome.Unchanged, a, k)
 	}
 }
 
@@ -371,7 +372,7 @@ func TestServerStoppedMidRunConverges(t *testing.T) {
 	out := output(t, r)
 	root := srv.Client(t)
 	for _, b := range out.Buckets {
-		require.Contains(t, []s3provision.Action{s3provision.Created, s3provision.Updated}, b.Action, b.Bucket)
+		require.Contains(t, []s3provision.Action{outcome.Created, outcome.Updated}, b.Action, b.Bucket)
 		require.Equal(t, ns+"/"+rel, bucketTags(t, root, b.Bucket)[s3provision.TagScope], b.Bucket)
 	}
 }
@@ -464,7 +465,7 @@ func TestRunInProcess(t *testing.T) {
 		AccessKey: srv.RootUser(), SecretKey: srv.RootPassword()}
 	rep, err := s3provision.Run(context.Background(), conn, plan, s3provision.Options{})
 	require.NoError(t, err)
-	require.Equal(t, 1, rep.Count(s3provision.Created))
+	require.Equal(t, 1, rep.Count(outcome.Created))
 }
 
 // TestTLS: an HTTPS endpoint with a private CA fails at once (exit 1)
@@ -483,7 +484,7 @@ func TestTLS(t *testing.T) {
 	r = tn.run(t, srv, "--insecure")
 	requireExit(t, r, 0)
 	for k, a := range actions(output(t, r)) {
-		require.Equal(t, s3provision.Unchanged, a, k)
+		require.Equal(t, outcome.Unchanged, a, k)
 	}
 }
 
@@ -538,11 +539,11 @@ users: [{name: stays, secretKeyFile: %s, buckets: [keep]}]
 		got[o.Kind+" "+o.Physical] = o.Action
 	}
 	require.Equal(t, map[string]s3provision.Action{
-		"bucket " + phys("kept"):  s3provision.Retained,
-		"bucket " + phys("gone"):  s3provision.Deleted,
-		"bucket " + phys("full"):  s3provision.Retained,
-		"user " + phys("leaves"):  s3provision.Deleted,
-		"user " + phys("lingers"): s3provision.Retained,
+		"bucket " + phys("kept"):  outcome.Retained,
+		"bucket " + phys("gone"):  outcome.Deleted,
+		"bucket " + phys("full"):  outcome.Retained,
+		"user " + phys("leaves"):  outcome.Deleted,
+		"user " + phys("lingers"): outcome.Retained,
 	}, got)
 	require.Contains(t, r.stderr, "not empty")
 	ok, err := root.BucketExists(ctx, phys("gone"))
@@ -617,5 +618,5 @@ func TestUnmarkedBucketTaggedMeanwhile(t *testing.T) {
 	require.NoError(t, root.SetBucketTagging(ctx, bucket, tg))
 	r := p.wait(t)
 	requireExit(t, r, 0)
-	require.Equal(t, s3provision.Unchanged, output(t, r).Buckets[0].Action)
+	require.Equal(t, outcome.Unchanged, output(t, r).Buckets[0].Action)
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kommons/kommons/internal/outcome"
 )
 
 // databaseState is a database as the server has it.
@@ -79,7 +81,7 @@ func (r *run) reconcileDatabases() error {
 func (r *run) reconcileDatabase(j *job, pd *PlannedDatabase, st *databaseState) (inside bool, err error) {
 	res := ObjectResult{Kind: KindDatabase, Name: pd.Name, Physical: pd.Physical}
 	if !r.roleIsOurs(pd.OwnerPhysical) {
-		res.Action = Refused
+		res.Action = outcome.Refused
 		res.Reason = "its owner role " + pd.OwnerPhysical + " was refused"
 		j.record(res)
 		return false, nil
@@ -93,7 +95,7 @@ func (r *run) reconcileDatabase(j *job, pd *PlannedDatabase, st *databaseState) 
 		if err := r.exec(j.conn, "create database "+pd.Physical, fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, owner)); err != nil {
 			return false, err
 		}
-		res.Action = Created
+		res.Action = outcome.Created
 		st = &databaseState{owner: pd.OwnerPhysical, publicConnect: true, publicTemp: true, ownerConnect: true}
 	} else if !r.isOurs(st.comment, pd.Name) {
 		switch {
@@ -102,7 +104,7 @@ func (r *run) reconcileDatabase(j *job, pd *PlannedDatabase, st *databaseState) 
 		case r.opts.Adopt:
 			res.Changes = append(res.Changes, "adopted ("+describeOwner(st.comment)+")")
 		default:
-			res.Action = Refused
+			res.Action = outcome.Refused
 			res.Reason = "database exists and " + describeOwner(st.comment) + " (owner " + st.owner + "); rerun with --adopt to take it over"
 			j.record(res)
 			return false, nil
@@ -111,7 +113,7 @@ func (r *run) reconcileDatabase(j *job, pd *PlannedDatabase, st *databaseState) 
 	var stmts []stmt
 	change := func(note string, st stmt) {
 		stmts = append(stmts, st)
-		if res.Action != Created {
+		if res.Action != outcome.Created {
 			res.Changes = append(res.Changes, note)
 		}
 	}
@@ -129,7 +131,7 @@ func (r *run) reconcileDatabase(j *job, pd *PlannedDatabase, st *databaseState) 
 	if st.publicConnect || st.publicTemp {
 		change("REVOKE CONNECT, TEMPORARY FROM PUBLIC", stmt{fmt.Sprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC", db), nil})
 	}
-	if !st.ownerConnect || res.Action == Created {
+	if !st.ownerConnect || res.Action == outcome.Created {
 		change("GRANT CONNECT to owner", stmt{fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", db, owner), nil})
 	}
 	if len(stmts) > 0 {
@@ -139,9 +141,9 @@ func (r *run) reconcileDatabase(j *job, pd *PlannedDatabase, st *databaseState) 
 	}
 	res.Changes = slices.DeleteFunc(res.Changes, func(c string) bool { return c == "" })
 	if res.Action == "" {
-		res.Action = Unchanged
+		res.Action = outcome.Unchanged
 		if len(res.Changes) > 0 {
-			res.Action = Updated
+			res.Action = outcome.Updated
 		}
 	}
 	j.record(res)
@@ -199,7 +201,7 @@ func (r *run) reconcileInside(j *job, pd *PlannedDatabase) error {
 		return r.exec(conn, "SET ROLE "+pd.OwnerPhysical+" in "+pd.Physical, "SET ROLE "+ident(pd.OwnerPhysical))
 	}
 	for _, ext := range pd.Extensions {
-		res := ObjectResult{Kind: KindExtension, Name: ext, Physical: ext, Database: pd.Physical, Action: Unchanged}
+		res := ObjectResult{Kind: KindExtension, Name: ext, Physical: ext, Database: pd.Physical, Action: outcome.Unchanged}
 		if !have[ext] {
 			if err := asOwner(); err != nil {
 				return err
@@ -210,12 +212,12 @@ func (r *run) reconcileInside(j *job, pd *PlannedDatabase) error {
 				}
 				return err
 			}
-			res.Action = Created
+			res.Action = outcome.Created
 		}
 		j.record(res)
 	}
 	for _, sc := range pd.Schemas {
-		res := ObjectResult{Kind: KindSchema, Name: sc, Physical: sc, Database: pd.Physical, Action: Unchanged}
+		res := ObjectResult{Kind: KindSchema, Name: sc, Physical: sc, Database: pd.Physical, Action: outcome.Unchanged}
 		owner, exists := schemaOwner[sc]
 		switch {
 		case !exists:
@@ -226,9 +228,9 @@ func (r *run) reconcileInside(j *job, pd *PlannedDatabase) error {
 				fmt.Sprintf("CREATE SCHEMA IF NOT EXISTS %s AUTHORIZATION %s", ident(sc), ident(pd.OwnerPhysical))); err != nil {
 				return err
 			}
-			res.Action = Created
+			res.Action = outcome.Created
 		case owner != pd.OwnerPhysical && !r.opts.Adopt:
-			res.Action = Refused
+			res.Action = outcome.Refused
 			res.Reason = "schema exists owned by " + owner + "; rerun with --adopt to take it over"
 		case owner != pd.OwnerPhysical:
 			if err := asOwner(); err != nil {
@@ -238,7 +240,7 @@ func (r *run) reconcileInside(j *job, pd *PlannedDatabase) error {
 				fmt.Sprintf("ALTER SCHEMA %s OWNER TO %s", ident(sc), ident(pd.OwnerPhysical))); err != nil {
 				return err
 			}
-			res.Action = Updated
+			res.Action = outcome.Updated
 			res.Changes = []string{"adopted (owner " + owner + ")"}
 		}
 		j.record(res)

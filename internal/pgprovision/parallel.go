@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgconfig"
 )
 
@@ -161,11 +162,11 @@ func (r *run) emit(j *job, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, o := range j.results {
-		if o.Action == Refused {
+		if o.Action == outcome.Refused {
 			r.refused = append(r.refused, o)
 		}
-		r.report.Objects = append(r.report.Objects, o)
-		logResult(r.log, o)
+		r.report.Record(o)
+		outcome.Log(r.log, o)
 	}
 	if err != nil {
 		s := j.subject

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 )
 
@@ -77,21 +78,21 @@ func TestParallelRunReportsInPlanOrder(t *testing.T) {
 	_, err = blocker.Exec(ctx, "CREATE ROLE "+pgx.Identifier{names[0]}.Sanitize())
 	require.NoError(t, err)
 
-	type outcome struct {
+	type finished struct {
 		rep *Report
 		err error
 	}
-	done := make(chan outcome, 1)
+	done := make(chan finished, 1)
 	go func() {
 		plan, err := NewPlan("test", spec)
 		if err != nil {
-			done <- outcome{nil, err}
+			done <- finished{nil, err}
 			return
 		}
 		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		rep, err := Reconcile(rctx, e.cfg, plan, Options{Parallel: 3, Logger: slog.New(slog.NewJSONHandler(e, nil))})
-		done <- outcome{rep, err}
+		done <- finished{rep, err}
 	}()
 	watcher := pgtest.Connect(t, srv.AdminDSN())
 	deadline := time.Now().Add(time.Minute)
@@ -117,7 +118,7 @@ func TestParallelRunReportsInPlanOrder(t *testing.T) {
 	}
 	for _, o := range res.rep.Objects {
 		got = append(got, o.Kind+":"+o.Physical)
-		assert.Equal(t, Created, o.Action, o.Physical)
+		assert.Equal(t, outcome.Created, o.Action, o.Physical)
 	}
 	assert.Equal(t, want, got, "report in plan order")
 	assert.Equal(t, append(append([]string(nil), names...), names...), e.logged("role created", "database created"), "log in plan order")
@@ -195,7 +196,7 @@ func TestFewerSessionsWhenTheServerRefusesMore(t *testing.T) {
 	spec := e.modules(scope, "m", 4) // no extensions or schemas: admin sessions only
 	rep, err := e.reconcileAs(provCfg, spec, Options{Parallel: 4})
 	require.NoError(t, err)
-	assert.Equal(t, 8, rep.Count(Created))
+	assert.Equal(t, 8, rep.Count(outcome.Created))
 	assert.Contains(t, e.logText(), "continuing with fewer parallel sessions")
 	var n int
 	queryRow(t, srv.AdminDSN(), `SELECT count(*)::int FROM pg_database WHERE datname LIKE $1`, []any{"limited\\_" + scope.Release + "\\_%"}, &n)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgconfig"
 )
 
@@ -53,8 +54,8 @@ func EnsureProvisioner(ctx context.Context, cfg *pgx.ConnConfig, name, password 
 		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s WITH LOGIN NOSUPERUSER CREATEDB CREATEROLE PASSWORD $1", role), literal(verifier)...); err != nil {
 			return "", redact(fmt.Errorf("create provisioner role %s: %w", name, err))
 		}
-		log.Info("role created", "kind", KindRole, "action", string(Created), "physicalName", name)
-		return Created, nil
+		log.Info("role created", "kind", KindRole, "action", string(outcome.Created), "physicalName", name)
+		return outcome.Created, nil
 	}
 	if err != nil {
 		return "", redact(fmt.Errorf("read role %s: %w", name, err))
@@ -84,12 +85,12 @@ func EnsureProvisioner(ctx context.Context, cfg *pgx.ConnConfig, name, password 
 		changes = append(changes, "password")
 	}
 	if attrs == "" {
-		log.Info("role unchanged", "kind", KindRole, "action", string(Unchanged), "physicalName", name)
-		return Unchanged, nil
+		log.Info("role unchanged", "kind", KindRole, "action", string(outcome.Unchanged), "physicalName", name)
+		return outcome.Unchanged, nil
 	}
 	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER ROLE %s WITH%s", role, attrs), args...); err != nil {
 		return "", redact(fmt.Errorf("update provisioner role %s: %w", name, err))
 	}
-	log.Info("role updated", "kind", KindRole, "action", string(Updated), "physicalName", name, "changes", fmt.Sprint(changes))
-	return Updated, nil
+	log.Info("role updated", "kind", KindRole, "action", string(outcome.Updated), "physicalName", name, "changes", fmt.Sprint(changes))
+	return outcome.Updated, nil
 }

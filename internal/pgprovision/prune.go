@@ -3,6 +3,8 @@ package pgprovision
 import (
 	"errors"
 	"fmt"
+
+	"github.com/kommons/kommons/internal/outcome"
 )
 
 // markedObject is a role or database carrying some pg-init marker.
@@ -80,15 +82,15 @@ func (r *run) prune() error {
 		res := ObjectResult{Kind: KindDatabase, Name: d.marker.Name, Physical: d.name}
 		switch {
 		case d.marker.ReclaimPolicy != ReclaimDelete:
-			res.Action, res.Reason = Retained, "reclaimPolicy "+d.marker.ReclaimPolicy
+			res.Action, res.Reason = outcome.Retained, "reclaimPolicy "+d.marker.ReclaimPolicy
 		case !ourRoles[d.owner]:
-			res.Action, res.Reason = Refused, "its owner "+d.owner+" is not a role of this scope; not dropped"
+			res.Action, res.Reason = outcome.Refused, "its owner "+d.owner+" is not a role of this scope; not dropped"
 		default:
 			if err := r.exec(r.admin, "drop database "+d.name, "DROP DATABASE "+ident(d.name)); err != nil {
 				failures = append(failures, err)
-				res.Action, res.Reason = Retained, "drop failed: "+err.Error()
+				res.Action, res.Reason = outcome.Retained, "drop failed: "+err.Error()
 			} else {
-				res.Action = Deleted
+				res.Action = outcome.Deleted
 			}
 		}
 		r.recordPruned(res)
@@ -99,12 +101,12 @@ func (r *run) prune() error {
 		}
 		res := ObjectResult{Kind: KindRole, Name: ro.marker.Name, Physical: ro.name}
 		if ro.marker.ReclaimPolicy != ReclaimDelete {
-			res.Action, res.Reason = Retained, "reclaimPolicy "+ro.marker.ReclaimPolicy
+			res.Action, res.Reason = outcome.Retained, "reclaimPolicy "+ro.marker.ReclaimPolicy
 		} else if err := r.exec(r.admin, "drop role "+ro.name, "DROP ROLE "+ident(ro.name)); err != nil {
 			failures = append(failures, err)
-			res.Action, res.Reason = Retained, "drop failed: "+err.Error()
+			res.Action, res.Reason = outcome.Retained, "drop failed: "+err.Error()
 		} else {
-			res.Action = Deleted
+			res.Action = outcome.Deleted
 		}
 		r.recordPruned(res)
 	}
@@ -117,6 +119,6 @@ func (r *run) prune() error {
 func (r *run) recordPruned(o ObjectResult) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.report.Pruned = append(r.report.Pruned, o)
-	logResult(r.log, o)
+	r.report.Record(o)
+	outcome.Log(r.log, o)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgconfig"
 )
 
@@ -137,10 +138,10 @@ func Reconcile(ctx context.Context, cfg *pgx.ConnConfig, plan *Plan, opts Option
 			return nil, err
 		}
 	}
-	r.log.Info("summary", "scope", plan.Scope.String(), "created", r.report.Count(Created),
-		"updated", r.report.Count(Updated), "unchanged", r.report.Count(Unchanged),
-		"refused", r.report.Count(Refused), "deleted", r.report.Count(Deleted),
-		"retained", r.report.Count(Retained), "duration", time.Since(start).Round(time.Millisecond).String())
+	r.log.Info("summary", "scope", plan.Scope.String(), "created", r.report.Count(outcome.Created),
+		"updated", r.report.Count(outcome.Updated), "unchanged", r.report.Count(outcome.Unchanged),
+		"refused", r.report.Count(outcome.Refused), "deleted", r.report.Count(outcome.Deleted),
+		"retained", r.report.Count(outcome.Retained), "duration", time.Since(start).Round(time.Millisecond).String())
 	if len(r.refused) > 0 {
 		return r.report, &ConflictError{Refused: r.refused}
 	}

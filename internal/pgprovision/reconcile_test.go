@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgnames"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 )
@@ -144,8 +145,8 @@ func TestFreshCreateThenRerunIssuesNoDDL(t *testing.T) {
 	rep, err := e.reconcile(spec, Options{})
 	require.NoError(t, err)
 	name := "imaging_orthanc_orthanc"
-	assert.Equal(t, map[string]Action{"role:" + name: Created, "database:" + name: Created,
-		"extension:pg_trgm": Created, "schema:index_data": Created}, actions(rep))
+	assert.Equal(t, map[string]Action{"role:" + name: outcome.Created, "database:" + name: outcome.Created,
+		"extension:pg_trgm": outcome.Created, "schema:index_data": outcome.Created}, actions(rep))
 
 	var super, createDB, createRole, canLogin, repl, bypass bool
 	var connLimit int
@@ -188,7 +189,7 @@ func TestFreshCreateThenRerunIssuesNoDDL(t *testing.T) {
 	rep, err = e.reconcile(spec, Options{})
 	require.NoError(t, err)
 	for k, a := range actions(rep) {
-		assert.Equal(t, Unchanged, a, k)
+		assert.Equal(t, outcome.Unchanged, a, k)
 	}
 	assert.Equal(t, first, ddlStatements(t, srv), "the rerun must issue no DDL")
 }
@@ -208,7 +209,7 @@ func TestPasswordRotation(t *testing.T) {
 	rep, err := e.reconcile(spec, Options{})
 	require.NoError(t, err)
 	o, _ := rep.Find(KindRole, name)
-	assert.Equal(t, Updated, o.Action)
+	assert.Equal(t, outcome.Updated, o.Action)
 	assert.Equal(t, []string{"password (changed)"}, o.Changes)
 	assert.NoError(t, login(srv, name, newPW, name), "new password works")
 	err = login(srv, name, oldPW, name)
@@ -280,7 +281,7 @@ func TestHostileNamesAreQuotedNeverInterpolated(t *testing.T) {
 		seen[name] = true
 		o, ok := rep.Find(KindDatabase, name)
 		require.True(t, ok, h)
-		assert.Equal(t, Created, o.Action)
+		assert.Equal(t, outcome.Created, o.Action)
 		var marker string
 		queryRow(t, srv.AdminDSN(), "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", []any{name}, &marker)
 		m, ok := ParseMarker(marker)
@@ -294,7 +295,7 @@ func TestHostileNamesAreQuotedNeverInterpolated(t *testing.T) {
 
 	rep, err = e.reconcile(spec, Options{})
 	require.NoError(t, err)
-	assert.Equal(t, 0, rep.Count(Created)+rep.Count(Updated), "rerun with hostile names is a no-op")
+	assert.Equal(t, 0, rep.Count(outcome.Created)+rep.Count(outcome.Updated), "rerun with hostile names is a no-op")
 }
 
 func TestClashAndStability(t *testing.T) {
@@ -316,7 +317,7 @@ func TestClashAndStability(t *testing.T) {
 
 	rep, err := e.reconcile(spec1, Options{})
 	require.NoError(t, err)
-	assert.Equal(t, map[string]Action{"role:" + n1: Unchanged, "database:" + n1: Unchanged}, actions(rep), "same scope, same names")
+	assert.Equal(t, map[string]Action{"role:" + n1: outcome.Unchanged, "database:" + n1: outcome.Unchanged}, actions(rep), "same scope, same names")
 }
 
 func TestForeignObjectsRefusedThenAdopted(t *testing.T) {
@@ -333,7 +334,7 @@ func TestForeignObjectsRefusedThenAdopted(t *testing.T) {
 	var conflict *ConflictError
 	require.ErrorAs(t, err, &conflict)
 	assert.Contains(t, err.Error(), "role "+name+": role exists and it has no kommons ownership marker; rerun with --adopt")
-	assert.Equal(t, map[string]Action{"role:" + name: Refused, "database:" + name: Refused}, actions(rep))
+	assert.Equal(t, map[string]Action{"role:" + name: outcome.Refused, "database:" + name: outcome.Refused}, actions(rep))
 	var createDB bool
 	queryRow(t, srv.AdminDSN(), "SELECT rolcreatedb FROM pg_roles WHERE rolname = $1", []any{name}, &createDB)
 	assert.True(t, createDB, "a refused role is not touched")
@@ -346,7 +347,7 @@ func TestForeignObjectsRefusedThenAdopted(t *testing.T) {
 
 	rep, err = e.reconcile(spec, Options{Adopt: true})
 	require.NoError(t, err)
-	assert.Equal(t, map[string]Action{"role:" + name: Updated, "database:" + name: Updated}, actions(rep))
+	assert.Equal(t, map[string]Action{"role:" + name: outcome.Updated, "database:" + name: outcome.Updated}, actions(rep))
 	require.NoError(t, login(srv, name, pw, name))
 	var owner string
 	queryRow(t, srv.AdminDSN(), "SELECT rolcreatedb, pg_get_userbyid(d.datdba) FROM pg_roles r, pg_database d WHERE r.rolname = $1 AND d.datname = $1",
@@ -355,7 +356,7 @@ func TestForeignObjectsRefusedThenAdopted(t *testing.T) {
 	assert.Equal(t, name, owner)
 	rep, err = e.reconcile(spec, Options{})
 	require.NoError(t, err, "after adoption the objects are ours")
-	assert.Equal(t, 0, rep.Count(Updated)+rep.Count(Created))
+	assert.Equal(t, 0, rep.Count(outcome.Updated)+rep.Count(outcome.Created))
 }
 
 func TestPartialStateIsRepaired(t *testing.T) {
@@ -372,11 +373,11 @@ func TestPartialStateIsRepaired(t *testing.T) {
 	rep, err := e.reconcile(spec, Options{})
 	require.NoError(t, err)
 	o, _ := rep.Find(KindDatabase, name)
-	assert.Equal(t, Updated, o.Action)
+	assert.Equal(t, outcome.Updated, o.Action)
 	assert.Contains(t, strings.Join(o.Changes, ","), "marker restored")
 	assert.Contains(t, strings.Join(o.Changes, ","), "REVOKE CONNECT, TEMPORARY FROM PUBLIC")
 	ext, _ := rep.Find(KindExtension, "pg_trgm")
-	assert.Equal(t, Created, ext.Action)
+	assert.Equal(t, outcome.Created, ext.Action)
 }
 
 func TestPrune(t *testing.T) {
@@ -412,7 +413,7 @@ func TestPrune(t *testing.T) {
 	for _, o := range rep.Pruned {
 		pruned[o.Kind+":"+o.Name] = o.Action
 	}
-	assert.Equal(t, map[string]Action{"database:gone": Deleted, "role:gone": Deleted, "database:retained": Retained, "role:retained": Retained}, pruned)
+	assert.Equal(t, map[string]Action{"database:gone": outcome.Deleted, "role:gone": outcome.Deleted, "database:retained": outcome.Retained, "role:retained": outcome.Retained}, pruned)
 	assert.False(t, exists(phys(t, scope, "gone")))
 	assert.True(t, exists(phys(t, scope, "retained")))
 	assert.True(t, exists(phys(t, scope, "keep")))
@@ -426,10 +427,10 @@ func TestNonSuperuserAdmin(t *testing.T) {
 	e.passwords = append(e.passwords, provPW)
 	action, err := EnsureProvisioner(context.Background(), e.cfg, "kommons_provisioner", provPW, slog.New(slog.NewJSONHandler(e, nil)))
 	require.NoError(t, err)
-	assert.Contains(t, []Action{Created, Unchanged}, action)
+	assert.Contains(t, []Action{outcome.Created, outcome.Unchanged}, action)
 	action, err = EnsureProvisioner(context.Background(), e.cfg, "kommons_provisioner", provPW, slog.New(slog.NewJSONHandler(e, nil)))
 	require.NoError(t, err)
-	assert.Equal(t, Unchanged, action)
+	assert.Equal(t, outcome.Unchanged, action)
 	provCfg, err := pgx.ParseConfig(srv.DSN("kommons_provisioner", provPW, "postgres"))
 	require.NoError(t, err)
 
@@ -439,20 +440,20 @@ func TestNonSuperuserAdmin(t *testing.T) {
 	rep, err := e.reconcileAs(provCfg, spec, Options{})
 	require.NoError(t, err)
 	name := phys(t, scope, "app")
-	assert.Equal(t, map[string]Action{"role:" + name: Created, "database:" + name: Created, "extension:pg_trgm": Created, "schema:audit": Created}, actions(rep))
+	assert.Equal(t, map[string]Action{"role:" + name: outcome.Created, "database:" + name: outcome.Created, "extension:pg_trgm": outcome.Created, "schema:audit": outcome.Created}, actions(rep))
 	require.NoError(t, login(srv, name, pw, name))
 
 	rep, err = e.reconcileAs(provCfg, spec, Options{})
 	require.NoError(t, err)
 	for k, a := range actions(rep) {
-		assert.Equal(t, Unchanged, a, "rerun as non-superuser: %s (verified by logging in)", k)
+		assert.Equal(t, outcome.Unchanged, a, "rerun as non-superuser: %s (verified by logging in)", k)
 	}
 	newPW := pw + "-2"
 	e.setPassword(scope.String()+"app", newPW)
 	rep, err = e.reconcileAs(provCfg, spec, Options{})
 	require.NoError(t, err)
 	o, _ := rep.Find(KindRole, name)
-	assert.Equal(t, Updated, o.Action)
+	assert.Equal(t, outcome.Updated, o.Action)
 	assert.NoError(t, login(srv, name, newPW, name))
 	assert.Error(t, login(srv, name, pw, name))
 }
@@ -493,5 +494,5 @@ func TestConcurrentRunsToleratePlainRaces(t *testing.T) {
 	assert.Equal(t, 3, n)
 	rep, err := e.reconcile(spec, Options{})
 	require.NoError(t, err)
-	assert.Equal(t, 0, rep.Count(Created)+rep.Count(Updated))
+	assert.Equal(t, 0, rep.Count(outcome.Created)+rep.Count(outcome.Updated))
 }

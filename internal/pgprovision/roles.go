@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kommons/kommons/internal/outcome"
 )
 
 // roleState is a role as the server has it.
@@ -131,14 +133,14 @@ func (r *run) reconcileRole(j *job, pr *PlannedRole, st *roleState) error {
 		if err := r.execBatch(j.conn, "create role "+pr.Physical, stmts); err != nil {
 			return err
 		}
-		res.Action = Created
+		res.Action = outcome.Created
 		r.markOurs(pr.Physical)
 		j.record(res)
 		return nil
 	}
 	if !r.isOurs(st.comment, pr.Name) {
 		if !r.opts.Adopt {
-			res.Action = Refused
+			res.Action = outcome.Refused
 			res.Reason = "role exists and " + describeOwner(st.comment) + "; rerun with --adopt to take it over"
 			j.record(res)
 			return nil
@@ -198,9 +200,9 @@ func (r *run) reconcileRole(j *job, pr *PlannedRole, st *roleState) error {
 		if err := r.execBatch(j.conn, "update role "+pr.Physical, stmts); err != nil {
 			return err
 		}
-		res.Action = Updated
+		res.Action = outcome.Updated
 	} else {
-		res.Action = Unchanged
+		res.Action = outcome.Unchanged
 	}
 	r.markOurs(pr.Physical)
 	j.record(res)

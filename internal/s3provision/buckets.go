@@ -9,6 +9,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/tags"
+
+	"github.com/kommons/kommons/internal/outcome"
 )
 
 // bucketReconciler makes one bucket of the plan true.
@@ -36,11 +38,11 @@ type bucketReconciler struct {
 const recentWindow = 5 * time.Minute
 
 func (r *bucketReconciler) reconcile(ctx context.Context, b PlannedBucket) (ObjectResult, error) {
-	res := ObjectResult{Kind: KindBucket, Name: b.Name, Physical: b.Physical, Action: Unchanged}
+	res := ObjectResult{Kind: KindBucket, Name: b.Name, Physical: b.Physical, Action: outcome.Unchanged}
 	exists, err := r.s3.BucketExists(ctx, b.Physical)
 	if err != nil {
 		if code := errorCode(err); code == "AccessDenied" || code == "Forbidden" {
-			res.Action, res.Reason = Refused, "the name exists and these credentials cannot access it (another account's bucket?)"
+			res.Action, res.Reason = outcome.Refused, "the name exists and these credentials cannot access it (another account's bucket?)"
 			return res, nil
 		}
 		return res, fmt.Errorf("bucket %s: exists: %w", b.Physical, err)
@@ -50,13 +52,13 @@ func (r *bucketReconciler) reconcile(ctx context.Context, b PlannedBucket) (Obje
 		switch code := errorCode(err); {
 		case err == nil:
 			r.createdByUs[b.Physical] = true
-			res.Action = Created
+			res.Action = outcome.Created
 		case code == "BucketAlreadyOwnedByYou":
 			// A concurrent run created it between our check and create.
 		case code == "BucketAlreadyExists":
 			// On AWS: another account owns the name. On MinIO: a race.
 			if ok, _ := r.s3.BucketExists(ctx, b.Physical); !ok {
-				res.Action, res.Reason = Refused, "the bucket name is taken by another account"
+				res.Action, res.Reason = outcome.Refused, "the bucket name is taken by another account"
 				return res, nil
 			}
 		default:
@@ -72,7 +74,7 @@ func (r *bucketReconciler) reconcile(ctx context.Context, b PlannedBucket) (Obje
 	if err != nil {
 		return res, err
 	}
-	if res.Action != Created && !r.createdByUs[b.Physical] {
+	if res.Action != outcome.Created && !r.createdByUs[b.Physical] {
 		owner, marked := ownerOfTags(current)
 		if !marked && !r.adopt && r.recent(b.Physical) {
 			current, err = r.awaitMarker(ctx, b.Physical)
@@ -86,7 +88,7 @@ func (r *bucketReconciler) reconcile(ctx context.Context, b PlannedBucket) (Obje
 		case r.adopt:
 			res.Changes = append(res.Changes, "adopted ("+describeBucketOwner(owner, marked)+")")
 		default:
-			res.Action, res.Reason = Refused, describeBucketOwner(owner, marked)+"; rerun with --adopt to take it over"
+			res.Action, res.Reason = outcome.Refused, describeBucketOwner(owner, marked)+"; rerun with --adopt to take it over"
 			return res, nil
 		}
 	}
@@ -103,7 +105,7 @@ func (r *bucketReconciler) reconcile(ctx context.Context, b PlannedBucket) (Obje
 		if err := r.s3.SetBucketTagging(ctx, b.Physical, t); err != nil {
 			return res, fmt.Errorf("bucket %s: set marker tags: %w", b.Physical, err)
 		}
-		if res.Action != Created && len(res.Changes) == 0 {
+		if res.Action != outcome.Created && len(res.Changes) == 0 {
 			res.Changes = append(res.Changes, "marker tags")
 		}
 	}
@@ -125,8 +127,8 @@ func (r *bucketReconciler) reconcile(ctx context.Context, b PlannedBucket) (Obje
 			res.Changes = append(res.Changes, "versioning suspended")
 		}
 	}
-	if res.Action == Unchanged && len(res.Changes) > 0 {
-		res.Action = Updated
+	if res.Action == outcome.Unchanged && len(res.Changes) > 0 {
+		res.Action = outcome.Updated
 	}
 	return res, nil
 }

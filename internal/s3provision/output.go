@@ -62,11 +62,7 @@ func NewOutput(plan *Plan, conn Connection, rep *Report) Output {
 			Policy: u.PolicyName, Buckets: append([]string{}, u.PhysicalBuckets...), Action: action(KindUser, u.AccessKey)})
 	}
 	if rep != nil {
-		for _, o := range rep.Objects {
-			if o.Action == Deleted || o.Action == Retained {
-				out.Pruned = append(out.Pruned, o)
-			}
-		}
+		out.Pruned = rep.Pruned
 	}
 	return out
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/kommons/kommons/internal/outcome"
 )
 
 // pruneBuckets deletes this scope's buckets that the plan no longer lists
@@ -31,7 +33,7 @@ func (r *bucketReconciler) pruneBuckets(ctx context.Context, plan *Plan, existin
 		if owner, marked := ownerOfTags(current); !marked || owner != r.scope.String() {
 			continue
 		}
-		res := ObjectResult{Kind: KindBucket, Name: name, Physical: name, Action: Retained}
+		res := ObjectResult{Kind: KindBucket, Name: name, Physical: name, Action: outcome.Retained}
 		if current[TagReclaimPolicy] != ReclaimDelete {
 			res.Reason = "not in the spec any more; reclaimPolicy " + orRetain(current[TagReclaimPolicy])
 			out = append(out, res)
@@ -42,7 +44,7 @@ func (r *bucketReconciler) pruneBuckets(ctx context.Context, plan *Plan, existin
 			if err != nil {
 				return out, fmt.Errorf("bucket %s: delete: %w", name, err)
 			}
-			res.Action = Deleted
+			res.Action = outcome.Deleted
 		case "BucketNotEmpty":
 			res.Reason = "not empty: s3-init never deletes objects; empty it to let --prune delete it"
 		case "NoSuchBucket":
@@ -84,7 +86,7 @@ func (r *userReconciler) pruneUsers(ctx context.Context, plan *Plan) ([]ObjectRe
 			continue
 		}
 		accessKey := strings.TrimPrefix(name, PolicyPrefix)
-		res := ObjectResult{Kind: KindUser, Name: accessKey, Physical: accessKey, Action: Retained}
+		res := ObjectResult{Kind: KindUser, Name: accessKey, Physical: accessKey, Action: outcome.Retained}
 		if reclaim := doc.reclaimPolicy(); reclaim != ReclaimDelete {
 			res.Reason = "not in the spec any more; reclaimPolicy " + orRetain(reclaim)
 			out = append(out, res)
@@ -96,7 +98,7 @@ func (r *userReconciler) pruneUsers(ctx context.Context, plan *Plan) ([]ObjectRe
 		if err := r.adm.RemoveCannedPolicy(ctx, name); err != nil && errorCode(err) != "XMinioAdminNoSuchPolicy" {
 			return out, fmt.Errorf("user %s: delete policy %s: %w", accessKey, name, err)
 		}
-		res.Action = Deleted
+		res.Action = outcome.Deleted
 		out = append(out, res)
 	}
 	return out, nil

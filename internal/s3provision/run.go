@@ -9,6 +9,8 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/minio/madmin-go/v3"
+
+	"github.com/kommons/kommons/internal/outcome"
 )
 
 // Options tunes a run.
@@ -94,12 +96,12 @@ func Run(ctx context.Context, conn Connection, plan *Plan, opts Options) (*Repor
 	}
 	var refused []ObjectResult
 	for _, o := range rep.Objects {
-		if o.Action == Refused {
+		if o.Action == outcome.Refused {
 			refused = append(refused, o)
 		}
 	}
-	log.Info("s3-init done", "scope", plan.Scope.String(), "created", rep.Count(Created), "updated", rep.Count(Updated),
-		"unchanged", rep.Count(Unchanged), "refused", len(refused), "deleted", rep.Count(Deleted), "retained", rep.Count(Retained))
+	log.Info("s3-init done", "scope", plan.Scope.String(), "created", rep.Count(outcome.Created), "updated", rep.Count(outcome.Updated),
+		"unchanged", rep.Count(outcome.Unchanged), "refused", len(refused), "deleted", rep.Count(outcome.Deleted), "retained", rep.Count(outcome.Retained))
 	if len(refused) > 0 {
 		return rep, &ConflictError{Refused: refused}
 	}
@@ -125,23 +127,23 @@ func attemptOnce(ctx context.Context, log *slog.Logger, br *bucketReconciler, ur
 		if err != nil {
 			return err
 		}
-		if res.Action == Refused {
+		if res.Action == outcome.Refused {
 			refused[b.Name] = true
 		}
-		logResult(log, res)
-		rep.merge(res)
+		outcome.Log(log, res)
+		rep.Record(res)
 	}
 	for _, u := range plan.Users {
 		var res ObjectResult
 		if b := firstRefused(u.Buckets, refused); b != "" {
 			// Never grant a key access to a bucket that is not ours.
-			res = ObjectResult{Kind: KindUser, Name: u.Name, Physical: u.AccessKey, Action: Refused,
+			res = ObjectResult{Kind: KindUser, Name: u.Name, Physical: u.AccessKey, Action: outcome.Refused,
 				Reason: fmt.Sprintf("its bucket %q was refused", b)}
 		} else if res, err = ur.reconcile(ctx, u); err != nil {
 			return err
 		}
-		logResult(log, res)
-		rep.merge(res)
+		outcome.Log(log, res)
+		rep.Record(res)
 	}
 	if !opts.Prune {
 		return nil
@@ -164,8 +166,8 @@ func attemptOnce(ctx context.Context, log *slog.Logger, br *bucketReconciler, ur
 
 func logAll(log *slog.Logger, rep *Report, results []ObjectResult) {
 	for _, o := range results {
-		logResult(log, o)
-		rep.merge(o)
+		outcome.Log(log, o)
+		rep.Record(o)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 
 	"github.com/minio/madmin-go/v3"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/kommons/kommons/internal/outcome"
 )
 
 // userReconciler makes one MinIO user of the plan true: its canned policy
@@ -24,7 +26,7 @@ type userReconciler struct {
 // (user, then policy) lets a concurrent run never see a user of ours
 // without its marked policy.
 func (r *userReconciler) reconcile(ctx context.Context, u PlannedUser) (ObjectResult, error) {
-	res := ObjectResult{Kind: KindUser, Name: u.Name, Physical: u.AccessKey, Action: Unchanged}
+	res := ObjectResult{Kind: KindUser, Name: u.Name, Physical: u.AccessKey, Action: outcome.Unchanged}
 	info, err := r.adm.GetUserInfo(ctx, u.AccessKey)
 	exists := true
 	if err != nil {
@@ -58,7 +60,7 @@ func (r *userReconciler) reconcile(ctx context.Context, u PlannedUser) (ObjectRe
 	if (exists || current != nil) && !ours {
 		what := describePolicyOwner(u.PolicyName, current, owner, marked)
 		if !r.adopt {
-			res.Action, res.Reason = Refused, what+"; rerun with --adopt to take it over"
+			res.Action, res.Reason = outcome.Refused, what+"; rerun with --adopt to take it over"
 			return res, nil
 		}
 		res.Changes = append(res.Changes, "adopted ("+what+")")
@@ -78,7 +80,7 @@ func (r *userReconciler) reconcile(ctx context.Context, u PlannedUser) (ObjectRe
 		if err := r.adm.AddUser(ctx, u.AccessKey, u.secretKey); err != nil {
 			return res, fmt.Errorf("user %s: create: %w", u.AccessKey, err)
 		}
-		res.Action = Created
+		res.Action = outcome.Created
 	case info.Status == madmin.AccountDisabled:
 		// An administrator disabled it: leave it so, and do not probe the key.
 		res.Changes = append(res.Changes, "left disabled")
@@ -109,8 +111,8 @@ func (r *userReconciler) reconcile(ctx context.Context, u PlannedUser) (ObjectRe
 			}
 		}
 	}
-	if res.Action == Unchanged && len(res.Changes) > 0 {
-		res.Action = Updated
+	if res.Action == outcome.Unchanged && len(res.Changes) > 0 {
+		res.Action = outcome.Updated
 	}
 	return res, nil
 }
