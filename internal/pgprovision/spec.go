@@ -100,86 +100,63 @@ var (
 // checks the spec; the error is a *SpecError listing every problem with its
 // field path. The scope must be set (from the spec or flags) beforehand.
 func (s *Spec) Validate(source string) error {
-	var p []string
-	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
-	checkName := func(path, v string) {
-		if err := specfile.CheckLogicalName(v); err != nil {
-			add("%s: %v", path, err)
-		}
-	}
-	checkName("scope.namespace", s.Scope.Namespace)
-	checkName("scope.release", s.Scope.Release)
+	var p specfile.Problems
+	p.LogicalName("scope.namespace", s.Scope.Namespace)
+	p.LogicalName("scope.release", s.Scope.Release)
 	if len(s.Roles) == 0 && len(s.Databases) == 0 {
-		add("roles, databases: nothing to provision (both empty)")
+		p.Add("roles, databases", "nothing to provision (both empty)")
 	}
 	roles := map[string]bool{}
 	for i := range s.Roles {
 		r := &s.Roles[i]
 		path := fmt.Sprintf("roles[%d]", i)
-		checkName(path+".name", r.Name)
-		if roles[r.Name] {
-			add("%s.name: duplicate role %q", path, r.Name)
-		}
-		roles[r.Name] = true
+		p.LogicalName(path+".name", r.Name)
+		p.Unique(roles, path+".name", "role", r.Name)
 		if r.PasswordFile == "" {
-			add("%s.passwordFile: required (a file holding the password, e.g. a mounted Secret)", path)
+			p.Add(path+".passwordFile", "required (a file holding the password, e.g. a mounted Secret)")
 		}
 		if r.ConnectionLimit == nil {
 			none := -1
 			r.ConnectionLimit = &none
 		} else if *r.ConnectionLimit < -1 {
-			add("%s.connectionLimit: %d: want -1 (no limit) or more", path, *r.ConnectionLimit)
+			p.Add(path+".connectionLimit", "%d: want -1 (no limit) or more", *r.ConnectionLimit)
 		}
-		if err := specfile.DefaultReclaim(&r.ReclaimPolicy); err != nil {
-			add("%s.reclaimPolicy: %v", path, err)
-		}
+		p.Reclaim(path+".reclaimPolicy", &r.ReclaimPolicy)
 	}
 	dbs := map[string]bool{}
 	for i := range s.Databases {
 		d := &s.Databases[i]
 		path := fmt.Sprintf("databases[%d]", i)
-		checkName(path+".name", d.Name)
-		if dbs[d.Name] {
-			add("%s.name: duplicate database %q", path, d.Name)
-		}
-		dbs[d.Name] = true
+		p.LogicalName(path+".name", d.Name)
+		p.Unique(dbs, path+".name", "database", d.Name)
 		switch {
 		case d.Owner == "":
-			add("%s.owner: required (the logical name of a role in roles)", path)
+			p.Add(path+".owner", "required (the logical name of a role in roles)")
 		case !roles[d.Owner]:
-			add("%s.owner: %q is not a role of this spec", path, d.Owner)
+			p.Add(path+".owner", "%q is not a role of this spec", d.Owner)
 		}
 		seen := map[string]bool{}
 		for j, e := range d.Extensions {
+			at := fmt.Sprintf("%s.extensions[%d]", path, j)
 			if !extensionName.MatchString(e) {
-				add("%s.extensions[%d]: %q: want an extension name ([a-z0-9_-], at most 63 bytes)", path, j, e)
+				p.Add(at, "%q: want an extension name ([a-z0-9_-], at most 63 bytes)", e)
 			}
-			if seen[e] {
-				add("%s.extensions[%d]: duplicate %q", path, j, e)
-			}
-			seen[e] = true
+			p.Unique(seen, at, "", e)
 		}
 		seen = map[string]bool{}
 		for j, sc := range d.Schemas {
+			at := fmt.Sprintf("%s.schemas[%d]", path, j)
 			switch {
 			case sc == "public":
-				add("%s.schemas[%d]: public exists already and belongs to the database owner", path, j)
+				p.Add(at, "public exists already and belongs to the database owner")
 			case strings.HasPrefix(sc, "pg_"):
-				add("%s.schemas[%d]: %q: the pg_ prefix is reserved", path, j, sc)
+				p.Add(at, "%q: the pg_ prefix is reserved", sc)
 			case !schemaName.MatchString(sc):
-				add("%s.schemas[%d]: %q: want a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 bytes)", path, j, sc)
+				p.Add(at, "%q: want a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 bytes)", sc)
 			}
-			if seen[sc] {
-				add("%s.schemas[%d]: duplicate %q", path, j, sc)
-			}
-			seen[sc] = true
+			p.Unique(seen, at, "", sc)
 		}
-		if err := specfile.DefaultReclaim(&d.ReclaimPolicy); err != nil {
-			add("%s.reclaimPolicy: %v", path, err)
-		}
+		p.Reclaim(path+".reclaimPolicy", &d.ReclaimPolicy)
 	}
-	if len(p) > 0 {
-		return &SpecError{Source: source, Problems: p}
-	}
-	return nil
+	return p.Err(source)
 }

@@ -107,72 +107,52 @@ var (
 // the error is a *SpecError listing every problem with its field path. The
 // scope must be set (from the spec or flags) beforehand.
 func (s *Spec) Validate(source string) error {
-	var p []string
-	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
-	checkName := func(path, v string) {
-		if err := specfile.CheckLogicalName(v); err != nil {
-			add("%s: %v", path, err)
-		}
-	}
+	var p specfile.Problems
 	switch {
 	case s.Scope.Namespace == "":
-		add("scope.namespace: required (in the spec, or --namespace / S3_INIT_NAMESPACE)")
+		p.Add("scope.namespace", "required (in the spec, or --namespace / S3_INIT_NAMESPACE)")
 	case !namespaceName.MatchString(s.Scope.Namespace):
-		add("scope.namespace: %q: want a Kubernetes namespace name ([a-z0-9-], at most 63, starting and ending with a letter or digit)", s.Scope.Namespace)
+		p.Add("scope.namespace", "%q: want a Kubernetes namespace name ([a-z0-9-], at most 63, starting and ending with a letter or digit)", s.Scope.Namespace)
 	}
 	switch {
 	case s.Scope.Release == "":
-		add("scope.release: required (in the spec, or --release / S3_INIT_RELEASE)")
+		p.Add("scope.release", "required (in the spec, or --release / S3_INIT_RELEASE)")
 	case !releaseName.MatchString(s.Scope.Release):
-		add("scope.release: %q: want a Helm release name ([a-z0-9.-], at most 53, starting and ending with a letter or digit)", s.Scope.Release)
+		p.Add("scope.release", "%q: want a Helm release name ([a-z0-9.-], at most 53, starting and ending with a letter or digit)", s.Scope.Release)
 	}
 	if len(s.Buckets) == 0 && len(s.Users) == 0 {
-		add("buckets, users: nothing to provision (both empty)")
+		p.Add("buckets, users", "nothing to provision (both empty)")
 	}
 	buckets := map[string]bool{}
 	for i := range s.Buckets {
 		b := &s.Buckets[i]
 		path := fmt.Sprintf("buckets[%d]", i)
-		checkName(path+".name", b.Name)
-		if buckets[b.Name] {
-			add("%s.name: duplicate bucket %q", path, b.Name)
-		}
-		buckets[b.Name] = true
-		if err := specfile.DefaultReclaim(&b.ReclaimPolicy); err != nil {
-			add("%s.reclaimPolicy: %v", path, err)
-		}
+		p.LogicalName(path+".name", b.Name)
+		p.Unique(buckets, path+".name", "bucket", b.Name)
+		p.Reclaim(path+".reclaimPolicy", &b.ReclaimPolicy)
 	}
 	users := map[string]bool{}
 	for i := range s.Users {
 		u := &s.Users[i]
 		path := fmt.Sprintf("users[%d]", i)
-		checkName(path+".name", u.Name)
-		if users[u.Name] {
-			add("%s.name: duplicate user %q", path, u.Name)
-		}
-		users[u.Name] = true
+		p.LogicalName(path+".name", u.Name)
+		p.Unique(users, path+".name", "user", u.Name)
 		if u.SecretKeyFile == "" {
-			add("%s.secretKeyFile: required (a file holding the secret key, e.g. a mounted Secret)", path)
+			p.Add(path+".secretKeyFile", "required (a file holding the secret key, e.g. a mounted Secret)")
 		}
 		if len(u.Buckets) == 0 {
-			add("%s.buckets: required (logical names of buckets in buckets)", path)
+			p.Add(path+".buckets", "required (logical names of buckets in buckets)")
 		}
 		seen := map[string]bool{}
 		for j, b := range u.Buckets {
-			switch {
-			case !buckets[b]:
-				add("%s.buckets[%d]: %q is not a bucket of this spec", path, j, b)
-			case seen[b]:
-				add("%s.buckets[%d]: duplicate %q", path, j, b)
+			at := fmt.Sprintf("%s.buckets[%d]", path, j)
+			if !buckets[b] {
+				p.Add(at, "%q is not a bucket of this spec", b)
+				continue
 			}
-			seen[b] = true
+			p.Unique(seen, at, "", b)
 		}
-		if err := specfile.DefaultReclaim(&u.ReclaimPolicy); err != nil {
-			add("%s.reclaimPolicy: %v", path, err)
-		}
+		p.Reclaim(path+".reclaimPolicy", &u.ReclaimPolicy)
 	}
-	if len(p) > 0 {
-		return &SpecError{Source: source, Problems: p}
-	}
-	return nil
+	return p.Err(source)
 }

@@ -68,3 +68,33 @@ func TestSharedValidators(t *testing.T) {
 	}
 	require.ErrorContains(t, CheckLogicalName(string(long)), "at most")
 }
+
+func TestProblemsCollectsEveryProblemWithItsPath(t *testing.T) {
+	var p Problems
+	require.NoError(t, p.Err("spec.yaml"), "no problems, no error")
+
+	seen := map[string]bool{}
+	p.Unique(seen, "items[0].name", "item", "a")
+	p.Unique(seen, "items[1].name", "item", "b")
+	p.Unique(seen, "items[2].name", "item", "a")
+	p.Unique(map[string]bool{"x": true}, "items[0].tags[1]", "", "x")
+	p.LogicalName("items[3].name", "")
+	p.LogicalName("items[4].name", "fine; even with a quote '")
+	policy := ""
+	p.Reclaim("items[0].reclaimPolicy", &policy)
+	require.Equal(t, ReclaimRetain, policy, "an empty policy defaults to retain")
+	bad := "shred"
+	p.Reclaim("items[1].reclaimPolicy", &bad)
+	p.Add("scope.namespace", "%q: want a namespace", "Bad_NS")
+
+	var e *Error
+	require.True(t, errors.As(p.Err("spec.yaml"), &e))
+	require.Equal(t, "spec.yaml", e.Source)
+	require.Equal(t, []string{
+		`items[2].name: duplicate item "a"`,
+		`items[0].tags[1]: duplicate "x"`,
+		`items[3].name: required`,
+		`items[1].reclaimPolicy: "shred": want retain or delete`,
+		`scope.namespace: "Bad_NS": want a namespace`,
+	}, e.Problems)
+}

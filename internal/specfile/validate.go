@@ -49,3 +49,52 @@ func CheckLogicalName(v string) error {
 	}
 	return nil
 }
+
+// Problems collects what is wrong with a spec, each problem prefixed with
+// the field path it is about, so that Validate methods report every
+// problem at once.
+type Problems struct {
+	list []string
+}
+
+// Add records a problem at path (e.g. "roles[2].name").
+func (p *Problems) Add(path, format string, args ...any) {
+	p.list = append(p.list, path+": "+fmt.Sprintf(format, args...))
+}
+
+// LogicalName records a problem at path unless v is a valid logical name
+// (see CheckLogicalName).
+func (p *Problems) LogicalName(path, v string) {
+	if err := CheckLogicalName(v); err != nil {
+		p.Add(path, "%v", err)
+	}
+}
+
+// Reclaim defaults the reclaim policy at path to retain and records a
+// problem when it is neither retain nor delete (see DefaultReclaim).
+func (p *Problems) Reclaim(path string, policy *string) {
+	if err := DefaultReclaim(policy); err != nil {
+		p.Add(path, "%v", err)
+	}
+}
+
+// Unique records name in seen and a problem at path (`duplicate <what>
+// "name"`, or `duplicate "name"` when what is empty) when seen already had
+// it.
+func (p *Problems) Unique(seen map[string]bool, path, what, name string) {
+	if seen[name] {
+		if what != "" {
+			what += " "
+		}
+		p.Add(path, "duplicate %s%q", what, name)
+	}
+	seen[name] = true
+}
+
+// Err returns nil without problems, else an *Error naming source.
+func (p *Problems) Err(source string) error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	return &Error{Source: source, Problems: p.list}
+}
