@@ -90,20 +90,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.String(&o.adminPasswordFile, "admin-password-file", "PG_INIT_ADMIN_PASSWORD_FILE", "", "file holding the admin password (overrides PGPASSWORD and --dsn)")
 	fs.Duration(&o.deadline, "deadline", "PG_INIT_DEADLINE", 5*time.Minute, "overall deadline, including waiting for the server")
 	fs.LogFlags(&o.logOpts, "PG_INIT")
-	if help, err := fs.ParseArgs(args, errw, usageText); help {
-		return cli.ExitOK
-	} else if err != nil {
-		fmt.Fprintf(errw, "pg-init: %v\n", err)
-		return cli.ExitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(errw, "pg-init: unexpected argument %q (see --help)\n", fs.Arg(0))
-		return cli.ExitUsage
-	}
-	log, err := cli.NewLogger(errw, o.logOpts)
-	if err != nil {
-		fmt.Fprintf(errw, "pg-init: --log-format/--log-level: %v\n", err)
-		return cli.ExitUsage
+	log, exit, done := fs.StartRun("pg-init", args, errw, usageText, &o.logOpts)
+	if done {
+		return exit
 	}
 	if o.deadline <= 0 {
 		log.Error("invalid flag", "flag", "--deadline", "error", "must be positive")

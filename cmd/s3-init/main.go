@@ -88,20 +88,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Duration(&o.deadline, "deadline", "S3_INIT_DEADLINE", 5*time.Minute, "overall deadline, including waiting for the endpoint")
 	fs.Duration(&o.unmarkedWait, "unmarked-wait", "S3_INIT_UNMARKED_WAIT", 15*time.Second, "how long a recently created bucket without a marker is watched for one (a concurrent run may be tagging it) before it is refused")
 	fs.LogFlags(&o.logOpts, "S3_INIT")
-	if help, err := fs.ParseArgs(args, errw, usageText); help {
-		return cli.ExitOK
-	} else if err != nil {
-		fmt.Fprintf(errw, "s3-init: %v\n", err)
-		return cli.ExitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(errw, "s3-init: unexpected argument %q (see --help)\n", fs.Arg(0))
-		return cli.ExitUsage
-	}
-	log, err := cli.NewLogger(errw, o.logOpts)
-	if err != nil {
-		fmt.Fprintf(errw, "s3-init: --log-format/--log-level: %v\n", err)
-		return cli.ExitUsage
+	log, exit, done := fs.StartRun("s3-init", args, errw, usageText, &o.logOpts)
+	if done {
+		return exit
 	}
 	usage := func(flagName, msg string) int {
 		log.Error("invalid usage", "flag", flagName, "error", msg)
@@ -129,6 +118,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return usage("--ca-file", err.Error())
 		}
 	}
+	var err error
 	if conn.AccessKey, err = credential(o.accessKeyFile, "AWS_ACCESS_KEY_ID"); err != nil {
 		return usage("--access-key-file", err.Error())
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 
@@ -46,4 +47,28 @@ func FinishRun(log *slog.Logger, tool string, err error, w io.Writer, output fun
 		return ExitFailure
 	}
 	return ExitOK
+}
+
+// StartRun is the common start of a provisioning tool: it parses args
+// (usage and the flag defaults on --help), refuses positional arguments
+// and builds the logger from the log flags o. When it returns done, the
+// tool exits with exit: ExitOK after --help, ExitUsage after a line on w
+// prefixed with the tool's name saying what is wrong.
+func (f *FlagSet) StartRun(tool string, args []string, w io.Writer, usage string, o *LogOptions) (log *slog.Logger, exit int, done bool) {
+	if help, err := f.ParseArgs(args, w, usage); help {
+		return nil, ExitOK, true
+	} else if err != nil {
+		fmt.Fprintf(w, "%s: %v\n", tool, err)
+		return nil, ExitUsage, true
+	}
+	if f.NArg() > 0 {
+		fmt.Fprintf(w, "%s: unexpected argument %q (see --help)\n", tool, f.Arg(0))
+		return nil, ExitUsage, true
+	}
+	log, err := NewLogger(w, *o)
+	if err != nil {
+		fmt.Fprintf(w, "%s: --log-format/--log-level: %v\n", tool, err)
+		return nil, ExitUsage, true
+	}
+	return log, ExitOK, false
 }

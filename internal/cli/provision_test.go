@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -47,4 +48,39 @@ func TestFinishRun(t *testing.T) {
 
 	require.Equal(t, ExitFailure, FinishRun(log, "pg-init", nil, &out, func() any { return func() {} }), "an output that cannot be rendered")
 	assert.Empty(t, out.String())
+}
+
+func TestStartRun(t *testing.T) {
+	start := func(args ...string) (*FlagSet, string, *slog.Logger, int, bool) {
+		var w bytes.Buffer
+		var o LogOptions
+		var name string
+		fs := NewFlagSet("tool")
+		fs.String(&name, "name", "TOOL_NAME", "", "a name")
+		fs.LogFlags(&o, "TOOL")
+		log, exit, done := fs.StartRun("tool", args, &w, "Usage: tool [flags]\n", &o)
+		return fs, w.String(), log, exit, done
+	}
+	_, out, log, exit, done := start("--name", "x", "--log-format", "json", "--log-level", "debug")
+	require.False(t, done)
+	require.Equal(t, ExitOK, exit)
+	require.Empty(t, out)
+	require.True(t, log.Enabled(t.Context(), slog.LevelDebug), "the parsed --log-level is applied")
+
+	_, out, _, exit, done = start("--help")
+	require.True(t, done)
+	require.Equal(t, ExitOK, exit)
+	assert.Contains(t, out, "Usage: tool [flags]")
+	assert.Contains(t, out, "-log-level")
+
+	for args, want := range map[string]string{
+		"--nme x":          "tool: flag provided but not defined: -nme",
+		"stray":            `tool: unexpected argument "stray" (see --help)`,
+		"--log-level loud": "tool: --log-format/--log-level:",
+	} {
+		_, out, _, exit, done = start(strings.Fields(args)...)
+		require.True(t, done, args)
+		require.Equal(t, ExitUsage, exit, args)
+		assert.Contains(t, out, want, args)
+	}
 }
