@@ -7,12 +7,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,6 +19,7 @@ import (
 	"github.com/kommons/kommons/internal/pgconfig"
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/pgready"
+	"github.com/kommons/kommons/internal/specfile"
 )
 
 // maxParallel bounds --parallel: each unit is up to two connections.
@@ -142,14 +141,14 @@ func provision(ctx context.Context, log *slog.Logger, errw, outw *redactingWrite
 	}
 	spec, err := pgprovision.LoadSpecFile(o.spec)
 	if err != nil {
-		return failSpec(log, err)
+		return cli.FailSpec(log, err)
 	}
 	if err := applyScopeFlags(spec, o); err != nil {
-		return failSpec(log, err)
+		return cli.FailSpec(log, err)
 	}
 	plan, err := pgprovision.NewPlan(o.spec, spec)
 	if err != nil {
-		return failSpec(log, err)
+		return cli.FailSpec(log, err)
 	}
 	errw.add(plan.Secrets()...)
 	outw.add(plan.Secrets()...)
@@ -167,38 +166,16 @@ func provision(ctx context.Context, log *slog.Logger, errw, outw *redactingWrite
 }
 
 // applyScopeFlags fills the spec's scope from --namespace/--release and
-// refuses a flag that contradicts the spec.
+// refuses a flag that contradicts the spec or a scope left empty.
 func applyScopeFlags(spec *pgprovision.Spec, o options) error {
-	var probs []string
-	set := func(field *string, flagValue, name string) {
-		switch {
-		case flagValue == "":
-		case *field == "":
-			*field = flagValue
-		case *field != flagValue:
-			probs = append(probs, fmt.Sprintf("scope.%s: %q contradicts --%s %q", name, *field, name, flagValue))
-		}
-	}
-	set(&spec.Scope.Namespace, o.namespace, "namespace")
-	set(&spec.Scope.Release, o.release, "release")
+	var p specfile.Problems
+	p.FromFlag(&spec.Scope.Namespace, "scope.namespace", "namespace", o.namespace)
+	p.FromFlag(&spec.Scope.Release, "scope.release", "release", o.release)
 	if spec.Scope.Namespace == "" {
-		probs = append(probs, "scope.namespace: required (in the spec, or --namespace / PG_INIT_NAMESPACE)")
+		p.Add("scope.namespace", "required (in the spec, or --namespace / PG_INIT_NAMESPACE)")
 	}
 	if spec.Scope.Release == "" {
-		probs = append(probs, "scope.release: required (in the spec, or --release / PG_INIT_RELEASE)")
+		p.Add("scope.release", "required (in the spec, or --release / PG_INIT_RELEASE)")
 	}
-	if len(probs) > 0 {
-		return &pgprovision.SpecError{Source: o.spec, Problems: probs}
-	}
-	return nil
-}
-
-func failSpec(log *slog.Logger, err error) int {
-	var se *pgprovision.SpecError
-	if errors.As(err, &se) {
-		log.Error("invalid spec", "file", se.Source, "problems", strings.Join(se.Problems, "; "))
-		return cli.ExitUsage
-	}
-	log.Error("invalid spec", "error", err.Error())
-	return cli.ExitUsage
+	return p.Err(o.spec)
 }

@@ -8,10 +8,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/kommons/kommons/internal/cli"
 	"github.com/kommons/kommons/internal/s3provision"
+	"github.com/kommons/kommons/internal/specfile"
 )
 
 const usageText = `Usage: s3-init [flags]
@@ -131,14 +130,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	spec, err := s3provision.LoadSpecFile(o.spec)
 	if err != nil {
-		return failSpec(log, err)
+		return cli.FailSpec(log, err)
 	}
 	if err := applyScopeFlags(spec, o); err != nil {
-		return failSpec(log, err)
+		return cli.FailSpec(log, err)
 	}
 	plan, err := s3provision.NewPlan(o.spec, spec)
 	if err != nil {
-		return failSpec(log, err)
+		return cli.FailSpec(log, err)
 	}
 	errw.Add(plan.Secrets()...)
 	outw.Add(plan.Secrets()...)
@@ -187,30 +186,8 @@ func credential(file, env string) (string, error) {
 // applyScopeFlags fills the spec's scope from --namespace/--release and
 // refuses a flag that contradicts the spec.
 func applyScopeFlags(spec *s3provision.Spec, o options) error {
-	var probs []string
-	set := func(field *string, flagValue, name string) {
-		switch {
-		case flagValue == "":
-		case *field == "":
-			*field = flagValue
-		case *field != flagValue:
-			probs = append(probs, fmt.Sprintf("scope.%s: %q contradicts --%s %q", name, *field, name, flagValue))
-		}
-	}
-	set(&spec.Scope.Namespace, o.namespace, "namespace")
-	set(&spec.Scope.Release, o.release, "release")
-	if len(probs) > 0 {
-		return &s3provision.SpecError{Source: o.spec, Problems: probs}
-	}
-	return nil
-}
-
-func failSpec(log *slog.Logger, err error) int {
-	var se *s3provision.SpecError
-	if errors.As(err, &se) {
-		log.Error("invalid spec", "file", se.Source, "problems", strings.Join(se.Problems, "; "))
-		return cli.ExitUsage
-	}
-	log.Error("invalid spec", "error", err.Error())
-	return cli.ExitUsage
+	var p specfile.Problems
+	p.FromFlag(&spec.Scope.Namespace, "scope.namespace", "namespace", o.namespace)
+	p.FromFlag(&spec.Scope.Release, "scope.release", "release", o.release)
+	return p.Err(o.spec)
 }

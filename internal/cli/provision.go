@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/kommons/kommons/internal/outcome"
+	"github.com/kommons/kommons/internal/specfile"
 )
 
 // Exit codes of the provisioning tools (pg-init, s3-init), documented in
@@ -71,4 +73,16 @@ func (f *FlagSet) StartRun(tool string, args []string, w io.Writer, usage string
 		return nil, ExitUsage, true
 	}
 	return log, ExitOK, false
+}
+
+// FailSpec logs an invalid spec (a *specfile.Error: the file and every
+// problem with its field path) or usage error once and returns ExitUsage.
+func FailSpec(log *slog.Logger, err error) int {
+	var se *specfile.Error
+	if errors.As(err, &se) {
+		log.Error("invalid spec", "file", se.Source, "problems", strings.Join(se.Problems, "; "))
+		return ExitUsage
+	}
+	log.Error("invalid spec", "error", err.Error())
+	return ExitUsage
 }

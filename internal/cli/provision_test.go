@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommons/kommons/internal/outcome"
+	"github.com/kommons/kommons/internal/specfile"
 )
 
 type failingWriter struct{}
@@ -83,4 +84,15 @@ func TestStartRun(t *testing.T) {
 		require.Equal(t, ExitUsage, exit, args)
 		assert.Contains(t, out, want, args)
 	}
+}
+
+func TestFailSpec(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	require.Equal(t, ExitUsage, FailSpec(log, fmt.Errorf("load: %w", &specfile.Error{Source: "spec.yaml", Problems: []string{"roles[0].name: required", "databases: nothing"}})))
+	assert.Contains(t, logs.String(), `"file":"spec.yaml"`)
+	assert.Contains(t, logs.String(), `"problems":"roles[0].name: required; databases: nothing"`)
+	logs.Reset()
+	require.Equal(t, ExitUsage, FailSpec(log, errors.New("open spec.yaml: permission denied")))
+	assert.Contains(t, logs.String(), `"error":"open spec.yaml: permission denied"`)
 }

@@ -98,3 +98,16 @@ func TestProblemsCollectsEveryProblemWithItsPath(t *testing.T) {
 		`scope.namespace: "Bad_NS": want a namespace`,
 	}, e.Problems)
 }
+
+func TestProblemsFromFlag(t *testing.T) {
+	var p Problems
+	empty, same, other := "", "imaging", "imaging"
+	p.FromFlag(&empty, "scope.namespace", "namespace", "imaging")
+	require.Equal(t, "imaging", empty, "an empty field takes the flag's value")
+	p.FromFlag(&same, "scope.namespace", "namespace", "imaging")
+	p.FromFlag(&other, "scope.namespace", "namespace", "")
+	require.NoError(t, p.Err("flags"), "agreeing or absent flags are fine")
+	p.FromFlag(&other, "scope.namespace", "namespace", "billing")
+	require.Equal(t, "imaging", other, "the spec's value is kept")
+	require.EqualError(t, p.Err("spec.yaml"), `invalid spec spec.yaml: scope.namespace: "imaging" contradicts --namespace "billing"`)
+}

@@ -98,3 +98,16 @@ func (p *Problems) Err(source string) error {
 	}
 	return &Error{Source: source, Problems: p.list}
 }
+
+// FromFlag sets the spec's field at path (e.g. "scope.release") from the
+// value of the flag --name: an empty field takes the flag's value; a flag
+// that contradicts the spec is a problem. An empty flag changes nothing.
+func (p *Problems) FromFlag(field *string, path, name, flagValue string) {
+	switch {
+	case flagValue == "":
+	case *field == "":
+		*field = flagValue
+	case *field != flagValue:
+		p.Add(path, "%q contradicts --%s %q", *field, name, flagValue)
+	}
+}
