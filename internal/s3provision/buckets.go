@@ -47,6 +47,12 @@ func (r *bucketReconciler) reconcile(ctx context.Context, b PlannedBucket) (Obje
 		}
 		return res, fmt.Errorf("bucket %s: exists: %w", b.Physical, err)
 	}
+	if exists && r.createdByUs[b.Physical] {
+		// An earlier attempt of this run created it and then failed (the
+		// server died, perhaps after applying a change whose answer was
+		// lost): report it as created, not as found unchanged.
+		res.Action = outcome.Created
+	}
 	if !exists {
 		err := r.s3.MakeBucket(ctx, b.Physical, minio.MakeBucketOptions{Region: r.region})
 		switch code := errorCode(err); {

@@ -67,7 +67,7 @@ func Run(ctx context.Context, conn Connection, plan *Plan, opts Options) (*Repor
 	}
 	br := &bucketReconciler{s3: s3, scope: plan.Scope, region: conn.Region, adopt: opts.Adopt,
 		unmarkedWait: wait, createdByUs: map[string]bool{}, log: log, now: time.Now}
-	ur := &userReconciler{adm: adm, conn: conn, scope: plan.Scope, adopt: opts.Adopt}
+	ur := &userReconciler{adm: adm, conn: conn, scope: plan.Scope, adopt: opts.Adopt, createdByUs: map[string]bool{}}
 
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = orDefault(opts.InitialInterval, 250*time.Millisecond)

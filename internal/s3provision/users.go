@@ -20,6 +20,10 @@ type userReconciler struct {
 	conn  Connection
 	scope Scope
 	adopt bool
+	// createdByUs remembers users this process created (or tried to, when
+	// the answer was lost), across retried attempts, so that a user created
+	// by an attempt that failed later is reported as created.
+	createdByUs map[string]bool
 }
 
 // The order of writes (policy, then user, then attachment) and of reads
@@ -77,9 +81,14 @@ func (r *userReconciler) reconcile(ctx context.Context, u PlannedUser) (ObjectRe
 
 	switch {
 	case !exists:
+		r.createdByUs[u.AccessKey] = true
 		if err := r.adm.AddUser(ctx, u.AccessKey, u.secretKey); err != nil {
 			return res, fmt.Errorf("user %s: create: %w", u.AccessKey, err)
 		}
+		res.Action = outcome.Created
+	case r.createdByUs[u.AccessKey]:
+		// An earlier attempt of this run created it with the spec's secret
+		// key, then failed: report it as created.
 		res.Action = outcome.Created
 	case info.Status == madmin.AccountDisabled:
 		// An administrator disabled it: leave it so, and do not probe the key.
