@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -29,6 +31,9 @@ type Doc struct {
 	// keep is what the fast parser built of the document (nil: all of it);
 	// the check parses the result the same way.
 	keep *blockyaml.Keep
+	// finalLineDone is set once the line break that insertions at the end
+	// of a document without a final one need has been added (see lineAfter).
+	finalLineDone bool
 }
 
 // unit is a block collection that received appended entries. Its check
@@ -186,14 +191,78 @@ func (d *Doc) addUnit(coll *yaml.Node, first, entry, editIndex int) {
 // keyColumn is the 0-based column of a block mapping's keys.
 func (d *Doc) keyColumn(m *yaml.Node) int { return d.column(d.Start(m.Content[0])) }
 
-// insertAfterBlock returns the offset where whole lines are inserted after the
-// block node ending at end, and a prefix line break when the node's line is
-// the last one and has none.
+// lineAfter returns the offset where whole lines are inserted after the
+// block node ending at end. When the node's line is the last one and has no
+// line break, the first such insertion also adds one line break before all
+// the inserted lines (and keeps a block scalar ending there unchanged).
 func (d *Doc) lineAfter(end int) (int, string) {
 	if ns := d.nextLineStart(end); ns >= 0 {
 		return ns, ""
 	}
-	return len(d.src), d.NL
+	if !d.finalLineDone {
+		d.finalLineDone = true
+		d.stripFinalBlockScalar()
+		// The highest column sorts this edit before every insertion at
+		// the end of the text.
+		d.addAt(len(d.src), len(d.src), d.NL, math.MaxInt)
+	}
+	return len(d.src), ""
+}
+
+// blockHeader matches the header of a block scalar at the end of a line
+// (comment removed): the indicator, then an optional indentation digit and
+// chomping indicator in either order.
+var blockHeader = regexp.MustCompile(`(?:^|[ \t])[|>]([1-9][+-]?|[+-][1-9]?)?$`)
+
+// stripFinalBlockScalar keeps the value of a block scalar that ends the
+// document when text is inserted after it. Such a scalar, when the document
+// has no final line break, has none in its value either; the line break
+// the insertion adds would give it one, unless its header strips final
+// line breaks: "|" becomes "|-", "|+" becomes "|-" (">" alike). The
+// scalar is found from the text: the nearest line above the last one that
+// is less indented than every line below it and ends with a block header.
+// What this misreads is still caught by Result's check of the whole tree.
+func (d *Doc) stripFinalBlockScalar() {
+	n := len(d.lineStarts)
+	last := d.src[d.lineStarts[n-1]:]
+	content := bytes.TrimLeft(last, " ")
+	if len(bytes.TrimSpace(last)) == 0 || content[0] == '#' {
+		return // a blank or comment last line: no scalar runs to the end
+	}
+	below := len(last) - len(content) // the least indentation of the lines below
+	for i := n - 2; i >= 0; i-- {
+		ls := d.lineStarts[i]
+		line := d.src[ls:d.lineEnd(ls)]
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		indent := d.indentAt(ls)
+		if indent >= below {
+			continue
+		}
+		text := line
+		if c := bytes.Index(text, []byte(" #")); c >= 0 {
+			text = text[:c]
+		}
+		text = bytes.TrimRight(text, " \t")
+		m := blockHeader.FindSubmatchIndex(text)
+		if m == nil {
+			below = indent
+			continue
+		}
+		var ind []byte // indentation digit and chomping indicator
+		if m[2] >= 0 {
+			ind = text[m[2]:m[3]]
+		}
+		switch p := bytes.IndexAny(ind, "+-"); {
+		case p >= 0 && ind[p] == '-':
+		case p >= 0:
+			d.add(ls+m[2]+p, ls+m[2]+p+1, "-")
+		default:
+			d.add(ls+len(text), ls+len(text), "-")
+		}
+		return
+	}
 }
 
 // SetKey sets key in mapping m to value. The key must be absent, or present

@@ -75,6 +75,49 @@ func TestEdits(t *testing.T) {
 			want: "a: 1\nb:\n  c: d\n",
 		},
 		{
+			name: "two insertions without trailing newline: one line break before both",
+			in:   "a:\n  b: 1",
+			edit: func(d *Doc) error {
+				if err := d.SetKey(lookup(d.Root, "a"), "c", str("x")); err != nil {
+					return err
+				}
+				return d.SetKey(d.Root, "z", str("w"))
+			},
+			want: "a:\n  b: 1\n  c: x\nz: w\n",
+		},
+		{
+			name: "block scalar ends the text without a line break: strip chomping keeps its value",
+			in:   "a:\n  s: |\n    x\n      y",
+			edit: func(d *Doc) error { return d.SetKey(d.Root, "b", str("v")) },
+			want: "a:\n  s: |-\n    x\n      y\nb: v\n",
+			full: true,
+		},
+		{
+			name: "keep chomping, indentation indicator and comment",
+			in:   "- >+2 # note\n    x",
+			edit: func(d *Doc) error { return d.Append(d.Root, str("v")) },
+			want: "- >-2 # note\n    x\n- v\n",
+			full: true,
+		},
+		{
+			name: "strip chomping already",
+			in:   "s: |-\n  x",
+			edit: func(d *Doc) error { return d.SetKey(d.Root, "b", str("v")) },
+			want: "s: |-\n  x\nb: v\n",
+		},
+		{
+			name: "a comment ends the text: the insertion goes before it, the scalar is untouched",
+			in:   "s: |\n  x\n# end",
+			edit: func(d *Doc) error { return d.SetKey(d.Root, "b", str("v")) },
+			want: "s: |\n  x\nb: v\n# end",
+		},
+		{
+			name: "a | in a plain scalar above is no header",
+			in:   "p: a |\nq:\n  r: 1",
+			edit: func(d *Doc) error { return d.SetKey(lookup(d.Root, "q"), "s", str("v")) },
+			want: "p: a |\nq:\n  r: 1\n  s: v\n",
+		},
+		{
 			name: "flow mapping",
 			in:   "{\"a\": {\"b\": 1}}\n",
 			edit: func(d *Doc) error { return d.SetKey(lookup(d.Root, "a"), "c", str("x y")) },
