@@ -1185,9 +1185,10 @@ func (p *parser) blockScalar(parent int) *yaml.Node {
 	}
 	// The scalar ended at a less indented line or at the end of the input.
 	// When the input ends without a line break inside the scalar, text
-	// appended after it (an inserted key) would add that line break to the
-	// scalar's value: leave such documents to yaml.v3, whose full-tree
-	// check refuses the edit.
+	// appended after it (an inserted key) needs that line break, and the
+	// splice changes the scalar's header so that its value stays the same:
+	// leave such documents to yaml.v3, so that the check of the edit
+	// compares the whole tree, this scalar included.
 	if at >= n && p.src[n-1] != '\n' {
 		fail()
 	}
