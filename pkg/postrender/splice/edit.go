@@ -209,57 +209,49 @@ func (d *Doc) lineAfter(end int) (int, string) {
 	return len(d.src), ""
 }
 
-// blockHeader matches the header of a block scalar at the end of a line
-// (comment removed): the indicator, then an optional indentation digit and
-// chomping indicator in either order.
-var blockHeader = regexp.MustCompile(`(?:^|[ \t])[|>]([1-9][+-]?|[+-][1-9]?)?$`)
+// blockHeader matches a block scalar's header from its indicator on: an
+// optional indentation digit and chomping indicator (in either order), then
+// the end of the line or a comment.
+var blockHeader = regexp.MustCompile(`^[|>]([1-9][+-]?|[+-][1-9]?)?(?:[ \t]+#.*|[ \t]*)$`)
 
 // stripFinalBlockScalar keeps the value of a block scalar that ends the
-// document when text is inserted after it. Such a scalar, when the document
-// has no final line break, has none in its value either; the line break
-// the insertion adds would give it one, unless its header strips final
-// line breaks: "|" becomes "|-", "|+" becomes "|-" (">" alike). The
-// scalar is found from the text: the nearest line above the last one that
-// is less indented than every line below it and ends with a block header.
-// What this misreads is still caught by Result's check of the whole tree.
+// document when lines are inserted after it. When the document has no
+// final line break, such a scalar (clip or keep chomping) has none in its
+// value either, and the line break the insertion adds would give it one,
+// unless its header strips final line breaks: "|" becomes "|-", "|+"
+// becomes "|-" (">" alike). The scalar is the last node of the tree (a
+// block scalar running into the end of the input is always parsed in full,
+// see blockyaml); what this misses is still caught by Result's check.
 func (d *Doc) stripFinalBlockScalar() {
-	n := len(d.lineStarts)
-	last := d.src[d.lineStarts[n-1]:]
-	content := bytes.TrimLeft(last, " ")
-	if len(bytes.TrimSpace(last)) == 0 || content[0] == '#' {
-		return // a blank or comment last line: no scalar runs to the end
+	n := d.Root
+	for n != nil && len(n.Content) > 0 && (n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode || n.Kind == yaml.DocumentNode) {
+		n = n.Content[len(n.Content)-1]
 	}
-	below := len(last) - len(content) // the least indentation of the lines below
-	for i := n - 2; i >= 0; i-- {
-		ls := d.lineStarts[i]
-		line := d.src[ls:d.lineEnd(ls)]
-		if len(bytes.TrimSpace(line)) == 0 {
+	if n == nil || n.Kind != yaml.ScalarNode || n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0 ||
+		strings.HasSuffix(n.Value, "\n") || n.Line == 0 {
+		return
+	}
+	// The node starts at its indicator, or at an anchor or tag before it.
+	start := d.Start(n)
+	end := d.lineEnd(start)
+	for i := start; i < end; i++ {
+		if c := d.src[i]; c != '|' && c != '>' {
 			continue
 		}
-		indent := d.indentAt(ls)
-		if indent >= below {
-			continue
-		}
-		text := line
-		if c := bytes.Index(text, []byte(" #")); c >= 0 {
-			text = text[:c]
-		}
-		text = bytes.TrimRight(text, " \t")
-		m := blockHeader.FindSubmatchIndex(text)
+		m := blockHeader.FindSubmatchIndex(d.src[i:end])
 		if m == nil {
-			below = indent
 			continue
 		}
-		var ind []byte // indentation digit and chomping indicator
-		if m[2] >= 0 {
-			ind = text[m[2]:m[3]]
+		if m[2] < 0 { // no indicators: add strip
+			d.add(i+1, i+1, "-")
+			return
 		}
+		ind := d.src[i+m[2] : i+m[3]]
 		switch p := bytes.IndexAny(ind, "+-"); {
-		case p >= 0 && ind[p] == '-':
-		case p >= 0:
-			d.add(ls+m[2]+p, ls+m[2]+p+1, "-")
-		default:
-			d.add(ls+len(text), ls+len(text), "-")
+		case p < 0:
+			d.add(i+m[3], i+m[3], "-")
+		case ind[p] == '+':
+			d.add(i+m[2]+p, i+m[2]+p+1, "-")
 		}
 		return
 	}
@@ -315,10 +307,12 @@ func (d *Doc) SetKey(m *yaml.Node, key string, value *yaml.Node) error {
 		if positioned < 0 {
 			open := d.valueStart(m)
 			sep := ""
-			if len(m.Content) > 0 { // an earlier SetKey in this run inserted there already
+			if len(m.Content) > 0 {
+				// An earlier SetKey of this run inserted at the same offset;
+				// edits there keep the order they were made in.
 				sep = ", "
 			}
-			d.add(open+1, open+1, pair+sep)
+			d.add(open+1, open+1, sep+pair)
 		} else {
 			lk, lv := m.Content[positioned], m.Content[positioned+1]
 			ve := fe - 1

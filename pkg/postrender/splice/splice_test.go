@@ -100,6 +100,19 @@ func TestEdits(t *testing.T) {
 			full: true,
 		},
 		{
+			name: "the scalar's last line looks like a comment but is its text; tag and anchor before the header",
+			in:   "s: !!str &a |2\n   #",
+			edit: func(d *Doc) error { return d.SetKey(d.Root, "b", str("v")) },
+			want: "s: !!str &a |2-\n   #\nb: v\n",
+			full: true,
+		},
+		{
+			name: "a less indented comment ends the scalar: nothing to strip",
+			in:   "a:\n  s: |\n    x\n   # c",
+			edit: func(d *Doc) error { return d.SetKey(d.Root, "b", str("v")) },
+			want: "a:\n  s: |\n    x\nb: v\n   # c",
+		},
+		{
 			name: "strip chomping already",
 			in:   "s: |-\n  x",
 			edit: func(d *Doc) error { return d.SetKey(d.Root, "b", str("v")) },
@@ -122,6 +135,18 @@ func TestEdits(t *testing.T) {
 			in:   "{\"a\": {\"b\": 1}}\n",
 			edit: func(d *Doc) error { return d.SetKey(lookup(d.Root, "a"), "c", str("x y")) },
 			want: "{\"a\": {\"b\": 1, \"c\": \"x y\"}}\n",
+			full: true,
+		},
+		{
+			name: "two keys into an empty flow mapping keep their order",
+			in:   "a: {}\n",
+			edit: func(d *Doc) error {
+				if err := d.SetKey(lookup(d.Root, "a"), "x", str("1")); err != nil {
+					return err
+				}
+				return d.SetKey(lookup(d.Root, "a"), "y", str("2"))
+			},
+			want: "a: {\"x\": \"1\", \"y\": \"2\"}\n",
 			full: true,
 		},
 		{
