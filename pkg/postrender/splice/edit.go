@@ -231,6 +231,12 @@ func (d *Doc) stripFinalBlockScalar() {
 		strings.HasSuffix(n.Value, "\n") || n.Line == 0 {
 		return
 	}
+	// The header may end the text, where lineAfter adds its line break:
+	// the highest column sorts the indicator before it.
+	strip := func(start, end int) {
+		d.fullCheck = true
+		d.addAt(start, end, "-", math.MaxInt)
+	}
 	// The node starts at its indicator, or at an anchor or tag before it.
 	start := d.Start(n)
 	end := d.lineEnd(start)
@@ -243,15 +249,15 @@ func (d *Doc) stripFinalBlockScalar() {
 			continue
 		}
 		if m[2] < 0 { // no indicators: add strip
-			d.add(i+1, i+1, "-")
+			strip(i+1, i+1)
 			return
 		}
 		ind := d.src[i+m[2] : i+m[3]]
 		switch p := bytes.IndexAny(ind, "+-"); {
 		case p < 0:
-			d.add(i+m[3], i+m[3], "-")
+			strip(i+m[3], i+m[3])
 		case ind[p] == '+':
-			d.add(i+m[2]+p, i+m[2]+p+1, "-")
+			strip(i+m[2]+p, i+m[2]+p+1)
 		}
 		return
 	}

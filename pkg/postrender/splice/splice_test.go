@@ -113,6 +113,13 @@ func TestEdits(t *testing.T) {
 			want: "a:\n  s: |\n    x\nb: v\n   # c",
 		},
 		{
+			name: "an empty block scalar's header ends the text",
+			in:   "a:\n  b: >",
+			edit: func(d *Doc) error { return d.SetKey(lookup(d.Root, "a"), "c", mapping("k", "v")) },
+			want: "a:\n  b: >-\n  c:\n    k: v\n",
+			full: true,
+		},
+		{
 			name: "strip chomping already",
 			in:   "s: |-\n  x",
 			edit: func(d *Doc) error { return d.SetKey(d.Root, "b", str("v")) },
