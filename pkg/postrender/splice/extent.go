@@ -14,14 +14,26 @@ func (t *Text) Start(n *yaml.Node) int { return t.Offset(n.Line, n.Column) }
 func (t *Text) valueStart(n *yaml.Node) int {
 	i := t.Start(n)
 	for i < len(t.src) && (t.src[i] == '&' || t.src[i] == '!') {
-		for i < len(t.src) && !isSpaceOrBreak(t.src[i]) {
-			i++
+		if t.src[i] == '&' {
+			// yaml.v3 (like libyaml) ends an anchor name at the first
+			// character outside [0-9A-Za-z_-]: in "&a: {}" the anchor
+			// "a" is on an empty key, and "{}" is that key's value.
+			for i++; i < len(t.src) && isAnchorChar(t.src[i]); i++ {
+			}
+		} else {
+			for i < len(t.src) && !isSpaceOrBreak(t.src[i]) {
+				i++
+			}
 		}
 		for i < len(t.src) && isSpaceOrBreak(t.src[i]) {
 			i++
 		}
 	}
 	return i
+}
+
+func isAnchorChar(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '-'
 }
 
 func isSpaceOrBreak(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

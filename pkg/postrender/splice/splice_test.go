@@ -157,6 +157,12 @@ func TestEdits(t *testing.T) {
 			full: true,
 		},
 		{
+			name: "an anchor on an empty first key is not a flow mapping's",
+			in:   "s:\n  &a: {}\n",
+			edit: func(d *Doc) error { return d.SetKey(lookup(d.Root, "s"), "c", str("v")) },
+			want: "s:\n  &a: {}\n  c: v\n",
+		},
+		{
 			name: "replace empty flow value with block",
 			in:   "a:\n  n: {}\n  m: 1\n",
 			edit: func(d *Doc) error { return d.SetKey(lookup(d.Root, "a"), "n", mapping("k", "v")) },
