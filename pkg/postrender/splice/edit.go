@@ -195,9 +195,9 @@ func (d *Doc) keyColumn(m *yaml.Node) int { return d.column(d.Start(m.Content[0]
 // block node ending at end. When the node's line is the last one and has no
 // line break, the first such insertion also adds one line break before all
 // the inserted lines (and keeps a block scalar ending there unchanged).
-func (d *Doc) lineAfter(end int) (int, string) {
+func (d *Doc) lineAfter(end int) int {
 	if ns := d.nextLineStart(end); ns >= 0 {
-		return ns, ""
+		return ns
 	}
 	if !d.finalLineDone {
 		d.finalLineDone = true
@@ -206,7 +206,7 @@ func (d *Doc) lineAfter(end int) (int, string) {
 		// the end of the text.
 		d.addAt(len(d.src), len(d.src), d.NL, math.MaxInt)
 	}
-	return len(d.src), ""
+	return len(d.src)
 }
 
 // blockHeader matches a block scalar's header from its indicator on: an
@@ -343,9 +343,9 @@ func (d *Doc) SetKey(m *yaml.Node, key string, value *yaml.Node) error {
 		if err != nil {
 			return err
 		}
-		at, prefix := d.lineAfter(end)
+		at := d.lineAfter(end)
 		col := d.keyColumn(m)
-		i := d.addAt(at, at, prefix+strings.Repeat(" ", col)+scalarText(keyNode)+":"+d.style.blockValue(value, col)+d.NL, col)
+		i := d.addAt(at, at, strings.Repeat(" ", col)+scalarText(keyNode)+":"+d.style.blockValue(value, col)+d.NL, col)
 		d.addUnit(m, positioned, d.Start(m.Content[positioned]), i)
 	}
 	m.Content = append(m.Content, keyNode, value)
@@ -402,9 +402,8 @@ func (d *Doc) Append(seq *yaml.Node, items ...*yaml.Node) error {
 		if err != nil {
 			return err
 		}
-		at, prefix := d.lineAfter(end)
+		at := d.lineAfter(end)
 		var b strings.Builder
-		b.WriteString(prefix)
 		for _, it := range items {
 			b.WriteString(d.style.item(it, d.column(dash)))
 			b.WriteString(d.NL)
