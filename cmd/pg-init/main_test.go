@@ -26,7 +26,13 @@ import (
 	"github.com/kommons/kommons/internal/testutil/syncbuf"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	pgtest.Main(m, func() {
+		if binDir != "" {
+			_ = os.RemoveAll(binDir)
+		}
+	})
+}
 
 var (
 	buildOnce sync.Once

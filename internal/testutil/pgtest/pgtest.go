@@ -130,12 +130,16 @@ var (
 )
 
 // Main runs a test package with one shared cluster, stopped after the last
-// test: use it as `func TestMain(m *testing.M) { pgtest.Main(m) }`.
-func Main(m *testing.M) {
+// test, then runs cleanups (e.g. removing binaries the tests built): use it
+// as `func TestMain(m *testing.M) { pgtest.Main(m) }`.
+func Main(m *testing.M, cleanups ...func()) {
 	shared, sharedErr = Start(Options{})
 	code := m.Run()
 	if shared != nil {
 		shared.Close()
+	}
+	for _, c := range cleanups {
+		c()
 	}
 	os.Exit(code)
 }

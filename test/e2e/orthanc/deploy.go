@@ -71,6 +71,17 @@ var (
 	toolDir string
 )
 
+// RemoveTools removes the binaries tool built; call it once the package's
+// tests are done (TestMain).
+func RemoveTools() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if toolDir != "" {
+		_ = os.RemoveAll(toolDir)
+		toolDir, built = "", map[string]string{}
+	}
+}
+
 // tool builds ./cmd/<name> once per test binary and returns its path.
 func tool(t testing.TB, name string) string {
 	t.Helper()

@@ -25,7 +25,7 @@ import (
 
 func TestMain(m *testing.M) {
 	orthanctest.EnterPrivateNetwork()
-	pgtest.Main(m)
+	pgtest.Main(m, orthanc.RemoveTools)
 }
 
 // upload is one planned upload: which file goes to which replica.
