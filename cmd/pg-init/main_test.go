@@ -22,42 +22,18 @@ import (
 	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgnames"
 	"github.com/kommons/kommons/internal/pgprovision"
+	"github.com/kommons/kommons/internal/testutil/gobuild"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/internal/testutil/syncbuf"
 )
 
-func TestMain(m *testing.M) {
-	pgtest.Main(m, func() {
-		if binDir != "" {
-			_ = os.RemoveAll(binDir)
-		}
-	})
-}
+// pgInit is the pg-init binary the tests run, built once.
+var pgInit = gobuild.New(".", "pg-init")
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	binDir    string
-)
+func TestMain(m *testing.M) { pgtest.Main(m, pgInit.Remove) }
 
-// binary builds pg-init once per test run into a temporary directory.
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "pg-init-test-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "pg-init")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, buildErr)
-	return binPath
-}
+// binary returns the pg-init binary, building it on first use.
+func binary(t *testing.T) string { return pgInit.Path(t) }
 
 // harness holds one test's files and the secrets that must never be printed.
 type harness struct {

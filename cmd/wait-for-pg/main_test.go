@@ -9,44 +9,24 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kommons/kommons/internal/testutil/gobuild"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/internal/testutil/syncbuf"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// waitForPG is the real static wait-for-pg binary the tests run, built once.
+var waitForPG = gobuild.New(".", "wait-for-pg", "CGO_ENABLED=0")
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildDir  string
-)
+func TestMain(m *testing.M) { pgtest.Main(m, waitForPG.Remove) }
 
-// binary builds the real static wait-for-pg once per test run.
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "wait-for-pg-test-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(buildDir, "wait-for-pg")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, buildErr)
-	return binPath
-}
+// binary returns the wait-for-pg binary, building it on first use.
+func binary(t *testing.T) string { return waitForPG.Path(t) }
 
 type proc struct {
 	t      *testing.T
