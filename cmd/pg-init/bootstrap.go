@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"path/filepath"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -12,28 +16,73 @@ import (
 	"github.com/kommons/kommons/internal/pgready"
 )
 
-// bootstrapProvisioner creates the CREATEDB CREATEROLE login role pg-init runs as.
+// bootstrapProvisioner creates (or repairs) the tenants' provisioner roles
+// (--tenants with --passwords-dir, or one --role with --password-file) and
+// migrates away from the legacy shared provisioner (--legacy-role).
 func bootstrapProvisioner(ctx context.Context, log *slog.Logger, errw *redactingWriter, cfg *pgx.ConnConfig, o options) int {
-	if o.role == "" || o.passwordFile == "" {
-		log.Error("invalid usage", "flag", "--role, --password-file", "error", "both are required")
-		return cli.ExitUsage
-	}
-	pw, err := pgconfig.ReadPasswordFile(o.passwordFile)
-	if err == nil {
-		err = pgprovision.CheckPassword(pw)
-	}
+	provs, flag, err := provisionersFromFlags(o)
 	if err != nil {
-		log.Error("invalid usage", "flag", "--password-file", "error", err.Error())
+		log.Error("invalid usage", "flag", flag, "error", err.Error())
 		return cli.ExitUsage
 	}
-	errw.add(pw)
+	for _, p := range provs {
+		errw.add(p.Password)
+	}
+	if err := pgprovision.ValidateProvisioners(provs); err != nil {
+		log.Error("invalid usage", "flag", flag, "error", err.Error())
+		return cli.ExitUsage
+	}
 	if _, err := pgready.Wait(ctx, cfg, pgready.Options{FailFastAuth: true, Primary: true, Logger: log}); err != nil {
 		log.Error("waiting for the server", "error", err.Error())
 		return cli.ExitFailure
 	}
-	if _, err := pgprovision.EnsureProvisioner(ctx, cfg, o.role, pw, log); err != nil {
-		log.Error("bootstrap-provisioner failed", "error", err.Error())
-		return cli.ExitFailure
+	_, err = pgprovision.EnsureProvisioners(ctx, cfg, provs, pgprovision.ProvisionerOptions{Legacy: o.legacyRole, Logger: log})
+	var conflict *pgprovision.ConflictError
+	switch {
+	case err == nil:
+		return cli.ExitOK
+	case errors.Is(err, pgprovision.ErrUnconfinedCreateRole):
+		log.Error("bootstrap-provisioner refused", "error", err.Error())
+		return cli.ExitUsage
+	case errors.As(err, &conflict):
+		log.Error("bootstrap-provisioner refused", "error", err.Error())
+		return cli.ExitConflict
 	}
-	return cli.ExitOK
+	log.Error("bootstrap-provisioner failed", "error", err.Error())
+	return cli.ExitFailure
+}
+
+// provisionersFromFlags reads the provisioner identities: --tenants
+// (ns=role,...) with a password file per tenant in --passwords-dir named
+// after the namespace, or one --role with --password-file. flag names the
+// flags an error is about.
+func provisionersFromFlags(o options) ([]pgprovision.TenantProvisioner, string, error) {
+	switch {
+	case o.tenants != "" && (o.role != "" || o.passwordFile != ""):
+		return nil, "--tenants, --role", errors.New("give either --tenants with --passwords-dir, or --role with --password-file")
+	case o.tenants != "":
+		if o.passwordsDir == "" {
+			return nil, "--passwords-dir", errors.New("required with --tenants")
+		}
+		var provs []pgprovision.TenantProvisioner
+		for _, item := range strings.Split(o.tenants, ",") {
+			ns, role, ok := strings.Cut(strings.TrimSpace(item), "=")
+			if !ok || ns == "" || role == "" || strings.ContainsAny(ns, `/\`) || ns == "." || ns == ".." {
+				return nil, "--tenants", fmt.Errorf("%q: want namespace=role", item)
+			}
+			pw, err := pgconfig.ReadPasswordFile(filepath.Join(o.passwordsDir, ns))
+			if err != nil {
+				return nil, "--passwords-dir", err
+			}
+			provs = append(provs, pgprovision.TenantProvisioner{Namespace: ns, Role: role, Password: pw})
+		}
+		return provs, "--tenants", nil
+	case o.role != "" && o.passwordFile != "":
+		pw, err := pgconfig.ReadPasswordFile(o.passwordFile)
+		if err != nil {
+			return nil, "--password-file", err
+		}
+		return []pgprovision.TenantProvisioner{{Role: o.role, Password: pw}}, "--role", nil
+	}
+	return nil, "--tenants, --role", errors.New("give --tenants with --passwords-dir, or --role with --password-file")
 }

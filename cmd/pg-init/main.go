@@ -34,8 +34,13 @@ environment (PGHOST, PGPORT, PGUSER, PGPASSWORD or PGPASSFILE, PGDATABASE,
 PGSSLMODE, PGCONNECT_TIMEOUT) or --dsn. The admin needs CREATEROLE and
 CREATEDB (SUPERUSER is not required). Logs go to stderr, --output json to stdout.
 
-bootstrap-provisioner creates (or repairs) a NOSUPERUSER CREATEDB CREATEROLE
-login role for pg-init itself; run it once as a superuser.
+bootstrap-provisioner creates (or repairs) one NOSUPERUSER CREATEDB CREATEROLE
+login role per tenant for pg-init itself (--tenants ns=role,... with a password
+file per namespace in --passwords-dir, or one --role with --password-file), as
+a superuser or a CREATEDB CREATEROLE admin. On PostgreSQL 16+ the server
+confines each to the roles it creates; older servers accept one tenant only
+(exit 2). --legacy-role hands the roles of the shared provisioner of earlier
+kommons versions to their tenants' provisioners and disables it.
 
 Exit codes:
   0  done: the server matches the spec
@@ -59,7 +64,7 @@ type options struct {
 	parallel                                                 int
 	deadline                                                 time.Duration
 	logOpts                                                  cli.LogOptions
-	role, passwordFile                                       string // bootstrap-provisioner
+	role, passwordFile, tenants, passwordsDir, legacyRole    string // bootstrap-provisioner
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -82,8 +87,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Int(&o.parallel, "parallel", "PG_INIT_PARALLEL", pgprovision.DefaultParallel(),
 			"roles, then databases, reconciled at once, each over its own admin session (at most 2x this many connections)")
 	} else {
-		fs.String(&o.role, "role", "PG_INIT_PROVISIONER_ROLE", "", "name of the provisioner role to create (required)")
-		fs.String(&o.passwordFile, "password-file", "PG_INIT_PROVISIONER_PASSWORD_FILE", "", "file holding the provisioner's password (required)")
+		fs.String(&o.tenants, "tenants", "PG_INIT_TENANTS", "", "tenant provisioners to create, as namespace=role,... (passwords in --passwords-dir)")
+		fs.String(&o.passwordsDir, "passwords-dir", "PG_INIT_PASSWORDS_DIR", "", "directory holding one password file per tenant, named after its namespace")
+		fs.String(&o.role, "role", "PG_INIT_PROVISIONER_ROLE", "", "one provisioner role to create (instead of --tenants)")
+		fs.String(&o.passwordFile, "password-file", "PG_INIT_PROVISIONER_PASSWORD_FILE", "", "file holding --role's password")
+		fs.String(&o.legacyRole, "legacy-role", "PG_INIT_LEGACY_ROLE", "", "shared provisioner of earlier versions to migrate away from (its roles go to their tenants' provisioners; it loses LOGIN)")
 	}
 	fs.String(&o.dsn, "dsn", "PG_INIT_DSN", "", "admin connection string (URL or key=value); unset fields come from the libpq environment")
 	fs.String(&o.adminPasswordFile, "admin-password-file", "PG_INIT_ADMIN_PASSWORD_FILE", "", "file holding the admin password (overrides PGPASSWORD and --dsn)")

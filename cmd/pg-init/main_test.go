@@ -218,7 +218,7 @@ func TestForeignObjectExit3ThenAdopt(t *testing.T) {
 	args := []string{"--spec", spec, "--namespace", "imaging", "--release", "legacy", "--output", "json"}
 	r := h.run(h.env(), args...)
 	assert.Equal(t, 3, r.code, r.stderr)
-	assert.Contains(t, r.stderr, "database exists and it has no kommons ownership marker")
+	assert.Contains(t, r.stderr, "database exists owned by postgres, not by this scope's role")
 	assert.Contains(t, r.stderr, "--adopt")
 	assert.Empty(t, r.stdout, "no output on failure")
 	assert.Equal(t, "postgres", scalar[string](t, srv.AdminDSN(), "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", name))

@@ -25,10 +25,10 @@ func (r *run) readDatabases() (map[string]*databaseState, error) {
 	for i, pd := range r.plan.Databases {
 		names[i] = pd.Physical
 	}
-	rows, err := r.admin.Query(r.stmtCtx, `SELECT d.datname, pg_get_userbyid(d.datdba), shobj_description(d.oid, 'pg_database'),
-		has_database_privilege('public', d.oid, 'CONNECT'), has_database_privilege('public', d.oid, 'TEMPORARY'),
-		has_database_privilege(d.datdba, d.oid, 'CONNECT')
-		FROM pg_database d WHERE d.datname = ANY($1)`, names)
+	rows, err := r.admin.Query(r.stmtCtx, `SELECT d.datname, pg_catalog.pg_get_userbyid(d.datdba), pg_catalog.shobj_description(d.oid, 'pg_database'),
+		pg_catalog.has_database_privilege('public', d.oid, 'CONNECT'), pg_catalog.has_database_privilege('public', d.oid, 'TEMPORARY'),
+		pg_catalog.has_database_privilege(d.datdba, d.oid, 'CONNECT')
+		FROM pg_catalog.pg_database d WHERE d.datname = ANY($1)`, names)
 	if err != nil {
 		return nil, r.redact(fmt.Errorf("read databases: %w", err))
 	}
@@ -97,15 +97,15 @@ func (r *run) reconcileDatabase(j *job, pd *PlannedDatabase, st *databaseState) 
 		}
 		res.Action = outcome.Created
 		st = &databaseState{owner: pd.OwnerPhysical, publicConnect: true, publicTemp: true, ownerConnect: true}
-	} else if !r.isOurs(st.comment, pd.Name) {
-		switch {
-		case deref(st.comment) == "" && st.owner == pd.OwnerPhysical:
-			res.Changes = append(res.Changes, "marker restored (owned by this scope's role)")
+	} else {
+		switch verdict, reason := decideDatabaseOwnership(st, pd.OwnerPhysical); {
+		case verdict == Ours && !r.isOurs(st.comment, pd.Name):
+			res.Changes = append(res.Changes, "marker restored (owned by this scope's role; "+describeOwner(st.comment)+")")
+		case verdict == Ours:
 		case r.opts.Adopt:
-			res.Changes = append(res.Changes, "adopted ("+describeOwner(st.comment)+")")
+			res.Changes = append(res.Changes, "adopted ("+describeOwner(st.comment)+", owner "+st.owner+")")
 		default:
-			res.Action = outcome.Refused
-			res.Reason = "database exists and " + describeOwner(st.comment) + " (owner " + st.owner + "); rerun with --adopt to take it over"
+			res.Action, res.Reason = outcome.Refused, reason+"; rerun with --adopt to take it over"
 			j.record(res)
 			return false, nil
 		}
@@ -169,10 +169,13 @@ func (r *run) reconcileInside(j *job, pd *PlannedDatabase) error {
 		return r.redact(fmt.Errorf("connect to database %s: %w", pd.Physical, err))
 	}
 	defer conn.Close(context.Background())
-	have := map[string]bool{}
+	have, fixedSchema := map[string]bool{}, map[string]bool{}
 	schemaOwner := map[string]string{}
-	rows, err := conn.Query(r.stmtCtx, `SELECT 'e', extname, '' FROM pg_extension WHERE extname = ANY($1)
-		UNION ALL SELECT 's', nspname, pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = ANY($2)`,
+	rows, err := conn.Query(r.stmtCtx, `SELECT 'e', e.extname::text, '' FROM pg_catalog.pg_extension e WHERE e.extname = ANY($1)
+		UNION ALL SELECT 's', n.nspname::text, pg_catalog.pg_get_userbyid(n.nspowner) FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY($2)
+		UNION ALL SELECT 'f', a.name::text, '' FROM pg_catalog.pg_available_extensions a
+			JOIN pg_catalog.pg_available_extension_versions v ON v.name = a.name AND v.version = a.default_version
+			WHERE a.name = ANY($1) AND v.schema IS NOT NULL`,
 		nonNil(pd.Extensions), nonNil(pd.Schemas))
 	if err != nil {
 		return r.redact(fmt.Errorf("read extensions and schemas of %s: %w", pd.Physical, err))
@@ -183,9 +186,12 @@ func (r *run) reconcileInside(j *job, pd *PlannedDatabase) error {
 			rows.Close()
 			return fmt.Errorf("read extensions and schemas of %s: %w", pd.Physical, err)
 		}
-		if kind == "e" {
+		switch kind {
+		case "e":
 			have[name] = true
-		} else {
+		case "f":
+			fixedSchema[name] = true
+		default:
 			schemaOwner[name] = owner
 		}
 	}
@@ -206,7 +212,7 @@ func (r *run) reconcileInside(j *job, pd *PlannedDatabase) error {
 			if err := asOwner(); err != nil {
 				return err
 			}
-			if err := r.exec(conn, "create extension "+ext+" in database "+pd.Physical, "CREATE EXTENSION IF NOT EXISTS "+ident(ext)); err != nil {
+			if err := r.exec(conn, "create extension "+ext+" in database "+pd.Physical, createExtension(ext, fixedSchema[ext])); err != nil {
 				if sqlState(err) == "42501" && !r.facts.superuser {
 					return fmt.Errorf("%w (extension %s is not trusted: it needs a superuser admin, or the managed service's extension allow-list)", err, ext)
 				}
@@ -220,6 +226,9 @@ func (r *run) reconcileInside(j *job, pd *PlannedDatabase) error {
 		res := ObjectResult{Kind: KindSchema, Name: sc, Physical: sc, Database: pd.Physical, Action: outcome.Unchanged}
 		owner, exists := schemaOwner[sc]
 		switch {
+		case IsSystemSchema(sc):
+			// Validate refuses these; checked again before acting.
+			res.Action, res.Reason = outcome.Refused, "system schema: never created or taken over"
 		case !exists:
 			if err := asOwner(); err != nil {
 				return err
@@ -246,6 +255,18 @@ func (r *run) reconcileInside(j *job, pd *PlannedDatabase) error {
 		j.record(res)
 	}
 	return nil
+}
+
+// createExtension is the CREATE EXTENSION statement for ext. The session's
+// search_path is pinned to pg_catalog, which would otherwise become the
+// schema of a relocatable extension: unless the extension's control file
+// names its schema (fixedSchema), it goes to public, where the server's
+// default search_path put it before.
+func createExtension(ext string, fixedSchema bool) string {
+	if fixedSchema {
+		return "CREATE EXTENSION IF NOT EXISTS " + ident(ext)
+	}
+	return "CREATE EXTENSION IF NOT EXISTS " + ident(ext) + " SCHEMA public"
 }
 
 func nonNil(s []string) []string {

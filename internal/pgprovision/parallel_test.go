@@ -186,7 +186,8 @@ func TestFewerSessionsWhenTheServerRefusesMore(t *testing.T) {
 	e := newEnv(t, srv)
 	provPW := "limited-" + strings.Repeat("q", 12)
 	e.passwords = append(e.passwords, provPW)
-	_, err := EnsureProvisioner(context.Background(), e.cfg, "limited_provisioner", provPW, slog.New(slog.NewJSONHandler(e, nil)))
+	_, err := EnsureProvisioners(context.Background(), e.cfg, []TenantProvisioner{{Namespace: "limited", Role: "limited_provisioner", Password: provPW}},
+		ProvisionerOptions{Logger: slog.New(slog.NewJSONHandler(e, nil))})
 	require.NoError(t, err)
 	srv.Exec(t, "ALTER ROLE limited_provisioner CONNECTION LIMIT 3")
 	provCfg, err := pgx.ParseConfig(srv.DSN("limited_provisioner", provPW, "postgres"))

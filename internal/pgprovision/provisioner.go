@@ -2,8 +2,13 @@ package pgprovision
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -11,86 +16,380 @@ import (
 	"github.com/kommons/kommons/internal/pgconfig"
 )
 
-// EnsureProvisioner creates, or repairs, the role pg-init itself should run
-// as: LOGIN NOSUPERUSER CREATEDB CREATEROLE with password (sent as a SCRAM
-// verifier, changed only when it differs). The admin of cfg must be a
-// superuser. It refuses to touch a superuser role or the admin itself.
-func EnsureProvisioner(ctx context.Context, cfg *pgx.ConnConfig, name, password string, log *slog.Logger) (Action, error) {
-	if err := CheckPassword(password); err != nil {
-		return "", err
+// KindProvisioner is the report kind of a tenant's provisioner role.
+const KindProvisioner = "provisioner"
+
+// ProvisionerManagedBy is the managedBy value of a provisioner role's marker.
+const ProvisionerManagedBy = "kommons/commons"
+
+// TenantProvisioner is the provisioner identity of one tenant namespace:
+// the LOGIN NOSUPERUSER CREATEDB CREATEROLE role that the tenant's pg-init
+// runs as. On PostgreSQL 16 and newer the server confines it to the roles
+// it creates (it holds ADMIN OPTION on those only), so one tenant's
+// credentials give no access to another tenant's roles or databases.
+type TenantProvisioner struct {
+	// Namespace is the tenant's Kubernetes namespace (marker, logs, and the
+	// legacy migration, which hands each module role to the provisioner of
+	// the namespace its marker names).
+	Namespace string
+	// Role is the physical role name.
+	Role string
+	// Password is the role's password (never logged).
+	Password string
+}
+
+// ProvisionerOptions tunes EnsureProvisioners.
+type ProvisionerOptions struct {
+	// Legacy is the one shared provisioner role of kommons before scoped
+	// provisioners (kommons_provisioner), whose password every tenant
+	// namespace held. When it exists, every module role it administers is
+	// handed to the provisioner of the tenant its marker names, and the
+	// legacy role loses LOGIN, CREATEDB and CREATEROLE. Empty: no migration.
+	Legacy string
+	// Logger receives one line per object; nil discards.
+	Logger *slog.Logger
+}
+
+// ErrUnconfinedCreateRole is returned for more than one tenant on a server
+// older than PostgreSQL 16, where CREATEROLE lets a role alter every
+// non-superuser role: per-tenant provisioners could take over each other's
+// roles, so kommons refuses rather than run a silently weaker mode.
+var ErrUnconfinedCreateRole = errors.New("more than one tenant on a server older than PostgreSQL 16: " +
+	"there CREATEROLE lets every tenant's provisioner alter every other tenant's roles (reset their passwords, become them), " +
+	"so tenants cannot be isolated; onboard one tenant per server, or upgrade the server to PostgreSQL 16 or newer")
+
+var roleName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// provisionerMarker is the comment of a tenant's provisioner role.
+type provisionerMarker struct {
+	ManagedBy string `json:"managedBy"`
+	Tenant    string `json:"tenant"`
+}
+
+func (m provisionerMarker) String() string {
+	b, _ := json.Marshal(m) // cannot fail: strings only
+	return string(b)
+}
+
+// ValidateProvisioners checks names and passwords before any connection:
+// role names are lower-case identifiers of at most 63 bytes outside the
+// reserved pg_ prefix, each used once, and passwords pass CheckPassword.
+func ValidateProvisioners(provs []TenantProvisioner) error {
+	if len(provs) == 0 {
+		return errors.New("no provisioner role given")
 	}
-	redact := func(err error) error { return pgconfig.Redact(err, password, cfg.Password) }
+	seenRole, seenNS := map[string]bool{}, map[string]bool{}
+	for _, p := range provs {
+		switch {
+		case !roleName.MatchString(p.Role) || strings.HasPrefix(p.Role, "pg_"):
+			return fmt.Errorf("provisioner role %q of tenant %q: want [a-z_][a-z0-9_]*, at most 63 bytes, not starting with pg_", p.Role, p.Namespace)
+		case seenRole[p.Role]:
+			return fmt.Errorf("provisioner role %q is given twice", p.Role)
+		case p.Namespace != "" && seenNS[p.Namespace]:
+			return fmt.Errorf("tenant %q is given twice", p.Namespace)
+		}
+		seenRole[p.Role], seenNS[p.Namespace] = true, true
+		if err := CheckPassword(p.Password); err != nil {
+			return fmt.Errorf("password of provisioner role %s: %w", p.Role, err)
+		}
+	}
+	return nil
+}
+
+// EnsureProvisioners creates, or repairs, one provisioner role per tenant:
+// LOGIN NOSUPERUSER CREATEDB CREATEROLE NOREPLICATION NOBYPASSRLS with its
+// password (a SCRAM verifier computed here), marked with its tenant. The
+// admin of cfg is a superuser, or (managed services) a role with CREATEDB
+// and CREATEROLE; its credentials never leave the commons namespace.
+//
+// A role that exists but that another role holds membership in (a squatter
+// created it under this name) or that is a superuser is refused: the
+// result is a *ConflictError. On a server older than PostgreSQL 16 more
+// than one tenant is ErrUnconfinedCreateRole. With o.Legacy set, the
+// shared provisioner of earlier versions is migrated away (see
+// ProvisionerOptions.Legacy).
+func EnsureProvisioners(ctx context.Context, cfg *pgx.ConnConfig, provs []TenantProvisioner, o ProvisionerOptions) (*Report, error) {
+	if err := ValidateProvisioners(provs); err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	secrets := []string{cfg.Password}
+	for _, p := range provs {
+		secrets = append(secrets, p.Password)
+	}
+	redact := func(err error) error { return pgconfig.Redact(err, secrets...) }
+	cfg = pinSearchPath(cfg)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return "", redact(fmt.Errorf("connect as admin (%s): %w", pgconfig.Describe(cfg), err))
+		return nil, redact(fmt.Errorf("connect as admin (%s): %w", pgconfig.Describe(cfg), err))
 	}
 	defer conn.Close(context.Background())
-	var super bool
-	var me string
-	if err := conn.QueryRow(ctx, "SELECT rolsuper, rolname FROM pg_roles WHERE rolname = current_user").Scan(&super, &me); err != nil {
-		return "", redact(fmt.Errorf("read admin role: %w", err))
+	var admin struct {
+		name                       string
+		super, createRole, createDB bool
+		version                    int
 	}
-	if !super {
-		return "", fmt.Errorf("bootstrap-provisioner needs a superuser admin; %s is not one", me)
+	if err := conn.QueryRow(ctx, `SELECT CURRENT_USER, r.rolsuper, r.rolcreaterole, r.rolcreatedb,
+		pg_catalog.current_setting('server_version_num')::int FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER`).
+		Scan(&admin.name, &admin.super, &admin.createRole, &admin.createDB, &admin.version); err != nil {
+		return nil, redact(fmt.Errorf("read admin role: %w", err))
 	}
-	if name == me {
-		return "", fmt.Errorf("role %s is the admin itself: choose another provisioner name", name)
+	if !admin.super && !(admin.createRole && admin.createDB) {
+		return nil, fmt.Errorf("admin role %s needs SUPERUSER, or CREATEROLE and CREATEDB, to create tenant provisioners", admin.name)
 	}
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", LockKey()); err != nil {
-		return "", redact(fmt.Errorf("advisory lock: %w", err))
+	if !confinedCreateRole(admin.version) && len(provs) > 1 {
+		return nil, fmt.Errorf("%d tenants, server_version_num %d: %w", len(provs), admin.version, ErrUnconfinedCreateRole)
 	}
-	role := ident(name)
-	var st struct {
-		super, createDB, createRole, login bool
-		verifier                           *string
+	if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_advisory_lock($1)", LockKey()); err != nil {
+		return nil, redact(fmt.Errorf("advisory lock: %w", err))
 	}
-	err = conn.QueryRow(ctx, "SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin, rolpassword FROM pg_authid WHERE rolname = $1", name).
-		Scan(&st.super, &st.createDB, &st.createRole, &st.login, &st.verifier)
-	if err == pgx.ErrNoRows {
-		verifier, err := NewSCRAMVerifier(password)
-		if err != nil {
-			return "", err
-		}
-		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s WITH LOGIN NOSUPERUSER CREATEDB CREATEROLE PASSWORD $1", role), literal(verifier)...); err != nil {
-			return "", redact(fmt.Errorf("create provisioner role %s: %w", name, err))
-		}
-		log.Info("role created", "kind", KindRole, "action", string(outcome.Created), "physicalName", name)
-		return outcome.Created, nil
-	}
+	facts := adminFactsForDecision{superuser: admin.super, serverVersion: admin.version}
+	states, err := readProvisionerRoles(ctx, conn, admin.super, provs)
 	if err != nil {
-		return "", redact(fmt.Errorf("read role %s: %w", name, err))
+		return nil, redact(err)
 	}
-	if st.super {
-		return "", fmt.Errorf("role %s is a superuser: refusing to use or change it as the provisioner", name)
+	rep := &Report{}
+	var refused []ObjectResult
+	record := func(res ObjectResult) {
+		rep.Record(res)
+		outcome.Log(log, res)
+		if res.Action == outcome.Refused {
+			refused = append(refused, res)
+		}
+	}
+	for _, p := range provs {
+		res, stmts, err := decideProvisioner(facts, admin.name, p, states[p.Role], func(st *roleState) bool {
+			return passwordWorks(ctx, cfg, p.Role, p.Password, st)
+		})
+		if err != nil {
+			return rep, err
+		}
+		if err := execAll(ctx, conn, stmts); err != nil {
+			return rep, redact(fmt.Errorf("provisioner role %s: %w", p.Role, err))
+		}
+		record(res)
+	}
+	if o.Legacy != "" {
+		if err := migrateLegacy(ctx, conn, admin.super, admin.version, o.Legacy, provs, record); err != nil {
+			return rep, redact(err)
+		}
+	}
+	if len(refused) > 0 {
+		return rep, &ConflictError{Refused: refused}
+	}
+	return rep, nil
+}
+
+// readProvisionerRoles reads the provisioner roles that exist.
+func readProvisionerRoles(ctx context.Context, conn *pgx.Conn, super bool, provs []TenantProvisioner) (map[string]*roleState, error) {
+	names := make([]string, len(provs))
+	for i, p := range provs {
+		names[i] = p.Role
+	}
+	q := `SELECT ` + roleColumns + `, NULL::text FROM pg_catalog.pg_roles r WHERE r.rolname = ANY($1)`
+	if super {
+		q = `SELECT ` + roleColumns + `, r.rolpassword FROM pg_catalog.pg_authid r WHERE r.rolname = ANY($1)`
+	}
+	rows, err := conn.Query(ctx, q, names)
+	if err != nil {
+		return nil, fmt.Errorf("read provisioner roles: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]*roleState{}
+	for rows.Next() {
+		var name string
+		s := &roleState{}
+		if err := rows.Scan(&name, &s.oid, &s.super, &s.createRole, &s.createDB, &s.canLogin, &s.replication,
+			&s.bypass, &s.connLimit, &s.comment, &s.control.otherMembers, &s.control.adminOption, &s.verifier); err != nil {
+			return nil, fmt.Errorf("read provisioner roles: %w", err)
+		}
+		out[name] = s
+	}
+	return out, rows.Err()
+}
+
+// decideProvisioner decides what to do with tenant provisioner p, given its
+// state st (nil: missing), without touching the server except through
+// samePassword (a login attempt when the admin cannot read verifiers). It
+// returns the result to report and the statements to run.
+func decideProvisioner(facts adminFactsForDecision, adminName string, p TenantProvisioner, st *roleState, samePassword func(*roleState) bool) (ObjectResult, []stmt, error) {
+	res := ObjectResult{Kind: KindProvisioner, Name: p.Namespace, Physical: p.Role}
+	if p.Role == adminName {
+		return res, nil, fmt.Errorf("provisioner role %s is the admin itself: choose another name", p.Role)
+	}
+	role := ident(p.Role)
+	marker := provisionerMarker{ManagedBy: ProvisionerManagedBy, Tenant: p.Namespace}.String()
+	verifier := func() (*string, error) {
+		v, err := NewSCRAMVerifier(p.Password)
+		return &v, err
+	}
+	if st == nil {
+		v, err := verifier()
+		if err != nil {
+			return res, nil, err
+		}
+		res.Action = outcome.Created
+		return res, []stmt{
+			{fmt.Sprintf("CREATE ROLE %s WITH LOGIN NOSUPERUSER CREATEDB CREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD $1", role), v},
+			{fmt.Sprintf("COMMENT ON ROLE %s IS $1", role), lit(marker)},
+		}, nil
+	}
+	// A provisioner role is the admin's own creation: whatever its comment
+	// says, only who controls it matters (a marker-less role the admin
+	// controls is taken over and marked).
+	if verdict, reason := decideRoleOwnership(facts, st, true); verdict == Foreign {
+		res.Action, res.Reason = outcome.Refused, reason
+		return res, nil, nil
 	}
 	var attrs string
-	var changes []string
 	for _, a := range []struct {
-		ok     bool
+		wrong  bool
 		clause string
-	}{{st.login, "LOGIN"}, {st.createDB, "CREATEDB"}, {st.createRole, "CREATEROLE"}} {
-		if !a.ok {
+	}{{!st.canLogin, "LOGIN"}, {!st.createDB, "CREATEDB"}, {!st.createRole, "CREATEROLE"},
+		{st.replication, "NOREPLICATION"}, {st.bypass, "NOBYPASSRLS"}} {
+		if a.wrong {
 			attrs += " " + a.clause
-			changes = append(changes, a.clause)
+			res.Changes = append(res.Changes, a.clause)
 		}
 	}
-	var args []any
-	if st.verifier == nil || !SCRAMMatches(*st.verifier, password) {
-		verifier, err := NewSCRAMVerifier(password)
+	var pw *string
+	if !samePassword(st) {
+		v, err := verifier()
 		if err != nil {
-			return "", err
+			return res, nil, err
 		}
 		attrs += " PASSWORD $1"
-		args = literal(verifier)
-		changes = append(changes, "password")
+		pw = v
+		res.Changes = append(res.Changes, "password")
 	}
-	if attrs == "" {
-		log.Info("role unchanged", "kind", KindRole, "action", string(outcome.Unchanged), "physicalName", name)
-		return outcome.Unchanged, nil
+	var stmts []stmt
+	if attrs != "" {
+		stmts = append(stmts, stmt{fmt.Sprintf("ALTER ROLE %s WITH%s", role, attrs), pw})
 	}
-	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER ROLE %s WITH%s", role, attrs), args...); err != nil {
-		return "", redact(fmt.Errorf("update provisioner role %s: %w", name, err))
+	if deref(st.comment) != marker {
+		stmts = append(stmts, stmt{fmt.Sprintf("COMMENT ON ROLE %s IS $1", role), lit(marker)})
+		res.Changes = append(res.Changes, "marker")
 	}
-	log.Info("role updated", "kind", KindRole, "action", string(outcome.Updated), "physicalName", name, "changes", fmt.Sprint(changes))
-	return outcome.Updated, nil
+	res.Action = outcome.Unchanged
+	if len(stmts) > 0 {
+		res.Action = outcome.Updated
+	}
+	return res, stmts, nil
+}
+
+// passwordWorks tells whether role's password is already password: from
+// the stored verifier when the admin could read it, else by logging in.
+func passwordWorks(ctx context.Context, cfg *pgx.ConnConfig, role, password string, st *roleState) bool {
+	if st.verifier != nil {
+		return SCRAMMatches(*st.verifier, password)
+	}
+	c := cfg.Copy()
+	c.User, c.Password = role, password
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, c)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close(context.Background())
+	return true
+}
+
+// execAll runs statements one by one (each takes at most one literal, $1,
+// sent client-side quoted: utility statements take no bind parameters).
+func execAll(ctx context.Context, conn *pgx.Conn, stmts []stmt) error {
+	for _, s := range stmts {
+		args := []any{}
+		if s.arg != nil {
+			args = literal(*s.arg)
+		}
+		if _, err := conn.Exec(ctx, s.sql, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// migrateLegacy hands every module role the legacy shared provisioner
+// holds membership in to the provisioner of the tenant its pg-init marker
+// names (GRANT ... WITH ADMIN OPTION, then REVOKE from the legacy role), so
+// that existing databases, roles and passwords keep working under scoped
+// provisioners; roles of namespaces that are not tenants stay with the
+// legacy role and are reported retained. The legacy role then loses LOGIN,
+// CREATEDB and CREATEROLE (its password was in every tenant namespace). It
+// needs a superuser admin (the legacy role was always created by one).
+func migrateLegacy(ctx context.Context, conn *pgx.Conn, super bool, version int, legacy string, provs []TenantProvisioner, record func(ObjectResult)) error {
+	var exists, canLogin bool
+	if err := conn.QueryRow(ctx, `SELECT count(*) > 0, COALESCE(bool_or(r.rolcanlogin), false) FROM pg_catalog.pg_roles r WHERE r.rolname = $1`, legacy).
+		Scan(&exists, &canLogin); err != nil {
+		return fmt.Errorf("read legacy provisioner %s: %w", legacy, err)
+	}
+	if !exists {
+		return nil
+	}
+	for _, p := range provs {
+		if p.Role == legacy {
+			return fmt.Errorf("legacy provisioner %s is also tenant %s's provisioner: give the tenant another role name", legacy, p.Namespace)
+		}
+	}
+	if !super {
+		return fmt.Errorf("migrating from the shared provisioner %s needs a superuser admin", legacy)
+	}
+	byNamespace := map[string]string{}
+	for _, p := range provs {
+		byNamespace[p.Namespace] = p.Role
+	}
+	rows, err := conn.Query(ctx, `SELECT DISTINCT r.rolname::text, COALESCE(pg_catalog.shobj_description(r.oid, 'pg_authid'), '')
+		FROM pg_catalog.pg_auth_members a JOIN pg_catalog.pg_roles r ON r.oid = a.roleid
+		JOIN pg_catalog.pg_roles l ON l.oid = a.member WHERE l.rolname = $1 ORDER BY 1`, legacy)
+	if err != nil {
+		return fmt.Errorf("list roles of legacy provisioner %s: %w", legacy, err)
+	}
+	type held struct{ name, comment string }
+	var roles []held
+	for rows.Next() {
+		var h held
+		if err := rows.Scan(&h.name, &h.comment); err != nil {
+			rows.Close()
+			return fmt.Errorf("list roles of legacy provisioner %s: %w", legacy, err)
+		}
+		roles = append(roles, h)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("list roles of legacy provisioner %s: %w", legacy, err)
+	}
+	revoke := "REVOKE %s FROM %s CASCADE"
+	if !confinedCreateRole(version) {
+		revoke = "REVOKE %s FROM %s"
+	}
+	for _, h := range roles {
+		res := ObjectResult{Kind: KindRole, Name: h.name, Physical: h.name}
+		m, ok := ParseMarker(h.comment)
+		target := byNamespace[m.Namespace]
+		if !ok || target == "" {
+			res.Action, res.Reason = outcome.Retained, "left with the legacy provisioner "+legacy+": "+describeOwner(&h.comment)+", not a tenant's"
+			record(res)
+			continue
+		}
+		stmts := []stmt{
+			{fmt.Sprintf("GRANT %s TO %s WITH ADMIN OPTION", ident(h.name), ident(target)), nil},
+			{fmt.Sprintf(revoke, ident(h.name), ident(legacy)), nil},
+		}
+		if err := execAll(ctx, conn, stmts); err != nil {
+			return fmt.Errorf("hand role %s to %s: %w", h.name, target, err)
+		}
+		res.Action, res.Changes = outcome.Updated, []string{"handed from " + legacy + " to " + target}
+		record(res)
+	}
+	if canLogin {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER ROLE %s WITH NOLOGIN NOCREATEDB NOCREATEROLE PASSWORD NULL", ident(legacy))); err != nil {
+			return fmt.Errorf("disable legacy provisioner %s: %w", legacy, err)
+		}
+		record(ObjectResult{Kind: KindProvisioner, Name: "legacy", Physical: legacy, Action: outcome.Updated,
+			Changes: []string{"NOLOGIN NOCREATEDB NOCREATEROLE, password removed (it was held by every tenant)"}})
+	}
+	return nil
 }

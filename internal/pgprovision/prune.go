@@ -11,16 +11,18 @@ import (
 type markedObject struct {
 	name, owner string // owner: for databases, the owning role
 	marker      Marker
+	role        roleState // for roles: attributes and control, as read by roleColumns
 }
 
 // readMarked lists roles or databases whose comment is a pg-init marker.
 func (r *run) readMarked(kind string) ([]markedObject, error) {
-	q := `SELECT a.rolname, '', c.description FROM pg_roles a
-		JOIN pg_shdescription c ON c.objoid = a.oid AND c.classoid = 'pg_authid'::regclass
+	q := `SELECT ` + roleColumns + `, '', c.description FROM pg_catalog.pg_roles r
+		JOIN pg_catalog.pg_shdescription c ON c.objoid = r.oid AND c.classoid = 'pg_catalog.pg_authid'::pg_catalog.regclass
 		WHERE c.description LIKE '{"managedBy":"kommons/pg-init",%'`
 	if kind == KindDatabase {
-		q = `SELECT d.datname, pg_get_userbyid(d.datdba), c.description FROM pg_database d
-		JOIN pg_shdescription c ON c.objoid = d.oid AND c.classoid = 'pg_database'::regclass
+		q = `SELECT d.datname, 0::oid, false, false, false, false, false, false, 0, NULL::text, '{}'::text[], false,
+		pg_catalog.pg_get_userbyid(d.datdba), c.description FROM pg_catalog.pg_database d
+		JOIN pg_catalog.pg_shdescription c ON c.objoid = d.oid AND c.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass
 		WHERE c.description LIKE '{"managedBy":"kommons/pg-init",%'`
 	}
 	rows, err := r.admin.Query(r.stmtCtx, q)
@@ -32,7 +34,9 @@ func (r *run) readMarked(kind string) ([]markedObject, error) {
 	for rows.Next() {
 		var o markedObject
 		var comment string
-		if err := rows.Scan(&o.name, &o.owner, &comment); err != nil {
+		st := &o.role
+		if err := rows.Scan(&o.name, &st.oid, &st.super, &st.createRole, &st.createDB, &st.canLogin, &st.replication,
+			&st.bypass, &st.connLimit, &st.comment, &st.control.otherMembers, &st.control.adminOption, &o.owner, &comment); err != nil {
 			return nil, fmt.Errorf("list marked %ss: %w", kind, err)
 		}
 		if m, ok := ParseMarker(comment); ok {
@@ -48,10 +52,14 @@ func (r *run) readMarked(kind string) ([]markedObject, error) {
 
 // prune drops this scope's databases, then roles, that the plan no longer
 // lists and whose marker says reclaimPolicy delete; others are logged as
-// retained. A database is dropped only when its owner role also carries
-// this scope's marker (database comments are writable by their owner, role
-// comments are not). Failures to drop (in use, dependent objects) are
-// reported together after trying every object.
+// retained. A marker alone never makes an object this scope's: a role is
+// pruned only when decideRoleOwnership says Ours (no other role holds
+// membership in it; on PostgreSQL 16+ this provisioner holds ADMIN OPTION
+// on it), and a database only when its owner is such a role. Objects whose
+// marker names this scope but that the server says another party controls
+// (a forged marker) are reported retained and left alone. Failures to drop
+// (in use, dependent objects) are reported together after trying every
+// object.
 func (r *run) prune() error {
 	inPlan := map[string]bool{}
 	for _, d := range r.plan.Databases {
@@ -64,10 +72,15 @@ func (r *run) prune() error {
 	if err != nil {
 		return err
 	}
-	ourRoles := map[string]bool{}
+	ourRoles, foreign := map[string]bool{}, map[string]string{}
 	for _, ro := range roles {
-		if ro.marker.InScope(r.plan.Scope) {
+		if !ro.marker.InScope(r.plan.Scope) {
+			continue
+		}
+		if verdict, reason := decideRoleOwnership(r.decisionFacts(), &ro.role, true); verdict == Ours {
 			ourRoles[ro.name] = true
+		} else {
+			foreign[ro.name] = reason
 		}
 	}
 	dbs, err := r.readMarked(KindDatabase)
@@ -84,7 +97,7 @@ func (r *run) prune() error {
 		case d.marker.ReclaimPolicy != ReclaimDelete:
 			res.Action, res.Reason = outcome.Retained, "reclaimPolicy "+d.marker.ReclaimPolicy
 		case !ourRoles[d.owner]:
-			res.Action, res.Reason = outcome.Refused, "its owner "+d.owner+" is not a role of this scope; not dropped"
+			res.Action, res.Reason = outcome.Retained, "its marker names this scope, but its owner "+d.owner+" is not a role this scope controls; not dropped"
 		default:
 			if err := r.exec(r.admin, "drop database "+d.name, "DROP DATABASE "+ident(d.name)); err != nil {
 				failures = append(failures, err)
@@ -100,7 +113,9 @@ func (r *run) prune() error {
 			continue
 		}
 		res := ObjectResult{Kind: KindRole, Name: ro.marker.Name, Physical: ro.name}
-		if ro.marker.ReclaimPolicy != ReclaimDelete {
+		if why, ok := foreign[ro.name]; ok {
+			res.Action, res.Reason = outcome.Retained, "its marker names this scope, but "+why
+		} else if ro.marker.ReclaimPolicy != ReclaimDelete {
 			res.Action, res.Reason = outcome.Retained, "reclaimPolicy "+ro.marker.ReclaimPolicy
 		} else if err := r.exec(r.admin, "drop role "+ro.name, "DROP ROLE "+ident(ro.name)); err != nil {
 			failures = append(failures, err)

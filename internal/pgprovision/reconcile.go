@@ -87,6 +87,7 @@ type run struct {
 // idempotent).
 func Reconcile(ctx context.Context, cfg *pgx.ConnConfig, plan *Plan, opts Options) (*Report, error) {
 	start := time.Now()
+	cfg = pinSearchPath(cfg)
 	r := &run{ctx: ctx, cfg: cfg, plan: plan, opts: opts, log: opts.Logger, report: &Report{}, ours: map[string]bool{}}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -114,7 +115,7 @@ func Reconcile(ctx context.Context, cfg *pgx.ConnConfig, plan *Plan, opts Option
 		return nil, err
 	}
 	// Waiting for the lock is interruptible: no statement of ours is in flight.
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+	if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_advisory_lock($1)", key); err != nil {
 		if e := r.interrupted(); e != nil {
 			return nil, e
 		}
@@ -231,9 +232,9 @@ func IsTemplateDatabase(name string) bool { return name == "template0" || name =
 
 func (r *run) readAdminFacts() error {
 	f := &r.facts
-	err := r.admin.QueryRow(r.stmtCtx, `SELECT current_user, r.rolsuper, r.rolcreaterole, r.rolcreatedb,
-		current_setting('server_version_num')::int, current_database()
-		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&f.user, &f.superuser, &f.createRole, &f.createDB, &f.serverVersion, &f.database)
+	err := r.admin.QueryRow(r.stmtCtx, `SELECT CURRENT_USER, r.rolsuper, r.rolcreaterole, r.rolcreatedb,
+		pg_catalog.current_setting('server_version_num')::int, pg_catalog.current_database()
+		FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER`).Scan(&f.user, &f.superuser, &f.createRole, &f.createDB, &f.serverVersion, &f.database)
 	if err != nil {
 		return r.redact(fmt.Errorf("read admin role attributes: %w", err))
 	}
@@ -249,6 +250,11 @@ func (r *run) readAdminFacts() error {
 	}
 	r.log.Debug("admin connection", "user", f.user, "superuser", f.superuser, "serverVersion", f.serverVersion, "database", f.database)
 	return nil
+}
+
+// decisionFacts is the admin's identity as the pure decisions see it.
+func (r *run) decisionFacts() adminFactsForDecision {
+	return adminFactsForDecision{superuser: r.facts.superuser, serverVersion: r.facts.serverVersion}
 }
 
 // markOurs notes that the role with physical name phys belongs to this scope.

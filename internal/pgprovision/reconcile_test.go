@@ -425,19 +425,20 @@ func TestNonSuperuserAdmin(t *testing.T) {
 	e := newEnv(t, srv)
 	provPW := "prov-" + strings.Repeat("z", 10)
 	e.passwords = append(e.passwords, provPW)
-	action, err := EnsureProvisioner(context.Background(), e.cfg, "kommons_provisioner", provPW, slog.New(slog.NewJSONHandler(e, nil)))
+	provs := []TenantProvisioner{{Namespace: "managed", Role: "kommons_provisioner", Password: provPW}}
+	rep, err := EnsureProvisioners(context.Background(), e.cfg, provs, ProvisionerOptions{Logger: slog.New(slog.NewJSONHandler(e, nil))})
 	require.NoError(t, err)
-	assert.Contains(t, []Action{outcome.Created, outcome.Unchanged}, action)
-	action, err = EnsureProvisioner(context.Background(), e.cfg, "kommons_provisioner", provPW, slog.New(slog.NewJSONHandler(e, nil)))
+	assert.Contains(t, []Action{outcome.Created, outcome.Unchanged}, rep.Objects[0].Action)
+	rep, err = EnsureProvisioners(context.Background(), e.cfg, provs, ProvisionerOptions{Logger: slog.New(slog.NewJSONHandler(e, nil))})
 	require.NoError(t, err)
-	assert.Equal(t, outcome.Unchanged, action)
+	assert.Equal(t, outcome.Unchanged, rep.Objects[0].Action)
 	provCfg, err := pgx.ParseConfig(srv.DSN("kommons_provisioner", provPW, "postgres"))
 	require.NoError(t, err)
 
 	scope := Scope{"managed", "svc"}
 	spec, pw := e.module(scope, "app", "pg_trgm")
 	spec.Databases[0].Schemas = []string{"audit"}
-	rep, err := e.reconcileAs(provCfg, spec, Options{})
+	rep, err = e.reconcileAs(provCfg, spec, Options{})
 	require.NoError(t, err)
 	name := phys(t, scope, "app")
 	assert.Equal(t, map[string]Action{"role:" + name: outcome.Created, "database:" + name: outcome.Created, "extension:pg_trgm": outcome.Created, "schema:audit": outcome.Created}, actions(rep))

@@ -20,21 +20,30 @@ type roleState struct {
 	comment                                                    *string
 	verifier                                                   *string // rolpassword; read only by a superuser admin
 	verifierMatches                                            *bool   // verifier checked against the planned password
+	control                                                    roleControl
 }
+
+// roleColumns reads a role's attributes, comment and control (see
+// roleControl) from pg_catalog.pg_roles (or pg_authid) aliased r; every
+// name is schema-qualified and the session's search_path is pinned (see
+// pinSearchPath), so no object a tenant creates is ever resolved.
+const roleColumns = `r.rolname, r.oid, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin, r.rolreplication,
+		r.rolbypassrls, r.rolconnlimit, pg_catalog.shobj_description(r.oid, 'pg_authid'),
+		COALESCE((SELECT pg_catalog.array_agg(DISTINCT m.rolname::text ORDER BY m.rolname::text)
+			FROM pg_catalog.pg_auth_members a JOIN pg_catalog.pg_roles m ON m.oid = a.member
+			WHERE a.roleid = r.oid AND m.rolname <> CURRENT_USER AND NOT m.rolsuper), '{}'::text[]),
+		EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members a JOIN pg_catalog.pg_roles m ON m.oid = a.member
+			WHERE a.roleid = r.oid AND m.rolname = CURRENT_USER AND a.admin_option)`
 
 func (r *run) readRoles() (map[string]*roleState, error) {
 	names := make([]string, len(r.plan.Roles))
 	for i, pr := range r.plan.Roles {
 		names[i] = pr.Physical
 	}
-	q := `SELECT r.rolname, r.oid, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin, r.rolreplication,
-		r.rolbypassrls, r.rolconnlimit, shobj_description(r.oid, 'pg_authid'), NULL::text
-		FROM pg_roles r WHERE r.rolname = ANY($1)`
+	q := `SELECT ` + roleColumns + `, NULL::text FROM pg_catalog.pg_roles r WHERE r.rolname = ANY($1)`
 	if r.facts.superuser {
 		// pg_authid (with the stored verifier) is readable by superusers only.
-		q = `SELECT r.rolname, r.oid, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin, r.rolreplication,
-		r.rolbypassrls, r.rolconnlimit, shobj_description(r.oid, 'pg_authid'), r.rolpassword
-		FROM pg_authid r WHERE r.rolname = ANY($1)`
+		q = `SELECT ` + roleColumns + `, r.rolpassword FROM pg_catalog.pg_authid r WHERE r.rolname = ANY($1)`
 	}
 	rows, err := r.admin.Query(r.stmtCtx, q, names)
 	if err != nil {
@@ -45,7 +54,7 @@ func (r *run) readRoles() (map[string]*roleState, error) {
 		var name string
 		s := &roleState{}
 		if err := rows.Scan(&name, &s.oid, &s.super, &s.createRole, &s.createDB, &s.canLogin, &s.replication,
-			&s.bypass, &s.connLimit, &s.comment, &s.verifier); err != nil {
+			&s.bypass, &s.connLimit, &s.comment, &s.control.otherMembers, &s.control.adminOption, &s.verifier); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read roles: %w", err)
 		}
@@ -110,6 +119,18 @@ func (r *run) membershipPrivilege() string {
 	return "MEMBER"
 }
 
+// selfGrant is the statement that lets a non-superuser admin act as a
+// module role (CREATE DATABASE ... OWNER and SET ROLE need it). On
+// PostgreSQL 16+ the membership does not inherit the role's privileges:
+// the provisioner can become the role when it must, and otherwise holds
+// none of its rights.
+func (r *run) selfGrant(role string) string {
+	if confinedCreateRole(r.facts.serverVersion) {
+		return fmt.Sprintf("GRANT %s TO CURRENT_USER WITH INHERIT FALSE, SET TRUE", role)
+	}
+	return fmt.Sprintf("GRANT %s TO CURRENT_USER", role)
+}
+
 // reconcileRole reconciles pr over the job's session, given its state st
 // (nil: missing).
 func (r *run) reconcileRole(j *job, pr *PlannedRole, st *roleState) error {
@@ -128,7 +149,7 @@ func (r *run) reconcileRole(j *job, pr *PlannedRole, st *roleState) error {
 			{fmt.Sprintf("COMMENT ON ROLE %s IS $1", role), lit(marker)},
 		}
 		if !r.facts.superuser {
-			stmts = append(stmts, stmt{fmt.Sprintf("GRANT %s TO CURRENT_USER", role), nil})
+			stmts = append(stmts, stmt{r.selfGrant(role), nil})
 		}
 		if err := r.execBatch(j.conn, "create role "+pr.Physical, stmts); err != nil {
 			return err
@@ -138,10 +159,14 @@ func (r *run) reconcileRole(j *job, pr *PlannedRole, st *roleState) error {
 		j.record(res)
 		return nil
 	}
-	if !r.isOurs(st.comment, pr.Name) {
+	switch verdict, reason := decideRoleOwnership(r.decisionFacts(), st, r.isOurs(st.comment, pr.Name)); verdict {
+	case Foreign:
+		res.Action, res.Reason = outcome.Refused, reason
+		j.record(res)
+		return nil
+	case Adoptable:
 		if !r.opts.Adopt {
-			res.Action = outcome.Refused
-			res.Reason = "role exists and " + describeOwner(st.comment) + "; rerun with --adopt to take it over"
+			res.Action, res.Reason = outcome.Refused, reason+"; rerun with --adopt to take it over"
 			j.record(res)
 			return nil
 		}
@@ -188,11 +213,11 @@ func (r *run) reconcileRole(j *job, pr *PlannedRole, st *roleState) error {
 	}
 	if !r.facts.superuser {
 		var member bool
-		if err := j.conn.QueryRow(r.stmtCtx, "SELECT pg_has_role(current_user, $1::oid, $2)", st.oid, r.membershipPrivilege()).Scan(&member); err != nil {
+		if err := j.conn.QueryRow(r.stmtCtx, "SELECT pg_catalog.pg_has_role(CURRENT_USER, $1::oid, $2)", st.oid, r.membershipPrivilege()).Scan(&member); err != nil {
 			return r.redact(fmt.Errorf("check admin membership in %s: %w", pr.Physical, err))
 		}
 		if !member {
-			stmts = append(stmts, stmt{fmt.Sprintf("GRANT %s TO CURRENT_USER", role), nil})
+			stmts = append(stmts, stmt{r.selfGrant(role), nil})
 			res.Changes = append(res.Changes, "admin membership")
 		}
 	}

@@ -96,6 +96,14 @@ var (
 	schemaName    = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 )
 
+// IsSystemSchema reports whether a schema name belongs to the server:
+// pg_catalog, pg_toast, pg_temp_N and every other pg_ name (reserved by
+// PostgreSQL), and information_schema. A module role owning one of them
+// could replace what a superuser later reads there.
+func IsSystemSchema(name string) bool {
+	return strings.HasPrefix(name, "pg_") || name == "information_schema"
+}
+
 // Validate applies defaults (reclaimPolicy retain, connectionLimit -1) and
 // checks the spec; the error is a *SpecError listing every problem with its
 // field path. The scope must be set (from the spec or flags) beforehand.
@@ -149,8 +157,8 @@ func (s *Spec) Validate(source string) error {
 			switch {
 			case sc == "public":
 				p.Add(at, "public exists already and belongs to the database owner")
-			case strings.HasPrefix(sc, "pg_"):
-				p.Add(at, "%q: the pg_ prefix is reserved", sc)
+			case IsSystemSchema(sc):
+				p.Add(at, "%q: a system schema (pg_*, information_schema) is never created or taken over, with or without --adopt", sc)
 			case !schemaName.MatchString(sc):
 				p.Add(at, "%q: want a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 bytes)", sc)
 			}

@@ -56,7 +56,7 @@ func TestValidateNamesFieldPaths(t *testing.T) {
 		Scope: Scope{Namespace: "imaging"},
 		Roles: []Role{{Name: "a", ConnectionLimit: &limit, ReclaimPolicy: "forever"}, {Name: "a", PasswordFile: "/p"}, {Name: "x\x00y", PasswordFile: "/p"}},
 		Databases: []Database{{Name: "d", Owner: "nobody", Extensions: []string{"pg_trgm", "bad ext", "pg_trgm"},
-			Schemas: []string{"public", "pg_x", "Upper", "ok", "ok"}, ReclaimPolicy: "drop"}, {Name: strings.Repeat("n", 300), Owner: "a"}},
+			Schemas: []string{"public", "pg_x", "Upper", "ok", "ok", "information_schema", "pg_catalog"}, ReclaimPolicy: "drop"}, {Name: strings.Repeat("n", 300), Owner: "a"}},
 	}
 	err := s.Validate("spec.yaml")
 	var se *SpecError
@@ -72,7 +72,9 @@ func TestValidateNamesFieldPaths(t *testing.T) {
 		"databases[0].extensions[1]: \"bad ext\"",
 		"databases[0].extensions[2]: duplicate \"pg_trgm\"",
 		"databases[0].schemas[0]: public exists already",
-		"databases[0].schemas[1]: \"pg_x\": the pg_ prefix is reserved",
+		"databases[0].schemas[1]: \"pg_x\": a system schema",
+		"databases[0].schemas[5]: \"information_schema\": a system schema",
+		"databases[0].schemas[6]: \"pg_catalog\": a system schema",
 		"databases[0].schemas[2]: \"Upper\"",
 		"databases[0].schemas[4]: duplicate \"ok\"",
 		"databases[0].reclaimPolicy: \"drop\"",
