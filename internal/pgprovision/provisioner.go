@@ -128,9 +128,9 @@ func EnsureProvisioners(ctx context.Context, cfg *pgx.ConnConfig, provs []Tenant
 	}
 	defer conn.Close(context.Background())
 	var admin struct {
-		name                       string
+		name                        string
 		super, createRole, createDB bool
-		version                    int
+		version                     int
 	}
 	if err := conn.QueryRow(ctx, `SELECT CURRENT_USER, r.rolsuper, r.rolcreaterole, r.rolcreatedb,
 		pg_catalog.current_setting('server_version_num')::int FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER`).
