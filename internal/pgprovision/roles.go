@@ -119,15 +119,12 @@ func (r *run) membershipPrivilege() string {
 	return "MEMBER"
 }
 
-// selfGrant is the statement that lets a non-superuser admin act as a
-// module role (CREATE DATABASE ... OWNER and SET ROLE need it). On
-// PostgreSQL 16+ the membership does not inherit the role's privileges:
-// the provisioner can become the role when it must, and otherwise holds
-// none of its rights.
+// selfGrant is the statement that makes a non-superuser admin a member
+// of a module role it created: CREATE DATABASE ... OWNER and SET ROLE need
+// SET, and setting up the database (comment, privileges) needs the owner's
+// privileges, so the membership also inherits. It stays inside the tenant:
+// the admin is that tenant's own provisioner.
 func (r *run) selfGrant(role string) string {
-	if confinedCreateRole(r.facts.serverVersion) {
-		return fmt.Sprintf("GRANT %s TO CURRENT_USER WITH INHERIT FALSE, SET TRUE", role)
-	}
 	return fmt.Sprintf("GRANT %s TO CURRENT_USER", role)
 }
 
