@@ -614,3 +614,75 @@ func eachVersionShim(t *testing.T, fn func(t *testing.T, srv *pgtest.Server)) {
 	srv := pgtest.New(t, pgtest.Options{})
 	t.Run("default", func(t *testing.T) { fn(t, srv) })
 }
+
+// TestLegacySharedProvisionerMigration is the upgrade of an installation
+// from the one shared provisioner of earlier kommons versions: its modules
+// (created by it, as the old charts did) are handed to their tenants'
+// provisioners; every database, role and password keeps working, each
+// tenant's pg-init finds its objects its own, the shared role can no
+// longer log in, and (PostgreSQL 16+) one tenant cannot touch another's
+// migrated roles.
+func TestLegacySharedProvisionerMigration(t *testing.T) {
+	eachServer(t, func(t *testing.T, srv *pgtest.Server, version int) {
+		ctx := context.Background()
+		w := newWorld(t, srv, false)
+		names := []string{"a", "b"}
+		if version < 160000 {
+			names = names[:1] // one tenant per server before PostgreSQL 16
+		}
+		legacy := "kommons_provisioner_" + w.id
+		legacyPW := randomPassword()
+		w.secrets = append(w.secrets, legacyPW)
+		srv.Exec(t, fmt.Sprintf("CREATE ROLE %s LOGIN NOSUPERUSER CREATEDB CREATEROLE PASSWORD '%s'", legacy, legacyPW))
+		legacyCfg := w.admin.Copy()
+		legacyCfg.User, legacyCfg.Password = legacy, legacyPW
+		for _, ns := range names {
+			pw := randomPassword()
+			w.secrets = append(w.secrets, pw)
+			full := ns + "-" + w.id
+			w.tenants[ns] = &tenant{ns: full, prov: pgprovision.TenantProvisioner{Namespace: full, Role: "kommons_tenant_" + ns + "_" + w.id, Password: pw}}
+			w.moduleAs(w.tenants[ns], legacyCfg) // as the old charts did
+		}
+		var provs []pgprovision.TenantProvisioner
+		for _, ns := range names {
+			provs = append(provs, w.tenants[ns].prov)
+		}
+		rep, err := pgprovision.EnsureProvisioners(ctx, w.admin, provs, pgprovision.ProvisionerOptions{Legacy: legacy, Logger: w.logger()})
+		if err != nil {
+			t.Fatalf("migration: %v", err)
+		}
+		for _, ns := range names {
+			tn := w.tenants[ns]
+			o, _ := rep.Find(pgprovision.KindRole, tn.role)
+			if o.Action != outcome.Updated || len(o.Changes) == 0 || !strings.Contains(o.Changes[0], tn.prov.Role) {
+				t.Errorf("module role %s: %+v, want handed to %s", tn.role, o, tn.prov.Role)
+			}
+			// The module's credentials and data are untouched.
+			var secret string
+			if err := w.connect(tn.role, tn.rolePW, tn.db).QueryRow(ctx, "SELECT name FROM patients").Scan(&secret); err != nil || secret != "secret of "+tn.ns {
+				t.Fatalf("tenant %s after migration: %q %v", ns, secret, err)
+			}
+			// Its pg-init, now as the tenant's provisioner, finds everything its own.
+			r, err := pgprovision.Reconcile(ctx, w.provCfg(tn), w.plan(specOf(tn)), pgprovision.Options{Logger: w.logger()})
+			if err != nil {
+				t.Fatalf("tenant %s pg-init after migration: %v", ns, err)
+			}
+			if n := r.Count(outcome.Created) + r.Count(outcome.Refused); n != 0 {
+				t.Fatalf("tenant %s pg-init after migration: %+v", ns, r.Objects)
+			}
+		}
+		w.loginRefused(legacy, legacyPW, "postgres")
+		if len(names) == 2 {
+			a, b := w.tenants["a"], w.tenants["b"]
+			refused(t, w.connect(a.prov.Role, a.prov.Password, "postgres"), []string{
+				"ALTER ROLE " + pgx.Identifier{b.role}.Sanitize() + " PASSWORD 'taken-over-123'",
+				"SET ROLE " + pgx.Identifier{b.role}.Sanitize(),
+			})
+		}
+		// Running the migration again changes nothing.
+		rep, err = pgprovision.EnsureProvisioners(ctx, w.admin, provs, pgprovision.ProvisionerOptions{Legacy: legacy, Logger: w.logger()})
+		if err != nil || rep.Count(outcome.Updated)+rep.Count(outcome.Created) != 0 {
+			t.Fatalf("second run: %v %+v", err, rep)
+		}
+	})
+}

@@ -44,7 +44,7 @@ func runContainer(t *testing.T, bin string, m *render.Manifest, pod corev1.PodSp
 	for i, a := range c.Args {
 		args[i] = a
 		for mp, dir := range mounts {
-			if strings.HasPrefix(a, mp+"/") {
+			if a == mp || strings.HasPrefix(a, mp+"/") {
 				args[i] = dir + strings.TrimPrefix(a, mp)
 			}
 		}

@@ -190,7 +190,8 @@ func TestParametersAndImageOverrides(t *testing.T) {
 			"image":      map[string]any{"tag": "18.5", "digest": digest},
 			"parameters": map[string]any{"max_connections": 800},
 		},
-		"tools": map[string]any{"image": map[string]any{"tag": "1.2.3"}},
+		"tools":   map[string]any{"image": map[string]any{"tag": "1.2.3"}},
+		"tenants": []any{map[string]any{"namespace": "imaging"}},
 	})
 	sts := render.Decode[appsv1.StatefulSet](t, m.MustGet(t, "StatefulSet", "commons", "commons-postgresql"))
 	c := container(t, sts.Spec.Template.Spec, "postgresql", false)
@@ -226,9 +227,6 @@ func TestDefaultsHaveNoTenantObjects(t *testing.T) {
 		assert.Equal(t, "commons", o.Namespace, "%s %s rendered outside the release namespace without tenants", o.Kind, o.Name)
 	}
 	assert.Empty(t, m.ByKind("ConfigMap"), "no s3-init spec without tenant buckets")
-	for _, j := range m.ByKind("Job") {
-		assert.True(t, strings.HasPrefix(j.Name, "commons-provisioner-"), "only the provisioner Job: %s", j.Name)
-	}
 	np := render.Decode[networkingv1.NetworkPolicy](t, m.MustGet(t, "NetworkPolicy", "commons", "commons-postgresql"))
 	for _, rule := range np.Spec.Ingress {
 		for _, peer := range rule.From {
@@ -244,8 +242,10 @@ func TestTenantSecretsAndNetworkPolicies(t *testing.T) {
 	))
 	admin := secretData(t, m.MustGet(t, "Secret", "commons", "commons-postgresql-admin"))["password"]
 	prov := secretData(t, m.MustGet(t, "Secret", "commons", "commons-provisioner"))
-	require.Len(t, prov["password"], 32)
-	assert.Equal(t, "kommons_provisioner", prov["username"])
+	require.Len(t, prov, 2, "one provisioner password per tenant namespace")
+	require.Len(t, prov["imaging"], 32)
+	require.Len(t, prov["lab"], 32)
+	assert.NotEqual(t, prov["imaging"], prov["lab"])
 
 	imaging := secretData(t, m.MustGet(t, "Secret", "imaging", "kommons-commons"))
 	assert.Equal(t, map[string]string{
@@ -253,8 +253,8 @@ func TestTenantSecretsAndNetworkPolicies(t *testing.T) {
 		"PGPORT":               "5432",
 		"PGSSLMODE":            "disable",
 		"PGDATABASE":           "postgres",
-		"PGUSER":               "kommons_provisioner",
-		"PGPASSWORD":           prov["password"],
+		"PGUSER":               "kommons_tenant_imaging",
+		"PGPASSWORD":           prov["imaging"],
 		"S3_ENDPOINT":          "http://commons-minio.commons.svc.cluster.local:9000",
 		"S3_REGION":            "us-east-1",
 		"S3_ADDRESSING":        "path",
@@ -267,7 +267,8 @@ func TestTenantSecretsAndNetworkPolicies(t *testing.T) {
 	assert.Len(t, imaging["S3_SECRET_ACCESS_KEY"], 40)
 
 	lab := secretData(t, m.MustGet(t, "Secret", "lab", "db-connection"))
-	assert.Equal(t, prov["password"], lab["PGPASSWORD"])
+	assert.Equal(t, "kommons_tenant_lab", lab["PGUSER"])
+	assert.Equal(t, prov["lab"], lab["PGPASSWORD"], "each tenant Secret carries its own provisioner's password only")
 	assert.NotContains(t, lab, "S3_ACCESS_KEY_ID", "a tenant without buckets gets no access key")
 	assert.Equal(t, "", lab["S3_BUCKETS"])
 
@@ -327,7 +328,8 @@ func TestCredentialSecretsAreKept(t *testing.T) {
 }
 
 func TestProvisionerJob(t *testing.T) {
-	m := renderCommons(t, nil)
+	two := tenants(map[string]any{"namespace": "imaging"}, map[string]any{"namespace": "lab-2"})
+	m := renderCommons(t, two)
 	o := m.One(t, "Job", "commons-provisioner-")
 	assert.Regexp(t, `^commons-provisioner-[0-9a-f]{8}$`, o.Name)
 	job := render.Decode[batchv1.Job](t, o)
@@ -343,7 +345,8 @@ func TestProvisionerJob(t *testing.T) {
 	c := container(t, pod, "provisioner", false)
 	assert.Equal(t, "ghcr.io/kommons/kommons-tools:0.1.0", c.Image, "tools tag defaults to appVersion")
 	assert.Equal(t, []string{"pg-init"}, c.Command)
-	assert.Equal(t, []string{"bootstrap-provisioner", "--role", "kommons_provisioner", "--password-file", "/secrets/provisioner/password"}, c.Args)
+	assert.Equal(t, []string{"bootstrap-provisioner", "--tenants", "imaging=kommons_tenant_imaging,lab-2=kommons_tenant_lab_2",
+		"--passwords-dir", "/secrets/provisioners", "--legacy-role", "kommons_provisioner"}, c.Args)
 	env := envOf(c)
 	assert.Equal(t, "commons-postgresql.commons.svc.cluster.local", env["PGHOST"].Value)
 	assert.Equal(t, "5432", env["PGPORT"].Value)
@@ -352,13 +355,14 @@ func TestProvisionerJob(t *testing.T) {
 	require.NotNil(t, env["PGPASSWORD"].ValueFrom)
 	assert.Equal(t, "commons-postgresql-admin", env["PGPASSWORD"].ValueFrom.SecretKeyRef.Name)
 	assert.Equal(t, "password", env["PGPASSWORD"].ValueFrom.SecretKeyRef.Key)
-	var mounted bool
+	var mounted []corev1.KeyToPath
 	for _, v := range pod.Volumes {
 		if v.Secret != nil && v.Secret.SecretName == "commons-provisioner" {
-			mounted = v.Secret.Items[0].Key == "password" && v.Secret.Items[0].Path == "password"
+			mounted = v.Secret.Items
 		}
 	}
-	assert.True(t, mounted, "the provisioner password file comes from the provisioner Secret")
+	assert.Equal(t, []corev1.KeyToPath{{Key: "imaging", Path: "imaging"}, {Key: "lab-2", Path: "lab-2"}}, mounted,
+		"each tenant's password file comes from the provisioner Secret, named after its namespace")
 
 	wait := container(t, pod, "wait-for-pg", true)
 	assert.Equal(t, []string{"wait-for-pg"}, wait.Command)
@@ -367,13 +371,15 @@ func TestProvisionerJob(t *testing.T) {
 
 	// The name depends on the pod template only: stable across renders (random
 	// passwords do not enter it), new when an input changes.
-	again := renderCommons(t, nil).One(t, "Job", "commons-provisioner-")
+	again := renderCommons(t, two).One(t, "Job", "commons-provisioner-")
 	assert.Equal(t, o.Name, again.Name)
-	renamed := renderCommons(t, map[string]any{"provisioner": map[string]any{"roleName": "platform_provisioner"}}).One(t, "Job", "commons-provisioner-")
+	renamed := renderCommons(t, map[string]any{"provisioner": map[string]any{"rolePrefix": "platform_"}, "tenants": two["tenants"]}).One(t, "Job", "commons-provisioner-")
 	assert.NotEqual(t, o.Name, renamed.Name)
-	// Adding a tenant does not rerun the provisioner.
-	withTenant := renderCommons(t, tenants(map[string]any{"namespace": "imaging"})).One(t, "Job", "commons-provisioner-")
-	assert.Equal(t, o.Name, withTenant.Name)
+	// Adding a tenant reruns the provisioner: it creates the new tenant's role.
+	three := renderCommons(t, tenants(map[string]any{"namespace": "imaging"}, map[string]any{"namespace": "lab-2"}, map[string]any{"namespace": "x"})).One(t, "Job", "commons-provisioner-")
+	assert.NotEqual(t, o.Name, three.Name)
+	// No tenant, no provisioner Job.
+	assert.Empty(t, renderCommons(t, nil).ByKind("Job"))
 }
 
 func s3InitJobs(t *testing.T, m *render.Manifest) map[string]*batchv1.Job {

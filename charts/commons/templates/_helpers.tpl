@@ -311,16 +311,46 @@ helm.sh/resource-policy: keep
       key: {{ include "commons.postgresql.adminPasswordKey" . }}
 {{- end -}}
 
-{{/* commons.provisioner.secret: name of the Secret (this namespace) holding the provisioner password. */}}
+{{/* commons.provisioner.secret: name of the Secret (this namespace) holding each tenant's provisioner password, keyed by tenant namespace. */}}
 {{- define "commons.provisioner.secret" -}}
 {{- default (include "commons.names.component" (dict "context" . "component" "provisioner")) .Values.provisioner.existingSecret -}}
 {{- end -}}
 
-{{/* commons.provisioner.password: base64 provisioner password (generated-and-kept, or read from existingSecret). */}}
+{{/*
+commons.provisioner.role: the provisioner role of one tenant namespace: rolePrefix + the
+namespace with "-" as "_" (namespaces have no "_", so the mapping is one to one); when that
+exceeds PostgreSQL's 63 bytes, the namespace part is cut and 16 hex digits of its SHA-256 added.
+Usage: include "commons.provisioner.role" (dict "context" $ "namespace" "imaging")
+*/}}
+{{- define "commons.provisioner.role" -}}
+{{- $prefix := .context.Values.provisioner.rolePrefix -}}
+{{- $ns := .namespace | replace "-" "_" -}}
+{{- if le (len (printf "%s%s" $prefix $ns)) 63 -}}
+{{- printf "%s%s" $prefix $ns -}}
+{{- else -}}
+{{- printf "%s%s_%s" $prefix (trunc (int (sub 46 (len $prefix))) $ns | trimSuffix "_") (sha256sum .namespace | trunc 16) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+commons.provisioner.password: base64 password of one tenant's provisioner (generated once and
+kept, or read from provisioner.existingSecret, key = the tenant namespace).
+Usage: include "commons.provisioner.password" (dict "context" $ "namespace" "imaging")
+*/}}
 {{- define "commons.provisioner.password" -}}
+{{- $ctx := .context -}}
 {{- $required := "" -}}
-{{- if .Values.provisioner.existingSecret }}{{ $required = "provisioner.existingSecret" }}{{ end -}}
-{{- include "commons.secrets.value" (dict "name" (include "commons.provisioner.secret" .) "namespace" .Release.Namespace "key" .Values.provisioner.passwordKey "length" 32 "required" $required "context" .) -}}
+{{- if $ctx.Values.provisioner.existingSecret }}{{ $required = "provisioner.existingSecret" }}{{ end -}}
+{{- include "commons.secrets.value" (dict "name" (include "commons.provisioner.secret" $ctx) "namespace" $ctx.Release.Namespace "key" .namespace "length" 32 "required" $required "context" $ctx) -}}
+{{- end -}}
+
+{{/* commons.provisioner.tenants: the --tenants argument of the provisioner Job: namespace=role,... */}}
+{{- define "commons.provisioner.tenants" -}}
+{{- $pairs := list -}}
+{{- range .Values.tenants -}}
+{{- $pairs = append $pairs (printf "%s=%s" .namespace (include "commons.provisioner.role" (dict "context" $ "namespace" .namespace))) -}}
+{{- end -}}
+{{- join "," $pairs -}}
 {{- end -}}
 
 {{/* ---------- object storage ---------- */}}
