@@ -14,7 +14,7 @@ if [ -n "${BACKUP_DATABASES:-}" ]; then
   list="$(printf '%s\n' "$BACKUP_DATABASES" | tr ',' '\n')"
 else
   list="$(PGDATABASE="${PGDATABASE:-postgres}" psql -X -A -t -v ON_ERROR_STOP=1 \
-    -c "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND datname <> 'postgres' ORDER BY 1")"
+    -c "SELECT d.datname FROM pg_catalog.pg_database d WHERE d.datallowconn AND NOT d.datistemplate AND d.datname <> 'postgres' ORDER BY 1")"
 fi
 failed=0
 count=0
