@@ -205,6 +205,30 @@ func (b *bench) reference(env []string, prefix string) error {
 	return b.exe(env, "psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", file)
 }
 
+// asProvisioner runs bin's bootstrap-provisioner with bootstrapArgs as the
+// admin (the password file is b.dir/bench), then run with the libpq
+// environment switched to that provisioner role: how tenants' pg-init Jobs
+// connect. The bootstrap is part of the timed run (commons runs it once
+// per tenant; it is one role).
+func (b *bench) asProvisioner(bin string, bootstrapArgs []string, run func(env []string) error) func(env []string) error {
+	return func(env []string) error {
+		const pw = "bench-provisioner-password-1"
+		if err := os.WriteFile(filepath.Join(b.dir, "bench"), []byte(pw+"\n"), 0o600); err != nil {
+			return err
+		}
+		if err := b.exe(env, bin, append([]string{"bootstrap-provisioner"}, bootstrapArgs...)...); err != nil {
+			return err
+		}
+		var as []string
+		for _, e := range env {
+			if !strings.HasPrefix(e, "PGUSER=") && !strings.HasPrefix(e, "PGPASSWORD=") {
+				as = append(as, e)
+			}
+		}
+		return run(append(as, "PGUSER=bench_tenant", "PGPASSWORD="+pw))
+	}
+}
+
 // contender is one way of provisioning all modules cold.
 type contender struct {
 	name string
@@ -231,9 +255,12 @@ func (b *bench) coldTrials() error {
 		{"reference: same DDL from one psql session", func(env []string) error { return b.reference(env, "ref") }},
 		{"pg-init, one spec", oneSpec(b.bin)},
 		{"pg-init --parallel 1, one spec", oneSpec(b.bin, "--parallel", "1")},
+		{"pg-init as the tenant's provisioner, one spec", b.asProvisioner(b.bin, []string{"--tenants", "bench=bench_tenant", "--passwords-dir", b.dir}, oneSpec(b.bin))},
 	}
 	if b.cfg.compare != "" {
 		contenders = append(contenders, contender{"compare: " + filepath.Base(b.cfg.compare) + ", one spec", oneSpec(b.cfg.compare)})
+		contenders = append(contenders, contender{"compare: " + filepath.Base(b.cfg.compare) + " as the shared provisioner, one spec",
+			b.asProvisioner(b.cfg.compare, []string{"--role", "bench_tenant", "--password-file", filepath.Join(b.dir, "bench")}, oneSpec(b.cfg.compare))})
 	}
 	times := make([][]time.Duration, len(contenders)) // [contender][trial]
 	fmt.Printf("### Cold: %d modules, each contender on a fresh server per trial, order rotated\n\n", b.cfg.modules)
