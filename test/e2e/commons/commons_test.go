@@ -93,9 +93,11 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 	require.NotContains(t, vals, "__commonsMemo")
 	require.NotContains(t, vals, string(before["commons-postgresql-admin"]["password"]))
 
-	// Tenant Secrets: only in tenant namespaces, carrying the provisioner's credentials.
+	// Tenant Secrets: only in tenant namespaces, each carrying its own provisioner's credentials.
 	img := secret(t, c, imaging, "kommons-commons").Data
-	require.Equal(t, before["commons-provisioner"]["password"], img["PGPASSWORD"])
+	require.Equal(t, before["commons-provisioner"][imaging], img["PGPASSWORD"])
+	require.Equal(t, "kommons_tenant_"+strings.ReplaceAll(imaging, "-", "_"), string(img["PGUSER"]))
+	require.NotEqual(t, img["PGPASSWORD"], secret(t, c, lab, "kommons-commons").Data["PGPASSWORD"], "tenants do not share a provisioner")
 	require.Equal(t, "commons-postgresql."+ns+".svc.cluster.local", string(img["PGHOST"]))
 	require.Equal(t, before["commons-tenant-s3-keys"][imaging+".secretKey"], img["S3_SECRET_ACCESS_KEY"])
 	require.NotEqual(t, before["commons-postgresql-admin"]["password"], img["PGPASSWORD"])
@@ -117,12 +119,12 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 	}
 	require.Equal(t, img, secret(t, c, imaging, "kommons-commons").Data, "an existing tenant's Secret is unchanged")
 	rep := secret(t, c, third, "kommons-commons").Data
-	require.Equal(t, before["commons-provisioner"]["password"], rep["PGPASSWORD"])
+	require.Equal(t, secret(t, c, ns, "commons-provisioner").Data[third], rep["PGPASSWORD"])
+	require.NotEqual(t, img["PGPASSWORD"], rep["PGPASSWORD"])
 	assertNoTenantSecret(t, c, stranger)
 	assertPolicyNamespaces(t, c, ns, imaging, lab, third)
-	// Adding a tenant does not rerun the provisioner: the same Job is kept.
-	_, err := cs.BatchV1().Jobs(ns).Get(ctx, provJob, metav1.GetOptions{})
-	require.NoError(t, err, "provisioner Job %s", provJob)
+	// Adding a tenant runs a new provisioner Job: it creates the new tenant's role.
+	require.NotEqual(t, provJob, waitJob(t, c, ns, "provisioner"), "a new tenant reruns the provisioner")
 	waitJob(t, c, ns, "s3-init") // the new spec runs a new s3-init Job
 
 	// Uninstall keeps the data: claims (volumeClaimTemplates) and credential Secrets.
@@ -138,7 +140,7 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 	for _, name := range credentialSecrets {
 		secret(t, c, ns, name)
 	}
-	_, err = cs.AppsV1().StatefulSets(ns).Get(ctx, "commons-postgresql", metav1.GetOptions{})
+	_, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "commons-postgresql", metav1.GetOptions{})
 	require.True(t, apierrors.IsNotFound(err), "the StatefulSet is removed: %v", err)
 	assertNoTenantSecret(t, c, imaging)
 
@@ -166,8 +168,10 @@ func TestProvisionerFailureFailsInstall(t *testing.T) {
 	for _, tc := range []struct{ name, bin string }{{"helm3", c.Tools.Helm3}, {"helm4", c.Tools.Helm4}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := c.Namespace(t, "commons-fail")
+			tenant := c.Namespace(t, "fail-tenant") // the provisioner Job is rendered for tenants
 			start := time.Now()
 			out, err := c.Exec(tc.bin, "install", release, chartDir(c), "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "4m",
+				"--set", "tenants[0].namespace="+tenant,
 				"--set", "jobs.backoffLimit=0", "--set-string", "jobs.podAnnotations."+strings.ReplaceAll(testcluster.FailAnnotation, ".", `\.`)+"=true")
 			require.Error(t, err, "install must fail:\n%s", out)
 			t.Logf("%s failed after %.1fs: %s", tc.name, time.Since(start).Seconds(), strings.TrimSpace(out))
