@@ -462,3 +462,15 @@ func TestOrthancCIValues(t *testing.T) {
 		})
 	}
 }
+
+// TestOrthancS3ConnectTimeout: the AWS S3 plugin (every version to 2.5.4)
+// takes its connection timeout from AwsS3Storage.ConnectTimeout; 2.5.1-2.5.4
+// also read ConnectionTimeout but discard the value. storage.s3.connectionTimeout
+// must reach ConnectTimeout (and ConnectionTimeout carries the same value).
+func TestOrthancS3ConnectTimeout(t *testing.T) {
+	s3 := orthancConfig(t, orthancRender(t, map[string]any{"storage": map[string]any{"s3": map[string]any{"connectionTimeout": 7}}}), "web")["AwsS3Storage"].(map[string]any)
+	assert.Equal(t, 7.0, s3["ConnectTimeout"], "the key the plugin reads")
+	assert.Equal(t, 7.0, s3["ConnectionTimeout"], "the documented key, read but discarded by 2.5.1-2.5.4")
+	s3 = orthancConfig(t, orthancRender(t, nil), "web")["AwsS3Storage"].(map[string]any)
+	assert.Equal(t, 30.0, s3["ConnectTimeout"])
+}

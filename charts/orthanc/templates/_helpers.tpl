@@ -160,6 +160,10 @@ ${VAR} references that Orthanc substitutes from the container environment.
 {{- $_ := set $c "PostgreSQL" $pg -}}
 {{- if eq $type "s3" -}}
 {{- $s3 := $v.storage.s3 -}}
+{{- /* The plugin's connection timeout is ConnectTimeout (read by every version to
+2.5.4); 2.5.1-2.5.4 also read the documented ConnectionTimeout but discard its
+value. Both carry storage.s3.connectionTimeout, so a plugin that fixes that read
+gets the same value. */ -}}
 {{- $aws := dict
   "BucketName" "${ORTHANC_S3_BUCKET}"
   "Region" "${ORTHANC_S3_REGION}"
@@ -170,6 +174,7 @@ ${VAR} references that Orthanc substitutes from the container environment.
   "RootPath" $s3.rootPath
   "StorageStructure" $s3.storageStructure
   "HybridMode" $s3.hybridMode
+  "ConnectTimeout" (int $s3.connectionTimeout)
   "ConnectionTimeout" (int $s3.connectionTimeout)
   "RequestTimeout" (int $s3.requestTimeout)
 -}}
