@@ -474,3 +474,35 @@ func TestOrthancS3ConnectTimeout(t *testing.T) {
 	s3 = orthancConfig(t, orthancRender(t, nil), "web")["AwsS3Storage"].(map[string]any)
 	assert.Equal(t, 30.0, s3["ConnectTimeout"])
 }
+
+// TestOrthancRefusesHybridMigrationWithEncryption: hybridMode
+// WriteToObjectStorage with encryption on makes the S3 plugin (2.5.4) decrypt
+// the plaintext files already on the volume, and /move-storage copies them,
+// still plaintext, into <uuid>.dcm.enc objects and deletes the volume copy:
+// every later read fails. The render refuses the combination and names the
+// migration order; the CI values do not ship it.
+func TestOrthancRefusesHybridMigrationWithEncryption(t *testing.T) {
+	err := orthancRenderErr(t, map[string]any{"storage": map[string]any{"s3": map[string]any{
+		"hybridMode": "WriteToObjectStorage", "encryption": map[string]any{"enabled": true},
+	}}})
+	require.Error(t, err)
+	msg := err.Error()
+	for _, want := range []string{
+		"storage.s3.hybridMode WriteToObjectStorage", "storage.s3.encryption.enabled",
+		"decrypt", "plaintext", "/move-storage", // why
+		"first migrate with storage.s3.encryption.enabled false", "then set storage.s3.hybridMode Disabled", "enable encryption for new files", // the order
+	} {
+		assert.Contains(t, msg, want)
+	}
+	assert.Less(t, strings.Index(msg, "first migrate"), strings.Index(msg, "enable encryption for new files"))
+
+	// Each half alone renders: the migration without encryption, encryption without the migration.
+	orthancRender(t, map[string]any{"storage": map[string]any{"s3": map[string]any{"hybridMode": "WriteToObjectStorage"}}})
+	orthancRender(t, map[string]any{"storage": map[string]any{"s3": map[string]any{"encryption": map[string]any{"enabled": true}}}})
+
+	// The CI values render (and so do not combine them).
+	m := MustChart(t, orthancChartDir(t), Options{ReleaseName: "pacs", Namespace: orthancNS,
+		ValuesFiles: []string{filepath.Join(orthancChartDir(t), "ci", "s3-values.yaml")}})
+	s3 := orthancConfig(t, m, "web")["AwsS3Storage"].(map[string]any)
+	assert.False(t, s3["HybridMode"] == "WriteToObjectStorage" && s3["StorageEncryption"] != nil)
+}

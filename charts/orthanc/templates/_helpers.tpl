@@ -252,6 +252,9 @@ value's path.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- if and (eq $v.storage.type "s3") (eq $v.storage.s3.hybridMode "WriteToObjectStorage") $v.storage.s3.encryption.enabled -}}
+{{- fail "orthanc: storage.s3.hybridMode WriteToObjectStorage cannot be combined with storage.s3.encryption.enabled: with encryption on, the S3 plugin (2.5.4) also tries to decrypt the plaintext files already on the volume, and /move-storage copies them, still plaintext, into <uuid>.dcm.enc objects and deletes the volume copy, so every later read of them fails. Order (README: Migrating a volume to S3): first migrate with storage.s3.encryption.enabled false (move every file with /move-storage until the volume is empty), then set storage.s3.hybridMode Disabled, and only then enable encryption for new files" -}}
+{{- end -}}
 {{- if and $v.dicomTls.enabled (not $v.dicomTls.existingSecret) -}}
 {{- fail "orthanc: dicomTls.existingSecret is required when dicomTls.enabled (a Secret with tls.crt, tls.key and ca.crt)" -}}
 {{- end -}}
