@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -57,15 +59,32 @@ func orthancContainer(t *testing.T, d *appsv1.Deployment) corev1.Container {
 	return corev1.Container{}
 }
 
-// orthancConfig decodes the orthanc.json of component (web or jobs).
+// orthancConfig decodes the orthanc.json of component (web or jobs). When the
+// S3 addressing comes from the tenant Secret, the ConfigMap holds
+// component-path.json and component-virtual.json instead: they must differ in
+// AwsS3Storage.VirtualAddressing only (false and true), and the path one is
+// returned (TestOrthancS3AddressingFromTenant checks which one a pod starts with).
 func orthancConfig(t *testing.T, m *Manifest, component string) map[string]any {
 	t.Helper()
 	cm := Decode[corev1.ConfigMap](t, m.MustGet(t, "ConfigMap", orthancNS, "pacs-orthanc-config"))
-	raw, ok := cm.Data[component+".json"]
-	require.True(t, ok, "ConfigMap has no %s.json", component)
-	var cfg map[string]any
-	require.NoError(t, json.Unmarshal([]byte(raw), &cfg))
-	return cfg
+	decode := func(key string) map[string]any {
+		raw, ok := cm.Data[key]
+		require.True(t, ok, "ConfigMap has no %s", key)
+		var cfg map[string]any
+		require.NoError(t, json.Unmarshal([]byte(raw), &cfg))
+		return cfg
+	}
+	if _, ok := cm.Data[component+".json"]; ok {
+		_, variant := cm.Data[component+"-path.json"]
+		require.False(t, variant, "%s.json next to addressing variants", component)
+		return decode(component + ".json")
+	}
+	path, virtual := decode(component+"-path.json"), decode(component+"-virtual.json")
+	assert.Equal(t, false, path["AwsS3Storage"].(map[string]any)["VirtualAddressing"])
+	assert.Equal(t, true, virtual["AwsS3Storage"].(map[string]any)["VirtualAddressing"])
+	virtual["AwsS3Storage"].(map[string]any)["VirtualAddressing"] = false
+	require.Equal(t, path, virtual, "the addressing variants differ only in VirtualAddressing")
+	return path
 }
 
 func orthancEnv(c corev1.Container) map[string]corev1.EnvVar {
@@ -99,7 +118,8 @@ func TestOrthancDefaults(t *testing.T) {
 
 	c := orthancContainer(t, d)
 	assert.Equal(t, "docker.io/orthancteam/orthanc:26.8.1", c.Image)
-	assert.Equal(t, []string{"/usr/local/bin/Orthanc", "/etc/orthanc/orthanc.json"}, c.Command)
+	assert.Equal(t, []string{"/usr/local/bin/Orthanc", "/etc/orthanc/orthanc-$(ORTHANC_S3_ADDRESSING).json"}, c.Command,
+		"the orthanc.json of the tenant Secret's S3 addressing")
 	require.NotNil(t, c.SecurityContext)
 	assert.True(t, *c.SecurityContext.ReadOnlyRootFilesystem)
 	assert.False(t, *c.SecurityContext.AllowPrivilegeEscalation)
@@ -155,7 +175,6 @@ func TestOrthancDefaults(t *testing.T) {
 		"/usr/share/orthanc/plugins-available/libOrthancAwsS3Storage.so",
 	}, cfg["Plugins"])
 	s3 := cfg["AwsS3Storage"].(map[string]any)
-	assert.Equal(t, false, s3["VirtualAddressing"])
 	assert.Equal(t, "Disabled", s3["HybridMode"])
 	assert.Equal(t, "${ORTHANC_S3_SECRET_ACCESS_KEY}", s3["SecretKey"])
 
@@ -319,13 +338,15 @@ func TestOrthancJobsInstance(t *testing.T) {
 	assert.Equal(t, true, jobsCfg["DicomServerEnabled"])
 	assert.NotContains(t, webCfg, "DicomModalities")
 	assert.Contains(t, jobsCfg, "DicomModalities")
-	var jobsVolume string
+	jobsVolume := map[string]string{}
 	for _, v := range jobs.Spec.Template.Spec.Volumes {
 		if v.ConfigMap != nil {
-			jobsVolume = v.ConfigMap.Items[0].Key
+			for _, it := range v.ConfigMap.Items {
+				jobsVolume[it.Key] = it.Path
+			}
 		}
 	}
-	assert.Equal(t, "jobs.json", jobsVolume)
+	assert.Equal(t, map[string]string{"jobs-path.json": "orthanc-path.json", "jobs-virtual.json": "orthanc-virtual.json", "probe.py": "probe.py"}, jobsVolume)
 
 	dicom := Decode[corev1.Service](t, m.MustGet(t, "Service", orthancNS, "pacs-orthanc-dicom"))
 	assert.Equal(t, "jobs", dicom.Spec.Selector["app.kubernetes.io/component"])
@@ -505,4 +526,76 @@ func TestOrthancRefusesHybridMigrationWithEncryption(t *testing.T) {
 		ValuesFiles: []string{filepath.Join(orthancChartDir(t), "ci", "s3-values.yaml")}})
 	s3 := orthancConfig(t, m, "web")["AwsS3Storage"].(map[string]any)
 	assert.False(t, s3["HybridMode"] == "WriteToObjectStorage" && s3["StorageEncryption"] != nil)
+}
+
+// orthancStartConfig is the orthanc.json an Orthanc container of Deployment
+// name really starts with: its command's configuration argument with
+// Kubernetes' $(VAR) expansion from the container's environment (Secrets
+// resolved, secrets holds the ones the chart does not render), read from the
+// files its ConfigMap volume mounts.
+func orthancStartConfig(t *testing.T, m *Manifest, name string, secrets map[string]map[string]string) map[string]any {
+	t.Helper()
+	d := orthancDeployment(t, m, name)
+	c := orthancContainer(t, d)
+	env := map[string]string{}
+	resolvable := c
+	resolvable.Env = nil
+	for _, e := range c.Env {
+		if e.ValueFrom == nil || e.ValueFrom.FieldRef == nil { // the pod's own fields do not matter here
+			resolvable.Env = append(resolvable.Env, e)
+		}
+	}
+	for _, kv := range m.Env(t, orthancNS, resolvable, secrets) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	arg := c.Command[len(c.Command)-1]
+	expanded := regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`).ReplaceAllStringFunc(arg, func(ref string) string {
+		if v, ok := env[ref[2:len(ref)-1]]; ok {
+			return v
+		}
+		return ref // Kubernetes leaves an unknown reference as it is
+	})
+	root := t.TempDir()
+	m.MountFiles(t, orthancNS, d.Spec.Template.Spec, "orthanc", root, secrets)
+	raw, err := os.ReadFile(filepath.Join(root, expanded))
+	require.NoError(t, err, "the configuration file %s (from %s) is not mounted", expanded, arg)
+	var cfg map[string]any
+	require.NoError(t, json.Unmarshal(raw, &cfg))
+	return cfg
+}
+
+// TestOrthancS3AddressingFromTenant: storage.s3.virtualAddressing unset takes
+// the addressing of the tenant Secret's S3_ADDRESSING (path or virtual, as
+// commons writes it) at runtime; true or false overrides it.
+func TestOrthancS3AddressingFromTenant(t *testing.T) {
+	tenant := func(addressing string) map[string]map[string]string {
+		return map[string]map[string]string{
+			"Secret/kommons-commons": {"S3_BUCKET_DICOM": "dicom", "S3_ENDPOINT": "https://s3.eu-west-1.amazonaws.com", "S3_REGION": "eu-west-1",
+				"S3_ACCESS_KEY_ID": "id", "S3_SECRET_ACCESS_KEY": "secret", "S3_ADDRESSING": addressing,
+				"PGHOST": "pg", "PGPORT": "5432", "PGSSLMODE": "require"},
+		}
+	}
+	for _, jobs := range []bool{false, true} {
+		values := map[string]any{"jobsInstance": map[string]any{"enabled": jobs}}
+		m := orthancRender(t, values)
+		deployments := []string{"pacs-orthanc"}
+		if jobs {
+			deployments = append(deployments, "pacs-orthanc-jobs")
+		}
+		for _, d := range deployments {
+			for addressing, virtual := range map[string]bool{"virtual": true, "path": false} {
+				s3 := orthancStartConfig(t, m, d, tenant(addressing))["AwsS3Storage"].(map[string]any)
+				assert.Equal(t, virtual, s3["VirtualAddressing"], "%s, tenant addressing %s", d, addressing)
+			}
+		}
+	}
+	// true/false override the tenant, whatever its Secret says.
+	for _, override := range []bool{true, false} {
+		m := orthancRender(t, map[string]any{"storage": map[string]any{"s3": map[string]any{"virtualAddressing": override}}})
+		for _, addressing := range []string{"path", "virtual"} {
+			s3 := orthancStartConfig(t, m, "pacs-orthanc", tenant(addressing))["AwsS3Storage"].(map[string]any)
+			assert.Equal(t, override, s3["VirtualAddressing"], "override %v, tenant %s", override, addressing)
+		}
+	}
 }

@@ -70,6 +70,23 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- if or (eq .Values.storage.type "filesystem") (and (eq .Values.storage.type "s3") (ne .Values.storage.s3.hybridMode "Disabled")) -}}true{{- end -}}
 {{- end -}}
 
+{{/*
+orthanc.configVariants: the addressing variants of orthanc.json, comma-separated.
+"path,virtual" when the addressing comes from the tenant Secret at runtime
+(storage s3, storage.s3.virtualAddressing unset): the ConfigMap holds one file
+per variant and the command names orthanc-$(ORTHANC_S3_ADDRESSING).json, which
+Kubernetes expands from the Secret's key when it starts the container (Orthanc
+cannot turn "path"/"virtual" into its boolean). "" otherwise: one orthanc.json.
+*/}}
+{{- define "orthanc.configVariants" -}}
+{{- if and (eq .Values.storage.type "s3") (not (kindIs "bool" .Values.storage.s3.virtualAddressing)) -}}path,virtual{{- end -}}
+{{- end -}}
+
+{{/* orthanc.configFile: (dict "name" "web"|"jobs"|"orthanc" "variant" ""|"path"|"virtual"): NAME.json or NAME-VARIANT.json. */}}
+{{- define "orthanc.configFile" -}}
+{{- .name -}}{{- with .variant -}}-{{ . }}{{- end -}}.json
+{{- end -}}
+
 {{/* orthanc.claimName */}}
 {{- define "orthanc.claimName" -}}
 {{- .Values.storage.filesystem.existingClaim | default (printf "%s-storage" (include "orthanc.fullname" .)) -}}
@@ -109,8 +126,9 @@ null) replaces. Unlike sprig's merge functions, false and 0 do override.
 
 {{/*
 orthanc.defaults: kommons' Orthanc configuration (a JSON object) for
-"component" web or jobs, before the user's config. Secrets appear only as
-${VAR} references that Orthanc substitutes from the container environment.
+"component" web or jobs and addressing "variant" (see orthanc.configVariants),
+before the user's config. Secrets appear only as ${VAR} references that Orthanc
+substitutes from the container environment.
 */}}
 {{- define "orthanc.defaults" -}}
 {{- $v := .root.Values -}}
@@ -170,7 +188,7 @@ gets the same value. */ -}}
   "Endpoint" "${ORTHANC_S3_ENDPOINT}"
   "AccessKey" "${ORTHANC_S3_ACCESS_KEY_ID}"
   "SecretKey" "${ORTHANC_S3_SECRET_ACCESS_KEY}"
-  "VirtualAddressing" $s3.virtualAddressing
+  "VirtualAddressing" (ternary $s3.virtualAddressing (eq .variant "virtual") (kindIs "bool" $s3.virtualAddressing))
   "RootPath" $s3.rootPath
   "StorageStructure" $s3.storageStructure
   "HybridMode" $s3.hybridMode
@@ -193,7 +211,7 @@ gets the same value. */ -}}
 {{- toJson $c -}}
 {{- end -}}
 
-{{/* orthanc.configJSON: (dict "root" $ "component" "web"|"jobs"): the final orthanc.json. */}}
+{{/* orthanc.configJSON: (dict "root" $ "component" "web"|"jobs" "variant" ""|"path"|"virtual"): the final orthanc.json. */}}
 {{- define "orthanc.configJSON" -}}
 {{- $c := include "orthanc.defaults" . | fromJson -}}
 {{- include "orthanc.merge" (dict "dst" $c "src" (.root.Values.orthanc.config | default dict)) -}}
@@ -316,6 +334,7 @@ template of a Deployment.
 {{- $podLabels := ternary $v.jobsInstance.podLabels $v.podLabels (eq $component "jobs") -}}
 {{- $podAnnotations := ternary $v.jobsInstance.podAnnotations $v.podAnnotations (eq $component "jobs") -}}
 {{- $resources := $v.resources -}}
+{{- $variants := splitList "," (include "orthanc.configVariants" $root) -}}
 {{- if and (eq $component "jobs") $v.jobsInstance.resources -}}{{- $resources = $v.jobsInstance.resources -}}{{- end -}}
 metadata:
   labels:
@@ -324,7 +343,11 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
   annotations:
-    kommons.io/config-hash: {{ include "orthanc.configJSON" (dict "root" $root "component" $component) | sha256sum | trunc 16 | quote }}
+    {{- $configs := list }}
+    {{- range $variants }}
+    {{- $configs = append $configs (include "orthanc.configJSON" (dict "root" $root "component" $component "variant" .)) }}
+    {{- end }}
+    kommons.io/config-hash: {{ join "\n" $configs | sha256sum | trunc 16 | quote }}
     {{- with $podAnnotations }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -397,7 +420,7 @@ spec:
         {{- else if eq $v.orthanc.verbosity "trace" }}
         - "--trace"
         {{- end }}
-        - "/etc/orthanc/orthanc.json"
+        - {{ printf "/etc/orthanc/%s" (include "orthanc.configFile" (dict "name" "orthanc" "variant" (ternary "$(ORTHANC_S3_ADDRESSING)" "" (gt (len $variants) 1)))) | quote }}
       env:
         - name: POD_NAME
           valueFrom:
@@ -421,6 +444,12 @@ spec:
         - name: {{ $env }}
           valueFrom:
             secretKeyRef: {name: {{ $s3.secretName | quote }}, key: {{ $key | quote }}}
+        {{- end }}
+        {{- if gt (len $variants) 1 }}
+        # path or virtual: selects the orthanc.json variant the command names.
+        - name: ORTHANC_S3_ADDRESSING
+          valueFrom:
+            secretKeyRef: {name: {{ $s3.secretName | quote }}, key: {{ $s3.addressingKey | quote }}}
         {{- end }}
         {{- end }}
         {{- with $v.extraEnv }}
@@ -495,8 +524,10 @@ spec:
       configMap:
         name: {{ $full }}-config
         items:
-          - key: {{ $component }}.json
-            path: orthanc.json
+          {{- range $variants }}
+          - key: {{ include "orthanc.configFile" (dict "name" $component "variant" .) }}
+            path: {{ include "orthanc.configFile" (dict "name" "orthanc" "variant" .) }}
+          {{- end }}
           - key: probe.py
             path: probe.py
     - name: tmp
