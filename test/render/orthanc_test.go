@@ -599,3 +599,116 @@ func TestOrthancS3AddressingFromTenant(t *testing.T) {
 		}
 	}
 }
+
+// orthancPodSpecs returns the pod spec of every workload the manifest renders
+// (Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, Pods), keyed "Kind/name".
+func orthancPodSpecs(t *testing.T, m *Manifest) map[string]corev1.PodSpec {
+	t.Helper()
+	out := map[string]corev1.PodSpec{}
+	for _, o := range m.Objects {
+		var path []string
+		switch o.Kind {
+		case "Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet":
+			path = []string{"spec", "template", "spec"}
+		case "CronJob":
+			path = []string{"spec", "jobTemplate", "spec", "template", "spec"}
+		case "Pod":
+			path = []string{"spec"}
+		default:
+			continue
+		}
+		var spec any = o.Fields
+		for _, k := range path {
+			spec = spec.(map[string]any)[k]
+		}
+		b, err := json.Marshal(spec)
+		require.NoError(t, err)
+		var ps corev1.PodSpec
+		require.NoError(t, json.Unmarshal(b, &ps))
+		out[o.Kind+"/"+o.Name] = ps
+	}
+	return out
+}
+
+// TestOrthancGlobalImagePullSecrets: global.imagePullSecrets reaches every
+// pod the chart renders (web, jobs instance, pg-init Job), after the pod's own
+// list (imagePullSecrets for the Orthanc pods, postgresInit.imagePullSecrets
+// for the Job), each name once (issue #17).
+func TestOrthancGlobalImagePullSecrets(t *testing.T) {
+	refs := func(names ...string) []corev1.LocalObjectReference {
+		var out []corev1.LocalObjectReference
+		for _, n := range names {
+			out = append(out, corev1.LocalObjectReference{Name: n})
+		}
+		return out
+	}
+	cases := []struct {
+		name      string
+		values    map[string]any
+		want, job []corev1.LocalObjectReference
+	}{
+		{"global only", map[string]any{"global": map[string]any{"imagePullSecrets": []any{"mirror"}}},
+			refs("mirror"), refs("mirror")},
+		{"own and global", map[string]any{
+			"imagePullSecrets": []any{"own", map[string]any{"name": "mirror"}},
+			"postgresInit":     map[string]any{"imagePullSecrets": []any{"tools"}},
+			"global":           map[string]any{"imagePullSecrets": []any{"mirror", "extra"}},
+		}, refs("own", "mirror", "extra"), refs("tools", "mirror", "extra")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.values["jobsInstance"] = map[string]any{"enabled": true}
+			pods := orthancPodSpecs(t, orthancRender(t, tc.values))
+			for _, want := range []string{"Deployment/pacs-orthanc", "Deployment/pacs-orthanc-jobs"} {
+				require.Contains(t, pods, want)
+			}
+			var jobs int
+			for name, pod := range pods {
+				want := tc.want
+				if strings.HasPrefix(name, "Job/") {
+					jobs++
+					want = tc.job
+				}
+				assert.Equal(t, want, pod.ImagePullSecrets, name)
+			}
+			assert.Equal(t, 1, jobs, "the pg-init Job")
+		})
+	}
+	for name, pod := range orthancPodSpecs(t, orthancRender(t, nil)) {
+		assert.Empty(t, pod.ImagePullSecrets, name)
+	}
+}
+
+// TestOrthancGlobalStorageClass: global.storageClass applies to every claim
+// whose own class is empty; "-" (global or own) renders storageClassName ""
+// (no dynamic provisioning), as in charts/commons (issue #17).
+func TestOrthancGlobalStorageClass(t *testing.T) {
+	str := func(s string) *string { return &s }
+	cases := []struct {
+		name          string
+		global, own   string
+		wantClassName *string
+	}{
+		{"neither", "", "", nil},
+		{"global", "fast", "", str("fast")},
+		{"own wins", "fast", "nfs", str("nfs")},
+		{"global dash", "-", "", str("")},
+		{"own dash", "fast", "-", str("")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, storage := range []map[string]any{
+				{"type": "filesystem", "filesystem": map[string]any{"storageClassName": tc.own}},
+				{"type": "s3", "s3": map[string]any{"hybridMode": "WriteToFileSystem"}, "filesystem": map[string]any{"storageClassName": tc.own}},
+			} {
+				m := orthancRender(t, map[string]any{"global": map[string]any{"storageClass": tc.global}, "storage": storage})
+				claims := m.ByKind("PersistentVolumeClaim")
+				require.NotEmpty(t, claims)
+				for _, o := range claims {
+					pvc := Decode[corev1.PersistentVolumeClaim](t, o)
+					assert.Equal(t, tc.wantClassName, pvc.Spec.StorageClassName, "%s (storage %v)", o.Name, storage["type"])
+				}
+			}
+		})
+	}
+}

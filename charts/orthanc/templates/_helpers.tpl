@@ -87,6 +87,20 @@ cannot turn "path"/"virtual" into its boolean). "" otherwise: one orthanc.json.
 {{- .name -}}{{- with .variant -}}-{{ . }}{{- end -}}.json
 {{- end -}}
 
+{{/*
+orthanc.storageClass: the storageClassName line of the created claim:
+storage.filesystem.storageClassName, else global.storageClass; "-" renders ""
+(no dynamic provisioning); nothing when both are empty (as charts/commons).
+*/}}
+{{- define "orthanc.storageClass" -}}
+{{- $class := .Values.storage.filesystem.storageClassName | default ((.Values.global | default dict).storageClass) -}}
+{{- if eq $class "-" -}}
+storageClassName: ""
+{{- else if $class -}}
+storageClassName: {{ $class | quote }}
+{{- end -}}
+{{- end -}}
+
 {{/* orthanc.claimName */}}
 {{- define "orthanc.claimName" -}}
 {{- .Values.storage.filesystem.existingClaim | default (printf "%s-storage" (include "orthanc.fullname" .)) -}}
@@ -356,11 +370,8 @@ spec:
   automountServiceAccountToken: false
   enableServiceLinks: false
   terminationGracePeriodSeconds: {{ int $v.terminationGracePeriodSeconds }}
-  {{- with $v.imagePullSecrets }}
-  imagePullSecrets:
-    {{- range . }}
-    - name: {{ if kindIs "string" . }}{{ . }}{{ else }}{{ .name }}{{ end }}
-    {{- end }}
+  {{- with include "postgres-init.imagePullSecrets" (dict "secrets" $v.imagePullSecrets "global" $v.global) }}
+  {{- . | nindent 2 }}
   {{- end }}
   securityContext:
     {{- toYaml $v.podSecurityContext | nindent 4 }}
