@@ -712,3 +712,68 @@ func TestOrthancGlobalStorageClass(t *testing.T) {
 		})
 	}
 }
+
+// TestOrthancEgressNetworkPolicy: the NetworkPolicy of the Orthanc pods
+// restricts egress too (kube-score's pod-networkpolicy): DNS, PostgreSQL, the
+// object store (s3 storage only), the ports of the configured modalities,
+// Orthanc peers and DICOMweb servers, and extra rules; egress.enabled false
+// leaves egress unrestricted (ingress only).
+func TestOrthancEgressNetworkPolicy(t *testing.T) {
+	type rule struct {
+		ports []string // "TCP/5432"
+		to    int
+	}
+	rules := func(np *networkingv1.NetworkPolicy) []rule {
+		var out []rule
+		for _, r := range np.Spec.Egress {
+			var ports []string
+			for _, p := range r.Ports {
+				ports = append(ports, fmt.Sprintf("%s/%s", *p.Protocol, p.Port.String()))
+			}
+			out = append(out, rule{ports, len(r.To)})
+		}
+		return out
+	}
+	policy := func(m *Manifest) *networkingv1.NetworkPolicy {
+		np := Decode[networkingv1.NetworkPolicy](t, m.MustGet(t, "NetworkPolicy", orthancNS, "pacs-orthanc"))
+		assert.Equal(t, map[string]string{"app.kubernetes.io/name": "orthanc", "app.kubernetes.io/instance": "pacs"}, np.Spec.PodSelector.MatchLabels, "web and jobs pods")
+		return np
+	}
+
+	np := policy(orthancRender(t, nil))
+	assert.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}, np.Spec.PolicyTypes)
+	assert.Equal(t, []rule{
+		{[]string{"UDP/53", "TCP/53"}, 0},
+		{[]string{"TCP/5432"}, 0},
+		{[]string{"TCP/443", "TCP/9000"}, 0},
+	}, rules(np), "DNS, PostgreSQL, object store; any destination by default")
+
+	// Filesystem storage: no object-store rule. Destinations narrowed by values;
+	// modalities, peers and DICOMweb servers from the configuration; extra rules.
+	pgPeer := map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "commons"}}}
+	np = policy(orthancRender(t, map[string]any{
+		"storage":      map[string]any{"type": "filesystem"},
+		"jobsInstance": map[string]any{"enabled": true, "config": map[string]any{"DicomModalities": map[string]any{"ct": []any{"CT", "ct.local", 104}, "mr": map[string]any{"AET": "MR", "Host": "mr.local", "Port": 11112}, "us": map[string]any{"AET": "US", "Host": "us.local"}}}},
+		"orthanc": map[string]any{"config": map[string]any{
+			"OrthancPeers": map[string]any{"a": []any{"https://a.example.org/"}, "b": map[string]any{"Url": "http://b.local:8042/"}, "c": []any{"http://c.local/orthanc/", "u", "p"}},
+			"DicomWeb":     map[string]any{"Servers": map[string]any{"pacs": []any{"https://pacs.example.org:8443/dicom-web/"}}},
+		}},
+		"networkPolicy": map[string]any{"egress": map[string]any{
+			"dns":        map[string]any{"to": []any{map[string]any{"namespaceSelector": map[string]any{}, "podSelector": map[string]any{"matchLabels": map[string]any{"k8s-app": "kube-dns"}}}}},
+			"postgresql": map[string]any{"port": 6432, "to": []any{pgPeer}},
+			"extra":      []any{map[string]any{"ports": []any{map[string]any{"port": 25, "protocol": "TCP"}}}},
+		}},
+	}))
+	assert.Equal(t, []rule{
+		{[]string{"UDP/53", "TCP/53"}, 1},
+		{[]string{"TCP/6432"}, 1},
+		{[]string{"TCP/80", "TCP/104", "TCP/443", "TCP/8042", "TCP/8443", "TCP/11112"}, 0},
+		{[]string{"TCP/25"}, 0},
+	}, rules(np))
+
+	np = policy(orthancRender(t, map[string]any{"networkPolicy": map[string]any{"egress": map[string]any{"enabled": false}}}))
+	assert.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}, np.Spec.PolicyTypes)
+	assert.Empty(t, np.Spec.Egress)
+	_, rendered := orthancRender(t, map[string]any{"networkPolicy": map[string]any{"enabled": false}}).Get("NetworkPolicy", orthancNS, "pacs-orthanc")
+	assert.False(t, rendered)
+}

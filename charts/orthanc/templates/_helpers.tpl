@@ -101,6 +101,44 @@ storageClassName: {{ $class | quote }}
 {{- end -}}
 {{- end -}}
 
+{{/*
+orthanc.configuredPorts: a JSON list of the TCP ports (sorted, each once) Orthanc
+connects to as configured in orthanc.config and jobsInstance.config: each
+DicomModalities entry's port ([AET, host, port, ...] or {"Port"}, default 104),
+and the port of each OrthancPeers and DicomWeb.Servers URL ([url, ...] or
+{"Url"}; default 80 for http, 443 for https).
+*/}}
+{{- define "orthanc.configuredPorts" -}}
+{{- $ports := list -}}
+{{- range $cfg := list (.Values.orthanc.config | default dict) (.Values.jobsInstance.config | default dict) -}}
+{{- range $m := (get $cfg "DicomModalities" | default dict) -}}
+{{- if and (kindIs "slice" $m) (ge (len $m) 3) -}}
+{{- $ports = append $ports (int (index $m 2)) -}}
+{{- else if kindIs "map" $m -}}
+{{- $ports = append $ports (int (get $m "Port" | default 104)) -}}
+{{- end -}}
+{{- end -}}
+{{- $urls := list -}}
+{{- range $p := concat (values (get $cfg "OrthancPeers" | default dict)) (values (get (get $cfg "DicomWeb" | default dict) "Servers" | default dict)) -}}
+{{- if and (kindIs "slice" $p) $p -}}{{- $urls = append $urls (first $p) -}}{{- else if kindIs "map" $p -}}{{- $urls = append $urls (get $p "Url") -}}{{- end -}}
+{{- end -}}
+{{- range $url := $urls -}}
+{{- $u := urlParse (toString $url) -}}
+{{- $hostPort := splitList ":" $u.host -}}
+{{- if gt (len $hostPort) 1 -}}
+{{- $ports = append $ports (int (last $hostPort)) -}}
+{{- else -}}
+{{- $ports = append $ports (ternary 443 80 (eq $u.scheme "https")) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $sorted := list -}}{{- /* zero-padded to sort numerically */ -}}
+{{- range $p := $ports | uniq -}}{{- $sorted = append $sorted (printf "%05d" $p) -}}{{- end -}}
+{{- $out := list -}}
+{{- range sortAlpha $sorted -}}{{- $out = append $out (atoi .) -}}{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
 {{/* orthanc.claimName */}}
 {{- define "orthanc.claimName" -}}
 {{- .Values.storage.filesystem.existingClaim | default (printf "%s-storage" (include "orthanc.fullname" .)) -}}
