@@ -2,8 +2,8 @@
 // must pass: helm lint --strict (Helm 3 and Helm 4), ct lint (offline),
 // kubeconform -strict against schemas generated from the test cluster's
 // apiserver, on `helm template` output with default values and with every
-// ci/*-values.yaml, and kube-score with no critical finding left unexplained
-// (kube-score.yaml lists each ignored check with its reason).
+// ci/*-values.yaml, and kube-score (kubescore_test.go, no cluster needed) with
+// exactly the findings kube-score.yaml accepts, each with its reason.
 package chartcheck
 
 import (
@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kommons/kommons/internal/testutil/testcluster"
 )
@@ -38,29 +37,10 @@ func chartDirs(t *testing.T, root string) []string {
 	return dirs
 }
 
-type scoreIgnore struct {
-	Test   string   `json:"test"`
-	Charts []string `json:"charts,omitempty"`
-	Reason string   `json:"reason"`
-}
-
-func loadIgnores(t *testing.T) []scoreIgnore {
-	b, err := os.ReadFile("kube-score.yaml")
-	require.NoError(t, err)
-	var f struct {
-		Ignore []scoreIgnore `json:"ignore"`
-	}
-	require.NoError(t, yaml.UnmarshalStrict(b, &f))
-	for _, ig := range f.Ignore {
-		require.NotEmpty(t, strings.TrimSpace(ig.Reason), "kube-score.yaml: ignored check %s needs a reason", ig.Test)
-	}
-	return f.Ignore
-}
-
 // stage copies the repository's chart trees into a temp dir (so file://
 // dependencies resolve and `helm dependency build` does not write into the
-// work tree) and returns the staged path of chart.
-func stage(t *testing.T, c *testcluster.Cluster, root, chart string) string {
+// work tree) and returns the staged path of chart; helm3 builds its dependencies.
+func stage(t *testing.T, helm3, root, chart string) string {
 	tmp := t.TempDir()
 	for _, d := range []string{"charts", "test/charts", "examples/charts"} {
 		src := filepath.Join(root, d)
@@ -73,7 +53,8 @@ func stage(t *testing.T, c *testcluster.Cluster, root, chart string) string {
 	}
 	staged := filepath.Join(tmp, chart)
 	if b, _ := os.ReadFile(filepath.Join(staged, "Chart.yaml")); strings.Contains(string(b), "dependencies:") {
-		c.Run(t, c.Tools.Helm3, "dependency", "build", staged)
+		out, err := exec.Command(helm3, "dependency", "build", staged).CombinedOutput()
+		require.NoError(t, err, "helm dependency build %s:\n%s", chart, out)
 	}
 	return staged
 }
@@ -90,13 +71,12 @@ func TestCharts(t *testing.T) {
 	root := c.Tools.RepoRoot
 	schemas, err := c.EnsureSchemas(t.Context())
 	require.NoError(t, err)
-	ignores := loadIgnores(t)
 	kubeVersion := c.Tools.Versions["KUBE_VERSION"]
 
 	for _, chart := range chartDirs(t, root) {
 		name := filepath.Base(chart)
 		t.Run(chart, func(t *testing.T) {
-			staged := stage(t, c, root, chart)
+			staged := stage(t, c.Tools.Helm3, root, chart)
 			t.Run("helm3-lint-strict", func(t *testing.T) {
 				for _, vf := range valuesFiles(staged) {
 					args := []string{"lint", "--strict", staged}
@@ -138,33 +118,8 @@ func TestCharts(t *testing.T) {
 					out, err := exec.Command(c.Tools.Kubeconform, "-strict", "-summary", "-schema-location", schemas,
 						"-kubernetes-version", kubeVersion, path).CombinedOutput()
 					require.NoError(t, err, "kubeconform -strict:\n%s", out)
-
-					args = []string{"score", "--output-format", "ci"}
-					for _, ig := range ignores {
-						if len(ig.Charts) == 0 || contains(ig.Charts, name) {
-							args = append(args, "--ignore-test", ig.Test)
-						}
-					}
-					out, err = exec.Command(c.Tools.KubeScore, append(args, path)...).CombinedOutput()
-					var critical []string
-					for _, l := range strings.Split(string(out), "\n") {
-						if strings.HasPrefix(l, "[CRITICAL]") {
-							critical = append(critical, l)
-						}
-					}
-					require.Empty(t, critical, "kube-score critical findings (fix them, or list the check with its reason in test/chartcheck/kube-score.yaml)")
-					require.NoError(t, err, "kube-score:\n%s", out)
 				})
 			}
 		})
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -57,15 +59,32 @@ func orthancContainer(t *testing.T, d *appsv1.Deployment) corev1.Container {
 	return corev1.Container{}
 }
 
-// orthancConfig decodes the orthanc.json of component (web or jobs).
+// orthancConfig decodes the orthanc.json of component (web or jobs). When the
+// S3 addressing comes from the tenant Secret, the ConfigMap holds
+// component-path.json and component-virtual.json instead: they must differ in
+// AwsS3Storage.VirtualAddressing only (false and true), and the path one is
+// returned (TestOrthancS3AddressingFromTenant checks which one a pod starts with).
 func orthancConfig(t *testing.T, m *Manifest, component string) map[string]any {
 	t.Helper()
 	cm := Decode[corev1.ConfigMap](t, m.MustGet(t, "ConfigMap", orthancNS, "pacs-orthanc-config"))
-	raw, ok := cm.Data[component+".json"]
-	require.True(t, ok, "ConfigMap has no %s.json", component)
-	var cfg map[string]any
-	require.NoError(t, json.Unmarshal([]byte(raw), &cfg))
-	return cfg
+	decode := func(key string) map[string]any {
+		raw, ok := cm.Data[key]
+		require.True(t, ok, "ConfigMap has no %s", key)
+		var cfg map[string]any
+		require.NoError(t, json.Unmarshal([]byte(raw), &cfg))
+		return cfg
+	}
+	if _, ok := cm.Data[component+".json"]; ok {
+		_, variant := cm.Data[component+"-path.json"]
+		require.False(t, variant, "%s.json next to addressing variants", component)
+		return decode(component + ".json")
+	}
+	path, virtual := decode(component+"-path.json"), decode(component+"-virtual.json")
+	assert.Equal(t, false, path["AwsS3Storage"].(map[string]any)["VirtualAddressing"])
+	assert.Equal(t, true, virtual["AwsS3Storage"].(map[string]any)["VirtualAddressing"])
+	virtual["AwsS3Storage"].(map[string]any)["VirtualAddressing"] = false
+	require.Equal(t, path, virtual, "the addressing variants differ only in VirtualAddressing")
+	return path
 }
 
 func orthancEnv(c corev1.Container) map[string]corev1.EnvVar {
@@ -99,7 +118,8 @@ func TestOrthancDefaults(t *testing.T) {
 
 	c := orthancContainer(t, d)
 	assert.Equal(t, "docker.io/orthancteam/orthanc:26.8.1", c.Image)
-	assert.Equal(t, []string{"/usr/local/bin/Orthanc", "/etc/orthanc/orthanc.json"}, c.Command)
+	assert.Equal(t, []string{"/usr/local/bin/Orthanc", "/etc/orthanc/orthanc-$(ORTHANC_S3_ADDRESSING).json"}, c.Command,
+		"the orthanc.json of the tenant Secret's S3 addressing")
 	require.NotNil(t, c.SecurityContext)
 	assert.True(t, *c.SecurityContext.ReadOnlyRootFilesystem)
 	assert.False(t, *c.SecurityContext.AllowPrivilegeEscalation)
@@ -155,7 +175,6 @@ func TestOrthancDefaults(t *testing.T) {
 		"/usr/share/orthanc/plugins-available/libOrthancAwsS3Storage.so",
 	}, cfg["Plugins"])
 	s3 := cfg["AwsS3Storage"].(map[string]any)
-	assert.Equal(t, false, s3["VirtualAddressing"])
 	assert.Equal(t, "Disabled", s3["HybridMode"])
 	assert.Equal(t, "${ORTHANC_S3_SECRET_ACCESS_KEY}", s3["SecretKey"])
 
@@ -319,13 +338,15 @@ func TestOrthancJobsInstance(t *testing.T) {
 	assert.Equal(t, true, jobsCfg["DicomServerEnabled"])
 	assert.NotContains(t, webCfg, "DicomModalities")
 	assert.Contains(t, jobsCfg, "DicomModalities")
-	var jobsVolume string
+	jobsVolume := map[string]string{}
 	for _, v := range jobs.Spec.Template.Spec.Volumes {
 		if v.ConfigMap != nil {
-			jobsVolume = v.ConfigMap.Items[0].Key
+			for _, it := range v.ConfigMap.Items {
+				jobsVolume[it.Key] = it.Path
+			}
 		}
 	}
-	assert.Equal(t, "jobs.json", jobsVolume)
+	assert.Equal(t, map[string]string{"jobs-path.json": "orthanc-path.json", "jobs-virtual.json": "orthanc-virtual.json", "probe.py": "probe.py"}, jobsVolume)
 
 	dicom := Decode[corev1.Service](t, m.MustGet(t, "Service", orthancNS, "pacs-orthanc-dicom"))
 	assert.Equal(t, "jobs", dicom.Spec.Selector["app.kubernetes.io/component"])
@@ -461,4 +482,298 @@ func TestOrthancCIValues(t *testing.T) {
 			assert.Contains(t, m.Notes, "Upload a study")
 		})
 	}
+}
+
+// TestOrthancS3ConnectTimeout: the AWS S3 plugin (every version to 2.5.4)
+// takes its connection timeout from AwsS3Storage.ConnectTimeout; 2.5.1-2.5.4
+// also read ConnectionTimeout but discard the value. storage.s3.connectionTimeout
+// must reach ConnectTimeout (and ConnectionTimeout carries the same value).
+func TestOrthancS3ConnectTimeout(t *testing.T) {
+	s3 := orthancConfig(t, orthancRender(t, map[string]any{"storage": map[string]any{"s3": map[string]any{"connectionTimeout": 7}}}), "web")["AwsS3Storage"].(map[string]any)
+	assert.Equal(t, 7.0, s3["ConnectTimeout"], "the key the plugin reads")
+	assert.Equal(t, 7.0, s3["ConnectionTimeout"], "the documented key, read but discarded by 2.5.1-2.5.4")
+	s3 = orthancConfig(t, orthancRender(t, nil), "web")["AwsS3Storage"].(map[string]any)
+	assert.Equal(t, 30.0, s3["ConnectTimeout"])
+}
+
+// TestOrthancRefusesHybridMigrationWithEncryption: hybridMode
+// WriteToObjectStorage with encryption on makes the S3 plugin (2.5.4) decrypt
+// the plaintext files already on the volume, and /move-storage copies them,
+// still plaintext, into <uuid>.dcm.enc objects and deletes the volume copy:
+// every later read fails. The render refuses the combination and names the
+// migration order; the CI values do not ship it.
+func TestOrthancRefusesHybridMigrationWithEncryption(t *testing.T) {
+	err := orthancRenderErr(t, map[string]any{"storage": map[string]any{"s3": map[string]any{
+		"hybridMode": "WriteToObjectStorage", "encryption": map[string]any{"enabled": true},
+	}}})
+	require.Error(t, err)
+	msg := err.Error()
+	for _, want := range []string{
+		"storage.s3.hybridMode WriteToObjectStorage", "storage.s3.encryption.enabled",
+		"decrypt", "plaintext", "/move-storage", // why
+		"first migrate with storage.s3.encryption.enabled false", "then set storage.s3.hybridMode Disabled", "enable encryption for new files", // the order
+	} {
+		assert.Contains(t, msg, want)
+	}
+	assert.Less(t, strings.Index(msg, "first migrate"), strings.Index(msg, "enable encryption for new files"))
+
+	// Each half alone renders: the migration without encryption, encryption without the migration.
+	orthancRender(t, map[string]any{"storage": map[string]any{"s3": map[string]any{"hybridMode": "WriteToObjectStorage"}}})
+	orthancRender(t, map[string]any{"storage": map[string]any{"s3": map[string]any{"encryption": map[string]any{"enabled": true}}}})
+
+	// The CI values render (and so do not combine them).
+	m := MustChart(t, orthancChartDir(t), Options{ReleaseName: "pacs", Namespace: orthancNS,
+		ValuesFiles: []string{filepath.Join(orthancChartDir(t), "ci", "s3-values.yaml")}})
+	s3 := orthancConfig(t, m, "web")["AwsS3Storage"].(map[string]any)
+	assert.False(t, s3["HybridMode"] == "WriteToObjectStorage" && s3["StorageEncryption"] != nil)
+}
+
+// orthancStartConfig is the orthanc.json an Orthanc container of Deployment
+// name really starts with: its command's configuration argument with
+// Kubernetes' $(VAR) expansion from the container's environment (Secrets
+// resolved, secrets holds the ones the chart does not render), read from the
+// files its ConfigMap volume mounts.
+func orthancStartConfig(t *testing.T, m *Manifest, name string, secrets map[string]map[string]string) map[string]any {
+	t.Helper()
+	d := orthancDeployment(t, m, name)
+	c := orthancContainer(t, d)
+	env := map[string]string{}
+	resolvable := c
+	resolvable.Env = nil
+	for _, e := range c.Env {
+		if e.ValueFrom == nil || e.ValueFrom.FieldRef == nil { // the pod's own fields do not matter here
+			resolvable.Env = append(resolvable.Env, e)
+		}
+	}
+	for _, kv := range m.Env(t, orthancNS, resolvable, secrets) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	arg := c.Command[len(c.Command)-1]
+	expanded := regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`).ReplaceAllStringFunc(arg, func(ref string) string {
+		if v, ok := env[ref[2:len(ref)-1]]; ok {
+			return v
+		}
+		return ref // Kubernetes leaves an unknown reference as it is
+	})
+	root := t.TempDir()
+	m.MountFiles(t, orthancNS, d.Spec.Template.Spec, "orthanc", root, secrets)
+	raw, err := os.ReadFile(filepath.Join(root, expanded))
+	require.NoError(t, err, "the configuration file %s (from %s) is not mounted", expanded, arg)
+	var cfg map[string]any
+	require.NoError(t, json.Unmarshal(raw, &cfg))
+	return cfg
+}
+
+// TestOrthancS3AddressingFromTenant: storage.s3.virtualAddressing unset takes
+// the addressing of the tenant Secret's S3_ADDRESSING (path or virtual, as
+// commons writes it) at runtime; true or false overrides it.
+func TestOrthancS3AddressingFromTenant(t *testing.T) {
+	tenant := func(addressing string) map[string]map[string]string {
+		return map[string]map[string]string{
+			"Secret/kommons-commons": {"S3_BUCKET_DICOM": "dicom", "S3_ENDPOINT": "https://s3.eu-west-1.amazonaws.com", "S3_REGION": "eu-west-1",
+				"S3_ACCESS_KEY_ID": "id", "S3_SECRET_ACCESS_KEY": "secret", "S3_ADDRESSING": addressing,
+				"PGHOST": "pg", "PGPORT": "5432", "PGSSLMODE": "require"},
+		}
+	}
+	for _, jobs := range []bool{false, true} {
+		values := map[string]any{"jobsInstance": map[string]any{"enabled": jobs}}
+		m := orthancRender(t, values)
+		deployments := []string{"pacs-orthanc"}
+		if jobs {
+			deployments = append(deployments, "pacs-orthanc-jobs")
+		}
+		for _, d := range deployments {
+			for addressing, virtual := range map[string]bool{"virtual": true, "path": false} {
+				s3 := orthancStartConfig(t, m, d, tenant(addressing))["AwsS3Storage"].(map[string]any)
+				assert.Equal(t, virtual, s3["VirtualAddressing"], "%s, tenant addressing %s", d, addressing)
+			}
+		}
+	}
+	// true/false override the tenant, whatever its Secret says.
+	for _, override := range []bool{true, false} {
+		m := orthancRender(t, map[string]any{"storage": map[string]any{"s3": map[string]any{"virtualAddressing": override}}})
+		for _, addressing := range []string{"path", "virtual"} {
+			s3 := orthancStartConfig(t, m, "pacs-orthanc", tenant(addressing))["AwsS3Storage"].(map[string]any)
+			assert.Equal(t, override, s3["VirtualAddressing"], "override %v, tenant %s", override, addressing)
+		}
+	}
+}
+
+// orthancPodSpecs returns the pod spec of every workload the manifest renders
+// (Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, Pods), keyed "Kind/name".
+func orthancPodSpecs(t *testing.T, m *Manifest) map[string]corev1.PodSpec {
+	t.Helper()
+	out := map[string]corev1.PodSpec{}
+	for _, o := range m.Objects {
+		var path []string
+		switch o.Kind {
+		case "Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet":
+			path = []string{"spec", "template", "spec"}
+		case "CronJob":
+			path = []string{"spec", "jobTemplate", "spec", "template", "spec"}
+		case "Pod":
+			path = []string{"spec"}
+		default:
+			continue
+		}
+		var spec any = o.Fields
+		for _, k := range path {
+			spec = spec.(map[string]any)[k]
+		}
+		b, err := json.Marshal(spec)
+		require.NoError(t, err)
+		var ps corev1.PodSpec
+		require.NoError(t, json.Unmarshal(b, &ps))
+		out[o.Kind+"/"+o.Name] = ps
+	}
+	return out
+}
+
+// TestOrthancGlobalImagePullSecrets: global.imagePullSecrets reaches every
+// pod the chart renders (web, jobs instance, pg-init Job), after the pod's own
+// list (imagePullSecrets for the Orthanc pods, postgresInit.imagePullSecrets
+// for the Job), each name once (issue #17).
+func TestOrthancGlobalImagePullSecrets(t *testing.T) {
+	refs := func(names ...string) []corev1.LocalObjectReference {
+		var out []corev1.LocalObjectReference
+		for _, n := range names {
+			out = append(out, corev1.LocalObjectReference{Name: n})
+		}
+		return out
+	}
+	cases := []struct {
+		name      string
+		values    map[string]any
+		want, job []corev1.LocalObjectReference
+	}{
+		{"global only", map[string]any{"global": map[string]any{"imagePullSecrets": []any{"mirror"}}},
+			refs("mirror"), refs("mirror")},
+		{"own and global", map[string]any{
+			"imagePullSecrets": []any{"own", map[string]any{"name": "mirror"}},
+			"postgresInit":     map[string]any{"imagePullSecrets": []any{"tools"}},
+			"global":           map[string]any{"imagePullSecrets": []any{"mirror", "extra"}},
+		}, refs("own", "mirror", "extra"), refs("tools", "mirror", "extra")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.values["jobsInstance"] = map[string]any{"enabled": true}
+			pods := orthancPodSpecs(t, orthancRender(t, tc.values))
+			for _, want := range []string{"Deployment/pacs-orthanc", "Deployment/pacs-orthanc-jobs"} {
+				require.Contains(t, pods, want)
+			}
+			var jobs int
+			for name, pod := range pods {
+				want := tc.want
+				if strings.HasPrefix(name, "Job/") {
+					jobs++
+					want = tc.job
+				}
+				assert.Equal(t, want, pod.ImagePullSecrets, name)
+			}
+			assert.Equal(t, 1, jobs, "the pg-init Job")
+		})
+	}
+	for name, pod := range orthancPodSpecs(t, orthancRender(t, nil)) {
+		assert.Empty(t, pod.ImagePullSecrets, name)
+	}
+}
+
+// TestOrthancGlobalStorageClass: global.storageClass applies to every claim
+// whose own class is empty; "-" (global or own) renders storageClassName ""
+// (no dynamic provisioning), as in charts/commons (issue #17).
+func TestOrthancGlobalStorageClass(t *testing.T) {
+	str := func(s string) *string { return &s }
+	cases := []struct {
+		name          string
+		global, own   string
+		wantClassName *string
+	}{
+		{"neither", "", "", nil},
+		{"global", "fast", "", str("fast")},
+		{"own wins", "fast", "nfs", str("nfs")},
+		{"global dash", "-", "", str("")},
+		{"own dash", "fast", "-", str("")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, storage := range []map[string]any{
+				{"type": "filesystem", "filesystem": map[string]any{"storageClassName": tc.own}},
+				{"type": "s3", "s3": map[string]any{"hybridMode": "WriteToFileSystem"}, "filesystem": map[string]any{"storageClassName": tc.own}},
+			} {
+				m := orthancRender(t, map[string]any{"global": map[string]any{"storageClass": tc.global}, "storage": storage})
+				claims := m.ByKind("PersistentVolumeClaim")
+				require.NotEmpty(t, claims)
+				for _, o := range claims {
+					pvc := Decode[corev1.PersistentVolumeClaim](t, o)
+					assert.Equal(t, tc.wantClassName, pvc.Spec.StorageClassName, "%s (storage %v)", o.Name, storage["type"])
+				}
+			}
+		})
+	}
+}
+
+// TestOrthancEgressNetworkPolicy: the NetworkPolicy of the Orthanc pods
+// restricts egress too (kube-score's pod-networkpolicy): DNS, PostgreSQL, the
+// object store (s3 storage only), the ports of the configured modalities,
+// Orthanc peers and DICOMweb servers, and extra rules; egress.enabled false
+// leaves egress unrestricted (ingress only).
+func TestOrthancEgressNetworkPolicy(t *testing.T) {
+	type rule struct {
+		ports []string // "TCP/5432"
+		to    int
+	}
+	rules := func(np *networkingv1.NetworkPolicy) []rule {
+		var out []rule
+		for _, r := range np.Spec.Egress {
+			var ports []string
+			for _, p := range r.Ports {
+				ports = append(ports, fmt.Sprintf("%s/%s", *p.Protocol, p.Port.String()))
+			}
+			out = append(out, rule{ports, len(r.To)})
+		}
+		return out
+	}
+	policy := func(m *Manifest) *networkingv1.NetworkPolicy {
+		np := Decode[networkingv1.NetworkPolicy](t, m.MustGet(t, "NetworkPolicy", orthancNS, "pacs-orthanc"))
+		assert.Equal(t, map[string]string{"app.kubernetes.io/name": "orthanc", "app.kubernetes.io/instance": "pacs"}, np.Spec.PodSelector.MatchLabels, "web and jobs pods")
+		return np
+	}
+
+	np := policy(orthancRender(t, nil))
+	assert.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}, np.Spec.PolicyTypes)
+	assert.Equal(t, []rule{
+		{[]string{"UDP/53", "TCP/53"}, 0},
+		{[]string{"TCP/5432"}, 0},
+		{[]string{"TCP/443", "TCP/9000"}, 0},
+	}, rules(np), "DNS, PostgreSQL, object store; any destination by default")
+
+	// Filesystem storage: no object-store rule. Destinations narrowed by values;
+	// modalities, peers and DICOMweb servers from the configuration; extra rules.
+	pgPeer := map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "commons"}}}
+	np = policy(orthancRender(t, map[string]any{
+		"storage":      map[string]any{"type": "filesystem"},
+		"jobsInstance": map[string]any{"enabled": true, "config": map[string]any{"DicomModalities": map[string]any{"ct": []any{"CT", "ct.local", 104}, "mr": map[string]any{"AET": "MR", "Host": "mr.local", "Port": 11112}, "us": map[string]any{"AET": "US", "Host": "us.local"}}}},
+		"orthanc": map[string]any{"config": map[string]any{
+			"OrthancPeers": map[string]any{"a": []any{"https://a.example.org/"}, "b": map[string]any{"Url": "http://b.local:8042/"}, "c": []any{"http://c.local/orthanc/", "u", "p"}},
+			"DicomWeb":     map[string]any{"Servers": map[string]any{"pacs": []any{"https://pacs.example.org:8443/dicom-web/"}}},
+		}},
+		"networkPolicy": map[string]any{"egress": map[string]any{
+			"dns":        map[string]any{"to": []any{map[string]any{"namespaceSelector": map[string]any{}, "podSelector": map[string]any{"matchLabels": map[string]any{"k8s-app": "kube-dns"}}}}},
+			"postgresql": map[string]any{"port": 6432, "to": []any{pgPeer}},
+			"extra":      []any{map[string]any{"ports": []any{map[string]any{"port": 25, "protocol": "TCP"}}}},
+		}},
+	}))
+	assert.Equal(t, []rule{
+		{[]string{"UDP/53", "TCP/53"}, 1},
+		{[]string{"TCP/6432"}, 1},
+		{[]string{"TCP/80", "TCP/104", "TCP/443", "TCP/8042", "TCP/8443", "TCP/11112"}, 0},
+		{[]string{"TCP/25"}, 0},
+	}, rules(np))
+
+	np = policy(orthancRender(t, map[string]any{"networkPolicy": map[string]any{"egress": map[string]any{"enabled": false}}}))
+	assert.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}, np.Spec.PolicyTypes)
+	assert.Empty(t, np.Spec.Egress)
+	_, rendered := orthancRender(t, map[string]any{"networkPolicy": map[string]any{"enabled": false}}).Get("NetworkPolicy", orthancNS, "pacs-orthanc")
+	assert.False(t, rendered)
 }

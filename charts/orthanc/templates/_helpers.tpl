@@ -70,6 +70,75 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- if or (eq .Values.storage.type "filesystem") (and (eq .Values.storage.type "s3") (ne .Values.storage.s3.hybridMode "Disabled")) -}}true{{- end -}}
 {{- end -}}
 
+{{/*
+orthanc.configVariants: the addressing variants of orthanc.json, comma-separated.
+"path,virtual" when the addressing comes from the tenant Secret at runtime
+(storage s3, storage.s3.virtualAddressing unset): the ConfigMap holds one file
+per variant and the command names orthanc-$(ORTHANC_S3_ADDRESSING).json, which
+Kubernetes expands from the Secret's key when it starts the container (Orthanc
+cannot turn "path"/"virtual" into its boolean). "" otherwise: one orthanc.json.
+*/}}
+{{- define "orthanc.configVariants" -}}
+{{- if and (eq .Values.storage.type "s3") (not (kindIs "bool" .Values.storage.s3.virtualAddressing)) -}}path,virtual{{- end -}}
+{{- end -}}
+
+{{/* orthanc.configFile: (dict "name" "web"|"jobs"|"orthanc" "variant" ""|"path"|"virtual"): NAME.json or NAME-VARIANT.json. */}}
+{{- define "orthanc.configFile" -}}
+{{- .name -}}{{- with .variant -}}-{{ . }}{{- end -}}.json
+{{- end -}}
+
+{{/*
+orthanc.storageClass: the storageClassName line of the created claim:
+storage.filesystem.storageClassName, else global.storageClass; "-" renders ""
+(no dynamic provisioning); nothing when both are empty (as charts/commons).
+*/}}
+{{- define "orthanc.storageClass" -}}
+{{- $class := .Values.storage.filesystem.storageClassName | default ((.Values.global | default dict).storageClass) -}}
+{{- if eq $class "-" -}}
+storageClassName: ""
+{{- else if $class -}}
+storageClassName: {{ $class | quote }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+orthanc.configuredPorts: a JSON list of the TCP ports (sorted, each once) Orthanc
+connects to as configured in orthanc.config and jobsInstance.config: each
+DicomModalities entry's port ([AET, host, port, ...] or {"Port"}, default 104),
+and the port of each OrthancPeers and DicomWeb.Servers URL ([url, ...] or
+{"Url"}; default 80 for http, 443 for https).
+*/}}
+{{- define "orthanc.configuredPorts" -}}
+{{- $ports := list -}}
+{{- range $cfg := list (.Values.orthanc.config | default dict) (.Values.jobsInstance.config | default dict) -}}
+{{- range $m := (get $cfg "DicomModalities" | default dict) -}}
+{{- if and (kindIs "slice" $m) (ge (len $m) 3) -}}
+{{- $ports = append $ports (int (index $m 2)) -}}
+{{- else if kindIs "map" $m -}}
+{{- $ports = append $ports (int (get $m "Port" | default 104)) -}}
+{{- end -}}
+{{- end -}}
+{{- $urls := list -}}
+{{- range $p := concat (values (get $cfg "OrthancPeers" | default dict)) (values (get (get $cfg "DicomWeb" | default dict) "Servers" | default dict)) -}}
+{{- if and (kindIs "slice" $p) $p -}}{{- $urls = append $urls (first $p) -}}{{- else if kindIs "map" $p -}}{{- $urls = append $urls (get $p "Url") -}}{{- end -}}
+{{- end -}}
+{{- range $url := $urls -}}
+{{- $u := urlParse (toString $url) -}}
+{{- $hostPort := splitList ":" $u.host -}}
+{{- if gt (len $hostPort) 1 -}}
+{{- $ports = append $ports (int (last $hostPort)) -}}
+{{- else -}}
+{{- $ports = append $ports (ternary 443 80 (eq $u.scheme "https")) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $sorted := list -}}{{- /* zero-padded to sort numerically */ -}}
+{{- range $p := $ports | uniq -}}{{- $sorted = append $sorted (printf "%05d" $p) -}}{{- end -}}
+{{- $out := list -}}
+{{- range sortAlpha $sorted -}}{{- $out = append $out (atoi .) -}}{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
 {{/* orthanc.claimName */}}
 {{- define "orthanc.claimName" -}}
 {{- .Values.storage.filesystem.existingClaim | default (printf "%s-storage" (include "orthanc.fullname" .)) -}}
@@ -109,8 +178,9 @@ null) replaces. Unlike sprig's merge functions, false and 0 do override.
 
 {{/*
 orthanc.defaults: kommons' Orthanc configuration (a JSON object) for
-"component" web or jobs, before the user's config. Secrets appear only as
-${VAR} references that Orthanc substitutes from the container environment.
+"component" web or jobs and addressing "variant" (see orthanc.configVariants),
+before the user's config. Secrets appear only as ${VAR} references that Orthanc
+substitutes from the container environment.
 */}}
 {{- define "orthanc.defaults" -}}
 {{- $v := .root.Values -}}
@@ -160,16 +230,21 @@ ${VAR} references that Orthanc substitutes from the container environment.
 {{- $_ := set $c "PostgreSQL" $pg -}}
 {{- if eq $type "s3" -}}
 {{- $s3 := $v.storage.s3 -}}
+{{- /* The plugin's connection timeout is ConnectTimeout (read by every version to
+2.5.4); 2.5.1-2.5.4 also read the documented ConnectionTimeout but discard its
+value. Both carry storage.s3.connectionTimeout, so a plugin that fixes that read
+gets the same value. */ -}}
 {{- $aws := dict
   "BucketName" "${ORTHANC_S3_BUCKET}"
   "Region" "${ORTHANC_S3_REGION}"
   "Endpoint" "${ORTHANC_S3_ENDPOINT}"
   "AccessKey" "${ORTHANC_S3_ACCESS_KEY_ID}"
   "SecretKey" "${ORTHANC_S3_SECRET_ACCESS_KEY}"
-  "VirtualAddressing" $s3.virtualAddressing
+  "VirtualAddressing" (ternary $s3.virtualAddressing (eq .variant "virtual") (kindIs "bool" $s3.virtualAddressing))
   "RootPath" $s3.rootPath
   "StorageStructure" $s3.storageStructure
   "HybridMode" $s3.hybridMode
+  "ConnectTimeout" (int $s3.connectionTimeout)
   "ConnectionTimeout" (int $s3.connectionTimeout)
   "RequestTimeout" (int $s3.requestTimeout)
 -}}
@@ -188,7 +263,7 @@ ${VAR} references that Orthanc substitutes from the container environment.
 {{- toJson $c -}}
 {{- end -}}
 
-{{/* orthanc.configJSON: (dict "root" $ "component" "web"|"jobs"): the final orthanc.json. */}}
+{{/* orthanc.configJSON: (dict "root" $ "component" "web"|"jobs" "variant" ""|"path"|"virtual"): the final orthanc.json. */}}
 {{- define "orthanc.configJSON" -}}
 {{- $c := include "orthanc.defaults" . | fromJson -}}
 {{- include "orthanc.merge" (dict "dst" $c "src" (.root.Values.orthanc.config | default dict)) -}}
@@ -246,6 +321,9 @@ value's path.
 {{- fail (printf "orthanc: jobsInstance.config.%s is managed by the chart: remove it" $key) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- if and (eq $v.storage.type "s3") (eq $v.storage.s3.hybridMode "WriteToObjectStorage") $v.storage.s3.encryption.enabled -}}
+{{- fail "orthanc: storage.s3.hybridMode WriteToObjectStorage cannot be combined with storage.s3.encryption.enabled: with encryption on, the S3 plugin (2.5.4) also tries to decrypt the plaintext files already on the volume, and /move-storage copies them, still plaintext, into <uuid>.dcm.enc objects and deletes the volume copy, so every later read of them fails. Order (README: Migrating a volume to S3): first migrate with storage.s3.encryption.enabled false (move every file with /move-storage until the volume is empty), then set storage.s3.hybridMode Disabled, and only then enable encryption for new files" -}}
 {{- end -}}
 {{- if and $v.dicomTls.enabled (not $v.dicomTls.existingSecret) -}}
 {{- fail "orthanc: dicomTls.existingSecret is required when dicomTls.enabled (a Secret with tls.crt, tls.key and ca.crt)" -}}
@@ -308,6 +386,7 @@ template of a Deployment.
 {{- $podLabels := ternary $v.jobsInstance.podLabels $v.podLabels (eq $component "jobs") -}}
 {{- $podAnnotations := ternary $v.jobsInstance.podAnnotations $v.podAnnotations (eq $component "jobs") -}}
 {{- $resources := $v.resources -}}
+{{- $variants := splitList "," (include "orthanc.configVariants" $root) -}}
 {{- if and (eq $component "jobs") $v.jobsInstance.resources -}}{{- $resources = $v.jobsInstance.resources -}}{{- end -}}
 metadata:
   labels:
@@ -316,7 +395,11 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
   annotations:
-    kommons.io/config-hash: {{ include "orthanc.configJSON" (dict "root" $root "component" $component) | sha256sum | trunc 16 | quote }}
+    {{- $configs := list }}
+    {{- range $variants }}
+    {{- $configs = append $configs (include "orthanc.configJSON" (dict "root" $root "component" $component "variant" .)) }}
+    {{- end }}
+    kommons.io/config-hash: {{ join "\n" $configs | sha256sum | trunc 16 | quote }}
     {{- with $podAnnotations }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -325,11 +408,8 @@ spec:
   automountServiceAccountToken: false
   enableServiceLinks: false
   terminationGracePeriodSeconds: {{ int $v.terminationGracePeriodSeconds }}
-  {{- with $v.imagePullSecrets }}
-  imagePullSecrets:
-    {{- range . }}
-    - name: {{ if kindIs "string" . }}{{ . }}{{ else }}{{ .name }}{{ end }}
-    {{- end }}
+  {{- with include "postgres-init.imagePullSecrets" (dict "secrets" $v.imagePullSecrets "global" $v.global) }}
+  {{- . | nindent 2 }}
   {{- end }}
   securityContext:
     {{- toYaml $v.podSecurityContext | nindent 4 }}
@@ -389,7 +469,7 @@ spec:
         {{- else if eq $v.orthanc.verbosity "trace" }}
         - "--trace"
         {{- end }}
-        - "/etc/orthanc/orthanc.json"
+        - {{ printf "/etc/orthanc/%s" (include "orthanc.configFile" (dict "name" "orthanc" "variant" (ternary "$(ORTHANC_S3_ADDRESSING)" "" (gt (len $variants) 1)))) | quote }}
       env:
         - name: POD_NAME
           valueFrom:
@@ -413,6 +493,12 @@ spec:
         - name: {{ $env }}
           valueFrom:
             secretKeyRef: {name: {{ $s3.secretName | quote }}, key: {{ $key | quote }}}
+        {{- end }}
+        {{- if gt (len $variants) 1 }}
+        # path or virtual: selects the orthanc.json variant the command names.
+        - name: ORTHANC_S3_ADDRESSING
+          valueFrom:
+            secretKeyRef: {name: {{ $s3.secretName | quote }}, key: {{ $s3.addressingKey | quote }}}
         {{- end }}
         {{- end }}
         {{- with $v.extraEnv }}
@@ -487,8 +573,10 @@ spec:
       configMap:
         name: {{ $full }}-config
         items:
-          - key: {{ $component }}.json
-            path: orthanc.json
+          {{- range $variants }}
+          - key: {{ include "orthanc.configFile" (dict "name" $component "variant" .) }}
+            path: {{ include "orthanc.configFile" (dict "name" "orthanc" "variant" .) }}
+          {{- end }}
           - key: probe.py
             path: probe.py
     - name: tmp

@@ -231,12 +231,7 @@ template:
 restartPolicy: Never
 automountServiceAccountToken: false
 enableServiceLinks: false
-{{- with .Values.imagePullSecrets }}
-imagePullSecrets:
-  {{- range . }}
-  - name: {{ if kindIs "string" . }}{{ . }}{{ else }}{{ .name }}{{ end }}
-  {{- end }}
-{{- end }}
+{{- include "postgres-init.imagePullSecrets" (dict "secrets" .Values.imagePullSecrets "global" .Values.global) }}
 securityContext:
   {{- toYaml .Values.job.podSecurityContext | nindent 2 }}
 {{- with .Values.job.priorityClassName }}

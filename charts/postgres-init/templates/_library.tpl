@@ -219,3 +219,23 @@ data:
   jdbc-uri: {{ printf "jdbc:postgresql://%s:%s/%s%s" $host $port $db $jdbcQuery | b64enc | quote }}
   pgpass: {{ printf "%s:%s:%s:%s:%s\n" $host $port $db $user ($password | replace "\\" "\\\\" | replace ":" "\\:") | b64enc | quote }}
 {{- end -}}
+
+{{/*
+postgres-init.imagePullSecrets: the imagePullSecrets field of a pod spec: the
+pod's own "secrets" (names, or {name: ...}) then global.imagePullSecrets
+("global": the caller's .Values.global), each name once; nothing when both are
+empty. Not alias-bound: module charts use it for their own pods.
+  {{- include "postgres-init.imagePullSecrets" (dict "secrets" .Values.imagePullSecrets "global" .Values.global) | nindent 2 }}
+*/}}
+{{- define "postgres-init.imagePullSecrets" -}}
+{{- $names := list -}}
+{{- range concat (.secrets | default list) ((.global | default dict).imagePullSecrets | default list) -}}
+{{- if kindIs "string" . -}}{{- $names = append $names . -}}{{- else -}}{{- $names = append $names .name -}}{{- end -}}
+{{- end -}}
+{{- with uniq $names }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . | quote }}
+  {{- end }}
+{{- end -}}
+{{- end -}}
