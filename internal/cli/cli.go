@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kommons/kommons/internal/version"
 )
 
 // Env returns the value of the environment variable name, or def when unset or empty.
@@ -185,19 +187,33 @@ func (f *FlagSet) LogFlags(o *LogOptions, envPrefix string) {
 	f.String(&o.Level, "log-level", envPrefix+"_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 }
 
-// ParseArgs prints usage followed by the flag defaults on --help (reported
-// as help, for exit code 0) and otherwise parses args like Parse.
+// ParseArgs parses args like Parse, with --version defined. On --help it
+// prints usage followed by the flag defaults on w, on --version the
+// binary's name and version on VersionOutput; both are reported as help
+// (exit code 0). A parse error is returned as one line pointing to --help:
+// the usage is not printed with it.
 func (f *FlagSet) ParseArgs(args []string, w io.Writer, usage string) (help bool, err error) {
+	var showVersion bool
+	if f.Lookup("version") == nil {
+		f.BoolVar(&showVersion, "version", false, "print the version and exit")
+	}
+	f.SetOutput(io.Discard) // the flag package would print the error and the whole usage
+	f.Usage = func() {}
+	err = f.Parse(args)
 	f.SetOutput(w)
-	f.Usage = func() {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
 		fmt.Fprint(w, usage)
 		f.PrintDefaults()
-	}
-	if err := f.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return true, nil
-		}
-		return false, err
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("%w (see --help)", err)
+	case showVersion:
+		fmt.Fprintf(VersionOutput, "%s %s\n", f.Name(), version.String())
+		return true, nil
 	}
 	return false, nil
 }
+
+// VersionOutput receives --version's line (standard output by default).
+var VersionOutput io.Writer = os.Stdout

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -100,4 +101,24 @@ func TestLogFlagsAndParseArgs(t *testing.T) {
 
 	_, err = NewFlagSet("t").ParseArgs([]string{"--nope"}, &out, "")
 	require.ErrorContains(t, err, "nope")
+}
+
+func TestVersionAndOneLineParseErrors(t *testing.T) {
+	var out, ver bytes.Buffer
+	VersionOutput = &ver
+	t.Cleanup(func() { VersionOutput = os.Stdout })
+	fs := NewFlagSet("tool")
+	var name string
+	fs.String(&name, "name", "KT_NAME2", "", "a name")
+	help, err := fs.ParseArgs([]string{"--version"}, &out, "Usage: tool\n")
+	require.NoError(t, err)
+	require.True(t, help, "--version exits 0 like --help")
+	require.Equal(t, "tool dev\n", ver.String())
+	require.Empty(t, out.String())
+
+	fs = NewFlagSet("tool")
+	fs.String(&name, "name", "KT_NAME2", "", "a name")
+	_, err = fs.ParseArgs([]string{"--nope"}, &out, "Usage: tool\n")
+	require.EqualError(t, err, "flag provided but not defined: -nope (see --help)")
+	require.Empty(t, out.String(), "no usage dump on a parse error")
 }
