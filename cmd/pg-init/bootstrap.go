@@ -7,9 +7,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kommons/kommons/internal/cli"
-	"github.com/kommons/kommons/internal/pgconfig"
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/pgready"
+	"github.com/kommons/kommons/internal/secretfile"
 )
 
 // bootstrapProvisioner creates the CREATEDB CREATEROLE login role pg-init runs as.
@@ -18,12 +18,12 @@ func bootstrapProvisioner(ctx context.Context, log *slog.Logger, errw *redacting
 		log.Error("invalid usage", "flag", "--role, --password-file", "error", "both are required")
 		return cli.ExitUsage
 	}
-	pw, err := pgconfig.ReadPasswordFile(o.passwordFile)
+	pw, err := secretfile.Read(o.passwordFile)
 	if err == nil {
 		err = pgprovision.CheckPassword(pw)
 	}
 	if err != nil {
-		log.Error("invalid usage", "flag", "--password-file", "error", err.Error())
+		log.Error("invalid usage", "flag", "--password-file", "error", "--password-file "+err.Error())
 		return cli.ExitUsage
 	}
 	errw.add(pw)

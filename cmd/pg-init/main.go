@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("invalid flag", "flag", "--parallel", "error", fmt.Sprintf("%d: want 1 to %d", o.parallel, maxParallel))
 		return cli.ExitUsage
 	}
-	cfg, err := pgconfig.Load(pgconfig.Source{DSN: o.dsn, PasswordFile: o.adminPasswordFile})
+	cfg, err := pgconfig.Load(pgconfig.Source{DSN: o.dsn, PasswordFile: o.adminPasswordFile, PasswordFileFlag: "--admin-password-file"})
 	if err != nil {
 		log.Error("invalid admin connection settings", "error", err.Error())
 		return cli.ExitUsage

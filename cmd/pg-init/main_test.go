@@ -22,6 +22,7 @@ import (
 	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgnames"
 	"github.com/kommons/kommons/internal/pgprovision"
+	"github.com/kommons/kommons/internal/testutil/badsecret"
 	"github.com/kommons/kommons/internal/testutil/gobuild"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/internal/testutil/syncbuf"
@@ -445,4 +446,31 @@ func TestBootstrapProvisionerThenProvisionAsIt(t *testing.T) {
 	r = h.run(env, "--spec", spec, "--namespace", "prov", "--release", "r")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stderr, `"created":0,"updated":0`)
+}
+
+// TestSecretFilesMustBeSmallRegularFiles: a password file (spec
+// passwordFile, --admin-password-file, bootstrap-provisioner
+// --password-file) that is a device, a FIFO, a directory or larger than
+// 64 KiB exits 2 at once naming the field or flag, without reading it.
+func TestSecretFilesMustBeSmallRegularFiles(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "PGHOST=127.0.0.1", "PGPORT=1", "PGUSER=admin", "PGSSLMODE=disable"}
+	for i, c := range badsecret.Cases(t) {
+		spec := filepath.Join(dir, fmt.Sprintf("spec%d.yaml", i))
+		require.NoError(t, os.WriteFile(spec, []byte("roles: [{name: app, passwordFile: "+c.Path+"}]\n"), 0o644))
+		for name, tc := range map[string]struct {
+			args []string
+			want string
+		}{
+			"spec":      {[]string{"--spec", spec, "--namespace", "n", "--release", "r"}, "roles[0].passwordFile: " + c.Path + ": " + c.Want},
+			"admin":     {[]string{"--spec", spec, "--namespace", "n", "--release", "r", "--admin-password-file", c.Path}, "--admin-password-file " + c.Path + ": " + c.Want},
+			"bootstrap": {[]string{"bootstrap-provisioner", "--role", "prov", "--password-file", c.Path}, "--password-file " + c.Path + ": " + c.Want},
+		} {
+			t.Run(c.Name+"/"+name, func(t *testing.T) {
+				r := badsecret.Run(t, env, binary(t), append(tc.args, "--deadline", "2s")...)
+				require.Equal(t, 2, r.Code, r.Stderr)
+				require.Contains(t, r.Stderr, tc.want)
+			})
+		}
+	}
 }

@@ -149,7 +149,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 			return exitNotFound
 		}
 	}
-	cfg, err := pgconfig.Load(pgconfig.Source{DSN: c.dsn, PasswordFile: c.passwordFile, Database: c.database})
+	cfg, err := pgconfig.Load(pgconfig.Source{DSN: c.dsn, PasswordFile: c.passwordFile, PasswordFileFlag: "--password-file", Database: c.database})
 	if err != nil {
 		return usageErr("%v", err)
 	}

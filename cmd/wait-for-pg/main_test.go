@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kommons/kommons/internal/testutil/badsecret"
 	"github.com/kommons/kommons/internal/testutil/gobuild"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/internal/testutil/syncbuf"
@@ -161,7 +162,7 @@ func TestUsageErrorsExit2AndNameTheCulprit(t *testing.T) {
 		"exec no cmd":   {nil, []string{"--exec"}, "--exec needs a command"},
 		"stray args":    {nil, []string{"echo"}, "unexpected arguments"},
 		"dsn":           {nil, []string{"--dsn", "postgres://u:topsecret-dsn@h:port/db"}, "connection settings (--dsn)"},
-		"password file": {nil, []string{"--password-file", pwFile}, "password file " + pwFile},
+		"password file": {nil, []string{"--password-file", pwFile}, "--password-file " + pwFile + ": no such file or directory"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := start(t, append(envFor(s, "postgres", "pw", "postgres"), tc.env...), tc.args...)
@@ -308,4 +309,20 @@ func TestQuietLogsOnlyTheFinalError(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
 	require.Len(t, lines, 1, p.stderr.String())
 	require.Contains(t, lines[0], "deadline reached")
+}
+
+// TestPasswordFileMustBeASmallRegularFile: a --password-file that is a
+// device, a FIFO, a directory or larger than 64 KiB exits 2 at once naming
+// the flag, without reading it (an unbounded read of /dev/zero grew the
+// process until it was killed; a FIFO blocked it, SIGTERM included).
+func TestPasswordFileMustBeASmallRegularFile(t *testing.T) {
+	env := append(cleanEnv(), "PGHOST=127.0.0.1", "PGPORT=1", "PGUSER=app", "PGSSLMODE=disable")
+	for _, c := range badsecret.Cases(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			r := badsecret.Run(t, env, binary(t), "--timeout", "1s", "--password-file", c.Path)
+			require.Equal(t, 2, r.Code, r.Stderr)
+			require.Contains(t, r.Stderr, "--password-file "+c.Path+": "+c.Want)
+			require.NotContains(t, r.Stderr, "waiting for PostgreSQL")
+		})
+	}
 }

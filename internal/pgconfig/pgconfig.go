@@ -19,6 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/kommons/kommons/internal/secretfile"
 )
 
 // Source names where the connection settings come from. Empty fields are
@@ -27,10 +29,13 @@ type Source struct {
 	// DSN is a connection string, URL (postgres://user@host:5432/db?sslmode=require)
 	// or keyword/value (host=db user=app dbname=app). Empty: environment only.
 	DSN string
-	// PasswordFile is a file holding only the password, e.g. a mounted Secret.
-	// One trailing newline (\n or \r\n) is removed; it overrides any password
-	// from the DSN, PGPASSWORD or PGPASSFILE.
+	// PasswordFile is a file holding only the password, e.g. a mounted Secret,
+	// read by secretfile.Read (a regular file of at most 64 KiB; one trailing
+	// newline, \n or \r\n, is removed); it overrides any password from the
+	// DSN, PGPASSWORD or PGPASSFILE.
 	PasswordFile string
+	// PasswordFileFlag names PasswordFile in errors, e.g. "--password-file".
+	PasswordFileFlag string
 	// Database, when set, overrides the database named by the DSN or PGDATABASE.
 	Database string
 }
@@ -48,9 +53,9 @@ func Load(src Source) (*pgx.ConnConfig, error) {
 		return nil, fmt.Errorf("connection settings (%s): %s", where, parseErrorReason(err, src.DSN))
 	}
 	if src.PasswordFile != "" {
-		pw, err := ReadPasswordFile(src.PasswordFile)
+		pw, err := secretfile.Read(src.PasswordFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s %w", orDefault(src.PasswordFileFlag, "password file"), err)
 		}
 		cfg.Password = pw
 	}
@@ -63,18 +68,11 @@ func Load(src Source) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
-// ReadPasswordFile reads a password from path, removing one trailing newline.
-// An empty password is an error naming the file.
-func ReadPasswordFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("password file %s: %w", path, err)
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
 	}
-	pw := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-	if pw == "" {
-		return "", fmt.Errorf("password file %s: empty", path)
-	}
-	return pw, nil
+	return s
 }
 
 // parseErrorReason returns pgx's reason for a parse failure without the

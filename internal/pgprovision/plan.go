@@ -3,8 +3,8 @@ package pgprovision
 import (
 	"fmt"
 
-	"github.com/kommons/kommons/internal/pgconfig"
 	"github.com/kommons/kommons/internal/pgnames"
+	"github.com/kommons/kommons/internal/secretfile"
 )
 
 // Plan is a validated spec resolved to physical names, with passwords read.
@@ -61,11 +61,10 @@ func NewPlan(source string, spec *Spec) (*Plan, error) {
 			probs = append(probs, fmt.Sprintf("%s.name: physical name %s clashes with %s", path, pr.Physical, other))
 		}
 		seen[pr.Physical] = path
-		pw, err := pgconfig.ReadPasswordFile(r.PasswordFile)
+		pw, err := secretfile.Read(r.PasswordFile)
 		if err == nil {
-			err = CheckPassword(pw)
-			if err != nil {
-				err = fmt.Errorf("password file %s: %w", r.PasswordFile, err)
+			if err = CheckPassword(pw); err != nil {
+				err = fmt.Errorf("%s: %w", r.PasswordFile, err)
 			}
 		}
 		if err != nil {

@@ -105,7 +105,7 @@ func TestNewPlanPasswordProblemsNeverShowThePassword(t *testing.T) {
 	var se *SpecError
 	require.ErrorAs(t, err, &se)
 	require.Len(t, se.Problems, 3, err.Error())
-	assert.Contains(t, se.Problems[0], "roles[0].passwordFile: password file "+bad+": password has a character outside printable ASCII")
+	assert.Contains(t, se.Problems[0], "roles[0].passwordFile: "+bad+": password has a character outside printable ASCII")
 	assert.Contains(t, se.Problems[1], "roles[1].passwordFile")
 	assert.Contains(t, se.Problems[2], "roles[2].passwordFile")
 	assert.NotContains(t, err.Error(), "sécret")

@@ -2,11 +2,10 @@ package s3provision
 
 import (
 	"fmt"
-	"os"
-	"strings"
 	"unicode"
 
 	"github.com/kommons/kommons/internal/s3provision/s3names"
+	"github.com/kommons/kommons/internal/secretfile"
 )
 
 // Secret key length bounds (MinIO's and AWS's).
@@ -99,15 +98,15 @@ func NewPlan(source string, spec *Spec) (*Plan, error) {
 	return plan, nil
 }
 
-// readSecretKey reads a secret key file: one trailing newline is ignored;
+// readSecretKey reads a secret key file (secretfile.Read: a regular file of
+// at most 64 KiB, one trailing newline ignored);
 // the key must be MinSecretKeyLen to MaxSecretKeyLen printable ASCII
 // characters without spaces. Errors never quote the content.
 func readSecretKey(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	s, err := secretfile.Read(path)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
+		return "", err
 	}
-	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	if len(s) < MinSecretKeyLen || len(s) > MaxSecretKeyLen {
 		return "", fmt.Errorf("%s: the secret key has %d characters, want %d to %d", path, len(s), MinSecretKeyLen, MaxSecretKeyLen)
 	}
