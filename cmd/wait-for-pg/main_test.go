@@ -326,3 +326,32 @@ func TestPasswordFileMustBeASmallRegularFile(t *testing.T) {
 		})
 	}
 }
+
+// TestExecNotExecutableIs126: an --exec command that exists but cannot be
+// executed (no execute permission, a directory) exits 126 before waiting,
+// by path or found on PATH; only a command that does not exist is 127.
+func TestExecNotExecutableIs126(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "not-executable")
+	require.NoError(t, os.WriteFile(plain, []byte("#!/bin/sh\nexit 0\n"), 0o644))
+	env := []string{"PATH=" + dir + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"PGHOST=127.0.0.1", "PGPORT=1", "PGUSER=app", "PGSSLMODE=disable"}
+	for name, tc := range map[string]struct {
+		command string
+		code    int
+		want    string
+	}{
+		"path":         {plain, 126, "--exec command not executable"},
+		"on PATH":      {"not-executable", 126, "--exec command not executable"},
+		"directory":    {dir, 126, "--exec command not executable"},
+		"missing path": {filepath.Join(dir, "missing"), 127, "--exec command not found"},
+		"missing name": {"no-such-command-xyz", 127, "--exec command not found"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := start(t, env, "--timeout", "1s", "--exec", "--", tc.command)
+			require.Equal(t, tc.code, p.exit(), p.stderr.String())
+			require.Contains(t, p.stderr.String(), tc.want)
+			require.NotContains(t, p.stderr.String(), "waiting for PostgreSQL", "checked before waiting")
+		})
+	}
+}
