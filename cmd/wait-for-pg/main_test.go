@@ -355,3 +355,14 @@ func TestExecNotExecutableIs126(t *testing.T) {
 		})
 	}
 }
+
+// TestLinksNoYAMLLibrary: wait-for-pg is the init container of every module
+// pod; it shares internal/cli with the provisioning tools but must not link
+// their YAML decoders.
+func TestLinksNoYAMLLibrary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, pkg := range strings.Fields(string(out)) {
+		require.NotContains(t, strings.ToLower(pkg), "yaml")
+	}
+}
