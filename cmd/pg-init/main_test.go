@@ -159,6 +159,9 @@ func TestUsageAndSpecErrorsExit2(t *testing.T) {
 	good := h.moduleSpec("good", "app")
 	bad := filepath.Join(h.dir, "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte("roles:\n  - name: app\n    pasword: x\n"), 0o644))
+	pwPath, _ := h.password("limit")
+	limit := filepath.Join(h.dir, "limit.yaml")
+	require.NoError(t, os.WriteFile(limit, []byte("roles:\n  - name: app\n    passwordFile: "+pwPath+"\n    connectionLimit: 2147483648\n"), 0o644))
 	for name, tc := range map[string]struct {
 		args []string
 		want string
@@ -172,6 +175,7 @@ func TestUsageAndSpecErrorsExit2(t *testing.T) {
 		"bad dsn":          {[]string{"--spec", good, "--namespace", "n", "--release", "r", "--dsn", "postgres://u:" + h.srv.AdminPassword() + "@h:notaport/db"}, "--dsn"},
 		"negative timeout": {[]string{"--spec", good, "--deadline", "-1s"}, "--deadline"},
 		"zero parallel":    {[]string{"--spec", good, "--namespace", "n", "--release", "r", "--parallel", "0"}, "--parallel"},
+		"connection limit": {[]string{"--spec", limit, "--namespace", "n", "--release", "r"}, "roles[0].connectionLimit: 2147483648: want -1 (no limit) to 262143"},
 		"template admin db": {[]string{"--spec", good, "--namespace", "n", "--release", "r", "--dsn", "dbname=template1"},
 			"admin database template1 is a template"},
 	} {
