@@ -9,24 +9,21 @@ import (
 	"github.com/kommons/kommons/internal/cli"
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/pgready"
-	"github.com/kommons/kommons/internal/secretfile"
+	"github.com/kommons/kommons/internal/redact"
 )
 
 // bootstrapProvisioner creates the CREATEDB CREATEROLE login role pg-init runs as.
-func bootstrapProvisioner(ctx context.Context, log *slog.Logger, errw *redactingWriter, cfg *pgx.ConnConfig, o options) int {
+func bootstrapProvisioner(ctx context.Context, log *slog.Logger, errw *redact.Writer, cfg *pgx.ConnConfig, o options) int {
 	if o.role == "" || o.passwordFile == "" {
 		log.Error("invalid usage", "flag", "--role, --password-file", "error", "both are required")
 		return cli.ExitUsage
 	}
-	pw, err := secretfile.Read(o.passwordFile)
-	if err == nil {
-		err = pgprovision.CheckPassword(pw)
-	}
+	pw, err := pgprovision.ReadPassword(o.passwordFile)
 	if err != nil {
 		log.Error("invalid usage", "flag", "--password-file", "error", "--password-file "+err.Error())
 		return cli.ExitUsage
 	}
-	errw.add(pw)
+	errw.Add(pw)
 	if _, err := pgready.Wait(ctx, cfg, pgready.Options{FailFastAuth: true, Primary: true, Logger: log}); err != nil {
 		log.Error("waiting for the server", "error", err.Error())
 		return cli.ExitFailure

@@ -19,6 +19,7 @@ import (
 	"github.com/kommons/kommons/internal/pgconfig"
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/pgready"
+	"github.com/kommons/kommons/internal/redact"
 	"github.com/kommons/kommons/internal/specfile"
 )
 
@@ -67,8 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if bootstrap {
 		args = args[1:]
 	}
-	errw := &redactingWriter{w: stderr}
-	outw := &redactingWriter{w: stdout}
+	errw := redact.NewWriter(stderr)
+	outw := redact.NewWriter(stdout)
 	var o options
 	fs := cli.NewFlagSet("pg-init")
 	fs.SetOutput(errw)
@@ -106,8 +107,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("invalid admin connection settings", "error", err.Error())
 		return cli.ExitUsage
 	}
-	errw.add(cfg.Password)
-	outw.add(cfg.Password)
+	errw.Add(cfg.Password)
+	outw.Add(cfg.Password)
 	if cfg.Database == "" {
 		// The advisory lock that serializes pg-init runs is per database:
 		// default to the maintenance database rather than the user's.
@@ -130,7 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return provision(runCtx, log, errw, outw, cfg, o)
 }
 
-func provision(ctx context.Context, log *slog.Logger, errw, outw *redactingWriter, cfg *pgx.ConnConfig, o options) int {
+func provision(ctx context.Context, log *slog.Logger, errw, outw *redact.Writer, cfg *pgx.ConnConfig, o options) int {
 	if o.spec == "" {
 		log.Error("invalid usage", "flag", "--spec", "error", "required (the spec file)")
 		return cli.ExitUsage
@@ -150,8 +151,8 @@ func provision(ctx context.Context, log *slog.Logger, errw, outw *redactingWrite
 	if err != nil {
 		return cli.FailSpec(log, err)
 	}
-	errw.add(plan.Secrets()...)
-	outw.add(plan.Secrets()...)
+	errw.Add(plan.Secrets()...)
+	outw.Add(plan.Secrets()...)
 	log.Info("provisioning", "scope", plan.Scope.String(), "server", pgconfig.Describe(cfg),
 		"roles", len(plan.Roles), "databases", len(plan.Databases), "adopt", o.adopt, "prune", o.prune)
 	rep, err := pgprovision.Run(ctx, cfg, plan, pgprovision.RunOptions{

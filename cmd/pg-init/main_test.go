@@ -478,3 +478,30 @@ func TestSecretFilesMustBeSmallRegularFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestPasswordsShorterThanTheMinimumAreRefused: pg-init sets role and
+// provisioner passwords, so it refuses ones shorter than 12 characters
+// (redaction relies on it), before contacting the server, without quoting
+// them.
+func TestPasswordsShorterThanTheMinimumAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short.pw")
+	require.NoError(t, os.WriteFile(short, []byte("elevenchars\n"), 0o600))
+	spec := filepath.Join(dir, "spec.yaml")
+	require.NoError(t, os.WriteFile(spec, []byte("roles: [{name: app, passwordFile: "+short+"}]\n"), 0o644))
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "PGHOST=127.0.0.1", "PGPORT=1", "PGUSER=admin", "PGSSLMODE=disable"}
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"spec":      {[]string{"--spec", spec, "--namespace", "n", "--release", "r"}, "roles[0].passwordFile: " + short + ": password is shorter than 12 characters"},
+		"bootstrap": {[]string{"bootstrap-provisioner", "--role", "prov", "--password-file", short}, "--password-file " + short + ": password is shorter than 12 characters"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := badsecret.Run(t, env, binary(t), append(tc.args, "--deadline", "2s")...)
+			require.Equal(t, 2, r.Code, r.Stderr)
+			require.Contains(t, r.Stderr, tc.want)
+			require.NotContains(t, r.Stderr, "elevenchars")
+		})
+	}
+}

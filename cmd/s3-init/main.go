@@ -16,6 +16,7 @@ import (
 	"github.com/minio/madmin-go/v3"
 
 	"github.com/kommons/kommons/internal/cli"
+	"github.com/kommons/kommons/internal/redact"
 	"github.com/kommons/kommons/internal/s3provision"
 	"github.com/kommons/kommons/internal/secretfile"
 	"github.com/kommons/kommons/internal/specfile"
@@ -65,8 +66,8 @@ type options struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	errw := s3provision.NewRedactingWriter(stderr)
-	outw := s3provision.NewRedactingWriter(stdout)
+	errw := redact.NewWriter(stderr)
+	outw := redact.NewWriter(stdout)
 	var o options
 	fs := cli.NewFlagSet("s3-init")
 	fs.SetOutput(errw)

@@ -651,3 +651,19 @@ func TestSecretFilesMustBeSmallRegularFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretKeysShorterThanTheMinimumAreRefused: s3-init sets user secret
+// keys, so it refuses ones shorter than 12 characters (MinIO would take 8;
+// redaction relies on 12), before contacting the server, without quoting
+// them.
+func TestSecretKeysShorterThanTheMinimumAreRefused(t *testing.T) {
+	short := writeFile(t, "short", "elevenchars\n")
+	spec := writeFile(t, "spec.yaml", "scope: {namespace: a, release: b}\nbuckets: [{name: c}]\n"+
+		"users: [{name: u, secretKeyFile: "+short+", buckets: [c]}]\n")
+	env := append(os.Environ(), asBinaryEnv+"=1", "S3_INIT_LOG_FORMAT=json", "S3_ENDPOINT=http://127.0.0.1:1",
+		"AWS_ACCESS_KEY_ID=admin", "AWS_SECRET_ACCESS_KEY="+secretKey())
+	r := badsecret.Run(t, env, os.Args[0], "--spec", spec, "--minio-admin", "--deadline", "2s")
+	require.Equal(t, 2, r.Code, r.Stderr)
+	require.Contains(t, r.Stderr, "users[0].secretKeyFile: "+short+": the secret key must have 12 to 40 characters")
+	require.NotContains(t, r.Stderr, "elevenchars")
+}

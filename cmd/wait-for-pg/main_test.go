@@ -366,3 +366,15 @@ func TestLinksNoYAMLLibrary(t *testing.T) {
 		require.NotContains(t, strings.ToLower(pkg), "yaml")
 	}
 }
+
+// TestShortPasswordDoesNotRewriteTheLogs: a one-character password (one
+// wait-for-pg is given, not one kommons sets) used to be masked wherever
+// that character occurred, garbling every error and revealing it.
+func TestShortPasswordDoesNotRewriteTheLogs(t *testing.T) {
+	p := start(t, []string{"PGHOST=127.0.0.1", "PGPORT=1", "PGUSER=app", "PGDATABASE=app", "PGPASSWORD=a", "PGSSLMODE=disable"}, "--timeout", "1s")
+	require.Equal(t, 1, p.exit(), p.stderr.String())
+	last := p.lastLog()
+	require.Contains(t, last["error"], "failed to connect to `user=app database=app`")
+	require.Contains(t, last["error"], "connection refused")
+	require.NotContains(t, p.stderr.String(), "xxxxx")
+}

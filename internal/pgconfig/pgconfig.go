@@ -3,8 +3,9 @@
 // (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, PGDATABASE, PGSSLMODE,
 // PGCONNECT_TIMEOUT, read by pgx's ParseConfig) and an optional password file
 // (a mounted Kubernetes Secret). It also renders a configuration without its
-// password (Describe) and scrubs passwords from error text (Redact), because
-// server messages and driver errors can echo their input.
+// password (Describe) and scrubs passwords from error text (Redact, that is
+// package redact), because server messages and driver errors can echo their
+// input.
 package pgconfig
 
 import (
@@ -13,13 +14,13 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/kommons/kommons/internal/redact"
 	"github.com/kommons/kommons/internal/secretfile"
 )
 
@@ -85,7 +86,7 @@ func parseErrorReason(err error, dsn string) string {
 			msg = msg[i+3:]
 		}
 	}
-	return RedactString(msg, dsnPasswords(dsn)...)
+	return redact.String(msg, dsnPasswords(dsn)...)
 }
 
 // dsnPasswords returns password candidates from a (possibly invalid)
@@ -176,47 +177,6 @@ func SSLMode(cfg *pgconn.Config) string {
 	}
 }
 
-// Mask replaces every secret in redacted text.
-const Mask = "xxxxx"
-
-// RedactString replaces every non-empty secret in s, also in its URL-escaped
-// forms, with Mask. Longer secrets are replaced first.
-func RedactString(s string, secrets ...string) string {
-	var forms []string
-	for _, sec := range secrets {
-		if sec == "" {
-			continue
-		}
-		forms = append(forms, sec, url.QueryEscape(sec), url.PathEscape(sec), url.UserPassword("u", sec).String()[2:])
-	}
-	sort.Slice(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
-	for _, f := range forms {
-		if f != "" {
-			s = strings.ReplaceAll(s, f, Mask)
-		}
-	}
-	return s
-}
-
-// Redact returns err with every given secret scrubbed from its message; the
-// original error stays reachable with errors.Is/As. nil stays nil, and err is
-// returned unchanged when its text holds no secret.
-func Redact(err error, secrets ...string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	clean := RedactString(msg, secrets...)
-	if clean == msg {
-		return err
-	}
-	return &redactedError{msg: clean, err: err}
-}
-
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
+// Redact is redact.Error: err with every given secret masked in its message.
+// pgprovision's callers use it under this name.
+func Redact(err error, secrets ...string) error { return redact.Error(err, secrets...) }

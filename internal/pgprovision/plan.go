@@ -37,6 +37,19 @@ func (p *Plan) Secrets() []string {
 	return out
 }
 
+// ReadPassword reads a password file (secretfile.Read) and checks the
+// password (CheckPassword); errors read "PATH: reason", never quoting it.
+func ReadPassword(path string) (string, error) {
+	pw, err := secretfile.Read(path)
+	if err != nil {
+		return "", err
+	}
+	if err := CheckPassword(pw); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return pw, nil
+}
+
 // NewPlan validates spec (whose Scope must be set), derives physical names
 // and reads the password files. Every problem is a *SpecError.
 func NewPlan(source string, spec *Spec) (*Plan, error) {
@@ -61,12 +74,7 @@ func NewPlan(source string, spec *Spec) (*Plan, error) {
 			probs = append(probs, fmt.Sprintf("%s.name: physical name %s clashes with %s", path, pr.Physical, other))
 		}
 		seen[pr.Physical] = path
-		pw, err := secretfile.Read(r.PasswordFile)
-		if err == nil {
-			if err = CheckPassword(pw); err != nil {
-				err = fmt.Errorf("%s: %w", r.PasswordFile, err)
-			}
-		}
+		pw, err := ReadPassword(r.PasswordFile)
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("%s.passwordFile: %v", path, err))
 		}

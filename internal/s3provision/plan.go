@@ -4,15 +4,14 @@ import (
 	"fmt"
 	"unicode"
 
+	"github.com/kommons/kommons/internal/redact"
 	"github.com/kommons/kommons/internal/s3provision/s3names"
 	"github.com/kommons/kommons/internal/secretfile"
 )
 
-// Secret key length bounds (MinIO's and AWS's).
-const (
-	MinSecretKeyLen = 8
-	MaxSecretKeyLen = 40
-)
+// MaxSecretKeyLen is the longest secret key MinIO and AWS take; the
+// shortest s3-init sets is redact.MinSecretLen (MinIO itself takes 8).
+const MaxSecretKeyLen = 40
 
 // Plan is a validated spec with physical names resolved and secret keys
 // read: what a run makes true.
@@ -99,16 +98,16 @@ func NewPlan(source string, spec *Spec) (*Plan, error) {
 }
 
 // readSecretKey reads a secret key file (secretfile.Read: a regular file of
-// at most 64 KiB, one trailing newline ignored);
-// the key must be MinSecretKeyLen to MaxSecretKeyLen printable ASCII
-// characters without spaces. Errors never quote the content.
+// at most 64 KiB, one trailing newline ignored); the key must be
+// redact.MinSecretLen to MaxSecretKeyLen printable ASCII characters without
+// spaces. Errors never quote the content, nor give its length.
 func readSecretKey(path string) (string, error) {
 	s, err := secretfile.Read(path)
 	if err != nil {
 		return "", err
 	}
-	if len(s) < MinSecretKeyLen || len(s) > MaxSecretKeyLen {
-		return "", fmt.Errorf("%s: the secret key has %d characters, want %d to %d", path, len(s), MinSecretKeyLen, MaxSecretKeyLen)
+	if len(s) < redact.MinSecretLen || len(s) > MaxSecretKeyLen {
+		return "", fmt.Errorf("%s: the secret key must have %d to %d characters", path, redact.MinSecretLen, MaxSecretKeyLen)
 	}
 	for _, r := range s {
 		if r > unicode.MaxASCII || !unicode.IsPrint(r) || r == ' ' {
