@@ -11,22 +11,22 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kommons/kommons/internal/cli"
-	"github.com/kommons/kommons/internal/pgconfig"
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/pgready"
+	"github.com/kommons/kommons/internal/redact"
 )
 
 // bootstrapProvisioner creates (or repairs) the tenants' provisioner roles
 // (--tenants with --passwords-dir, or one --role with --password-file) and
 // migrates away from the legacy shared provisioner (--legacy-role).
-func bootstrapProvisioner(ctx context.Context, log *slog.Logger, errw *redactingWriter, cfg *pgx.ConnConfig, o options) int {
+func bootstrapProvisioner(ctx context.Context, log *slog.Logger, errw *redact.Writer, cfg *pgx.ConnConfig, o options) int {
 	provs, flag, err := provisionersFromFlags(o)
 	if err != nil {
 		log.Error("invalid usage", "flag", flag, "error", err.Error())
 		return cli.ExitUsage
 	}
 	for _, p := range provs {
-		errw.add(p.Password)
+		errw.Add(p.Password)
 	}
 	if err := pgprovision.ValidateProvisioners(provs); err != nil {
 		log.Error("invalid usage", "flag", flag, "error", err.Error())
@@ -70,17 +70,17 @@ func provisionersFromFlags(o options) ([]pgprovision.TenantProvisioner, string, 
 			if !ok || ns == "" || role == "" || strings.ContainsAny(ns, `/\`) || ns == "." || ns == ".." {
 				return nil, "--tenants", fmt.Errorf("%q: want namespace=role", item)
 			}
-			pw, err := pgconfig.ReadPasswordFile(filepath.Join(o.passwordsDir, ns))
+			pw, err := pgprovision.ReadPassword(filepath.Join(o.passwordsDir, ns))
 			if err != nil {
-				return nil, "--passwords-dir", err
+				return nil, "--passwords-dir", fmt.Errorf("--passwords-dir, tenant %s: %w", ns, err)
 			}
 			provs = append(provs, pgprovision.TenantProvisioner{Namespace: ns, Role: role, Password: pw})
 		}
 		return provs, "--tenants", nil
 	case o.role != "" && o.passwordFile != "":
-		pw, err := pgconfig.ReadPasswordFile(o.passwordFile)
+		pw, err := pgprovision.ReadPassword(o.passwordFile)
 		if err != nil {
-			return nil, "--password-file", err
+			return nil, "--password-file", fmt.Errorf("--password-file %w", err)
 		}
 		return []pgprovision.TenantProvisioner{{Role: o.role, Password: pw}}, "--role", nil
 	}

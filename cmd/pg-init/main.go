@@ -19,6 +19,7 @@ import (
 	"github.com/kommons/kommons/internal/pgconfig"
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/pgready"
+	"github.com/kommons/kommons/internal/redact"
 	"github.com/kommons/kommons/internal/specfile"
 )
 
@@ -72,8 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if bootstrap {
 		args = args[1:]
 	}
-	errw := &redactingWriter{w: stderr}
-	outw := &redactingWriter{w: stdout}
+	errw := redact.NewWriter(stderr)
+	outw := redact.NewWriter(stdout)
 	var o options
 	fs := cli.NewFlagSet("pg-init")
 	fs.SetOutput(errw)
@@ -109,13 +110,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("invalid flag", "flag", "--parallel", "error", fmt.Sprintf("%d: want 1 to %d", o.parallel, maxParallel))
 		return cli.ExitUsage
 	}
-	cfg, err := pgconfig.Load(pgconfig.Source{DSN: o.dsn, PasswordFile: o.adminPasswordFile})
+	cfg, err := pgconfig.Load(pgconfig.Source{DSN: o.dsn, PasswordFile: o.adminPasswordFile, PasswordFileFlag: "--admin-password-file"})
 	if err != nil {
 		log.Error("invalid admin connection settings", "error", err.Error())
 		return cli.ExitUsage
 	}
-	errw.add(cfg.Password)
-	outw.add(cfg.Password)
+	errw.Add(cfg.Password)
+	outw.Add(cfg.Password)
 	if cfg.Database == "" {
 		// The advisory lock that serializes pg-init runs is per database:
 		// default to the maintenance database rather than the user's.
@@ -138,7 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return provision(runCtx, log, errw, outw, cfg, o)
 }
 
-func provision(ctx context.Context, log *slog.Logger, errw, outw *redactingWriter, cfg *pgx.ConnConfig, o options) int {
+func provision(ctx context.Context, log *slog.Logger, errw, outw *redact.Writer, cfg *pgx.ConnConfig, o options) int {
 	if o.spec == "" {
 		log.Error("invalid usage", "flag", "--spec", "error", "required (the spec file)")
 		return cli.ExitUsage
@@ -158,8 +159,8 @@ func provision(ctx context.Context, log *slog.Logger, errw, outw *redactingWrite
 	if err != nil {
 		return cli.FailSpec(log, err)
 	}
-	errw.add(plan.Secrets()...)
-	outw.add(plan.Secrets()...)
+	errw.Add(plan.Secrets()...)
+	outw.Add(plan.Secrets()...)
 	log.Info("provisioning", "scope", plan.Scope.String(), "server", pgconfig.Describe(cfg),
 		"roles", len(plan.Roles), "databases", len(plan.Databases), "adopt", o.adopt, "prune", o.prune)
 	rep, err := pgprovision.Run(ctx, cfg, plan, pgprovision.RunOptions{

@@ -22,6 +22,7 @@ import (
 	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgnames"
 	"github.com/kommons/kommons/internal/pgprovision"
+	"github.com/kommons/kommons/internal/testutil/badsecret"
 	"github.com/kommons/kommons/internal/testutil/gobuild"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/internal/testutil/syncbuf"
@@ -158,6 +159,9 @@ func TestUsageAndSpecErrorsExit2(t *testing.T) {
 	good := h.moduleSpec("good", "app")
 	bad := filepath.Join(h.dir, "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte("roles:\n  - name: app\n    pasword: x\n"), 0o644))
+	pwPath, _ := h.password("limit")
+	limit := filepath.Join(h.dir, "limit.yaml")
+	require.NoError(t, os.WriteFile(limit, []byte("roles:\n  - name: app\n    passwordFile: "+pwPath+"\n    connectionLimit: 2147483648\n"), 0o644))
 	for name, tc := range map[string]struct {
 		args []string
 		want string
@@ -171,6 +175,7 @@ func TestUsageAndSpecErrorsExit2(t *testing.T) {
 		"bad dsn":          {[]string{"--spec", good, "--namespace", "n", "--release", "r", "--dsn", "postgres://u:" + h.srv.AdminPassword() + "@h:notaport/db"}, "--dsn"},
 		"negative timeout": {[]string{"--spec", good, "--deadline", "-1s"}, "--deadline"},
 		"zero parallel":    {[]string{"--spec", good, "--namespace", "n", "--release", "r", "--parallel", "0"}, "--parallel"},
+		"connection limit": {[]string{"--spec", limit, "--namespace", "n", "--release", "r"}, "roles[0].connectionLimit: 2147483648: want -1 (no limit) to 262143"},
 		"template admin db": {[]string{"--spec", good, "--namespace", "n", "--release", "r", "--dsn", "dbname=template1"},
 			"admin database template1 is a template"},
 	} {
@@ -445,4 +450,58 @@ func TestBootstrapProvisionerThenProvisionAsIt(t *testing.T) {
 	r = h.run(env, "--spec", spec, "--namespace", "prov", "--release", "r")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stderr, `"created":0,"updated":0`)
+}
+
+// TestSecretFilesMustBeSmallRegularFiles: a password file (spec
+// passwordFile, --admin-password-file, bootstrap-provisioner
+// --password-file) that is a device, a FIFO, a directory or larger than
+// 64 KiB exits 2 at once naming the field or flag, without reading it.
+func TestSecretFilesMustBeSmallRegularFiles(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "PGHOST=127.0.0.1", "PGPORT=1", "PGUSER=admin", "PGSSLMODE=disable"}
+	for i, c := range badsecret.Cases(t) {
+		spec := filepath.Join(dir, fmt.Sprintf("spec%d.yaml", i))
+		require.NoError(t, os.WriteFile(spec, []byte("roles: [{name: app, passwordFile: "+c.Path+"}]\n"), 0o644))
+		for name, tc := range map[string]struct {
+			args []string
+			want string
+		}{
+			"spec":      {[]string{"--spec", spec, "--namespace", "n", "--release", "r"}, "roles[0].passwordFile: " + c.Path + ": " + c.Want},
+			"admin":     {[]string{"--spec", spec, "--namespace", "n", "--release", "r", "--admin-password-file", c.Path}, "--admin-password-file " + c.Path + ": " + c.Want},
+			"bootstrap": {[]string{"bootstrap-provisioner", "--role", "prov", "--password-file", c.Path}, "--password-file " + c.Path + ": " + c.Want},
+		} {
+			t.Run(c.Name+"/"+name, func(t *testing.T) {
+				r := badsecret.Run(t, env, binary(t), append(tc.args, "--deadline", "2s")...)
+				require.Equal(t, 2, r.Code, r.Stderr)
+				require.Contains(t, r.Stderr, tc.want)
+			})
+		}
+	}
+}
+
+// TestPasswordsShorterThanTheMinimumAreRefused: pg-init sets role and
+// provisioner passwords, so it refuses ones shorter than 12 characters
+// (redaction relies on it), before contacting the server, without quoting
+// them.
+func TestPasswordsShorterThanTheMinimumAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short.pw")
+	require.NoError(t, os.WriteFile(short, []byte("elevenchars\n"), 0o600))
+	spec := filepath.Join(dir, "spec.yaml")
+	require.NoError(t, os.WriteFile(spec, []byte("roles: [{name: app, passwordFile: "+short+"}]\n"), 0o644))
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "PGHOST=127.0.0.1", "PGPORT=1", "PGUSER=admin", "PGSSLMODE=disable"}
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"spec":      {[]string{"--spec", spec, "--namespace", "n", "--release", "r"}, "roles[0].passwordFile: " + short + ": password is shorter than 12 characters"},
+		"bootstrap": {[]string{"bootstrap-provisioner", "--role", "prov", "--password-file", short}, "--password-file " + short + ": password is shorter than 12 characters"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := badsecret.Run(t, env, binary(t), append(tc.args, "--deadline", "2s")...)
+			require.Equal(t, 2, r.Code, r.Stderr)
+			require.Contains(t, r.Stderr, tc.want)
+			require.NotContains(t, r.Stderr, "elevenchars")
+		})
+	}
 }

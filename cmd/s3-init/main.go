@@ -11,13 +11,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/minio/madmin-go/v3"
 
 	"github.com/kommons/kommons/internal/cli"
+	"github.com/kommons/kommons/internal/redact"
 	"github.com/kommons/kommons/internal/s3provision"
+	"github.com/kommons/kommons/internal/secretfile"
 	"github.com/kommons/kommons/internal/specfile"
 )
 
@@ -65,8 +66,8 @@ type options struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	errw := s3provision.NewRedactingWriter(stderr)
-	outw := s3provision.NewRedactingWriter(stdout)
+	errw := redact.NewWriter(stderr)
+	outw := redact.NewWriter(stdout)
 	var o options
 	fs := cli.NewFlagSet("s3-init")
 	fs.SetOutput(errw)
@@ -118,10 +119,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	var err error
-	if conn.AccessKey, err = credential(o.accessKeyFile, "AWS_ACCESS_KEY_ID"); err != nil {
+	if conn.AccessKey, err = credential("--access-key-file", o.accessKeyFile, "AWS_ACCESS_KEY_ID"); err != nil {
 		return usage("--access-key-file", err.Error())
 	}
-	if conn.SecretKey, err = credential(o.secretKeyFile, "AWS_SECRET_ACCESS_KEY"); err != nil {
+	if conn.SecretKey, err = credential("--secret-key-file", o.secretKeyFile, "AWS_SECRET_ACCESS_KEY"); err != nil {
 		return usage("--secret-key-file", err.Error())
 	}
 	conn.SessionToken = os.Getenv("AWS_SESSION_TOKEN")
@@ -163,22 +164,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return cli.FinishRun(log, "s3-init", err, outw, output)
 }
 
-// credential reads a key from file (one trailing newline ignored), else
-// from the environment variable env.
-func credential(file, env string) (string, error) {
+// credential reads a key from file (secretfile.Read: a regular file of at
+// most 64 KiB, one trailing newline ignored), else from the environment
+// variable env. flag names the file's flag in errors.
+func credential(flag, file, env string) (string, error) {
 	if file == "" {
 		if v := os.Getenv(env); v != "" {
 			return v, nil
 		}
 		return "", fmt.Errorf("required (a file, or env %s)", env)
 	}
-	b, err := os.ReadFile(file)
+	v, err := secretfile.Read(file)
 	if err != nil {
-		return "", err
-	}
-	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-	if v == "" {
-		return "", fmt.Errorf("%s is empty", file)
+		return "", fmt.Errorf("%s %w", flag, err)
 	}
 	return v, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/s3provision"
 	"github.com/kommons/kommons/internal/s3provision/s3names"
+	"github.com/kommons/kommons/internal/testutil/badsecret"
 	"github.com/kommons/kommons/internal/testutil/miniotest"
 )
 
@@ -619,4 +620,50 @@ func TestUnmarkedBucketTaggedMeanwhile(t *testing.T) {
 	r := p.wait(t)
 	requireExit(t, r, 0)
 	require.Equal(t, outcome.Unchanged, output(t, r).Buckets[0].Action)
+}
+
+// TestSecretFilesMustBeSmallRegularFiles: a key file (--access-key-file,
+// --secret-key-file, spec secretKeyFile) that is a device, a FIFO, a
+// directory or larger than 64 KiB exits 2 at once naming the flag or field,
+// without reading it. No server is needed: s3-init refuses before
+// connecting.
+func TestSecretFilesMustBeSmallRegularFiles(t *testing.T) {
+	key := writeFile(t, "key", secretKey())
+	env := append(os.Environ(), asBinaryEnv+"=1", "S3_INIT_LOG_FORMAT=json", "S3_ENDPOINT=http://127.0.0.1:1",
+		"AWS_ACCESS_KEY_ID=admin", "AWS_SECRET_ACCESS_KEY="+secretKey())
+	for i, c := range badsecret.Cases(t) {
+		spec := writeFile(t, fmt.Sprintf("spec%d.yaml", i), "scope: {namespace: a, release: b}\nbuckets: [{name: c}]\n"+
+			"users: [{name: u, secretKeyFile: "+c.Path+", buckets: [c]}]\n")
+		good := writeFile(t, fmt.Sprintf("good%d.yaml", i), "scope: {namespace: a, release: b}\nbuckets: [{name: c}]\n")
+		for name, tc := range map[string]struct {
+			args []string
+			want string
+		}{
+			"spec":       {[]string{"--spec", spec, "--minio-admin"}, "users[0].secretKeyFile: " + c.Path + ": " + c.Want},
+			"access key": {[]string{"--spec", good, "--access-key-file", c.Path, "--secret-key-file", key}, "--access-key-file " + c.Path + ": " + c.Want},
+			"secret key": {[]string{"--spec", good, "--secret-key-file", c.Path}, "--secret-key-file " + c.Path + ": " + c.Want},
+		} {
+			t.Run(c.Name+"/"+name, func(t *testing.T) {
+				r := badsecret.Run(t, env, os.Args[0], append(tc.args, "--deadline", "2s")...)
+				require.Equal(t, 2, r.Code, r.Stderr)
+				require.Contains(t, r.Stderr, tc.want)
+			})
+		}
+	}
+}
+
+// TestSecretKeysShorterThanTheMinimumAreRefused: s3-init sets user secret
+// keys, so it refuses ones shorter than 12 characters (MinIO would take 8;
+// redaction relies on 12), before contacting the server, without quoting
+// them.
+func TestSecretKeysShorterThanTheMinimumAreRefused(t *testing.T) {
+	short := writeFile(t, "short", "elevenchars\n")
+	spec := writeFile(t, "spec.yaml", "scope: {namespace: a, release: b}\nbuckets: [{name: c}]\n"+
+		"users: [{name: u, secretKeyFile: "+short+", buckets: [c]}]\n")
+	env := append(os.Environ(), asBinaryEnv+"=1", "S3_INIT_LOG_FORMAT=json", "S3_ENDPOINT=http://127.0.0.1:1",
+		"AWS_ACCESS_KEY_ID=admin", "AWS_SECRET_ACCESS_KEY="+secretKey())
+	r := badsecret.Run(t, env, os.Args[0], "--spec", spec, "--minio-admin", "--deadline", "2s")
+	require.Equal(t, 2, r.Code, r.Stderr)
+	require.Contains(t, r.Stderr, "users[0].secretKeyFile: "+short+": the secret key must have 12 to 40 characters")
+	require.NotContains(t, r.Stderr, "elevenchars")
 }

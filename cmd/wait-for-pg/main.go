@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -100,7 +102,7 @@ Exit codes:
   0    ready (the target level was reached)
   1    deadline reached; the last line names the highest level, last error and elapsed time
   2    permanent error (TLS misconfiguration, --fail-fast-auth and bad credentials) or invalid flags/DSN/environment
-  126  --exec command could not be executed
+  126  --exec command exists but is not executable (checked before waiting), or exec failed
   127  --exec command not found (checked before waiting)
   130  interrupted by SIGINT
   143  terminated by SIGTERM
@@ -145,11 +147,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	var path string
 	if c.exec {
 		if path, err = exec.LookPath(command[0]); err != nil {
+			if notExecutable(command[0]) {
+				log.Error("--exec command not executable", "command", command[0], "error", err.Error())
+				return exitCannotExec
+			}
 			log.Error("--exec command not found", "command", command[0], "error", err.Error())
 			return exitNotFound
 		}
 	}
-	cfg, err := pgconfig.Load(pgconfig.Source{DSN: c.dsn, PasswordFile: c.passwordFile, Database: c.database})
+	cfg, err := pgconfig.Load(pgconfig.Source{DSN: c.dsn, PasswordFile: c.passwordFile, PasswordFileFlag: "--password-file", Database: c.database})
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -187,6 +193,28 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Error("PostgreSQL not ready: permanent error", attrs...)
 		return exitPermanent
 	}
+}
+
+// notExecutable reports whether name, which exec.LookPath did not accept,
+// exists but cannot be executed (no execute permission, a directory, a path
+// it may not search): 126 like a shell, not 127 (not found). A name without
+// a slash is looked for in each $PATH directory, as LookPath does, where
+// directories do not count (a shell skips them too).
+func notExecutable(name string) bool {
+	if strings.Contains(name, "/") {
+		_, err := os.Stat(name)
+		return err == nil || errors.Is(err, fs.ErrPermission)
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if dir == "" {
+			dir = "."
+		}
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if (err == nil && !fi.IsDir()) || errors.Is(err, fs.ErrPermission) {
+			return true
+		}
+	}
+	return false
 }
 
 // options validates the flags into pgready.Options.

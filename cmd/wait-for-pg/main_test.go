@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kommons/kommons/internal/testutil/badsecret"
 	"github.com/kommons/kommons/internal/testutil/gobuild"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/internal/testutil/syncbuf"
@@ -161,7 +162,7 @@ func TestUsageErrorsExit2AndNameTheCulprit(t *testing.T) {
 		"exec no cmd":   {nil, []string{"--exec"}, "--exec needs a command"},
 		"stray args":    {nil, []string{"echo"}, "unexpected arguments"},
 		"dsn":           {nil, []string{"--dsn", "postgres://u:topsecret-dsn@h:port/db"}, "connection settings (--dsn)"},
-		"password file": {nil, []string{"--password-file", pwFile}, "password file " + pwFile},
+		"password file": {nil, []string{"--password-file", pwFile}, "--password-file " + pwFile + ": no such file or directory"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := start(t, append(envFor(s, "postgres", "pw", "postgres"), tc.env...), tc.args...)
@@ -308,4 +309,72 @@ func TestQuietLogsOnlyTheFinalError(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
 	require.Len(t, lines, 1, p.stderr.String())
 	require.Contains(t, lines[0], "deadline reached")
+}
+
+// TestPasswordFileMustBeASmallRegularFile: a --password-file that is a
+// device, a FIFO, a directory or larger than 64 KiB exits 2 at once naming
+// the flag, without reading it (an unbounded read of /dev/zero grew the
+// process until it was killed; a FIFO blocked it, SIGTERM included).
+func TestPasswordFileMustBeASmallRegularFile(t *testing.T) {
+	env := append(cleanEnv(), "PGHOST=127.0.0.1", "PGPORT=1", "PGUSER=app", "PGSSLMODE=disable")
+	for _, c := range badsecret.Cases(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			r := badsecret.Run(t, env, binary(t), "--timeout", "1s", "--password-file", c.Path)
+			require.Equal(t, 2, r.Code, r.Stderr)
+			require.Contains(t, r.Stderr, "--password-file "+c.Path+": "+c.Want)
+			require.NotContains(t, r.Stderr, "waiting for PostgreSQL")
+		})
+	}
+}
+
+// TestExecNotExecutableIs126: an --exec command that exists but cannot be
+// executed (no execute permission, a directory) exits 126 before waiting,
+// by path or found on PATH; only a command that does not exist is 127.
+func TestExecNotExecutableIs126(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "not-executable")
+	require.NoError(t, os.WriteFile(plain, []byte("#!/bin/sh\nexit 0\n"), 0o644))
+	env := []string{"PATH=" + dir + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"PGHOST=127.0.0.1", "PGPORT=1", "PGUSER=app", "PGSSLMODE=disable"}
+	for name, tc := range map[string]struct {
+		command string
+		code    int
+		want    string
+	}{
+		"path":         {plain, 126, "--exec command not executable"},
+		"on PATH":      {"not-executable", 126, "--exec command not executable"},
+		"directory":    {dir, 126, "--exec command not executable"},
+		"missing path": {filepath.Join(dir, "missing"), 127, "--exec command not found"},
+		"missing name": {"no-such-command-xyz", 127, "--exec command not found"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := start(t, env, "--timeout", "1s", "--exec", "--", tc.command)
+			require.Equal(t, tc.code, p.exit(), p.stderr.String())
+			require.Contains(t, p.stderr.String(), tc.want)
+			require.NotContains(t, p.stderr.String(), "waiting for PostgreSQL", "checked before waiting")
+		})
+	}
+}
+
+// TestLinksNoYAMLLibrary: wait-for-pg is the init container of every module
+// pod; it shares internal/cli with the provisioning tools but must not link
+// their YAML decoders.
+func TestLinksNoYAMLLibrary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, pkg := range strings.Fields(string(out)) {
+		require.NotContains(t, strings.ToLower(pkg), "yaml")
+	}
+}
+
+// TestShortPasswordDoesNotRewriteTheLogs: a one-character password (one
+// wait-for-pg is given, not one kommons sets) used to be masked wherever
+// that character occurred, garbling every error and revealing it.
+func TestShortPasswordDoesNotRewriteTheLogs(t *testing.T) {
+	p := start(t, []string{"PGHOST=127.0.0.1", "PGPORT=1", "PGUSER=app", "PGDATABASE=app", "PGPASSWORD=a", "PGSSLMODE=disable"}, "--timeout", "1s")
+	require.Equal(t, 1, p.exit(), p.stderr.String())
+	last := p.lastLog()
+	require.Contains(t, last["error"], "failed to connect to `user=app database=app`")
+	require.Contains(t, last["error"], "connection refused")
+	require.NotContains(t, p.stderr.String(), "xxxxx")
 }

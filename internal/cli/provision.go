@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/kommons/kommons/internal/outcome"
-	"github.com/kommons/kommons/internal/specfile"
 )
 
 // Exit codes of the provisioning tools (pg-init, s3-init), documented in
@@ -75,12 +74,21 @@ func (f *FlagSet) StartRun(tool string, args []string, w io.Writer, usage string
 	return log, ExitOK, false
 }
 
+// specError is an invalid spec that names its file and lists every problem
+// with its field path: *specfile.Error, which this package does not import,
+// since that would link YAML libraries into wait-for-pg.
+type specError interface {
+	error
+	SpecSource() string
+	SpecProblems() []string
+}
+
 // FailSpec logs an invalid spec (a *specfile.Error: the file and every
 // problem with its field path) or usage error once and returns ExitUsage.
 func FailSpec(log *slog.Logger, err error) int {
-	var se *specfile.Error
+	var se specError
 	if errors.As(err, &se) {
-		log.Error("invalid spec", "file", se.Source, "problems", strings.Join(se.Problems, "; "))
+		log.Error("invalid spec", "file", se.SpecSource(), "problems", strings.Join(se.SpecProblems(), "; "))
 		return ExitUsage
 	}
 	log.Error("invalid spec", "error", err.Error())

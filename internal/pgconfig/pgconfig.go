@@ -3,8 +3,9 @@
 // (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, PGDATABASE, PGSSLMODE,
 // PGCONNECT_TIMEOUT, read by pgx's ParseConfig) and an optional password file
 // (a mounted Kubernetes Secret). It also renders a configuration without its
-// password (Describe) and scrubs passwords from error text (Redact), because
-// server messages and driver errors can echo their input.
+// password (Describe) and scrubs passwords from error text (Redact, that is
+// package redact), because server messages and driver errors can echo their
+// input.
 package pgconfig
 
 import (
@@ -13,12 +14,14 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/kommons/kommons/internal/redact"
+	"github.com/kommons/kommons/internal/secretfile"
 )
 
 // Source names where the connection settings come from. Empty fields are
@@ -27,10 +30,13 @@ type Source struct {
 	// DSN is a connection string, URL (postgres://user@host:5432/db?sslmode=require)
 	// or keyword/value (host=db user=app dbname=app). Empty: environment only.
 	DSN string
-	// PasswordFile is a file holding only the password, e.g. a mounted Secret.
-	// One trailing newline (\n or \r\n) is removed; it overrides any password
-	// from the DSN, PGPASSWORD or PGPASSFILE.
+	// PasswordFile is a file holding only the password, e.g. a mounted Secret,
+	// read by secretfile.Read (a regular file of at most 64 KiB; one trailing
+	// newline, \n or \r\n, is removed); it overrides any password from the
+	// DSN, PGPASSWORD or PGPASSFILE.
 	PasswordFile string
+	// PasswordFileFlag names PasswordFile in errors, e.g. "--password-file".
+	PasswordFileFlag string
 	// Database, when set, overrides the database named by the DSN or PGDATABASE.
 	Database string
 }
@@ -48,9 +54,9 @@ func Load(src Source) (*pgx.ConnConfig, error) {
 		return nil, fmt.Errorf("connection settings (%s): %s", where, parseErrorReason(err, src.DSN))
 	}
 	if src.PasswordFile != "" {
-		pw, err := ReadPasswordFile(src.PasswordFile)
+		pw, err := secretfile.Read(src.PasswordFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s %w", orDefault(src.PasswordFileFlag, "password file"), err)
 		}
 		cfg.Password = pw
 	}
@@ -63,18 +69,11 @@ func Load(src Source) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
-// ReadPasswordFile reads a password from path, removing one trailing newline.
-// An empty password is an error naming the file.
-func ReadPasswordFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("password file %s: %w", path, err)
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
 	}
-	pw := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-	if pw == "" {
-		return "", fmt.Errorf("password file %s: empty", path)
-	}
-	return pw, nil
+	return s
 }
 
 // parseErrorReason returns pgx's reason for a parse failure without the
@@ -87,7 +86,7 @@ func parseErrorReason(err error, dsn string) string {
 			msg = msg[i+3:]
 		}
 	}
-	return RedactString(msg, dsnPasswords(dsn)...)
+	return redact.String(msg, dsnPasswords(dsn)...)
 }
 
 // dsnPasswords returns password candidates from a (possibly invalid)
@@ -178,47 +177,6 @@ func SSLMode(cfg *pgconn.Config) string {
 	}
 }
 
-// Mask replaces every secret in redacted text.
-const Mask = "xxxxx"
-
-// RedactString replaces every non-empty secret in s, also in its URL-escaped
-// forms, with Mask. Longer secrets are replaced first.
-func RedactString(s string, secrets ...string) string {
-	var forms []string
-	for _, sec := range secrets {
-		if sec == "" {
-			continue
-		}
-		forms = append(forms, sec, url.QueryEscape(sec), url.PathEscape(sec), url.UserPassword("u", sec).String()[2:])
-	}
-	sort.Slice(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
-	for _, f := range forms {
-		if f != "" {
-			s = strings.ReplaceAll(s, f, Mask)
-		}
-	}
-	return s
-}
-
-// Redact returns err with every given secret scrubbed from its message; the
-// original error stays reachable with errors.Is/As. nil stays nil, and err is
-// returned unchanged when its text holds no secret.
-func Redact(err error, secrets ...string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	clean := RedactString(msg, secrets...)
-	if clean == msg {
-		return err
-	}
-	return &redactedError{msg: clean, err: err}
-}
-
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
+// Redact is redact.Error: err with every given secret masked in its message.
+// pgprovision's callers use it under this name.
+func Redact(err error, secrets ...string) error { return redact.Error(err, secrets...) }

@@ -140,3 +140,11 @@ func TestPasswordPrecedence(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "from-file", cfg.Password, "--password-file beats everything")
 }
+
+// TestRedactShortPasswordLeavesOtherTextAlone: a one-character password
+// used to be masked in every word holding that character.
+func TestRedactShortPasswordLeavesOtherTextAlone(t *testing.T) {
+	err := errors.New("failed to connect to `user=app database=app`: connection refused")
+	require.Same(t, err, Redact(err, "a"))
+	require.Equal(t, `password "xxxxx" rejected`, Redact(errors.New(`password "a" rejected`), "a").Error())
+}

@@ -3,8 +3,8 @@ package pgprovision
 import (
 	"fmt"
 
-	"github.com/kommons/kommons/internal/pgconfig"
 	"github.com/kommons/kommons/internal/pgnames"
+	"github.com/kommons/kommons/internal/secretfile"
 )
 
 // Plan is a validated spec resolved to physical names, with passwords read.
@@ -37,6 +37,19 @@ func (p *Plan) Secrets() []string {
 	return out
 }
 
+// ReadPassword reads a password file (secretfile.Read) and checks the
+// password (CheckPassword); errors read "PATH: reason", never quoting it.
+func ReadPassword(path string) (string, error) {
+	pw, err := secretfile.Read(path)
+	if err != nil {
+		return "", err
+	}
+	if err := CheckPassword(pw); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return pw, nil
+}
+
 // NewPlan validates spec (whose Scope must be set), derives physical names
 // and reads the password files. Every problem is a *SpecError.
 func NewPlan(source string, spec *Spec) (*Plan, error) {
@@ -61,13 +74,7 @@ func NewPlan(source string, spec *Spec) (*Plan, error) {
 			probs = append(probs, fmt.Sprintf("%s.name: physical name %s clashes with %s", path, pr.Physical, other))
 		}
 		seen[pr.Physical] = path
-		pw, err := pgconfig.ReadPasswordFile(r.PasswordFile)
-		if err == nil {
-			err = CheckPassword(pw)
-			if err != nil {
-				err = fmt.Errorf("password file %s: %w", r.PasswordFile, err)
-			}
-		}
+		pw, err := ReadPassword(r.PasswordFile)
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("%s.passwordFile: %v", path, err))
 		}

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/kommons/kommons/internal/redact"
 )
 
 // SCRAMIterations is the PBKDF2 iteration count of verifiers pg-init
@@ -86,11 +88,15 @@ func hmacSHA256(key []byte, msg string) []byte {
 
 // CheckPassword refuses passwords pg-init cannot hash exactly as PostgreSQL
 // and its clients do: empty ones and ones with non-ASCII or control
-// characters (PostgreSQL normalises non-ASCII passwords with SASLprep). The
-// error never contains the password.
+// characters (PostgreSQL normalises non-ASCII passwords with SASLprep); and
+// passwords shorter than redact.MinSecretLen, which redaction could not mask
+// safely. The error never contains the password, nor its length.
 func CheckPassword(pw string) error {
 	if pw == "" {
 		return fmt.Errorf("empty password")
+	}
+	if len(pw) < redact.MinSecretLen {
+		return fmt.Errorf("password is shorter than %d characters", redact.MinSecretLen)
 	}
 	for i := 0; i < len(pw); i++ {
 		if pw[i] < 0x20 || pw[i] > 0x7e {

@@ -35,7 +35,8 @@ type Role struct {
 	Name string `json:"name"`
 	// PasswordFile holds the password (one trailing newline is ignored).
 	PasswordFile string `json:"passwordFile"`
-	// ConnectionLimit is the role's CONNECTION LIMIT; nil or -1 means none.
+	// ConnectionLimit is the role's CONNECTION LIMIT, -1 to
+	// MaxConnectionLimit; nil or -1 means none.
 	ConnectionLimit *int `json:"connectionLimit,omitempty"`
 	// ReclaimPolicy: retain (default) or delete; delete lets --prune drop
 	// the role once the spec no longer lists it.
@@ -62,6 +63,12 @@ const (
 	ReclaimRetain = specfile.ReclaimRetain
 	ReclaimDelete = specfile.ReclaimDelete
 )
+
+// MaxConnectionLimit is the largest connectionLimit a spec may set:
+// PostgreSQL's MAX_BACKENDS (2^18-1), above which max_connections cannot be
+// set, so a larger limit could never apply. PostgreSQL itself takes up to
+// 2147483647 and fails with a syntax error past it.
+const MaxConnectionLimit = 1<<18 - 1
 
 // MaxLogicalNameLen bounds logical names (bytes); longer ones are refused,
 // shorter ones are sanitized and hashed by pgnames as needed.
@@ -126,8 +133,8 @@ func (s *Spec) Validate(source string) error {
 		if r.ConnectionLimit == nil {
 			none := -1
 			r.ConnectionLimit = &none
-		} else if *r.ConnectionLimit < -1 {
-			p.Add(path+".connectionLimit", "%d: want -1 (no limit) or more", *r.ConnectionLimit)
+		} else if *r.ConnectionLimit < -1 || *r.ConnectionLimit > MaxConnectionLimit {
+			p.Add(path+".connectionLimit", "%d: want -1 (no limit) to %d", *r.ConnectionLimit, MaxConnectionLimit)
 		}
 		p.Reclaim(path+".reclaimPolicy", &r.ReclaimPolicy)
 	}

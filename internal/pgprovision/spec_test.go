@@ -1,6 +1,7 @@
 package pgprovision
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,7 +65,7 @@ func TestValidateNamesFieldPaths(t *testing.T) {
 	want := []string{
 		"scope.release: required",
 		"roles[0].passwordFile: required",
-		"roles[0].connectionLimit: -2",
+		"roles[0].connectionLimit: -2: want -1 (no limit) to 262143",
 		"roles[0].reclaimPolicy: \"forever\"",
 		"roles[1].name: duplicate role \"a\"",
 		"roles[2].name: \"x\\x00y\": control characters",
@@ -87,6 +88,23 @@ func TestValidateNamesFieldPaths(t *testing.T) {
 	assert.Len(t, se.Problems, len(want), joined)
 }
 
+// TestValidateConnectionLimitRange: PostgreSQL takes -1 to 2147483647 but
+// cannot run more than 262143 connections (MAX_BACKENDS); a value past
+// either end was sent to the server and failed there (exit 1).
+func TestValidateConnectionLimitRange(t *testing.T) {
+	for _, v := range []int{-1, 0, 60, 262143} {
+		s := &Spec{Scope: Scope{"imaging", "orthanc"}, Roles: []Role{{Name: "o", PasswordFile: "/p", ConnectionLimit: &v}}}
+		require.NoError(t, s.Validate("spec.yaml"), "%d", v)
+	}
+	for _, v := range []int{-2, 262144, 2147483647, 2147483648, -2147483649} {
+		s := &Spec{Scope: Scope{"imaging", "orthanc"}, Roles: []Role{{Name: "o", PasswordFile: "/p", ConnectionLimit: &v}}}
+		require.EqualError(t, s.Validate("spec.yaml"),
+			fmt.Sprintf("invalid spec spec.yaml: roles[0].connectionLimit: %d: want -1 (no limit) to 262143", v))
+	}
+	_, err := DecodeSpec("spec.yaml", []byte("roles: [{name: o, passwordFile: /p, connectionLimit: 99999999999999999999}]"))
+	require.ErrorContains(t, err, "roles[0].connectionLimit: 100000000000000000000: want a whole number")
+}
+
 func TestValidateDefaults(t *testing.T) {
 	s := &Spec{Scope: Scope{"imaging", "orthanc"}, Roles: []Role{{Name: "o", PasswordFile: "/p"}}, Databases: []Database{{Name: "o", Owner: "o"}}}
 	require.NoError(t, s.Validate("x"))
@@ -107,7 +125,7 @@ func TestNewPlanPasswordProblemsNeverShowThePassword(t *testing.T) {
 	var se *SpecError
 	require.ErrorAs(t, err, &se)
 	require.Len(t, se.Problems, 3, err.Error())
-	assert.Contains(t, se.Problems[0], "roles[0].passwordFile: password file "+bad+": password has a character outside printable ASCII")
+	assert.Contains(t, se.Problems[0], "roles[0].passwordFile: "+bad+": password has a character outside printable ASCII")
 	assert.Contains(t, se.Problems[1], "roles[1].passwordFile")
 	assert.Contains(t, se.Problems[2], "roles[2].passwordFile")
 	assert.NotContains(t, err.Error(), "sécret")

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kommons/kommons/internal/pgconfig"
+	"github.com/kommons/kommons/internal/redact"
 )
 
 // Options tunes Wait. The zero value waits for LevelQuery with the default
@@ -302,7 +303,7 @@ func (w *waiter) run(ctx context.Context, probe func(context.Context) attempt) (
 		if ctx.Err() != nil { // the attempt failed because we were interrupted
 			return res, &Error{Kind: Canceled, Result: res, Cause: context.Cause(ctx)}
 		}
-		res.Level, res.LastErr = a.level, pgconfig.Redact(a.err, w.cfg.Password)
+		res.Level, res.LastErr = a.level, redact.Error(a.err, w.cfg.Password)
 		res.Highest = max(res.Highest, a.level)
 		if a.level >= w.o.Target {
 			res.LastErr = nil

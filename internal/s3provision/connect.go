@@ -54,17 +54,6 @@ func ParseEndpoint(raw string) (host string, secure bool, err error) {
 	return u.Host, u.Scheme == "https", nil
 }
 
-// Validate checks the connection settings; the error names the setting.
-func (c Connection) Validate() error {
-	if _, _, err := ParseEndpoint(c.Endpoint); err != nil {
-		return err
-	}
-	if c.AccessKey == "" || c.SecretKey == "" {
-		return fmt.Errorf("credentials: access key and secret key are required")
-	}
-	return nil
-}
-
 func (c Connection) transport(secure bool) (*http.Transport, error) {
 	tr, err := minio.DefaultTransport(secure)
 	if err != nil {

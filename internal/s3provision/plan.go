@@ -2,18 +2,16 @@ package s3provision
 
 import (
 	"fmt"
-	"os"
-	"strings"
 	"unicode"
 
+	"github.com/kommons/kommons/internal/redact"
 	"github.com/kommons/kommons/internal/s3provision/s3names"
+	"github.com/kommons/kommons/internal/secretfile"
 )
 
-// Secret key length bounds (MinIO's and AWS's).
-const (
-	MinSecretKeyLen = 8
-	MaxSecretKeyLen = 40
-)
+// MaxSecretKeyLen is the longest secret key MinIO and AWS take; the
+// shortest s3-init sets is redact.MinSecretLen (MinIO itself takes 8).
+const MaxSecretKeyLen = 40
 
 // Plan is a validated spec with physical names resolved and secret keys
 // read: what a run makes true.
@@ -99,17 +97,17 @@ func NewPlan(source string, spec *Spec) (*Plan, error) {
 	return plan, nil
 }
 
-// readSecretKey reads a secret key file: one trailing newline is ignored;
-// the key must be MinSecretKeyLen to MaxSecretKeyLen printable ASCII
-// characters without spaces. Errors never quote the content.
+// readSecretKey reads a secret key file (secretfile.Read: a regular file of
+// at most 64 KiB, one trailing newline ignored); the key must be
+// redact.MinSecretLen to MaxSecretKeyLen printable ASCII characters without
+// spaces. Errors never quote the content, nor give its length.
 func readSecretKey(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	s, err := secretfile.Read(path)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
+		return "", err
 	}
-	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-	if len(s) < MinSecretKeyLen || len(s) > MaxSecretKeyLen {
-		return "", fmt.Errorf("%s: the secret key has %d characters, want %d to %d", path, len(s), MinSecretKeyLen, MaxSecretKeyLen)
+	if len(s) < redact.MinSecretLen || len(s) > MaxSecretKeyLen {
+		return "", fmt.Errorf("%s: the secret key must have %d to %d characters", path, redact.MinSecretLen, MaxSecretKeyLen)
 	}
 	for _, r := range s {
 		if r > unicode.MaxASCII || !unicode.IsPrint(r) || r == ' ' {

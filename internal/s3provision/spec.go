@@ -52,8 +52,9 @@ type Bucket struct {
 type User struct {
 	// Name is the logical name.
 	Name string `json:"name"`
-	// SecretKeyFile holds the secret key (8 to 40 characters; one trailing
-	// newline is ignored), e.g. a mounted Secret. Changing it rotates the key.
+	// SecretKeyFile holds the secret key (redact.MinSecretLen (12) to
+	// MaxSecretKeyLen (40) characters; one trailing newline is ignored), e.g.
+	// a mounted Secret. Changing it rotates the key.
 	SecretKeyFile string `json:"secretKeyFile"`
 	// Buckets are logical names of Spec.Buckets the user may read and write.
 	Buckets []string `json:"buckets"`

@@ -146,10 +146,6 @@ func TestPolicyMarkerRoundTrip(t *testing.T) {
 	require.False(t, other.equivalent(p))
 }
 
-func TestRedactString(t *testing.T) {
-	require.Equal(t, "a [REDACTED] b [REDACTED]", RedactString("a s3cr/t b s3cr%2Ft", "s3cr/t"))
-}
-
 func TestIsTransientDoesNotRetryCancellation(t *testing.T) {
 	require.False(t, IsTransient(nil))
 	require.False(t, IsTransient(errors.New("plain")))

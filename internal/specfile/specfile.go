@@ -6,9 +6,11 @@ package specfile
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -27,6 +29,13 @@ func (e *Error) Error() string {
 	}
 	return fmt.Sprintf("invalid spec %s: %d problems:\n  %s", e.Source, len(e.Problems), strings.Join(e.Problems, "\n  "))
 }
+
+// SpecSource returns Source (for internal/cli, which must not import this
+// package: it would link YAML libraries into wait-for-pg).
+func (e *Error) SpecSource() string { return e.Source }
+
+// SpecProblems returns Problems.
+func (e *Error) SpecProblems() []string { return e.Problems }
 
 // Load reads path and decodes it strictly into out (a pointer to a struct).
 func Load(path string, out any) error {
@@ -117,6 +126,29 @@ func shapeProblems(t reflect.Type, v any, path string) []string {
 		if _, ok := v.(bool); !ok {
 			return []string{fmt.Sprintf("%s: must be true or false", path)}
 		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return intProblems(t, v, path)
+	}
+	return nil
+}
+
+// intProblems checks a decoded JSON number (a float64) against the integer
+// type t: a whole number within t's range. Validate methods check the
+// ranges that make sense; this keeps values the Go type cannot hold from
+// failing later without their path.
+func intProblems(t reflect.Type, v any, path string) []string {
+	f, ok := v.(float64)
+	if !ok {
+		return []string{fmt.Sprintf("%s: must be a number", path)}
+	}
+	lo := int64(-1) << (t.Bits() - 1)
+	if f != math.Trunc(f) || f < float64(lo) || f >= -float64(lo) {
+		format := byte('f')
+		if math.Abs(f) >= 1e21 {
+			format = 'g' // as JSON and YAML print large numbers
+		}
+		return []string{fmt.Sprintf("%s: %s: want a whole number from %d to %d", path,
+			strconv.FormatFloat(f, format, -1, 64), lo, ^lo)}
 	}
 	return nil
 }

@@ -111,3 +111,30 @@ func TestProblemsFromFlag(t *testing.T) {
 	require.Equal(t, "imaging", other, "the spec's value is kept")
 	require.EqualError(t, p.Err("spec.yaml"), `invalid spec spec.yaml: scope.namespace: "imaging" contradicts --namespace "billing"`)
 }
+
+// TestDecodeIntegersNameTheirPath: a number field that is not a whole
+// number, or does not fit the Go type, is a problem at its path (it was a
+// bare unmarshal error, or a value silently accepted and refused later by
+// the server).
+func TestDecodeIntegersNameTheirPath(t *testing.T) {
+	type limits struct {
+		Small *int32 `json:"small,omitempty"`
+		Big   *int   `json:"big,omitempty"`
+	}
+	type spec struct {
+		Items []limits `json:"items"`
+	}
+	var s spec
+	require.NoError(t, Decode("ok.yaml", []byte("items: [{small: -2147483648, big: 9007199254740992}, {small: 2147483647}]"), &s))
+	require.Equal(t, int32(-2147483648), *s.Items[0].Small)
+	err := Decode("bad.yaml", []byte("items: [{small: 2147483648}, {small: 1.5}, {small: lots}, {big: 1e30}, {big: true}]"), &s)
+	var se *Error
+	require.True(t, errors.As(err, &se), "%v", err)
+	require.Equal(t, []string{
+		`items[0].small: 2147483648: want a whole number from -2147483648 to 2147483647`,
+		`items[1].small: 1.5: want a whole number from -2147483648 to 2147483647`,
+		`items[2].small: must be a number`,
+		`items[3].big: 1e+30: want a whole number from -9223372036854775808 to 9223372036854775807`,
+		`items[4].big: must be a number`,
+	}, se.Problems)
+}
