@@ -122,7 +122,10 @@ func TestObjectStoreTenantAgainstTenant(t *testing.T) {
 			_, err = o.Stat()
 			return err
 		}},
-		{"stat b's object", func() error { _, err := ac.StatObject(ctx, bBucket, "study/1.dcm", minio.StatObjectOptions{}); return err }},
+		{"stat b's object", func() error {
+			_, err := ac.StatObject(ctx, bBucket, "study/1.dcm", minio.StatObjectOptions{})
+			return err
+		}},
 		{"write into b's bucket", func() error {
 			_, err := ac.PutObject(ctx, bBucket, "planted", bytes.NewReader([]byte("x")), 1, minio.PutObjectOptions{})
 			return err

@@ -442,6 +442,7 @@ func TestPostgresInitRejectsBadValues(t *testing.T) {
 		{"role name with dash", role(map[string]any{"name": "my-app"}), "roles"},
 		{"role without name", role(map[string]any{"connectionLimit": 3}), "name"},
 		{"connection limit below -1", role(map[string]any{"name": "app", "connectionLimit": -2}), "connectionLimit"},
+		{"connection limit above MAX_BACKENDS", role(map[string]any{"name": "app", "connectionLimit": 262144}), "connectionLimit"},
 		{"connection limit not a number", role(map[string]any{"name": "app", "connectionLimit": "ten"}), "connectionLimit"},
 		{"unknown role field", role(map[string]any{"name": "app", "password": "x"}), "password"},
 		{"reclaim policy", role(map[string]any{"name": "app", "reclaimPolicy": "purge"}), "reclaimPolicy"},
