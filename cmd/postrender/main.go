@@ -163,6 +163,9 @@ func process(o options, rest []string, stdin io.Reader, stdout, stderr io.Writer
 	if len(rest) > 0 {
 		return exitUsage, fmt.Errorf("unexpected arguments %q (manifests are read from stdin or --input)", rest)
 	}
+	if o.workers < 0 {
+		return exitUsage, fmt.Errorf("--workers (POSTRENDER_WORKERS): %d is negative; want 0 (one per CPU) or more", o.workers)
+	}
 	p := &policy.Policy{}
 	if o.config != "" {
 		var err error
