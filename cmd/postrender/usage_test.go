@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,43 @@ func TestUsageErrors(t *testing.T) {
 				if !strings.Contains(stderr.String(), w) {
 					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
 				}
+			}
+		})
+	}
+}
+
+// TestRefusedHazards runs every hazard input that must be refused (those
+// with a .error golden) through the command: exit 3, nothing on stdout, and
+// the golden message (document, # Source:, line) on stderr.
+func TestRefusedHazards(t *testing.T) {
+	goldens, err := filepath.Glob("../../pkg/postrender/testdata/hazards/*.error")
+	if err != nil || len(goldens) == 0 {
+		t.Fatalf("no .error goldens: %v", err)
+	}
+	for _, g := range goldens {
+		t.Run(filepath.Base(g), func(t *testing.T) {
+			want, err := os.ReadFile(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err := os.ReadFile(strings.TrimSuffix(g, ".error") + ".yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"-f", policyPath, "--namespace", "team-a", "--log-format=json"}, bytes.NewReader(in), &stdout, &stderr)
+			if code != exitInput || stdout.Len() != 0 {
+				t.Fatalf("exit %d (want %d), %d bytes on stdout, stderr %s", code, exitInput, stdout.Len(), stderr.String())
+			}
+			var entry struct {
+				Error    string `json:"error"`
+				ExitCode int    `json:"exitCode"`
+			}
+			if err := json.Unmarshal(stderr.Bytes(), &entry); err != nil {
+				t.Fatalf("stderr is not one JSON log entry: %v\n%s", err, stderr.String())
+			}
+			if entry.Error+"\n" != string(want) || entry.ExitCode != exitInput {
+				t.Fatalf("error %q (exit %d), want %q", entry.Error, entry.ExitCode, want)
 			}
 		})
 	}

@@ -88,7 +88,7 @@ func (c *docContext) object(n *yaml.Node, path string) error {
 		kind:      str(n, "kind"),
 		name:      str(meta, "name"),
 		namespace: str(meta, "namespace"),
-		labels:    stringMap(get(meta, "labels")),
+		labels:    stringMap(get(meta, "labels"), "metadata.labels"),
 	}
 	if o.name == "" {
 		o.name = str(meta, "generateName")
@@ -133,7 +133,7 @@ func (c *docContext) object(n *yaml.Node, path string) error {
 					continue
 				}
 				tmeta := get(t, "metadata")
-				if err := c.claim(o, spec, fmt.Sprintf("%sspec.volumeClaimTemplates[%d].spec", path, i), str(tmeta, "name"), stringMap(get(tmeta, "labels")), true); err != nil {
+				if err := c.claim(o, spec, fmt.Sprintf("%sspec.volumeClaimTemplates[%d].spec", path, i), str(tmeta, "name"), stringMap(get(tmeta, "labels"), "volumeClaimTemplate labels"), true); err != nil {
 					return err
 				}
 			}

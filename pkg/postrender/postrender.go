@@ -318,6 +318,10 @@ var (
 func (e *Engine) processDocument(d *yamlstream.Document) (r docResult) {
 	defer func() {
 		if p := recover(); p != nil {
+			if m, ok := p.(mergeRefusal); ok {
+				r = docResult{err: &DocumentError{Index: d.Index, Source: d.Source, Line: d.Line + m.line - 1, Err: m.lineError}}
+				return
+			}
 			r = docResult{err: &DocumentError{Index: d.Index, Source: d.Source, Line: d.Line, Err: fmt.Errorf("internal error: %v", p)}}
 		}
 	}()
