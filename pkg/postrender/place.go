@@ -39,6 +39,9 @@ func (c *docContext) place(o objectInfo, tmpl *yaml.Node, path string) error {
 	if o.kind == "Pod" && path == "" {
 		spec = get(o.node, "spec")
 	}
+	if err := wrongKind(o, spec, yaml.MappingNode, path+"spec"); err != nil {
+		return err
+	}
 	if spec == nil || spec.Kind != yaml.MappingNode {
 		return nil
 	}
