@@ -3,10 +3,11 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -67,19 +68,10 @@ func checkLabelValue(f, what, v string, bad func(string, string, ...any)) {
 // checkLabels validates the keys and values of a label map (nodeSelector,
 // matchLabels); a bad key is reported at f, a bad value at f.key.
 func checkLabels(f string, m map[string]string, bad func(string, string, ...any)) {
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		checkLabelKey(f, "label key", k, bad)
 		checkLabelValue(f+"."+k, "label value", m[k], bad)
 	}
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Validate checks references and values, naming the offending field.
@@ -204,7 +196,7 @@ func validateMatch(f string, m Match, storage bool, bad func(string, string, ...
 	if !storage && len(m.ClaimNames) > 0 {
 		bad(f+".claimNames", "only allowed in storage rules")
 	}
-	for _, k := range sortedKeys(m.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(m.Labels)) {
 		checkLabelKey(f+".labels", "label key", k, bad) // values are globs
 	}
 	for _, k := range m.Kinds {
