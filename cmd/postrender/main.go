@@ -58,9 +58,11 @@ Exit codes:
   0  success (with --check: nothing would change)
   1  --check: the policy would change the input
   2  bad flags or policy (unknown field, unknown pool, ...)
-  3  invalid input or conflict with the policy (malformed YAML, duplicate key,
-     conflicting nodeSelector value); the message names the document, its
-     "# Source:" template and line
+  3  invalid input or conflict with the policy (malformed YAML, a document
+     that is not an object, a pod template that is not a mapping, duplicate
+     key, conflicting nodeSelector value, YAML merge key "<<" where
+     postrender reads); the message names the document, its "# Source:"
+     template and line
   4  reading input or writing output failed
   5  interrupted by SIGTERM or SIGINT
 
@@ -162,6 +164,9 @@ func writeErrorLog(path string, err error, code int) {
 func process(o options, rest []string, stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) (int, error) {
 	if len(rest) > 0 {
 		return exitUsage, fmt.Errorf("unexpected arguments %q (manifests are read from stdin or --input)", rest)
+	}
+	if o.workers < 0 {
+		return exitUsage, fmt.Errorf("--workers (POSTRENDER_WORKERS): %d is negative; want 0 (one per CPU) or more", o.workers)
 	}
 	p := &policy.Policy{}
 	if o.config != "" {

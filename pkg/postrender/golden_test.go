@@ -2,6 +2,7 @@ package postrender_test
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -35,7 +36,8 @@ func testEngine(t testing.TB, opts postrender.Options) *postrender.Engine {
 
 // TestGoldenHazards runs every file of the hazard corpus and compares the
 // output and the change report with the golden files, then checks the
-// fidelity and idempotency properties on the result.
+// fidelity and idempotency properties on the result. Inputs that must be
+// refused have a NAME.error golden holding the error message instead.
 func TestGoldenHazards(t *testing.T) {
 	inputs, err := filepath.Glob("testdata/hazards/*.yaml")
 	if err != nil || len(inputs) == 0 {
@@ -51,8 +53,18 @@ func TestGoldenHazards(t *testing.T) {
 					t.Fatal(err)
 				}
 				res, err := eng.Process(src)
-				if err != nil {
-					t.Fatalf("process: %v", err)
+				errGolden := strings.TrimSuffix(in, ".yaml") + ".error"
+				if _, statErr := os.Stat(errGolden); statErr == nil || err != nil {
+					// A refused input: the golden is the error message.
+					if err == nil {
+						t.Fatalf("%s: want an error, got none; output:\n%s", errGolden, res.Bytes())
+					}
+					var de *postrender.DocumentError
+					if !errors.As(err, &de) {
+						t.Fatalf("error %T is not a *DocumentError: %v", err, err)
+					}
+					golden(t, errGolden, []byte(err.Error()+"\n"))
+					return
 				}
 				var report strings.Builder
 				for _, c := range res.Changes {

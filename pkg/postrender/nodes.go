@@ -18,18 +18,73 @@ func resolve(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-// get returns the value of key in mapping m (aliases resolved), or nil.
+// isMergeKey reports whether k is a YAML merge key (a plain "<<", tagged
+// !!merge; a quoted "<<" is an ordinary string key).
+func isMergeKey(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge"
+}
+
+// mergeRefusal aborts the processing of a document that has a YAML merge
+// key where the engine reads; processDocument turns it into a DocumentError
+// (exit 3).
+//
+// Merge keys are refused rather than resolved: Helm decodes manifests with
+// sigs.k8s.io/yaml (yaml.v2), where a merge also replaces keys written
+// before the "<<" (yaml.v3 keeps them), so reading a merged mapping the way
+// the cluster will see it is subtle, and inserting a key next to a "<<"
+// silently overrides the merged value (the chart's nodeSelector, tolerations
+// or storageClassName "").
+type mergeRefusal struct{ *lineError }
+
+// refuseMerge panics with a mergeRefusal for the merge key k met while
+// reading what.
+func refuseMerge(k *yaml.Node, what string) {
+	panic(mergeRefusal{errAt(k.Line, "YAML merge key \"<<\" where postrender reads (%s): refusing to edit around merged keys, because they would be ignored or overridden (the chart's nodeSelector, tolerations, labels or storageClassName); write the keys out instead of merging them", what)})
+}
+
+// get returns the value of key in mapping m (aliases resolved), or nil. A
+// mapping with a merge key is refused (see mergeRefusal), whether or not key
+// is written out: a later merge would replace it.
 func get(m *yaml.Node, key string) *yaml.Node {
 	m = resolve(m)
 	if m == nil || m.Kind != yaml.MappingNode {
 		return nil
 	}
+	var v *yaml.Node
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		if k := m.Content[i]; k.Kind == yaml.ScalarNode && k.Value == key {
-			return resolve(m.Content[i+1])
+		k := m.Content[i]
+		if isMergeKey(k) {
+			refuseMerge(k, fmt.Sprintf("looking up %q", key))
+		}
+		if v == nil && k.Kind == yaml.ScalarNode && k.Value == key {
+			v = resolve(m.Content[i+1])
 		}
 	}
-	return nil
+	return v
+}
+
+// checkNoMerge refuses a merge key anywhere in the tree under n (aliases
+// followed, each anchored node once), before the tree is decoded as a whole.
+func checkNoMerge(n *yaml.Node, what string) {
+	seen := map[*yaml.Node]bool{}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n == nil || seen[n] {
+			return
+		}
+		seen[n] = true
+		if n.Kind == yaml.AliasNode {
+			walk(n.Alias)
+			return
+		}
+		for i, c := range n.Content {
+			if n.Kind == yaml.MappingNode && i%2 == 0 && isMergeKey(c) {
+				refuseMerge(c, what)
+			}
+			walk(c)
+		}
+	}
+	walk(n)
 }
 
 // getPath walks a dot path of mapping keys.
@@ -55,14 +110,18 @@ func isNull(n *yaml.Node) bool {
 	return n == nil || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
-// stringMap reads a mapping of scalars (labels, nodeSelector).
-func stringMap(n *yaml.Node) map[string]string {
+// stringMap reads a mapping of scalars (labels, nodeSelector); what names
+// it for the refusal of a merge key.
+func stringMap(n *yaml.Node, what string) map[string]string {
 	n = resolve(n)
 	if n == nil || n.Kind != yaml.MappingNode {
 		return nil
 	}
 	out := make(map[string]string, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
+		if isMergeKey(n.Content[i]) {
+			refuseMerge(n.Content[i], "reading "+what)
+		}
 		if v := resolve(n.Content[i+1]); v != nil && v.Kind == yaml.ScalarNode {
 			out[n.Content[i].Value] = v.Value
 		}
@@ -145,7 +204,9 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // decodeJSON converts a node to a Go value through JSON (for comparisons).
+// A merge key in the tree is refused (see mergeRefusal).
 func decodeJSON(n *yaml.Node, out any) error {
+	checkNoMerge(n, "comparing an item with the pool's")
 	var v any
 	if err := n.Decode(&v); err != nil {
 		return err

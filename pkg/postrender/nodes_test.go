@@ -51,3 +51,19 @@ func TestFlowTextFastPath(t *testing.T) {
 		}
 	}
 }
+
+// TestIsMergeKey checks that only a plain (or !!merge-tagged) "<<" is a
+// merge key, as yaml.v3 and the fast reader tag it; quoted it is a string.
+func TestIsMergeKey(t *testing.T) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte("<<: {a: 1}\n\"<<\": 2\n'<<': 3\n!!str << : 4\n!!merge '<<': {b: 5}\n"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	m := doc.Content[0]
+	want := []bool{true, false, false, false, true}
+	for i, w := range want {
+		if got := isMergeKey(m.Content[2*i]); got != w {
+			t.Errorf("key %d (%q, tag %s): isMergeKey = %v, want %v", i, m.Content[2*i].Value, m.Content[2*i].Tag, got, w)
+		}
+	}
+}

@@ -77,9 +77,70 @@ type objectInfo struct {
 	labels    map[string]string
 }
 
+// errNotObject is the error for a document or List item that is not a
+// mapping: Kubernetes cannot apply it and the policy cannot be applied to
+// it, so it is refused rather than copied.
+func errNotObject(where, is string) error {
+	return fmt.Errorf("%s is %s, not a Kubernetes object (a mapping with apiVersion and kind); refusing to pass it through unplaced", where, is)
+}
+
+// describe names what a node is, for errors ("a string (\"abc\")", "a
+// sequence").
+func describe(n *yaml.Node) string {
+	n = resolve(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a sequence"
+	case yaml.ScalarNode:
+		v := n.Value
+		if r := []rune(v); len(r) > 40 {
+			v = string(r[:37]) + "..."
+		}
+		switch n.ShortTag() {
+		case "!!str":
+			return fmt.Sprintf("a string (%q)", v)
+		case "!!int":
+			return fmt.Sprintf("an integer (%s)", v)
+		case "!!null":
+			return "null"
+		default:
+			return fmt.Sprintf("a %s scalar (%q)", strings.TrimPrefix(n.ShortTag(), "!!"), v)
+		}
+	}
+	return "not a mapping"
+}
+
+// wrongKind returns an error when n is present and not null but not of
+// kind want, naming the object and the field: such a document is refused
+// rather than passed through unplaced. Absent and null fields are left to
+// the caller (they are legitimately missing in some kinds).
+func wrongKind(o objectInfo, n *yaml.Node, want yaml.Kind, field string) error {
+	if isNull(n) || resolve(n).Kind == want {
+		return nil
+	}
+	name := o.name
+	if name == "" {
+		name = "(no name)"
+	}
+	wantText := "a mapping"
+	if want == yaml.SequenceNode {
+		wantText = "a sequence"
+	}
+	return errAt(n.Line, "%s %s: %s is %s, not %s; refusing to pass it through unplaced", o.kind, name, field, describe(n), wantText)
+}
+
 func (c *docContext) object(n *yaml.Node, path string) error {
 	if n.Kind != yaml.MappingNode {
-		return nil // not an object; passed through
+		if isNull(n) {
+			return nil // an empty document or item, as Helm and kubectl skip it
+		}
+		where := "the document"
+		if path != "" {
+			where = strings.TrimSuffix(path, ".")
+		}
+		return errAt(n.Line, "%v", errNotObject(where, describe(n)))
 	}
 	meta := get(n, "metadata")
 	o := objectInfo{
@@ -88,7 +149,7 @@ func (c *docContext) object(n *yaml.Node, path string) error {
 		kind:      str(n, "kind"),
 		name:      str(meta, "name"),
 		namespace: str(meta, "namespace"),
-		labels:    stringMap(get(meta, "labels")),
+		labels:    stringMap(get(meta, "labels"), "metadata.labels"),
 	}
 	if o.name == "" {
 		o.name = str(meta, "generateName")
@@ -101,7 +162,11 @@ func (c *docContext) object(n *yaml.Node, path string) error {
 		o.group = apiVersion[:i]
 	}
 	if strings.HasSuffix(o.kind, "List") {
-		if items := get(n, "items"); items != nil && items.Kind == yaml.SequenceNode {
+		items := get(n, "items")
+		if err := wrongKind(o, items, yaml.SequenceNode, path+"items"); err != nil {
+			return err
+		}
+		if items != nil && items.Kind == yaml.SequenceNode {
 			if c.visited == nil {
 				c.visited = map[*yaml.Node]bool{}
 			}
@@ -119,28 +184,59 @@ func (c *docContext) object(n *yaml.Node, path string) error {
 	}
 	switch {
 	case o.kind == "PersistentVolumeClaim" && o.group == "":
-		if spec := get(n, "spec"); spec != nil && spec.Kind == yaml.MappingNode {
+		spec := get(n, "spec")
+		if err := wrongKind(o, spec, yaml.MappingNode, path+"spec"); err != nil {
+			return err
+		}
+		if spec != nil && spec.Kind == yaml.MappingNode {
 			if err := c.claim(o, spec, path+"spec", o.name, o.labels, false); err != nil {
 				return err
 			}
 		}
 	case o.kind == "StatefulSet" && isGroup(o.group, "apps"):
-		if vcts := get(get(n, "spec"), "volumeClaimTemplates"); vcts != nil && vcts.Kind == yaml.SequenceNode {
+		stsSpec := get(n, "spec")
+		if err := wrongKind(o, stsSpec, yaml.MappingNode, path+"spec"); err != nil {
+			return err
+		}
+		vcts := get(stsSpec, "volumeClaimTemplates")
+		if err := wrongKind(o, vcts, yaml.SequenceNode, path+"spec.volumeClaimTemplates"); err != nil {
+			return err
+		}
+		if vcts != nil && vcts.Kind == yaml.SequenceNode {
 			for i, t := range vcts.Content {
 				t = resolve(t)
+				tPath := fmt.Sprintf("%sspec.volumeClaimTemplates[%d]", path, i)
+				if err := wrongKind(o, t, yaml.MappingNode, tPath); err != nil {
+					return err
+				}
 				spec := get(t, "spec")
+				if err := wrongKind(o, spec, yaml.MappingNode, tPath+".spec"); err != nil {
+					return err
+				}
 				if spec == nil || spec.Kind != yaml.MappingNode {
 					continue
 				}
 				tmeta := get(t, "metadata")
-				if err := c.claim(o, spec, fmt.Sprintf("%sspec.volumeClaimTemplates[%d].spec", path, i), str(tmeta, "name"), stringMap(get(tmeta, "labels")), true); err != nil {
+				if err := c.claim(o, spec, fmt.Sprintf("%sspec.volumeClaimTemplates[%d].spec", path, i), str(tmeta, "name"), stringMap(get(tmeta, "labels"), "volumeClaimTemplate labels"), true); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	if tmplPath, ok := c.templatePath(o, apiVersion); ok {
-		tmpl := getPath(n, tmplPath)
+		// Each step to the pod template must be a mapping when present; a
+		// template that is absent or null (a custom resource may have none)
+		// is left alone.
+		tmpl := n
+		for i, k := range tmplPath {
+			tmpl = get(tmpl, k)
+			if err := wrongKind(o, tmpl, yaml.MappingNode, path+strings.Join(tmplPath[:i+1], ".")); err != nil {
+				return err
+			}
+			if tmpl == nil {
+				break
+			}
+		}
 		if tmpl != nil && tmpl.Kind == yaml.MappingNode {
 			p := path + strings.Join(tmplPath, ".")
 			if p != "" && !strings.HasSuffix(p, ".") {

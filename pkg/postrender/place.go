@@ -39,10 +39,13 @@ func (c *docContext) place(o objectInfo, tmpl *yaml.Node, path string) error {
 	if o.kind == "Pod" && path == "" {
 		spec = get(o.node, "spec")
 	}
+	if err := wrongKind(o, spec, yaml.MappingNode, path+"spec"); err != nil {
+		return err
+	}
 	if spec == nil || spec.Kind != yaml.MappingNode {
 		return nil
 	}
-	tmplLabels := stringMap(get(get(tmpl, "metadata"), "labels"))
+	tmplLabels := stringMap(get(get(tmpl, "metadata"), "labels"), "the pod template's labels")
 	pool, rule, override := c.choosePool(o, tmplLabels)
 	if pool == nil {
 		return nil
@@ -66,7 +69,7 @@ func (c *docContext) place(o objectInfo, tmpl *yaml.Node, path string) error {
 // across upgrades), else the pod template's labels without those that change
 // with every release, so that old and new pods of a rollout count together.
 func spreadLabels(obj *yaml.Node, tmplLabels map[string]string) map[string]string {
-	if m := stringMap(getPath(obj, []string{"spec", "selector", "matchLabels"})); len(m) > 0 {
+	if m := stringMap(getPath(obj, []string{"spec", "selector", "matchLabels"}), "spec.selector.matchLabels"); len(m) > 0 {
 		return m
 	}
 	out := make(map[string]string, len(tmplLabels))

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"sync"
 
+	yaml "go.yaml.in/yaml/v3"
+
 	"github.com/kommons/kommons/pkg/postrender/blockyaml"
 	"github.com/kommons/kommons/pkg/postrender/policy"
 	"github.com/kommons/kommons/pkg/postrender/splice"
@@ -318,17 +320,27 @@ var (
 func (e *Engine) processDocument(d *yamlstream.Document) (r docResult) {
 	defer func() {
 		if p := recover(); p != nil {
+			if m, ok := p.(mergeRefusal); ok {
+				r = docResult{err: &DocumentError{Index: d.Index, Source: d.Source, Line: d.Line + m.line - 1, Err: m.lineError}}
+				return
+			}
 			r = docResult{err: &DocumentError{Index: d.Index, Source: d.Source, Line: d.Line, Err: fmt.Errorf("internal error: %v", p)}}
 		}
 	}()
-	if !e.relevant(d.Raw) && blockyaml.Check(d.Raw) {
-		return docResult{} // valid, no duplicate keys, nothing to edit
-	}
-	// A document the policy may affect, or one the fast check leaves to
-	// yaml.v3 (outside its subset, or invalid: the parser reports why).
 	docErr := func(line int, err error) docResult {
 		return docResult{err: &DocumentError{Index: d.Index, Source: d.Source, Line: line, Err: err}}
 	}
+	if !e.relevant(d.Raw) {
+		if kind, ok := blockyaml.CheckRoot(d.Raw); ok {
+			if kind == yaml.SequenceNode {
+				// Not an object; a block sequence root starts on its first content line.
+				return docErr(d.Line+firstContentLine(d.Raw)-1, errNotObject("the document", "a sequence"))
+			}
+			return docResult{} // valid, no duplicate keys, nothing to edit
+		}
+	}
+	// A document the policy may affect, or one the fast check leaves to
+	// yaml.v3 (outside its subset, or invalid: the parser reports why).
 	doc, err := splice.ParseKeep(d.Raw, e.keep)
 	if err != nil {
 		// yaml.v3 reports lines relative to the document; make them absolute.
@@ -369,6 +381,30 @@ func (e *Engine) processDocument(d *yamlstream.Document) (r docResult) {
 		return docErr(d.Line, err)
 	}
 	return docResult{out: out, changes: c.changes, parsed: true}
+}
+
+// firstContentLine returns the line (from 1) of the first line of raw that
+// is neither blank, a comment nor a "---" marker without content.
+func firstContentLine(raw []byte) int {
+	line := 1
+	for len(raw) > 0 {
+		end := bytes.IndexByte(raw, '\n')
+		if end < 0 {
+			end = len(raw)
+		}
+		l := bytes.TrimSpace(raw[:end])
+		if bytes.HasPrefix(l, []byte("---")) {
+			l = bytes.TrimSpace(l[3:])
+		}
+		if len(l) > 0 && l[0] != '#' {
+			return line
+		}
+		if end == len(raw) {
+			break
+		}
+		raw, line = raw[end+1:], line+1
+	}
+	return line
 }
 
 // lineError is an error at a line of the current document (from 1).

@@ -116,11 +116,20 @@ func (p *parser) release() {
 // has no duplicate mapping keys (as decoded values, whatever their tags). It
 // builds no nodes. False means "ask yaml.v3", not necessarily "invalid".
 func Check(src []byte) (ok bool) {
+	_, ok = CheckRoot(src)
+	return ok
+}
+
+// CheckRoot is Check that also returns the kind of the document's root
+// collection: yaml.MappingNode or yaml.SequenceNode (the subset has no
+// scalar roots), or 0 for a document without content. The kind is only
+// meaningful when ok is true.
+func CheckRoot(src []byte) (kind yaml.Kind, ok bool) {
 	p := newParser(src)
 	defer p.release()
 	defer p.recover(&ok)
 	p.document()
-	return true
+	return p.rootKind, true
 }
 
 // errUnsupported aborts parsing: the input is outside the subset.
@@ -158,11 +167,12 @@ type parser struct {
 	lastEnd int    // end of the last value read (as splice.Text.End sees it)
 	layout  Layout
 
-	depth int
-	nodes []yaml.Node  // node slab (build mode)
-	ptrs  []*yaml.Node // slab for Content slices (build mode)
-	stack []*yaml.Node // children of the collections being parsed
-	keys  [][]byte     // keys of the mappings being parsed (check mode)
+	depth    int
+	rootKind yaml.Kind    // kind of the root collection, 0 while none
+	nodes    []yaml.Node  // node slab (build mode)
+	ptrs     []*yaml.Node // slab for Content slices (build mode)
+	stack    []*yaml.Node // children of the collections being parsed
+	keys     [][]byte     // keys of the mappings being parsed (check mode)
 }
 
 // byte classes for validation
@@ -378,8 +388,10 @@ func (p *parser) document() *yaml.Node {
 	}
 	var root *yaml.Node
 	if p.isSeqEntry() {
+		p.rootKind = yaml.SequenceNode
 		root = p.sequence(p.ind)
 	} else {
+		p.rootKind = yaml.MappingNode
 		root = p.mapping(p.ind)
 	}
 	if !p.eof {

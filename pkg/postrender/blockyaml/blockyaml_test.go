@@ -327,3 +327,24 @@ func BenchmarkParse(b *testing.B) {
 	run("ParseKeep", func(src []byte) bool { _, ok := ParseKeep(src, keep); return ok })
 	run("Check", Check)
 }
+
+// TestCheckRoot checks the root kind CheckRoot reports.
+func TestCheckRoot(t *testing.T) {
+	for _, tc := range []struct {
+		src    string
+		kind   yaml.Kind
+		wantOK bool
+	}{
+		{"a: 1\n", yaml.MappingNode, true},
+		{"---\n# c\nkind: Pod\n", yaml.MappingNode, true},
+		{"- a\n- b: c\n", yaml.SequenceNode, true},
+		{"--- # only a comment\n", 0, true},
+		{"", 0, true},
+		{"just text\n", 0, false}, // scalar roots are outside the subset
+	} {
+		kind, ok := CheckRoot([]byte(tc.src))
+		if ok != tc.wantOK || ok && kind != tc.kind {
+			t.Errorf("CheckRoot(%q) = %v, %v; want %v, %v", tc.src, kind, ok, tc.kind, tc.wantOK)
+		}
+	}
+}

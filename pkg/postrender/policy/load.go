@@ -3,11 +3,15 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 )
 
@@ -41,10 +45,34 @@ func Parse(data []byte) (*Policy, error) {
 }
 
 var (
-	labelKey  = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
 	dnsName   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
 	pathField = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 )
+
+// checkLabelKey reports an invalid label key (also used for taint keys and
+// topology keys: all are qualified names) as Kubernetes validates it.
+func checkLabelKey(f, what, k string, bad func(string, string, ...any)) {
+	if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+		bad(f, "%q is not a valid %s: %s", k, what, strings.Join(errs, "; "))
+	}
+}
+
+// checkLabelValue reports an invalid label value (also taint values) as
+// Kubernetes validates it.
+func checkLabelValue(f, what, v string, bad func(string, string, ...any)) {
+	if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+		bad(f, "%q is not a valid %s: %s", v, what, strings.Join(errs, "; "))
+	}
+}
+
+// checkLabels validates the keys and values of a label map (nodeSelector,
+// matchLabels); a bad key is reported at f, a bad value at f.key.
+func checkLabels(f string, m map[string]string, bad func(string, string, ...any)) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		checkLabelKey(f, "label key", k, bad)
+		checkLabelValue(f+"."+k, "label value", m[k], bad)
+	}
+}
 
 // Validate checks references and values, naming the offending field.
 func (p *Policy) Validate() error {
@@ -82,16 +110,12 @@ func (p *Policy) Validate() error {
 		if len(pool.NodeSelector)+len(pool.Tolerations)+len(pool.RequiredNodeAffinity)+len(pool.PreferredNodeAffinity)+len(pool.TopologySpread) == 0 {
 			bad(f, "pool %q sets nothing (give nodeSelector, tolerations, node affinity or topologySpread)", pool.Name)
 		}
-		for k := range pool.NodeSelector {
-			if !labelKey.MatchString(k) {
-				bad(f+".nodeSelector", "%q is not a valid label key", k)
-			}
-		}
+		checkLabels(f+".nodeSelector", pool.NodeSelector, bad)
 		for j, t := range pool.Tolerations {
 			validateToleration(fmt.Sprintf("%s.tolerations[%d]", f, j), t, bad)
 		}
 		for j, r := range pool.RequiredNodeAffinity {
-			validateRequirement(fmt.Sprintf("%s.requiredNodeAffinity[%d]", f, j), r, bad)
+			validateRequirement(fmt.Sprintf("%s.requiredNodeAffinity[%d]", f, j), r, false, bad)
 		}
 		for j, t := range pool.PreferredNodeAffinity {
 			tf := fmt.Sprintf("%s.preferredNodeAffinity[%d]", f, j)
@@ -102,10 +126,10 @@ func (p *Policy) Validate() error {
 				bad(tf+".preference", "needs matchExpressions or matchFields")
 			}
 			for k, r := range t.Preference.MatchExpressions {
-				validateRequirement(fmt.Sprintf("%s.preference.matchExpressions[%d]", tf, k), r, bad)
+				validateRequirement(fmt.Sprintf("%s.preference.matchExpressions[%d]", tf, k), r, false, bad)
 			}
 			for k, r := range t.Preference.MatchFields {
-				validateRequirement(fmt.Sprintf("%s.preference.matchFields[%d]", tf, k), r, bad)
+				validateRequirement(fmt.Sprintf("%s.preference.matchFields[%d]", tf, k), r, true, bad)
 			}
 		}
 		keys := map[string]bool{}
@@ -115,6 +139,14 @@ func (p *Policy) Validate() error {
 				bad(cf+".topologyKey", "required")
 			} else if keys[c.TopologyKey] {
 				bad(cf+".topologyKey", "duplicate %q", c.TopologyKey)
+			} else {
+				checkLabelKey(cf+".topologyKey", "label key", c.TopologyKey, bad)
+			}
+			if s := c.LabelSelector; s != nil {
+				checkLabels(cf+".labelSelector.matchLabels", s.MatchLabels, bad)
+				for k, r := range s.MatchExpressions {
+					validateSelectorRequirement(fmt.Sprintf("%s.labelSelector.matchExpressions[%d]", cf, k), r, bad)
+				}
 			}
 			keys[c.TopologyKey] = true
 			if c.MaxSkew < 1 {
@@ -164,10 +196,8 @@ func validateMatch(f string, m Match, storage bool, bad func(string, string, ...
 	if !storage && len(m.ClaimNames) > 0 {
 		bad(f+".claimNames", "only allowed in storage rules")
 	}
-	for k := range m.Labels {
-		if !labelKey.MatchString(k) {
-			bad(f+".labels", "%q is not a valid label key", k)
-		}
+	for _, k := range slices.Sorted(maps.Keys(m.Labels)) {
+		checkLabelKey(f+".labels", "label key", k, bad) // values are globs
 	}
 	for _, k := range m.Kinds {
 		if k == "" {
@@ -177,11 +207,15 @@ func validateMatch(f string, m Match, storage bool, bad func(string, string, ...
 }
 
 func validateToleration(f string, t Toleration, bad func(string, string, ...any)) {
+	if t.Key != "" {
+		checkLabelKey(f+".key", "taint key", t.Key, bad)
+	}
 	switch t.Operator {
 	case "", "Equal":
 		if t.Key == "" {
 			bad(f+".key", "required with operator Equal")
 		}
+		checkLabelValue(f+".value", "taint value", t.Value, bad)
 	case "Exists":
 		if t.Value != "" {
 			bad(f+".value", "must be empty with operator Exists")
@@ -199,14 +233,24 @@ func validateToleration(f string, t Toleration, bad func(string, string, ...any)
 	}
 }
 
-func validateRequirement(f string, r NodeSelectorRequirement, bad func(string, string, ...any)) {
+// validateRequirement checks a node selector requirement (matchExpressions:
+// label keys and values; matchFields: field names, whose values are not
+// label values).
+func validateRequirement(f string, r NodeSelectorRequirement, fields bool, bad func(string, string, ...any)) {
 	if r.Key == "" {
 		bad(f+".key", "required")
+	} else if !fields {
+		checkLabelKey(f+".key", "label key", r.Key, bad)
 	}
 	switch r.Operator {
 	case "In", "NotIn":
 		if len(r.Values) == 0 {
 			bad(f+".values", "required with operator %s", r.Operator)
+		}
+		if !fields {
+			for i, v := range r.Values {
+				checkLabelValue(fmt.Sprintf("%s.values[%d]", f, i), "label value", v, bad)
+			}
 		}
 	case "Exists", "DoesNotExist":
 		if len(r.Values) > 0 {
@@ -216,8 +260,38 @@ func validateRequirement(f string, r NodeSelectorRequirement, bad func(string, s
 		if len(r.Values) != 1 {
 			bad(f+".values", "exactly one integer with operator %s", r.Operator)
 		}
+		for i, v := range r.Values {
+			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+				bad(fmt.Sprintf("%s.values[%d]", f, i), "%q is not an integer (operator %s)", v, r.Operator)
+			}
+		}
 	default:
 		bad(f+".operator", "%q: want In, NotIn, Exists, DoesNotExist, Gt or Lt", r.Operator)
+	}
+}
+
+// validateSelectorRequirement checks a label selector requirement
+// (topologySpread labelSelector.matchExpressions).
+func validateSelectorRequirement(f string, r LabelSelectorRequirement, bad func(string, string, ...any)) {
+	if r.Key == "" {
+		bad(f+".key", "required")
+	} else {
+		checkLabelKey(f+".key", "label key", r.Key, bad)
+	}
+	switch r.Operator {
+	case "In", "NotIn":
+		if len(r.Values) == 0 {
+			bad(f+".values", "required with operator %s", r.Operator)
+		}
+		for i, v := range r.Values {
+			checkLabelValue(fmt.Sprintf("%s.values[%d]", f, i), "label value", v, bad)
+		}
+	case "Exists", "DoesNotExist":
+		if len(r.Values) > 0 {
+			bad(f+".values", "must be empty with operator %s", r.Operator)
+		}
+	default:
+		bad(f+".operator", "%q: want In, NotIn, Exists or DoesNotExist", r.Operator)
 	}
 }
 

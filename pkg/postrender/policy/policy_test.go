@@ -25,6 +25,18 @@ func TestParseRejectsUnknownAndInvalidFields(t *testing.T) {
 		{"bad weight", "pools: [{name: db, preferredNodeAffinity: [{weight: 0, preference: {matchExpressions: [{key: a, operator: Exists}]}}]}]\n", "weight"},
 		{"bad spread", "pools: [{name: db, topologySpread: [{topologyKey: zone, maxSkew: 1, whenUnsatisfiable: Maybe}]}]\n", "whenUnsatisfiable"},
 		{"bad template path", "podTemplatePaths: [{kind: Rollout, path: 'spec..template'}]\n", "podTemplatePaths[0].path"},
+		{"bad nodeSelector value", "pools: [{name: db, nodeSelector: {kommons.io/pool: 'bad value!'}}]\n", `pools[0].nodeSelector.kommons.io/pool: "bad value!" is not a valid label value`},
+		{"nodeSelector value over 63 characters", "pools: [{name: db, nodeSelector: {pool: " + strings.Repeat("a", 64) + "}}]\n", `pools[0].nodeSelector.pool: "aaaa`},
+		{"nodeSelector key name over 63 characters", "pools: [{name: db, nodeSelector: {example.com/" + strings.Repeat("k", 64) + ": db}}]\n", `pools[0].nodeSelector: "example.com/kkkk`},
+		{"nodeSelector key with a bad prefix", "pools: [{name: db, nodeSelector: {Example.COM/pool: db}}]\n", `pools[0].nodeSelector: "Example.COM/pool" is not a valid label key`},
+		{"match label key", "pools: [{name: db, nodeSelector: {a: b}}]\nplacement: {rules: [{pool: db, match: {labels: {'bad key': x}}}]}\n", `placement.rules[0].match.labels: "bad key" is not a valid label key`},
+		{"toleration key", "pools: [{name: db, tolerations: [{key: 'a b', operator: Exists}]}]\n", `pools[0].tolerations[0].key: "a b" is not a valid taint key`},
+		{"toleration value", "pools: [{name: db, tolerations: [{key: a, value: 'x y', effect: NoSchedule}]}]\n", `pools[0].tolerations[0].value: "x y" is not a valid taint value`},
+		{"affinity key", "pools: [{name: db, requiredNodeAffinity: [{key: 'a b', operator: Exists}]}]\n", `pools[0].requiredNodeAffinity[0].key: "a b" is not a valid label key`},
+		{"affinity value", "pools: [{name: db, requiredNodeAffinity: [{key: a, operator: In, values: [ok, 'not ok']}]}]\n", `pools[0].requiredNodeAffinity[0].values[1]: "not ok" is not a valid label value`},
+		{"affinity Gt value", "pools: [{name: db, requiredNodeAffinity: [{key: a, operator: Gt, values: [x]}]}]\n", `pools[0].requiredNodeAffinity[0].values[0]: "x" is not an integer`},
+		{"spread topologyKey", "pools: [{name: db, topologySpread: [{topologyKey: 'a b', maxSkew: 1, whenUnsatisfiable: ScheduleAnyway}]}]\n", `pools[0].topologySpread[0].topologyKey: "a b" is not a valid label key`},
+		{"spread selector value", "pools: [{name: db, topologySpread: [{topologyKey: zone, maxSkew: 1, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: 'a b'}}}]}]\n", `pools[0].topologySpread[0].labelSelector.matchLabels.app: "a b" is not a valid label value`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
