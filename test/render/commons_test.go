@@ -617,3 +617,21 @@ func TestCIValuesRender(t *testing.T) {
 		})
 	}
 }
+
+// TestCommonsKommonsToolsImageOnePlace: global.kommonsTools.image overrides
+// the kommons-tools image of commons' Jobs (provisioner, s3-init).
+func TestCommonsKommonsToolsImageOnePlace(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("c", 64)
+	global := map[string]any{"kommonsTools": map[string]any{"image": map[string]any{"registry": "mirror.example", "tag": "9.9.9", "digest": digest}}}
+	want := "mirror.example/kommons/kommons-tools:9.9.9@" + digest
+	m := renderCommons(t, map[string]any{"global": global, "tenants": []any{map[string]any{"namespace": "imaging", "buckets": []any{"dicom"}}}})
+	var jobs int
+	for _, o := range m.ByKind("Job") {
+		job := render.Decode[batchv1.Job](t, o)
+		for _, c := range append(append([]corev1.Container{}, job.Spec.Template.Spec.InitContainers...), job.Spec.Template.Spec.Containers...) {
+			assert.Equal(t, want, c.Image, "commons Job %s container %s", o.Name, c.Name)
+		}
+		jobs++
+	}
+	assert.Equal(t, 2, jobs, "the provisioner and s3-init Jobs")
+}

@@ -777,3 +777,26 @@ func TestOrthancEgressNetworkPolicy(t *testing.T) {
 	_, rendered := orthancRender(t, map[string]any{"networkPolicy": map[string]any{"enabled": false}}).Get("NetworkPolicy", orthancNS, "pacs-orthanc")
 	assert.False(t, rendered)
 }
+
+// TestKommonsToolsImageOnePlace: global.kommonsTools.image overrides the
+// kommons-tools image of every container that runs it in a module (the
+// pg-init Job and every wait-for-pg init container, through the
+// postgres-init subchart), field by field; Orthanc's own image is untouched.
+// TestCommonsKommonsToolsImageOnePlace checks commons.
+func TestKommonsToolsImageOnePlace(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("c", 64)
+	global := map[string]any{"kommonsTools": map[string]any{"image": map[string]any{"registry": "mirror.example", "tag": "9.9.9", "digest": digest}}}
+	want := "mirror.example/kommons/kommons-tools:9.9.9@" + digest
+	var tools int
+	for name, pod := range orthancPodSpecs(t, orthancRender(t, map[string]any{"global": global, "jobsInstance": map[string]any{"enabled": true}})) {
+		for _, c := range append(append([]corev1.Container{}, pod.InitContainers...), pod.Containers...) {
+			if strings.Contains(c.Image, "kommons-tools") {
+				assert.Equal(t, want, c.Image, "%s container %s", name, c.Name)
+				tools++
+			} else {
+				assert.NotContains(t, c.Image, "9.9.9", "%s container %s is not kommons-tools", name, c.Name)
+			}
+		}
+	}
+	assert.GreaterOrEqual(t, tools, 3, "the pg-init Job and the wait-for-pg init containers of both Deployments")
+}

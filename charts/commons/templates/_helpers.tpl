@@ -95,6 +95,17 @@ Usage: include "commons.images.image" (dict "image" .Values.tools.image "global"
 {{- $ref -}}
 {{- end -}}
 
+{{/*
+commons.tools.image: the kommons-tools image of the Jobs: tools.image, each non-empty field of
+global.kommonsTools.image (one place for every kommons chart) replacing its own.
+Usage: include "commons.tools.image" $
+*/}}
+{{- define "commons.tools.image" -}}
+{{- $image := deepCopy .Values.tools.image -}}
+{{- range $k, $v := (dig "kommonsTools" "image" dict (.Values.global | default dict)) }}{{ if $v }}{{ $_ := set $image $k $v }}{{ end }}{{ end -}}
+{{- include "commons.images.image" (dict "image" $image "global" .Values.global "defaultTag" .Chart.AppVersion) -}}
+{{- end -}}
+
 {{/* commons.images.pullSecrets: imagePullSecrets block from global.imagePullSecrets. Usage: include "commons.images.pullSecrets" $ */}}
 {{- define "commons.images.pullSecrets" -}}
 {{- with .Values.global.imagePullSecrets }}
@@ -459,7 +470,7 @@ Usage: include "commons.s3.physicalName" (dict "namespace" "imaging" "release" .
 {{/* commons.jobs.waitForPg: the wait-for-pg init container (level auth, admin credentials). */}}
 {{- define "commons.jobs.waitForPg" -}}
 - name: wait-for-pg
-  image: {{ include "commons.images.image" (dict "image" .Values.tools.image "global" .Values.global "defaultTag" .Chart.AppVersion) }}
+  image: {{ include "commons.tools.image" . }}
   imagePullPolicy: {{ .Values.tools.image.pullPolicy }}
   command: ["wait-for-pg"]
   args: ["--level", "auth", "--timeout", {{ .Values.jobs.waitTimeout | quote }}]

@@ -52,14 +52,21 @@ postgres-init context for ARGS (see above). Output: nothing.
 {{- .Values.scope.release | default .Release.Name -}}
 {{- end -}}
 
-{{/* postgres-init.image (ctx): registry/repository:tag[@digest]. */}}
+{{/*
+postgres-init.image (ctx): the kommons-tools image, registry/repository:tag[@digest]. Each
+non-empty field of global.kommonsTools.image (one place for every kommons chart) replaces
+image.*; global.imageRegistry replaces the registry.
+Usage: include "postgres-init.image" $
+*/}}
 {{- define "postgres-init.image" -}}
 {{- $g := .Values.global | default dict -}}
-{{- $registry := $g.imageRegistry | default .Values.image.registry -}}
-{{- $ref := .Values.image.repository -}}
+{{- $image := deepCopy .Values.image -}}
+{{- range $k, $v := (dig "kommonsTools" "image" dict $g) }}{{ if $v }}{{ $_ := set $image $k $v }}{{ end }}{{ end -}}
+{{- $registry := $g.imageRegistry | default $image.registry -}}
+{{- $ref := $image.repository -}}
 {{- if $registry -}}{{- $ref = printf "%s/%s" $registry $ref -}}{{- end -}}
-{{- $ref = printf "%s:%s" $ref (.Values.image.tag | default .Chart.AppVersion) -}}
-{{- if .Values.image.digest -}}{{- $ref = printf "%s@%s" $ref .Values.image.digest -}}{{- end -}}
+{{- $ref = printf "%s:%s" $ref ($image.tag | default .Chart.AppVersion) -}}
+{{- if $image.digest -}}{{- $ref = printf "%s@%s" $ref $image.digest -}}{{- end -}}
 {{- $ref -}}
 {{- end -}}
 
