@@ -152,8 +152,9 @@ var (
 )
 
 // Main runs a test package with one shared cluster, stopped after the last
-// test (with the clusters SharedVersion started), then runs cleanups (e.g. removing binaries the tests built): use it
-// as `func TestMain(m *testing.M) { pgtest.Main(m) }`.
+// test (with the clusters SharedVersion started), then runs cleanups (e.g.
+// removing binaries the tests built): use it as
+// `func TestMain(m *testing.M) { pgtest.Main(m) }`.
 func Main(m *testing.M, cleanups ...func()) {
 	shared, sharedErr = Start(Options{})
 	mainCalled.Store(true)
@@ -284,7 +285,7 @@ func (s *Server) readVersion(conn *pgx.Conn) error {
 }
 
 // Version is the server's version as "PostgreSQL " + server_version, e.g.
-// "PostgreSQL 18.4" or "PostgreSQL 15.14 (Debian 15.14-0+deb12u1)".
+// "PostgreSQL 18.4" or "PostgreSQL 15.18 (Debian 15.18-0+deb12u1)".
 func (s *Server) Version() string { return "PostgreSQL " + s.version }
 
 // VersionNum is the server's server_version_num, e.g. 180004.
