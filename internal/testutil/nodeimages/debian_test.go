@@ -117,6 +117,7 @@ func TestSpecKey(t *testing.T) {
 		"path":    func(s *spec) { s.entries[0].name = "usr/local/bin/x" },
 		"config":  func(s *spec) { s.config.User = "1:1" },
 		"base":    func(s *spec) { s.base = &debianBase{key: "k"} },
+		"link":    func(s *spec) { s.entries = append(s.entries, symlink("usr/bin/y", "x")) },
 	} {
 		s := base()
 		change(&s)

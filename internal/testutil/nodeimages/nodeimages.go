@@ -12,8 +12,12 @@
 //     /usr/bin/minio, the entrypoint, from scratch.
 //   - postgres and orthanc: one Debian bookworm root filesystem (debootstrap,
 //     Debian's PostgreSQL 15, Orthanc 1.10 and its PostgreSQL plugins,
-//     python3) packed into ONE layer both images share, plus the
-//     docker-entrypoint.sh of test/cluster/images/postgres for PostgreSQL.
+//     python3) packed into ONE layer both images share. The postgres image
+//     adds a layer with the PostgreSQL 18 server (PostgresMajor; the npm
+//     installation pgtest uses, test/cluster/build.sh postgres18) in
+//     /usr/lib/postgresql/18 ahead of Debian's 15 on PATH (whose psql and
+//     pg_isready it keeps), and the docker-entrypoint.sh of
+//     test/cluster/images/postgres.
 //
 // Every image is cached under toolcache.Dir()/images/, keyed by the content
 // of its inputs (binaries, files, package list, configuration and

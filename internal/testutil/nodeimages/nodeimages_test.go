@@ -23,11 +23,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/internal/testutil/toolcache"
 )
 
 // requireBuildable skips (fails under CI=true or KOMMONS_E2E=1) where the
-// images cannot be built: not root, no debootstrap, no MinIO binary.
+// images cannot be built: not root, no debootstrap, no MinIO binary, no
+// PostgreSQL 18 server.
 func requireBuildable(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
@@ -39,6 +41,8 @@ func requireBuildable(t *testing.T) {
 	} else if _, err := exec.LookPath("debootstrap"); err != nil {
 		why = "debootstrap is not installed"
 	} else if _, err := toolcache.Binary("minio", "MINIO_VERSION", "minio", "KOMMONS_MINIO_BIN"); err != nil {
+		why = err.Error()
+	} else if _, err := pgtest.BinDirFor(PostgresMajor); err != nil {
 		why = err.Error()
 	}
 	if why == "" {
@@ -124,9 +128,11 @@ func TestBuild(t *testing.T) {
 			[]string{"usr/local/bin/hello", "etc/passwd", "tmp"}},
 		"minio": {"kommons/minio", `^v[0-9][^:]*-[0-9a-f]{12}$`, []string{"/usr/bin/minio"}, "10001:10001", "PATH=",
 			[]string{"usr/bin/minio", "etc/passwd", "etc/ssl/certs/ca-certificates.crt", "tmp"}},
-		"postgres": {"kommons/postgres", `^15-[0-9a-f]{12}$`, []string{PostgresEntrypoint}, "999:999", "PATH=/usr/lib/postgresql/15/bin:",
+		"postgres": {"kommons/postgres", `^18-[0-9a-f]{12}$`, []string{PostgresEntrypoint}, "999:999", "PATH=/usr/lib/postgresql/18/bin:/usr/lib/postgresql/15/bin:",
 			[]string{"usr/local/bin/docker-entrypoint.sh", "docker-entrypoint-initdb.d", "usr/lib/postgresql/15/bin/pg_isready",
-				"usr/lib/postgresql/15/bin/pg_ctl", "usr/bin/sh", "usr/bin/bash", "usr/bin/setpriv", "usr/bin/python3", "var/lib/postgresql", "var/run", "run/postgresql", "tmp"}},
+				"usr/lib/postgresql/15/bin/psql", "usr/lib/postgresql/18/bin/postgres", "usr/lib/postgresql/18/bin/initdb",
+				"usr/lib/postgresql/18/bin/pg_ctl", "usr/lib/postgresql/18/lib/libpq.so.5", "usr/lib/postgresql/18/lib/postgresql/pg_trgm.so",
+				"usr/lib/postgresql/18/share/postgresql/extension/pg_trgm.control", "usr/bin/sh", "usr/bin/bash", "usr/bin/setpriv", "usr/bin/python3", "var/lib/postgresql", "var/run", "run/postgresql", "tmp"}},
 		"orthanc": {"kommons/orthanc", `^1\.10-[0-9a-f]{12}$`, []string{OrthancCommand}, "10001:10001", "PATH=",
 			[]string{strings.TrimPrefix(OrthancCommand, "/"), strings.TrimPrefix(OrthancPluginDir, "/") + "/libOrthancPostgreSQLIndex.so",
 				strings.TrimPrefix(OrthancPluginDir, "/") + "/libOrthancPostgreSQLStorage.so", "usr/bin/python3", "tmp"}},

@@ -8,6 +8,10 @@
 // One server per test package is the intended use (see Main and Shared): a
 // cluster costs ~0.3 s to start, so tests share it and each creates its own
 // databases with NewDatabase.
+//
+// The default server is the newest Debian package's (BinDir). Every major
+// version users run (Majors: 15, 16, 17, 18) can be started by Options.Major,
+// and EachVersion runs a test once per version (see versions.go).
 package pgtest
 
 import (
@@ -41,12 +45,18 @@ const AdminUser = "postgres"
 type Options struct {
 	// Settings are extra server parameters (-c name=value), e.g. log_statement=ddl.
 	Settings map[string]string
+	// Major is the PostgreSQL major version to start (one of Majors, with
+	// binaries found by BinDirFor); 0 is the default server of BinDir.
+	Major int
 }
 
 // Server is one throwaway PostgreSQL cluster.
 type Server struct {
 	dir       string // root: data/, sock/, postgres.log
 	bin       string // directory with initdb and postgres
+	libDir    string // LD_LIBRARY_PATH of a self-contained installation (npm), else ""
+	version   string // server_version, read at the first start
+	versionN  int    // server_version_num
 	port      int
 	password  string
 	cred      *syscall.Credential
@@ -81,9 +91,17 @@ func versionOf(postgresPath string) int {
 	return v
 }
 
-// Start creates and starts a new cluster. Call Close when done.
+// Start creates and starts a new cluster of opts.Major (default: BinDir's).
+// Call Close when done. Binaries of opts.Major that are not installed are an
+// error wrapping ErrNotInstalled that says how to install them.
 func Start(opts Options) (*Server, error) {
-	bin, err := BinDir()
+	var bin string
+	var err error
+	if opts.Major == 0 {
+		bin, err = BinDir()
+	} else {
+		bin, err = BinDirFor(opts.Major)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +117,10 @@ func Start(opts Options) (*Server, error) {
 	if err := s.Start(); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
+	}
+	if opts.Major != 0 && s.Major() != opts.Major {
+		s.Close()
+		return nil, fmt.Errorf("pgtest: asked for PostgreSQL %d, but %s is %s", opts.Major, filepath.Join(bin, "postgres"), s.Version())
 	}
 	return s, nil
 }
@@ -118,7 +140,7 @@ func New(t testing.TB, opts Options) *Server {
 
 func unavailable(t testing.TB, err error) {
 	t.Helper()
-	if os.Getenv("CI") == "true" || os.Getenv("KOMMONS_REQUIRE_PG") == "1" {
+	if required() {
 		t.Fatalf("PostgreSQL is required here: %v", err)
 	}
 	t.Skipf("PostgreSQL unavailable: %v", err)
@@ -130,14 +152,17 @@ var (
 )
 
 // Main runs a test package with one shared cluster, stopped after the last
-// test, then runs cleanups (e.g. removing binaries the tests built): use it
-// as `func TestMain(m *testing.M) { pgtest.Main(m) }`.
+// test (with the clusters SharedVersion started), then runs cleanups (e.g.
+// removing binaries the tests built): use it as
+// `func TestMain(m *testing.M) { pgtest.Main(m) }`.
 func Main(m *testing.M, cleanups ...func()) {
 	shared, sharedErr = Start(Options{})
+	mainCalled.Store(true)
 	code := m.Run()
 	if shared != nil {
 		shared.Close()
 	}
+	closeSharedVersions()
 	for _, c := range cleanups {
 		c()
 	}
@@ -166,7 +191,13 @@ func (s *Server) init() error {
 		if err := os.Chown(s.dir, int(uid), int(gid)); err != nil {
 			return fmt.Errorf("pgtest: chown %s: %w", s.dir, err)
 		}
+		// An installation under root's home (the tool cache) is out of the
+		// unprivileged user's reach: run a world-readable copy.
+		if s.bin, err = reachableBinDir(s.bin, uid, gid); err != nil {
+			return err
+		}
 	}
+	s.libDir = bundledLibDir(s.bin)
 	if err := os.Chmod(s.dir, 0o700); err != nil {
 		return err
 	}
@@ -180,6 +211,7 @@ func (s *Server) init() error {
 	}
 	cmd := exec.Command(filepath.Join(s.bin, "initdb"), "-D", s.DataDir(), "-U", AdminUser,
 		"--pwfile", pwfile, "-A", "scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+	cmd.Env = s.processEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
@@ -222,6 +254,49 @@ func (s *Server) chown(path string) error {
 	}
 	return os.Chown(path, int(s.cred.Uid), int(s.cred.Gid))
 }
+
+// processEnv is the environment of initdb and postgres: the test's, plus
+// LD_LIBRARY_PATH for an installation that brings its own libraries.
+func (s *Server) processEnv() []string {
+	env := os.Environ()
+	if s.libDir != "" {
+		ld := s.libDir
+		if old := os.Getenv("LD_LIBRARY_PATH"); old != "" {
+			ld += ":" + old
+		}
+		env = append(env, "LD_LIBRARY_PATH="+ld)
+	}
+	return env
+}
+
+func (s *Server) readVersion(conn *pgx.Conn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var v, n string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version'), current_setting('server_version_num')").Scan(&v, &n); err != nil {
+		return fmt.Errorf("pgtest: read server_version: %w", err)
+	}
+	num, err := strconv.Atoi(n)
+	if err != nil {
+		return fmt.Errorf("pgtest: server_version_num %q: %w", n, err)
+	}
+	s.version, s.versionN = v, num
+	return nil
+}
+
+// Version is the server's version as "PostgreSQL " + server_version, e.g.
+// "PostgreSQL 18.4" or "PostgreSQL 15.18 (Debian 15.18-0+deb12u1)".
+func (s *Server) Version() string { return "PostgreSQL " + s.version }
+
+// VersionNum is the server's server_version_num, e.g. 180004.
+func (s *Server) VersionNum() int { return s.versionN }
+
+// Major is the server's major version, e.g. 18.
+func (s *Server) Major() int { return s.versionN / 10000 }
+
+// BinDir is the directory of the server's binaries (initdb, postgres; the
+// npm installations of 16 to 18 have no client tools such as pg_dump).
+func (s *Server) BinDir() string { return s.bin }
 
 // DataDir is the cluster's PGDATA.
 func (s *Server) DataDir() string { return filepath.Join(s.dir, "data") }
@@ -287,6 +362,7 @@ func (s *Server) Start() error {
 		args = append(args, "-c", k+"="+s.settings[k])
 	}
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
+	cmd.Env = s.processEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Pdeathsig is a backstop for a test binary that dies without cleanup:
 	// SIGQUIT is PostgreSQL's immediate shutdown.
@@ -304,7 +380,14 @@ func (s *Server) Start() error {
 		conn, err := pgx.Connect(ctx, s.AdminDSN())
 		cancel()
 		if err == nil {
+			if s.versionN == 0 {
+				err = s.readVersion(conn)
+			}
 			conn.Close(context.Background())
+			if err != nil {
+				s.stopLocked(syscall.SIGQUIT)
+				return err
+			}
 			return nil
 		}
 		select {

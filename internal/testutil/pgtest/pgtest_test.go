@@ -2,6 +2,9 @@ package pgtest_test
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -58,4 +61,81 @@ func TestStopKillRestart(t *testing.T) {
 	var x int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT x FROM survives").Scan(&x))
 	require.Equal(t, 42, x)
+}
+
+// TestVersions starts every tested major version (KOMMONS_PG_MAJORS selects
+// a subset): the server is that version and contrib's pg_trgm works. Under
+// KOMMONS_REQUIRE_PG=1 (or CI=true) a version that is not installed fails.
+func TestVersions(t *testing.T) {
+	pgtest.EachVersion(t, func(t *testing.T, s *pgtest.Server) {
+		ctx := context.Background()
+		conn := pgtest.Connect(t, s.AdminDSN())
+		var num int
+		require.NoError(t, conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num))
+		major, err := strconv.Atoi(strings.TrimPrefix(t.Name()[strings.LastIndex(t.Name(), "/")+1:], "pg"))
+		require.NoError(t, err)
+		require.Equal(t, major, num/10000, "SHOW server_version_num is %d", num)
+		require.Equal(t, num, s.VersionNum())
+		require.Equal(t, major, s.Major())
+		require.True(t, strings.HasPrefix(s.Version(), fmt.Sprintf("PostgreSQL %d.", major)), s.Version())
+
+		_, err = conn.Exec(ctx, "CREATE EXTENSION pg_trgm")
+		require.NoError(t, err)
+		var sim float64
+		require.NoError(t, conn.QueryRow(ctx, "SELECT similarity('kommons', 'commons')").Scan(&sim))
+		require.Greater(t, sim, 0.3)
+		t.Logf("%s (server_version_num %d) in %s", s.Version(), num, s.BinDir())
+	})
+}
+
+// TestSharedVersions: one shared server per version, the same one on every call.
+func TestSharedVersions(t *testing.T) {
+	pgtest.EachSharedVersion(t, func(t *testing.T, s *pgtest.Server) {
+		require.Same(t, s, pgtest.SharedVersion(t, s.Major()))
+		db := s.NewDatabase(t, "shared")
+		conn := pgtest.Connect(t, s.DSN(pgtest.AdminUser, s.AdminPassword(), db))
+		var one int
+		require.NoError(t, conn.QueryRow(context.Background(), "SELECT 1").Scan(&one))
+		require.Equal(t, 1, one)
+	})
+}
+
+func TestMajors(t *testing.T) {
+	require.Equal(t, []int{15, 16, 17, 18}, pgtest.Majors())
+
+	t.Setenv("KOMMONS_PG_MAJORS", "")
+	ms, err := pgtest.SelectedMajors()
+	require.NoError(t, err)
+	require.Equal(t, pgtest.Majors(), ms)
+
+	t.Setenv("KOMMONS_PG_MAJORS", "18, pg15,18")
+	ms, err = pgtest.SelectedMajors()
+	require.NoError(t, err)
+	require.Equal(t, []int{15, 18}, ms)
+
+	t.Setenv("KOMMONS_PG_MAJORS", "14")
+	_, err = pgtest.SelectedMajors()
+	require.ErrorContains(t, err, `"14" is not one of [15 16 17 18]`)
+
+	_, err = pgtest.BinDirFor(14)
+	require.Error(t, err)
+}
+
+// TestMissingVersion: a version found nowhere is ErrNotInstalled, and the
+// error names the version and how to install it.
+func TestMissingVersion(t *testing.T) {
+	t.Setenv("KOMMONS_CACHE", t.TempDir())
+	_, err := pgtest.BinDirFor(18)
+	if err == nil {
+		t.Skip("PostgreSQL 18 is installed under /usr/lib/postgresql/18")
+	}
+	require.ErrorIs(t, err, pgtest.ErrNotInstalled)
+	require.ErrorContains(t, err, "PostgreSQL 18 not installed")
+	require.ErrorContains(t, err, "make tools")
+	require.ErrorContains(t, err, "KOMMONS_PG18_BIN")
+
+	t.Setenv("KOMMONS_PG17_BIN", t.TempDir())
+	_, err = pgtest.Start(pgtest.Options{Major: 17})
+	require.ErrorIs(t, err, pgtest.ErrNotInstalled)
+	require.ErrorContains(t, err, "KOMMONS_PG17_BIN")
 }

@@ -180,7 +180,6 @@ func (s *scenario) commonsValues() []string {
 	v := []string{
 		"--set", "tenants[0].namespace=" + s.modules[0], "--set", "tenants[1].namespace=" + s.modules[1],
 		"--set", "tenants[2].namespace=" + s.imaging, "--set", "tenants[2].buckets[0]=dicom",
-		"--set", "postgresql.dataDir=/var/lib/postgresql/15/docker",
 		"--set", "postgresql.persistence.size=2Gi",
 	}
 	v = append(v, imageValues("tools.image", s.img.Tools)...)

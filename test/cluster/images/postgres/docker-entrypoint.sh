@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Entrypoint of the test image kommons/postgres (Debian bookworm's PostgreSQL 15,
-# built by internal/testutil/nodeimages). It keeps the contract of the official
+# Entrypoint of the test image kommons/postgres (PostgreSQL 18's server from npm
+# @embedded-postgres, Debian bookworm's psql and pg_isready 15, built by
+# internal/testutil/nodeimages). It keeps the contract of the official
 # `postgres` image that charts/commons relies on, written for this image:
 #
 #   - args: a first argument starting with "-" means `postgres ARGS...`;
@@ -96,7 +97,9 @@ init_database_dir() {
 	# a non-empty file, hence the newline.
 	initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") \
 		--auth-local=trust --auth-host="$POSTGRES_HOST_AUTH_METHOD" "${extra[@]}"
-	printf "\nlisten_addresses = '*'\n" >>"$PGDATA/postgresql.conf"
+	# The sockets where the official image (and Debian's clients) have them:
+	# the npm build's default is /tmp.
+	printf "\nlisten_addresses = '*'\nunix_socket_directories = '/var/run/postgresql'\n" >>"$PGDATA/postgresql.conf"
 	{
 		printf '\n'
 		if [ "$POSTGRES_HOST_AUTH_METHOD" = trust ]; then
