@@ -236,18 +236,17 @@ func (w *world) loginRefused(user, pw, db string) {
 	w.t.Logf("refused: %s connecting to %s: %v", user, db, err)
 }
 
-// eachServer runs fn once per PostgreSQL server the harness provides,
-// logging its version.
+// TestMain shares one server per PostgreSQL version between the tests:
+// every world uses names of its own.
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// eachServer runs fn once per PostgreSQL major version the harness runs
+// (pgtest.EachSharedVersion: 15 to 18; KOMMONS_PG_MAJORS selects a subset;
+// a missing version fails under make test), logging the server's version.
 func eachServer(t *testing.T, fn func(t *testing.T, srv *pgtest.Server, version int)) {
-	eachVersionShim(t, func(t *testing.T, srv *pgtest.Server) {
-		var v string
-		var num int
-		conn := pgtest.Connect(t, srv.AdminDSN())
-		if err := conn.QueryRow(context.Background(), "SELECT 'PostgreSQL ' || current_setting('server_version'), current_setting('server_version_num')::int").Scan(&v, &num); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("running on %s", v)
-		fn(t, srv, num)
+	pgtest.EachSharedVersion(t, func(t *testing.T, srv *pgtest.Server) {
+		t.Logf("running on %s", srv.Version())
+		fn(t, srv, srv.VersionNum())
 	})
 }
 
@@ -405,8 +404,7 @@ func specOf(tn *tenant) *pgprovision.Spec {
 func TestSquatting(t *testing.T) {
 	eachServer(t, func(t *testing.T, srv *pgtest.Server, version int) {
 		if version < 160000 {
-			t.Logf("one tenant per server before PostgreSQL 16 (TestTenantAgainstTenant): nobody to squat")
-			return
+			t.Skip("not applicable: one tenant per server before PostgreSQL 16 (TestTenantAgainstTenant checks the refusal), so no other tenant to squat")
 		}
 		ctx := context.Background()
 		w := newWorld(t, srv, false)
@@ -477,7 +475,7 @@ func TestSquatting(t *testing.T) {
 func TestForgedMarkersAreNotTrustedByPrune(t *testing.T) {
 	eachServer(t, func(t *testing.T, srv *pgtest.Server, version int) {
 		if version < 160000 {
-			return
+			t.Skip("not applicable: one tenant per server before PostgreSQL 16, so no other tenant to forge markers for")
 		}
 		ctx := context.Background()
 		w := newWorld(t, srv, false)
@@ -611,82 +609,4 @@ func TestSystemSchemasRefusedInSpec(t *testing.T) {
 			t.Errorf("schema %s: got %v, want a spec error naming databases[0].schemas[0]", sc, err)
 		}
 	}
-}
-
-// eachVersionShim is replaced by pgtest.EachVersion once the harness has it.
-func eachVersionShim(t *testing.T, fn func(t *testing.T, srv *pgtest.Server)) {
-	srv := pgtest.New(t, pgtest.Options{})
-	t.Run("default", func(t *testing.T) { fn(t, srv) })
-}
-
-// TestLegacySharedProvisionerMigration is the upgrade of an installation
-// from the one shared provisioner of earlier kommons versions: its modules
-// (created by it, as the old charts did) are handed to their tenants'
-// provisioners; every database, role and password keeps working, each
-// tenant's pg-init finds its objects its own, the shared role can no
-// longer log in, and (PostgreSQL 16+) one tenant cannot touch another's
-// migrated roles.
-func TestLegacySharedProvisionerMigration(t *testing.T) {
-	eachServer(t, func(t *testing.T, srv *pgtest.Server, version int) {
-		ctx := context.Background()
-		w := newWorld(t, srv, false)
-		names := []string{"a", "b"}
-		if version < 160000 {
-			names = names[:1] // one tenant per server before PostgreSQL 16
-		}
-		legacy := "kommons_provisioner_" + w.id
-		legacyPW := randomPassword()
-		w.secrets = append(w.secrets, legacyPW)
-		srv.Exec(t, fmt.Sprintf("CREATE ROLE %s LOGIN NOSUPERUSER CREATEDB CREATEROLE PASSWORD '%s'", legacy, legacyPW))
-		legacyCfg := w.admin.Copy()
-		legacyCfg.User, legacyCfg.Password = legacy, legacyPW
-		for _, ns := range names {
-			pw := randomPassword()
-			w.secrets = append(w.secrets, pw)
-			full := ns + "-" + w.id
-			w.tenants[ns] = &tenant{ns: full, prov: pgprovision.TenantProvisioner{Namespace: full, Role: "kommons_tenant_" + ns + "_" + w.id, Password: pw}}
-			w.moduleAs(w.tenants[ns], legacyCfg) // as the old charts did
-		}
-		var provs []pgprovision.TenantProvisioner
-		for _, ns := range names {
-			provs = append(provs, w.tenants[ns].prov)
-		}
-		rep, err := pgprovision.EnsureProvisioners(ctx, w.admin, provs, pgprovision.ProvisionerOptions{Legacy: legacy, Logger: w.logger()})
-		if err != nil {
-			t.Fatalf("migration: %v", err)
-		}
-		for _, ns := range names {
-			tn := w.tenants[ns]
-			o, _ := rep.Find(pgprovision.KindRole, tn.role)
-			if o.Action != outcome.Updated || len(o.Changes) == 0 || !strings.Contains(o.Changes[0], tn.prov.Role) {
-				t.Errorf("module role %s: %+v, want handed to %s", tn.role, o, tn.prov.Role)
-			}
-			// The module's credentials and data are untouched.
-			var secret string
-			if err := w.connect(tn.role, tn.rolePW, tn.db).QueryRow(ctx, "SELECT name FROM patients").Scan(&secret); err != nil || secret != "secret of "+tn.ns {
-				t.Fatalf("tenant %s after migration: %q %v", ns, secret, err)
-			}
-			// Its pg-init, now as the tenant's provisioner, finds everything its own.
-			r, err := pgprovision.Reconcile(ctx, w.provCfg(tn), w.plan(specOf(tn)), pgprovision.Options{Logger: w.logger()})
-			if err != nil {
-				t.Fatalf("tenant %s pg-init after migration: %v", ns, err)
-			}
-			if n := r.Count(outcome.Created) + r.Count(outcome.Refused); n != 0 {
-				t.Fatalf("tenant %s pg-init after migration: %+v", ns, r.Objects)
-			}
-		}
-		w.loginRefused(legacy, legacyPW, "postgres")
-		if len(names) == 2 {
-			a, b := w.tenants["a"], w.tenants["b"]
-			refused(t, w.connect(a.prov.Role, a.prov.Password, "postgres"), []string{
-				"ALTER ROLE " + pgx.Identifier{b.role}.Sanitize() + " PASSWORD 'taken-over-123'",
-				"SET ROLE " + pgx.Identifier{b.role}.Sanitize(),
-			})
-		}
-		// Running the migration again changes nothing.
-		rep, err = pgprovision.EnsureProvisioners(ctx, w.admin, provs, pgprovision.ProvisionerOptions{Legacy: legacy, Logger: w.logger()})
-		if err != nil || rep.Count(outcome.Updated)+rep.Count(outcome.Created) != 0 {
-			t.Fatalf("second run: %v %+v", err, rep)
-		}
-	})
 }
