@@ -53,9 +53,16 @@ $(HELM3):
 test-unit: ## fast tests: Go unit tests and real-PostgreSQL tests, no Kubernetes cluster
 	$(GO) test -short -count=1 ./...
 
+# The packages whose whole suites also run on every other PostgreSQL major
+# (the default server is Debian's 15; test/isolation runs all four itself).
+PG_SUITES  := ./internal/pgprovision/ ./internal/pgready/ ./cmd/pg-init/ ./cmd/wait-for-pg/
+PG_MAJORS  := 16 17 18
+
 .PHONY: test
-test: deps tools lint ## everything: unit, PostgreSQL, chart checks, cluster tests and the real-node e2e (the README's test command)
+test: deps tools lint ## everything: unit, PostgreSQL (15-18), chart checks, cluster tests and the real-node e2e (the README's test command)
 	KOMMONS_E2E=1 KOMMONS_REQUIRE_PG=1 KOMMONS_REQUIRE_MINIO=1 $(GO) test -count=1 -timeout 45m ./...
+	@for v in $(PG_MAJORS); do echo "== provisioning suites on PostgreSQL $$v"; \
+	  KOMMONS_PG_DEFAULT_MAJOR=$$v KOMMONS_REQUIRE_PG=1 $(GO) test -count=1 -timeout 15m $(PG_SUITES) || exit 1; done
 
 .PHONY: e2e
 e2e: deps tools ## the real-node e2e alone: control plane + one node where pods run; commons, modules, Orthanc (root)

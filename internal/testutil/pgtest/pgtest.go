@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -97,6 +98,12 @@ func versionOf(postgresPath string) int {
 func Start(opts Options) (*Server, error) {
 	var bin string
 	var err error
+	if opts.Major == 0 {
+		opts.Major, err = defaultMajor()
+		if err != nil {
+			return nil, err
+		}
+	}
 	if opts.Major == 0 {
 		bin, err = BinDir()
 	} else {
@@ -548,4 +555,22 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// DefaultMajorEnv names the environment variable that makes Start, New,
+// Main and Shared (a server without Options.Major) run that major version
+// instead of BinDir's: `make test` reruns the provisioning packages with
+// it set to each version, so their whole suites run on every server.
+const DefaultMajorEnv = "KOMMONS_PG_DEFAULT_MAJOR"
+
+func defaultMajor() (int, error) {
+	v := os.Getenv(DefaultMajorEnv)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || !slices.Contains(Majors(), n) {
+		return 0, fmt.Errorf("pgtest: %s=%q: want one of %v", DefaultMajorEnv, v, Majors())
+	}
+	return n, nil
 }

@@ -139,3 +139,18 @@ func TestMissingVersion(t *testing.T) {
 	require.ErrorIs(t, err, pgtest.ErrNotInstalled)
 	require.ErrorContains(t, err, "KOMMONS_PG17_BIN")
 }
+
+// Testpgtest.DefaultMajorEnv: KOMMONS_PG_DEFAULT_MAJOR makes a server started
+// without Options.Major run that version (make test reruns the
+// provisioning packages with it); a value that is not a known major fails.
+func TestDefaultMajorEnv(t *testing.T) {
+	t.Setenv(pgtest.DefaultMajorEnv, "18")
+	s := pgtest.New(t, pgtest.Options{})
+	if s.Major() != 18 {
+		t.Fatalf("%s=18 started %s", pgtest.DefaultMajorEnv, s.Version())
+	}
+	t.Setenv(pgtest.DefaultMajorEnv, "14")
+	if _, err := pgtest.Start(pgtest.Options{}); err == nil || !strings.Contains(err.Error(), pgtest.DefaultMajorEnv) {
+		t.Fatalf("an unknown major: got %v", err)
+	}
+}
