@@ -251,6 +251,43 @@ func (s *scenario) installModules(t *testing.T) {
 	_, err := s.tryConnect(credsA["PGUSER"], credsA["PGPASSWORD"], dbs[1])
 	require.Error(t, err, "module A's role must not connect to module B's database")
 	assert.Contains(t, err.Error(), "permission denied")
+	s.tenantProvisionersConfined(t, conn)
+}
+
+// tenantProvisionersConfined: each tenant namespace holds its own
+// provisioner (commons' tenant Secret), and with everything tenant A's
+// namespace holds, nothing of tenant B's is reachable on the real server
+// (PostgreSQL 18, the chart's default major): test/isolation has the full
+// suite on every version; this is the same promise on the real node.
+func (s *scenario) tenantProvisionersConfined(t *testing.T, conn *pgx.Conn) {
+	ctx := context.Background()
+	var version string
+	require.NoError(t, conn.QueryRow(ctx, "SHOW server_version").Scan(&version))
+	t.Logf("real-node PostgreSQL %s", version)
+	provA, provB := s.secret(t, s.modules[0], "kommons-commons"), s.secret(t, s.modules[1], "kommons-commons")
+	require.NotEqual(t, provA["PGUSER"], provB["PGUSER"], "each tenant has its own provisioner")
+	require.NotEqual(t, provA["PGPASSWORD"], provB["PGPASSWORD"])
+	credsB := s.roleCredentials(t, s.modules[1])
+	roleB, dbB := pgx.Identifier{credsB["PGUSER"]}.Sanitize(), pgx.Identifier{credsB["PGDATABASE"]}.Sanitize()
+	_, err := s.tryConnect(provA["PGUSER"], provA["PGPASSWORD"], credsB["PGDATABASE"])
+	require.Error(t, err, "tenant A's provisioner must not connect to tenant B's database")
+	asA := s.connect(t, provA["PGUSER"], provA["PGPASSWORD"], "postgres")
+	for _, attack := range []string{
+		"SET ROLE " + roleB,
+		"ALTER ROLE " + roleB + " PASSWORD 'taken-over-123'",
+		"GRANT " + roleB + " TO CURRENT_USER",
+		"COMMENT ON ROLE " + roleB + " IS 'forged'",
+		"DROP ROLE " + roleB,
+		"ALTER DATABASE " + dbB + " OWNER TO CURRENT_USER",
+		"DROP DATABASE " + dbB,
+		"ALTER ROLE " + pgx.Identifier{provB["PGUSER"]}.Sanitize() + " PASSWORD 'taken-over-123'",
+	} {
+		_, err := asA.Exec(ctx, attack)
+		require.Error(t, err, "ATTACK SUCCEEDED on the real node as tenant A's provisioner: %s", attack)
+		t.Logf("refused: %s: %v", attack, err)
+	}
+	// B's module still logs in with its own password.
+	s.connect(t, credsB["PGUSER"], credsB["PGPASSWORD"], credsB["PGDATABASE"])
 }
 
 func (s *scenario) orthancValues() []string {
