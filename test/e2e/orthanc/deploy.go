@@ -587,3 +587,7 @@ func list(m map[string]any, key string) []any {
 	l, _ := m[key].([]any)
 	return l
 }
+
+// Tool builds ./cmd/<name> once per test binary and returns its path
+// (removed by RemoveTools).
+func Tool(t testing.TB, name string) string { return tool(t, name) }
