@@ -45,6 +45,13 @@ func newFake(t *testing.T, studies []Study) *fakeOrthanc {
 		polls: map[string][]string{}, jobStudy: map[string]string{}, done: map[string]bool{}}
 }
 
+// serve starts the fake on a local port until the test ends.
+func (f *fakeOrthanc) serve() *httptest.Server {
+	srv := httptest.NewServer(f)
+	f.t.Cleanup(srv.Close)
+	return srv
+}
+
 func (f *fakeOrthanc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if u, p, ok := r.BasicAuth(); !ok || u != "admin" || p != "secret" {
 		w.WriteHeader(http.StatusUnauthorized)
@@ -159,8 +166,7 @@ func runTool(t *testing.T, srv *httptest.Server, extra ...string) (int, string, 
 func TestContractMoveStorageJobs(t *testing.T) {
 	f := newFake(t, contractStudies())
 	f.failStudies["s-old-3"] = true
-	srv := httptest.NewServer(f)
-	defer srv.Close()
+	srv := f.serve()
 
 	code, _, logs := runTool(t, srv)
 	assert.Equal(t, exitFailures, code, logs)
@@ -232,8 +238,7 @@ func TestContractMoveStorageJobs(t *testing.T) {
 func TestContractNoMoveStorage(t *testing.T) {
 	f := newFake(t, contractStudies())
 	f.moveStorage = false
-	srv := httptest.NewServer(f)
-	defer srv.Close()
+	srv := f.serve()
 	code, out, logs := runTool(t, srv)
 	assert.Equal(t, exitPermanent, code)
 	assert.Contains(t, logs, "AWS S3 storage plugin")
@@ -260,8 +265,7 @@ func TestContractNoMoveStorage(t *testing.T) {
 func TestContractUnknownJob(t *testing.T) {
 	f := newFake(t, contractStudies())
 	f.forgetJobs = true
-	srv := httptest.NewServer(f)
-	defer srv.Close()
+	srv := f.serve()
 	code, _, logs := runTool(t, srv)
 	assert.Equal(t, exitFailures, code)
 	assert.Contains(t, logs, "unknown to this Orthanc")
@@ -271,8 +275,7 @@ func TestContractUnknownJob(t *testing.T) {
 // the jobs left running in Orthanc.
 func TestContractInterrupted(t *testing.T) {
 	f := newFake(t, contractStudies())
-	srv := httptest.NewServer(f)
-	defer srv.Close()
+	srv := f.serve()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb bytes.Buffer
 	tr := &Tiering{Client: NewClient(srv.URL, "admin", "secret", time.Minute), AgeDays: 30, BatchSize: 2, Concurrency: 1,
