@@ -201,6 +201,7 @@ substitutes from the container environment.
   "HttpPort" (int $v.orthanc.httpPort)
   "DicomPort" (int $v.orthanc.dicomPort)
   "DicomAet" $v.orthanc.dicomAet
+  "DicomCheckCalledAet" $v.orthanc.dicomCheckCalledAet
   "DicomServerEnabled" $dicom
   "RemoteAccessAllowed" true
   "AuthenticationEnabled" true
@@ -324,6 +325,14 @@ value's path.
 {{- end -}}
 {{- if and (eq $v.storage.type "s3") (eq $v.storage.s3.hybridMode "WriteToObjectStorage") $v.storage.s3.encryption.enabled -}}
 {{- fail "orthanc: storage.s3.hybridMode WriteToObjectStorage cannot be combined with storage.s3.encryption.enabled: with encryption on, the S3 plugin (2.5.4) also tries to decrypt the plaintext files already on the volume, and /move-storage copies them, still plaintext, into <uuid>.dcm.enc objects and deletes the volume copy, so every later read of them fails. Order (README: Migrating a volume to S3): first migrate with storage.s3.encryption.enabled false (move every file with /move-storage until the volume is empty), then set storage.s3.hybridMode Disabled, and only then enable encryption for new files" -}}
+{{- end -}}
+{{- if $v.storageTiering.enabled -}}
+{{- if or (ne $v.storage.type "s3") (eq $v.storage.s3.hybridMode "Disabled") -}}
+{{- fail (printf "orthanc: storageTiering.enabled needs storage.type s3 with storage.s3.hybridMode WriteToFileSystem or WriteToObjectStorage (got storage.type %s, hybridMode %s): /move-storage moves files between the volume and object storage, which only a hybrid mode has" $v.storage.type $v.storage.s3.hybridMode) -}}
+{{- end -}}
+{{- if and (not $v.jobsInstance.enabled) (gt (int (include "orthanc.maxWebReplicas" .)) 1) -}}
+{{- fail "orthanc: storageTiering.enabled with more than one web replica needs jobsInstance.enabled: a /move-storage job lives in the Orthanc process that started it, and the Service spreads the tool's GET /jobs/{id} over the replicas" -}}
+{{- end -}}
 {{- end -}}
 {{- if and $v.dicomTls.enabled (not $v.dicomTls.existingSecret) -}}
 {{- fail "orthanc: dicomTls.existingSecret is required when dicomTls.enabled (a Secret with tls.crt, tls.key and ca.crt)" -}}

@@ -26,6 +26,8 @@ type DicomSpec struct {
 	Instance int
 	// Size is the side of the square 8-bit image (default 8: 64 bytes of pixels).
 	Size int
+	// StudyDate is the StudyDate (YYYYMMDD) of the study (default 20260101).
+	StudyDate string
 }
 
 // UID returns the deterministic UID "2.25.<decimal of a name-based UUID>"
@@ -59,6 +61,9 @@ func DicomFile(s DicomSpec) []byte {
 	if s.Study <= 0 {
 		s.Study = 1
 	}
+	if s.StudyDate == "" {
+		s.StudyDate = "20260101"
+	}
 	sop := s.SOPInstanceUID()
 	pixels := make([]byte, s.Size*s.Size)
 	for i := range pixels {
@@ -68,7 +73,7 @@ func DicomFile(s DicomSpec) []byte {
 	// Elements in ascending tag order, as Part 5 section 7.1 requires.
 	writeElement(&ds, 0x0008, 0x0016, "UI", uidBytes(sopClassSecondaryCapture))
 	writeElement(&ds, 0x0008, 0x0018, "UI", uidBytes(sop))
-	writeElement(&ds, 0x0008, 0x0020, "DA", text("20260101"))
+	writeElement(&ds, 0x0008, 0x0020, "DA", text(s.StudyDate))
 	writeElement(&ds, 0x0008, 0x0030, "TM", text("120000"))
 	writeElement(&ds, 0x0008, 0x0050, "SH", text(fmt.Sprintf("ACC%06d", s.Study)))
 	writeElement(&ds, 0x0008, 0x0060, "CS", text("OT"))

@@ -140,3 +140,20 @@ func TestConnectionURIFromLibpqEnvironment(t *testing.T) {
 }
 
 func toJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+func TestStudyDateIsWritten(t *testing.T) {
+	def := orthanctest.DicomFile(orthanctest.DicomSpec{Run: "date", Study: 1, Instance: 1})
+	assert.True(t, bytes.Contains(def, []byte("20260101")), "default StudyDate")
+	f := orthanctest.DicomFile(orthanctest.DicomSpec{Run: "date", Study: 1, Instance: 1, StudyDate: "19991231"})
+	assert.True(t, bytes.Contains(f, []byte{0x08, 0x00, 0x20, 0x00, 'D', 'A', 8, 0, '1', '9', '9', '9', '1', '2', '3', '1'}), "(0008,0020) DA 19991231")
+	assert.False(t, bytes.Contains(f, []byte("20260101")))
+}
+
+func TestDumpValues(t *testing.T) {
+	dump := "I: (0008,0052) CS [STUDY ]                                  #   6, 1 QueryRetrieveLevel\n" +
+		"I: (0020,000d) UI [1.2.3]                                 #   6, 1 StudyInstanceUID\n" +
+		"I: (0020,000D) UI [1.2.4\x00]                             #   6, 1 StudyInstanceUID\n"
+	assert.Equal(t, []string{"1.2.3", "1.2.4"}, orthanctest.DumpValues(dump, "0020,000d"))
+	assert.Equal(t, []string{"STUDY"}, orthanctest.DumpValues(dump, "0008,0052"))
+	assert.Empty(t, orthanctest.DumpValues(dump, "0010,0020"))
+}

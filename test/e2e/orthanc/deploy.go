@@ -435,12 +435,95 @@ func (s *Stack) ConfigMapFile(t testing.TB, key string) string {
 
 // ReplicaOptions are the orthanctest options of pod podName of component:
 // the rendered orthanc.json and environment, storageDir as its volume.
+// The Secret volumes the orthanc container mounts (DICOM TLS, the S3
+// encryption key) are written from Secrets under the replica's directory,
+// and the configuration's paths into them rebased there.
 func (s *Stack) ReplicaOptions(t testing.TB, component, podName, storageDir string) orthanctest.Options {
 	t.Helper()
+	dir := filepath.Join(t.TempDir(), podName)
+	cfg := s.OrthancConfig(t, component)
+	mounts := s.writeSecretMounts(t, component, filepath.Join(dir, "mounts"))
+	rebased := rebaseJSON(cfg, filepath.Join(dir, "mounts"), mounts)
 	return orthanctest.Options{
-		Config: s.OrthancConfig(t, component), Env: envList(s.PodEnv(t, component, podName)),
-		Dir: filepath.Join(t.TempDir(), podName), StorageDir: storageDir,
+		Config: rebased.(map[string]any), Env: envList(s.PodEnv(t, component, podName)),
+		Dir: dir, StorageDir: storageDir,
 		User: s.AdminUser, Password: s.AdminPassword,
+	}
+}
+
+// writeSecretMounts writes the secret volumes the orthanc container of
+// component mounts under root+mountPath (from Secrets, as the kubelet
+// would) and returns their mount paths, longest first.
+func (s *Stack) writeSecretMounts(t testing.TB, component, root string) []string {
+	t.Helper()
+	pod := dig(s.Deployment(t, component).Fields, "spec", "template", "spec")
+	secrets := map[string]map[string]any{}
+	for _, v := range list(pod, "volumes") {
+		vm := v.(map[string]any)
+		if sec, ok := vm["secret"].(map[string]any); ok {
+			secrets[fmt.Sprint(vm["name"])] = sec
+		}
+	}
+	var mounts []string
+	for _, m := range list(s.OrthancContainer(t, component), "volumeMounts") {
+		mm := m.(map[string]any)
+		sec, ok := secrets[fmt.Sprint(mm["name"])]
+		if !ok {
+			continue
+		}
+		mountPath := fmt.Sprint(mm["mountPath"])
+		mounts = append(mounts, mountPath)
+		data := s.secret(t, fmt.Sprint(sec["secretName"]))
+		files := map[string]string{}
+		if items := list(sec, "items"); len(items) > 0 {
+			for _, it := range items {
+				im := it.(map[string]any)
+				files[fmt.Sprint(im["path"])] = data[fmt.Sprint(im["key"])]
+			}
+		} else {
+			for k, v := range data {
+				files[k] = v
+			}
+		}
+		for name, content := range files {
+			p := filepath.Join(root, mountPath, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
+	return mounts
+}
+
+// rebaseJSON returns v with every string starting with one of mounts
+// prefixed by root (a decoded JSON value: maps, lists, scalars).
+func rebaseJSON(v any, root string, mounts []string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = rebaseJSON(e, root, mounts)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = rebaseJSON(e, root, mounts)
+		}
+		return out
+	case string:
+		for _, m := range mounts {
+			if strings.HasPrefix(x, m+"/") {
+				return filepath.Join(root, x)
+			}
+		}
+		return x
+	default:
+		return v
 	}
 }
 
@@ -504,3 +587,7 @@ func list(m map[string]any, key string) []any {
 	l, _ := m[key].([]any)
 	return l
 }
+
+// Tool builds ./cmd/<name> once per test binary and returns its path
+// (removed by RemoveTools).
+func Tool(t testing.TB, name string) string { return tool(t, name) }
