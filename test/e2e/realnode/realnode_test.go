@@ -553,12 +553,14 @@ func (s *scenario) uninstallOrthanc(t *testing.T) {
 	after, err := s.c.Client().CoreV1().PersistentVolumeClaims(s.imaging).List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	assert.Len(t, after.Items, len(pvcs.Items), "volumes kept on uninstall")
-	admin := s.secret(t, s.modules[0], "kommons-commons")
-	conn := s.connect(t, admin["PGUSER"], admin["PGPASSWORD"], "postgres")
+	// Read through the imaging tenant's own credentials: another tenant's
+	// provisioner may not open this database (tenantProvisionersConfined).
+	tenant := s.secret(t, s.imaging, "kommons-commons")
+	conn := s.connect(t, tenant["PGUSER"], tenant["PGPASSWORD"], "postgres")
 	var rows int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", creds["PGDATABASE"]).Scan(&rows))
 	assert.Equal(t, 1, rows, "database %s kept on uninstall", creds["PGDATABASE"])
-	data := s.connect(t, admin["PGUSER"], admin["PGPASSWORD"], creds["PGDATABASE"])
+	data := s.connect(t, creds["PGUSER"], creds["PGPASSWORD"], creds["PGDATABASE"])
 	require.NoError(t, data.QueryRow(ctx, "SELECT count(*) FROM resources WHERE resourcetype = 3").Scan(&rows))
 	assert.Equal(t, s.uploaded, rows, "index rows kept on uninstall")
 }
