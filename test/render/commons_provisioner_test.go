@@ -104,3 +104,58 @@ func TestRenderedProvisionerAgainstPostgreSQL(t *testing.T) {
 	require.True(t, createDB)
 	require.True(t, createRole)
 }
+
+// TestRenderedProvisionerMigratesTheSharedProvisioner upgrades an
+// installation of the previous chart as the rendered provisioner Job does,
+// on PostgreSQL 18 (the chart's default major): a module role and database
+// that the shared kommons_provisioner created for tenant imaging (as the
+// old pg-init did) are handed to imaging's own provisioner, the module's
+// password keeps working, and the shared role can no longer log in or
+// administer anything.
+func TestRenderedProvisionerMigratesTheSharedProvisioner(t *testing.T) {
+	s := pgtest.New(t, pgtest.Options{Major: 18})
+	bin := buildTools(t, "wait-for-pg", "pg-init")
+	ctx := context.Background()
+	const legacyPW, modulePW = "legacy-password-123", "module-password-123"
+	s.Exec(t, "CREATE ROLE kommons_provisioner LOGIN NOSUPERUSER CREATEDB CREATEROLE PASSWORD '"+legacyPW+"'")
+	legacy := pgtest.Connect(t, s.DSN("kommons_provisioner", legacyPW, "postgres"))
+	for _, sql := range []string{
+		"CREATE ROLE imaging_pacs_orthanc LOGIN PASSWORD '" + modulePW + "'",
+		"GRANT imaging_pacs_orthanc TO CURRENT_USER",
+		`COMMENT ON ROLE imaging_pacs_orthanc IS '{"managedBy":"kommons/pg-init","namespace":"imaging","release":"pacs","name":"orthanc","reclaimPolicy":"retain"}'`,
+		"CREATE DATABASE imaging_pacs_orthanc OWNER imaging_pacs_orthanc",
+	} {
+		_, err := legacy.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
+	legacy.Close(ctx)
+
+	m := renderCommons(t, tenants(map[string]any{"namespace": "imaging"}))
+	job := render.Decode[batchv1.Job](t, m.One(t, "Job", "commons-provisioner-"))
+	pod := job.Spec.Template.Spec
+	extra := map[string]map[string]string{"Secret/commons-postgresql-admin": {"username": pgtest.AdminUser, "password": s.AdminPassword()}}
+	out, err := runContainer(t, bin, m, pod, container(t, pod, "provisioner", false), s, extra)
+	require.NoError(t, err, "provisioner container:\n%s", out)
+	require.Contains(t, out, "handed from kommons_provisioner to kommons_tenant_imaging")
+
+	tenant := secretData(t, m.MustGet(t, "Secret", "imaging", "kommons-commons"))
+	admin := pgtest.Connect(t, s.AdminDSN())
+	var members []string
+	rows, err := admin.Query(ctx, `SELECT m.rolname || CASE WHEN a.admin_option THEN ' (admin)' ELSE '' END
+		FROM pg_auth_members a JOIN pg_roles m ON m.oid = a.member WHERE a.roleid = 'imaging_pacs_orthanc'::regrole ORDER BY 1`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var m string
+		require.NoError(t, rows.Scan(&m))
+		members = append(members, m)
+	}
+	require.Equal(t, []string{tenant["PGUSER"] + " (admin)"}, members, "only the tenant's provisioner holds the module role")
+	var canLogin bool
+	require.NoError(t, admin.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'kommons_provisioner'").Scan(&canLogin))
+	require.False(t, canLogin, "the shared provisioner is disabled")
+	// The module's password still works, and its tenant's provisioner manages it.
+	pgtest.Connect(t, s.DSN("imaging_pacs_orthanc", modulePW, "imaging_pacs_orthanc")).Close(ctx)
+	prov := pgtest.Connect(t, s.DSN(tenant["PGUSER"], tenant["PGPASSWORD"], "postgres"))
+	_, err = prov.Exec(ctx, "ALTER ROLE imaging_pacs_orthanc CONNECTION LIMIT 20")
+	require.NoError(t, err, "the tenant's provisioner administers its migrated module role")
+}

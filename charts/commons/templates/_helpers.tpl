@@ -355,6 +355,22 @@ Usage: include "commons.provisioner.password" (dict "context" $ "namespace" "ima
 {{- include "commons.secrets.value" (dict "name" (include "commons.provisioner.secret" $ctx) "namespace" $ctx.Release.Namespace "key" .namespace "length" 32 "required" $required "context" $ctx) -}}
 {{- end -}}
 
+{{/*
+commons.provisioner.passwordsHash: 16 hex digits of SHA-256 over the tenants' provisioner passwords
+as the cluster holds them (lookup), empty when the Secret cannot be read (first install, offline
+render). In the Job's pod template, it makes a rotated password (a changed Secret value, then
+`helm upgrade`) run the provisioner Job again, while offline renders keep a stable Job name.
+Usage: include "commons.provisioner.passwordsHash" $
+*/}}
+{{- define "commons.provisioner.passwordsHash" -}}
+{{- $live := lookup "v1" "Secret" .Release.Namespace (include "commons.provisioner.secret" .) -}}
+{{- if and $live $live.data -}}
+{{- $parts := list -}}
+{{- range .Values.tenants }}{{ $parts = append $parts (printf "%s=%s" .namespace (get $live.data .namespace | default "")) }}{{ end -}}
+{{- join "\n" $parts | sha256sum | trunc 16 -}}
+{{- end -}}
+{{- end -}}
+
 {{/* commons.provisioner.tenants: the --tenants argument of the provisioner Job: namespace=role,... */}}
 {{- define "commons.provisioner.tenants" -}}
 {{- $pairs := list -}}

@@ -124,7 +124,22 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 	assertNoTenantSecret(t, c, stranger)
 	assertPolicyNamespaces(t, c, ns, imaging, lab, third)
 	// Adding a tenant runs a new provisioner Job: it creates the new tenant's role.
-	require.NotEqual(t, provJob, waitJob(t, c, ns, "provisioner"), "a new tenant reruns the provisioner")
+	provJob2 := waitJob(t, c, ns, "provisioner")
+	require.NotEqual(t, provJob, provJob2, "a new tenant reruns the provisioner")
+
+	// Rotation: a new password in the provisioner Secret, then an upgrade,
+	// runs the provisioner Job again (it sets the role's password) and hands
+	// the new password to that tenant only.
+	rotated := "rotated-" + strings.Repeat("x", 24)
+	c.Kubectl(t, "patch", "secret", "commons-provisioner", "-n", ns, "--type=merge",
+		"-p", `{"stringData":{"`+imaging+`":"`+rotated+`"}}`)
+	helm(t, "upgrade", release, chartDir(c), "-n", ns, "--wait", "--timeout", "5m",
+		"--set", "tenants[0].namespace="+imaging, "--set", "tenants[0].buckets[0]=dicom",
+		"--set", "tenants[1].namespace="+lab, "--set", "tenants[2].namespace="+third, "--set", "tenants[2].buckets[0]=pdf")
+	require.Equal(t, rotated, string(secret(t, c, imaging, "kommons-commons").Data["PGPASSWORD"]), "the tenant Secret carries the rotated password")
+	require.Equal(t, rep["PGPASSWORD"], secret(t, c, third, "kommons-commons").Data["PGPASSWORD"], "other tenants keep theirs")
+	require.NotEqual(t, provJob2, waitJob(t, c, ns, "provisioner"), "a rotated password reruns the provisioner Job")
+	img = secret(t, c, imaging, "kommons-commons").Data
 	waitJob(t, c, ns, "s3-init") // the new spec runs a new s3-init Job
 
 	// Uninstall keeps the data: claims (volumeClaimTemplates) and credential Secrets.
