@@ -189,26 +189,15 @@ func readProvisionerRoles(ctx context.Context, conn *pgx.Conn, super bool, provs
 	for i, p := range provs {
 		names[i] = p.Role
 	}
-	q := `SELECT ` + roleColumns + `, NULL::text FROM pg_catalog.pg_roles r WHERE r.rolname = ANY($1)`
-	if super {
-		q = `SELECT ` + roleColumns + `, r.rolpassword FROM pg_catalog.pg_authid r WHERE r.rolname = ANY($1)`
-	}
-	rows, err := conn.Query(ctx, q, names)
+	rows, err := conn.Query(ctx, roleStatesQuery(super), names)
 	if err != nil {
 		return nil, fmt.Errorf("read provisioner roles: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]*roleState{}
-	for rows.Next() {
-		var name string
-		s := &roleState{}
-		if err := rows.Scan(&name, &s.oid, &s.super, &s.createRole, &s.createDB, &s.canLogin, &s.replication,
-			&s.bypass, &s.connLimit, &s.comment, &s.control.otherMembers, &s.control.adminOption, &s.verifier); err != nil {
-			return nil, fmt.Errorf("read provisioner roles: %w", err)
-		}
-		out[name] = s
+	out, err := scanRoleStates(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read provisioner roles: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // decideProvisioner decides what to do with tenant provisioner p, given its

@@ -35,32 +35,42 @@ const roleColumns = `r.rolname, r.oid, r.rolsuper, r.rolcreaterole, r.rolcreated
 		EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members a JOIN pg_catalog.pg_roles m ON m.oid = a.member
 			WHERE a.roleid = r.oid AND m.rolname = CURRENT_USER AND a.admin_option)`
 
-func (r *run) readRoles() (map[string]*roleState, error) {
-	names := make([]string, len(r.plan.Roles))
-	for i, pr := range r.plan.Roles {
-		names[i] = pr.Physical
+// roleStatesQuery selects roleColumns and the stored verifier (readable by
+// superusers only; NULL otherwise) of the roles named in $1.
+func roleStatesQuery(superuser bool) string {
+	if superuser {
+		return `SELECT ` + roleColumns + `, r.rolpassword FROM pg_catalog.pg_authid r WHERE r.rolname = ANY($1)`
 	}
-	q := `SELECT ` + roleColumns + `, NULL::text FROM pg_catalog.pg_roles r WHERE r.rolname = ANY($1)`
-	if r.facts.superuser {
-		// pg_authid (with the stored verifier) is readable by superusers only.
-		q = `SELECT ` + roleColumns + `, r.rolpassword FROM pg_catalog.pg_authid r WHERE r.rolname = ANY($1)`
-	}
-	rows, err := r.admin.Query(r.stmtCtx, q, names)
-	if err != nil {
-		return nil, r.redact(fmt.Errorf("read roles: %w", err))
-	}
+	return `SELECT ` + roleColumns + `, NULL::text FROM pg_catalog.pg_roles r WHERE r.rolname = ANY($1)`
+}
+
+// scanRoleStates reads the rows of roleStatesQuery by role name, closing rows.
+func scanRoleStates(rows pgx.Rows) (map[string]*roleState, error) {
+	defer rows.Close()
 	out := map[string]*roleState{}
 	for rows.Next() {
 		var name string
 		s := &roleState{}
 		if err := rows.Scan(&name, &s.oid, &s.super, &s.createRole, &s.createDB, &s.canLogin, &s.replication,
 			&s.bypass, &s.connLimit, &s.comment, &s.control.otherMembers, &s.control.adminOption, &s.verifier); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read roles: %w", err)
+			return nil, err
 		}
 		out[name] = s
 	}
-	if err := rows.Err(); err != nil {
+	return out, rows.Err()
+}
+
+func (r *run) readRoles() (map[string]*roleState, error) {
+	names := make([]string, len(r.plan.Roles))
+	for i, pr := range r.plan.Roles {
+		names[i] = pr.Physical
+	}
+	rows, err := r.admin.Query(r.stmtCtx, roleStatesQuery(r.facts.superuser), names)
+	if err != nil {
+		return nil, r.redact(fmt.Errorf("read roles: %w", err))
+	}
+	out, err := scanRoleStates(rows)
+	if err != nil {
 		return nil, r.redact(fmt.Errorf("read roles: %w", err))
 	}
 	r.checkVerifiers(out)

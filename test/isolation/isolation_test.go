@@ -11,7 +11,6 @@
 package isolation
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,7 +20,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +29,7 @@ import (
 	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
+	"github.com/kommons/kommons/internal/testutil/syncbuf"
 )
 
 // world is one server with its admin, two tenants' provisioners and their
@@ -41,7 +40,7 @@ type world struct {
 	version int // server_version_num
 	admin   *pgx.ConnConfig
 	dir     string
-	logs    syncBuffer
+	logs    syncbuf.Buffer
 	secrets []string
 	tenants map[string]*tenant
 	id      string // makes this world's namespaces unique on a shared server
@@ -57,18 +56,6 @@ type tenant struct {
 	role, db string // the module's physical role and database
 	rolePW   string
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func randomPassword() string {
 	b := make([]byte, 16)
@@ -384,6 +371,19 @@ func attackAsTenant(t *testing.T, w *world, a, b *tenant) {
 	}
 }
 
+// twoTenants onboards tenants a and b (superuser admin), each with its
+// module provisioned by its own provisioner.
+func twoTenants(t *testing.T, srv *pgtest.Server) (*world, *tenant, *tenant) {
+	w := newWorld(t, srv, false)
+	if err := w.onboard("a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	a, b := w.tenants["a"], w.tenants["b"]
+	w.module(a)
+	w.module(b)
+	return w, a, b
+}
+
 // specOf is the spec tn's module was provisioned with.
 func specOf(tn *tenant) *pgprovision.Spec {
 	s := &pgprovision.Spec{Scope: tn.plan.Scope}
@@ -407,13 +407,7 @@ func TestSquatting(t *testing.T) {
 			t.Skip("not applicable: one tenant per server before PostgreSQL 16 (TestTenantAgainstTenant checks the refusal), so no other tenant to squat")
 		}
 		ctx := context.Background()
-		w := newWorld(t, srv, false)
-		if err := w.onboard("a", "b"); err != nil {
-			t.Fatal(err)
-		}
-		a, b := w.tenants["a"], w.tenants["b"]
-		w.module(a)
-		w.module(b)
+		w, a, b := twoTenants(t, srv)
 		spec, _ := w.spec(b, "next", "web", nil, nil)
 		target := w.plan(spec)
 		role, db := target.Roles[0].Physical, target.Databases[0].Physical
@@ -478,13 +472,7 @@ func TestForgedMarkersAreNotTrustedByPrune(t *testing.T) {
 			t.Skip("not applicable: one tenant per server before PostgreSQL 16, so no other tenant to forge markers for")
 		}
 		ctx := context.Background()
-		w := newWorld(t, srv, false)
-		if err := w.onboard("a", "b"); err != nil {
-			t.Fatal(err)
-		}
-		a, b := w.tenants["a"], w.tenants["b"]
-		w.module(a)
-		w.module(b)
+		w, a, b := twoTenants(t, srv)
 		forged := pgprovision.NewMarker(b.plan.Scope, "decoy", pgprovision.ReclaimDelete).String()
 		asA := w.connect(a.prov.Role, a.prov.Password, "postgres")
 		for _, sql := range []string{
