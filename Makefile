@@ -34,7 +34,7 @@ deps: ## install the Debian packages the tests need, when missing (test/cluster/
 	test/cluster/deps.sh
 
 .PHONY: tools
-tools: ## build the harness tools once (Kubernetes, Helm 3/4, kwok, ct, kubeconform, kube-score, MinIO, CoreDNS), cached in ~/.cache/kommons
+tools: ## build the harness tools once (Kubernetes, Helm 3/4, kwok, ct, kubeconform, kube-score, MinIO, CoreDNS, kube-router), cached in ~/.cache/kommons
 	test/cluster/build.sh
 
 .PHONY: lint

@@ -9,8 +9,9 @@
 #   minio-<v>/minio MinIO server for the s3-init tests (internal/testutil/miniotest)
 #   mc-<v>/mc       MinIO client for the backup upload tests (miniotest.ClientBinary)
 #   coredns-<v>/coredns  cluster DNS of the real-node mode (kubelet and kube-proxy come with kube-<v>)
+#   kube-router-<v>/kube-router  NetworkPolicy agent of the real-node mode (run with only its firewall)
 # Prints one line per tool with its build time. Idempotent: a tool whose stamp exists is skipped.
-# Usage: test/cluster/build.sh [all|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns]...
+# Usage: test/cluster/build.sh [all|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns|kube-router]...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -96,9 +97,15 @@ build_minio() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/minio
 # The MinIO client (mc; the chart's image calls it mcli): same story, MC_VERSION is @latest's pseudo-version.
 build_mc() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/minio/mc@$MC_VERSION"; }
 build_coredns() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"; }
+# kube-router's firewall (iptables + ipset) enforces NetworkPolicies beside the bridge CNI; this
+# kernel lacks nft_queue (CONFIG_NFT_QUEUE), which kube-network-policies needs.
+build_kube_router() {
+  GOBIN=$1 go install -trimpath -ldflags "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" \
+    "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION"
+}
 
 targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(all)
-[[ ${targets[0]} == all ]] && targets=(helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube)
+[[ ${targets[0]} == all ]] && targets=(helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube-router kube)
 for t in "${targets[@]}"; do
   case $t in
     kube)        cached kube "$CACHE/kube-$KUBE_VERSION" build_kube ;;
@@ -111,6 +118,7 @@ for t in "${targets[@]}"; do
     minio)       cached minio "$CACHE/minio-$MINIO_VERSION" build_minio ;;
     mc)          cached mc "$CACHE/mc-$MC_VERSION" build_mc ;;
     coredns)     cached coredns "$CACHE/coredns-$COREDNS_VERSION" build_coredns ;;
+    kube-router) cached kube-router "$CACHE/kube-router-$KUBE_ROUTER_VERSION" build_kube_router ;;
     *) log "unknown target $t"; exit 2 ;;
   esac
 done

@@ -3,12 +3,13 @@
 # `make deps`, run by `make test` and `.ci/run`). Needs root or sudo the first time.
 #   PostgreSQL server (throwaway test clusters) with contrib (pg_trgm); Orthanc and its
 #   PostgreSQL plugins (real Orthanc tests and the demo); yamllint (ct lint); the real node's
-#   runtime: containerd, runc, the CNI plugins, iptables (kube-proxy, CNI masquerading) and
-#   debootstrap (the Debian root filesystem of the node's PostgreSQL and Orthanc images);
+#   runtime: containerd, runc, the CNI plugins, iptables (kube-proxy, CNI masquerading), ipset
+#   (kube-router's NetworkPolicy firewall) and debootstrap (the Debian root filesystem of the
+#   node's PostgreSQL and Orthanc images);
 #   and the basics the scripts call.
 set -euo pipefail
 pkgs=(postgresql postgresql-contrib orthanc orthanc-postgresql yamllint
-  containerd runc containernetworking-plugins iptables debootstrap
+  containerd runc containernetworking-plugins iptables ipset debootstrap
   git make curl ca-certificates openssl python3 procps iproute2 util-linux)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
