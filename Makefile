@@ -58,8 +58,8 @@ test: deps tools lint ## everything: unit, PostgreSQL, chart checks, cluster tes
 	KOMMONS_E2E=1 KOMMONS_REQUIRE_PG=1 KOMMONS_REQUIRE_MINIO=1 $(GO) test -count=1 -timeout 45m ./...
 
 .PHONY: e2e
-e2e: deps tools ## the real-node e2e alone: control plane + one node where pods run; commons, modules, Orthanc (root)
-	KOMMONS_E2E=1 $(GO) test -count=1 -timeout 40m -v ./test/e2e/realnode/
+e2e: deps tools ## the real-node e2e alone: control plane + one node where pods run; commons, modules, Orthanc; NetworkPolicies enforced (root)
+	KOMMONS_E2E=1 $(GO) test -count=1 -p 1 -timeout 40m -v ./test/e2e/realnode/ ./test/e2e/netpol/
 
 .PHONY: bench
 bench: ## benchmarks (see docs/benchmarks.md for the figures and their commands)
