@@ -257,3 +257,13 @@ func (c *Cluster) Kubectl(t testing.TB, args ...string) string {
 	t.Helper()
 	return c.Run(t, filepath.Join(c.Tools.KubeBin, "kubectl"), args...)
 }
+
+// PodReady reports whether the pod's Ready condition is True.
+func PodReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

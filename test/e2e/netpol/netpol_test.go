@@ -293,7 +293,7 @@ func (s *suite) waitReady(t *testing.T, ns, selector string) {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		pods, err := s.c.Client().CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
-		if err == nil && len(pods.Items) == 1 && pods.Items[0].Status.PodIP != "" && podReady(&pods.Items[0]) {
+		if err == nil && len(pods.Items) == 1 && pods.Items[0].Status.PodIP != "" && testcluster.PodReady(&pods.Items[0]) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -301,15 +301,6 @@ func (s *suite) waitReady(t *testing.T, ns, selector string) {
 		}
 		time.Sleep(time.Second)
 	}
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func (s *suite) podIP(t *testing.T, ns, selector string) string {
