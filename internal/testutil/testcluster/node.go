@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kommons/kommons/internal/testutil/nodeimages"
+	"github.com/kommons/kommons/internal/testutil/toolcache"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -42,10 +43,18 @@ type NodeOptions struct {
 	Images []nodeimages.Image
 	// PauseImage is the CRI sandbox image reference.
 	PauseImage string
+	// NetworkPolicy runs a NetworkPolicy agent on the node: kube-router
+	// with only its firewall (iptables + ipset, beside the bridge CNI and
+	// kube-proxy), built by test/cluster/build.sh kube-router. Without it
+	// NetworkPolicies are stored but nothing enforces them.
+	NetworkPolicy bool
 }
 
+// EnvKubeRouter names a kube-router binary to use instead of the cached one.
+const EnvKubeRouter = "KOMMONS_KUBE_ROUTER"
+
 // nodeComponents are the node's processes, in stop order.
-var nodeComponents = []string{"kubelet", "kube-proxy", "coredns", "containerd"}
+var nodeComponents = []string{"kubelet", "kube-router", "kube-proxy", "coredns", "containerd"}
 
 // startNodeRuntime prepares the network, cgroups and containerd, and starts
 // the image registry: everything the kubelet needs, before the control plane.
@@ -108,6 +117,11 @@ func (c *Cluster) startNodeAgents(ctx context.Context, o Options, p pki) error {
 	if err := c.waitNodeReady(ctx, NodeName, 120*time.Second); err != nil {
 		return err
 	}
+	if o.Node.NetworkPolicy {
+		if err := c.startPolicyAgent(ctx, o); err != nil {
+			return err
+		}
+	}
 	return c.poll(ctx, "cluster DNS", 60*time.Second, func() error {
 		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, NodeIP+":53")
@@ -119,15 +133,48 @@ func (c *Cluster) startNodeAgents(ctx context.Context, o Options, p pki) error {
 	})
 }
 
+// startPolicyAgent starts kube-router with only its NetworkPolicy firewall,
+// in the node's network namespace like kube-proxy and with the same
+// kubeconfig (it lists pods, namespaces and policies cluster-wide), once the
+// node is registered (it reads its address from the Node), and waits for its
+// first full sync: from then on every policy is in iptables and ipsets
+// within a second or two of reaching the API. Its rules die with the
+// sandbox's network namespace.
+func (c *Cluster) startPolicyAgent(ctx context.Context, o Options) error {
+	bin, err := toolcache.Binary("kube-router", "KUBE_ROUTER_VERSION", "kube-router", EnvKubeRouter)
+	if err != nil {
+		return fmt.Errorf("testcluster: NetworkPolicy agent: %w", err)
+	}
+	if _, err := exec.LookPath("ipset"); err != nil {
+		return fmt.Errorf("testcluster: kube-router needs the ipset command (Debian package ipset, make deps): %w", err)
+	}
+	if err := c.start("kube-router", o, bin, "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
+		"--kubeconfig", c.Kubeconfig, "--hostname-override", NodeName, "--service-cluster-ip-range", ServiceCIDR,
+		"--health-port", "20244", "--metrics-port", "0", "--v=1"); err != nil {
+		return err
+	}
+	logPath := filepath.Join(c.Dir, "logs", "kube-router.log")
+	return c.poll(ctx, "kube-router's first NetworkPolicy sync", 60*time.Second, func() error {
+		log := mustRead(logPath)
+		if strings.Contains(log, "Aborting sync") {
+			return fmt.Errorf("testcluster: kube-router could not write its rules; tail of its log:\n%s", tailFile(logPath, 15))
+		}
+		if !strings.Contains(log, "sync iptables took") {
+			return errNotReady
+		}
+		return nil
+	})
+}
+
 // stopNode stops the kubelet, removes every pod through CRI (so that CNI
-// releases its addresses and runc its containers), then stops kube-proxy,
-// CoreDNS, containerd and the registry.
+// releases its addresses and runc its containers), then stops kube-router,
+// kube-proxy, CoreDNS, containerd and the registry.
 func (c *Cluster) stopNode() {
 	stopNamed(c.Dir, "kubelet")
 	if err := c.removePods(); err != nil {
 		fmt.Fprintf(os.Stderr, "testcluster: remove pods through CRI: %v\n", err)
 	}
-	stopNamed(c.Dir, "kube-proxy", "coredns", "containerd")
+	stopNamed(c.Dir, "kube-router", "kube-proxy", "coredns", "containerd")
 	if c.registry != nil {
 		c.registry.Close()
 		c.registry = nil

@@ -93,12 +93,20 @@ func requireShared(t testing.TB, what string) {
 	t.Skipf("%s unavailable: %v", what, sharedErr)
 }
 
+// NodeOption adjusts the real node of StartNode.
+type NodeOption func(*NodeOptions)
+
+// WithNetworkPolicy runs the node's NetworkPolicy agent (see
+// NodeOptions.NetworkPolicy).
+func WithNetworkPolicy() NodeOption { return func(n *NodeOptions) { n.NetworkPolicy = true } }
+
 // StartNode returns the package's real-node cluster (NodeOptions), launching
 // it on first use: the images are built or taken from the cache
 // (nodeimages.Build), then the control plane and the node start inside the
 // sandbox, which the package's TestMain must create with MainInSandbox.
+// The options of the first call in the package apply (one node per package).
 // Skips and failures follow Start's rules.
-func StartNode(t testing.TB) *Cluster {
+func StartNode(t testing.TB, opts ...NodeOption) *Cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("real-node test skipped with -short")
@@ -131,8 +139,11 @@ func StartNode(t testing.TB) *Cluster {
 			sharedErr = err
 			return
 		}
-		shared, sharedErr = Launch(ctx, tools, Options{Dir: dir, Logf: t.Logf,
-			Node: &NodeOptions{Images: set.All(), PauseImage: set.Pause.Ref()}})
+		node := &NodeOptions{Images: set.All(), PauseImage: set.Pause.Ref()}
+		for _, o := range opts {
+			o(node)
+		}
+		shared, sharedErr = Launch(ctx, tools, Options{Dir: dir, Logf: t.Logf, Node: node})
 		if shared != nil {
 			shared.Images = set
 		}
@@ -245,4 +256,14 @@ func (c *Cluster) Helm4WithPlugins(t testing.TB, plugins ...string) func(testing
 func (c *Cluster) Kubectl(t testing.TB, args ...string) string {
 	t.Helper()
 	return c.Run(t, filepath.Join(c.Tools.KubeBin, "kubectl"), args...)
+}
+
+// PodReady reports whether the pod's Ready condition is True.
+func PodReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }

@@ -528,7 +528,7 @@ func (s *scenario) deletePostgresPod(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if p.UID == pg.UID || !podReady(p) {
+		if p.UID == pg.UID || !testcluster.PodReady(p) {
 			return fmt.Errorf("not yet")
 		}
 		return nil
@@ -582,15 +582,6 @@ func (s *scenario) eventually(t *testing.T, what string, timeout time.Duration, 
 	}
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // requirePodsReady waits until every pod of the namespace is Running and
 // Ready, or Succeeded (Job pods).
 func (s *scenario) requirePodsReady(t *testing.T, ns string) {
@@ -611,8 +602,8 @@ func (s *scenario) requirePodsReady(t *testing.T, ns string) {
 			if p.Status.Phase == corev1.PodSucceeded {
 				continue
 			}
-			if p.Status.Phase != corev1.PodRunning || !podReady(p) {
-				return fmt.Errorf("pod %s: %s, ready=%v", p.Name, p.Status.Phase, podReady(p))
+			if p.Status.Phase != corev1.PodRunning || !testcluster.PodReady(p) {
+				return fmt.Errorf("pod %s: %s, ready=%v", p.Name, p.Status.Phase, testcluster.PodReady(p))
 			}
 		}
 		return nil
@@ -659,7 +650,7 @@ func (s *scenario) waitOrthancReady(t *testing.T) {
 			return fmt.Errorf("%d pods", len(pods))
 		}
 		for i := range pods {
-			if !podReady(&pods[i]) {
+			if !testcluster.PodReady(&pods[i]) {
 				return fmt.Errorf("pod %s not ready", pods[i].Name)
 			}
 		}
