@@ -3,14 +3,13 @@
 // agent, kube-router's firewall: testcluster.WithNetworkPolicy), with real
 // pods opening real TCP connections:
 //
-//   - charts/commons is installed with tenant A's namespace and one extra
-//     (monitoring) namespace (the node's PostgreSQL is 15, where commons
-//     takes one tenant), so its own NetworkPolicies protect PostgreSQL and
-//     the object store, and its Jobs (provisioner, s3-init) must do their
-//     work under their egress policy;
-//   - client pods in the tenant and the extra namespace reach PostgreSQL and
-//     the S3 port, by pod IP and through the Services; pods in namespaces
-//     commons does not list (tenant B, an outsider) and a stray pod in
+//   - charts/commons is installed with two tenants (A and B) and one extra
+//     (monitoring) namespace on the node's PostgreSQL 18, so its own
+//     NetworkPolicies protect PostgreSQL and the object store, and its Jobs
+//     (provisioner, s3-init) must do their work under their egress policy;
+//   - client pods in both tenants and the extra namespace reach PostgreSQL
+//     and the S3 port, by pod IP and through the Services; a pod in a
+//     namespace commons does not list (an outsider) and a stray pod in
 //     commons' own namespace are refused; only the extra namespace reaches
 //     the MinIO console port;
 //   - with a default-deny ingress policy (plus same-namespace allow) in the
@@ -102,8 +101,9 @@ func TestNetworkPoliciesEnforced(t *testing.T) {
 	s.c.Helm3(t, "install", "commons", filepath.Join(c.Tools.RepoRoot, "charts", "commons"), "-n", commons,
 		"--wait", "--wait-for-jobs", "--timeout", "10m",
 		"--set", "tenants[0].namespace="+tenantA, "--set", "tenants[0].buckets[0]=data",
+		"--set", "tenants[1].namespace="+tenantB,
 		"--set", "networkPolicy.extraNamespaces[0]="+monitoring,
-		"--set", "postgresql.dataDir=/var/lib/postgresql/15/docker", "--set", "postgresql.persistence.size=1Gi",
+		"--set", "postgresql.persistence.size=1Gi",
 		"--set", "tools.image.registry="+nodeimages.Registry, "--set", "tools.image.repository="+s.img.Tools.Repository, "--set", "tools.image.tag="+s.img.Tools.Tag,
 		"--set", "postgresql.image.registry="+nodeimages.Registry, "--set", "postgresql.image.repository="+s.img.Postgres.Repository, "--set", "postgresql.image.tag="+s.img.Postgres.Tag,
 		"--set", "objectStorage.minio.image.registry="+nodeimages.Registry, "--set", "objectStorage.minio.image.repository="+s.img.MinIO.Repository, "--set", "objectStorage.minio.image.tag="+s.img.MinIO.Tag)
@@ -141,7 +141,7 @@ func TestNetworkPoliciesEnforced(t *testing.T) {
 		for _, tg := range []target{pg, pgSvc, s3, s3Svc} {
 			s.expect(t, clients["tenant A"], tg, true)
 			s.expect(t, clients["monitoring"], tg, true)
-			s.expect(t, clients["tenant B"], tg, false)
+			s.expect(t, clients["tenant B"], tg, true)
 			s.expect(t, clients["outsider"], tg, false)
 			s.expect(t, clients["commons stray pod"], tg, false)
 		}
