@@ -117,7 +117,7 @@ func run(cfg config) error {
 	}
 	host, _ := os.Hostname()
 	fmt.Printf("## pg-init benchmark\n\n`go run ./test/bench/pg-init %s` on %s (%d CPUs, %s/%s), %s, "+
-		"PostgreSQL from %s; load average at start %s\n\n",
+		"psql from %s; load average at start %s\n\n",
 		strings.Join(os.Args[1:], " "), host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH,
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), pgBin(), loadAvg())
 	if cfg.trials > 0 {
@@ -157,6 +157,10 @@ func (b *bench) server() (*pgtest.Server, []string, error) {
 	srv, err := pgtest.Start(pgtest.Options{})
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(b.servers) == 0 {
+		// The server itself says which version runs (KOMMONS_PG_DEFAULT_MAJOR picks one).
+		fmt.Printf("Servers: %s (binaries in %s).\n\n", srv.Version(), srv.BinDir())
 	}
 	b.servers = append(b.servers, srv)
 	// The real psql binary first on PATH: Debian's /usr/bin/psql is a Perl
