@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kommons/kommons/internal/outcome"
 )
 
 func TestDecideRoleOwnership(t *testing.T) {
@@ -93,4 +95,66 @@ func mustConfig(t *testing.T, dsn string) *pgx.ConnConfig {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+func TestDecideProvisioner(t *testing.T) {
+	super := adminFactsForDecision{superuser: true, serverVersion: 180000}
+	managed := adminFactsForDecision{serverVersion: 180000}
+	p := TenantProvisioner{Namespace: "imaging", Role: "kommons_tenant_imaging", Password: "a-password-of-24-chars!!"}
+	marker := provisionerMarker{ManagedBy: ProvisionerManagedBy, Tenant: "imaging"}.String()
+	always := func(v bool) func(*roleState) bool { return func(*roleState) bool { return v } }
+	good := roleState{canLogin: true, createDB: true, createRole: true, comment: &marker, control: roleControl{adminOption: true}}
+	for _, tc := range []struct {
+		name     string
+		admin    adminFactsForDecision
+		st       *roleState
+		samePW   bool
+		action   Action
+		changes  []string
+		stmts    []string // statement prefixes, in order
+		refusal  string
+		errorMsg string
+	}{
+		{name: "missing: created with its marker", admin: super, st: nil, action: outcome.Created,
+			stmts: []string{`CREATE ROLE "kommons_tenant_imaging" WITH LOGIN NOSUPERUSER CREATEDB CREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD $1`, `COMMENT ON ROLE`}},
+		{name: "as it should be", admin: managed, st: &good, samePW: true, action: outcome.Unchanged},
+		{name: "rotated password", admin: super, st: &good, samePW: false, action: outcome.Updated,
+			changes: []string{"password"}, stmts: []string{`ALTER ROLE "kommons_tenant_imaging" WITH PASSWORD $1`}},
+		{name: "attributes repaired, marker set", admin: super, samePW: true, action: outcome.Updated,
+			st:      &roleState{canLogin: false, createDB: true, createRole: false, replication: true},
+			changes: []string{"LOGIN", "CREATEROLE", "NOREPLICATION", "marker"},
+			stmts:   []string{`ALTER ROLE "kommons_tenant_imaging" WITH LOGIN CREATEROLE NOREPLICATION`, `COMMENT ON ROLE`}},
+		{name: "squatted by another tenant's provisioner", admin: super, samePW: true, action: outcome.Refused, refusal: "kommons_tenant_lab",
+			st: &roleState{canLogin: true, createDB: true, createRole: true, comment: &marker, control: roleControl{otherMembers: []string{"kommons_tenant_lab"}}}},
+		{name: "created by someone else (managed admin, 16+)", admin: managed, samePW: true, action: outcome.Refused, refusal: "ADMIN OPTION",
+			st: &roleState{canLogin: true, createDB: true, createRole: true}},
+		{name: "a superuser role", admin: super, samePW: true, action: outcome.Refused, refusal: "superuser", st: &roleState{super: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, stmts, err := decideProvisioner(tc.admin, "postgres", p, tc.st, always(tc.samePW))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Action != tc.action || !strings.Contains(res.Reason, tc.refusal) {
+				t.Fatalf("result %+v, want %s (reason containing %q)", res, tc.action, tc.refusal)
+			}
+			if strings.Join(res.Changes, ",") != strings.Join(tc.changes, ",") {
+				t.Fatalf("changes %v, want %v", res.Changes, tc.changes)
+			}
+			if len(stmts) != len(tc.stmts) {
+				t.Fatalf("statements %v, want %d", stmts, len(tc.stmts))
+			}
+			for i, s := range stmts {
+				if !strings.HasPrefix(s.sql, tc.stmts[i]) {
+					t.Fatalf("statement %d: %q, want prefix %q", i, s.sql, tc.stmts[i])
+				}
+				if strings.Contains(s.sql, p.Password) {
+					t.Fatal("a password in a statement's text (it must be the $1 literal, a SCRAM verifier)")
+				}
+			}
+		})
+	}
+	if _, _, err := decideProvisioner(super, "kommons_tenant_imaging", p, nil, always(true)); err == nil {
+		t.Fatal("the admin itself as a tenant's provisioner must be an error")
+	}
 }
