@@ -17,6 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Entry is one file, directory or symbolic link of a layer.
@@ -42,8 +43,9 @@ func Symlink(name, target string) Entry { return Entry{Name: name, Mode: 0o777, 
 // Options tune a layer; the zero value is the modification time 0 (1970)
 // and gzip.BestSpeed.
 type Options struct {
-	ModTime   time.Time // every entry's modification time
-	GzipLevel int       // 0: gzip.BestSpeed
+	ModTime   time.Time       // every entry's modification time
+	GzipLevel int             // 0: gzip.BestSpeed
+	MediaType types.MediaType // "": go-containerregistry's default (Docker's layer type)
 }
 
 // Tar writes entries as a tar stream: missing parent directories are added
@@ -126,7 +128,11 @@ func Layer(entries []Entry, o Options) (v1.Layer, error) {
 		return nil, err
 	}
 	data := gz.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	var opts []tarball.LayerOption
+	if o.MediaType != "" {
+		opts = append(opts, tarball.WithMediaType(o.MediaType))
+	}
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, opts...)
 }
 
 // NonrootAccounts returns /etc/passwd and /etc/group holding root and one
