@@ -144,3 +144,27 @@ func TestWriteChecksums(t *testing.T) {
 		t.Fatalf("checksums.txt\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestEditChartYAMLDependency(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Chart.yaml")
+	in := "apiVersion: v2\nname: orthanc\nversion: 0.1.0\nappVersion: \"26.8.1\"\ndependencies:\n  - name: postgres-init\n    version: 0.1.0\n    repository: file://../postgres-init\n    alias: postgresInit\n"
+	c := chart{name: "orthanc", ownAppVer: true, dependencies: []string{"postgres-init"}}
+	for _, tc := range []struct{ registry, repo string }{{"", "file://../postgres-init"}, {"ghcr.io/", "oci://ghcr.io/kommons"}} {
+		if err := os.WriteFile(path, []byte(in), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o := ChartOptions{Version: "0.2.0", Source: DefaultSource, ChartRegistry: tc.registry}
+		if err := editChartYAML(path, c, o, "img@sha256:00"); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(path)
+		for _, want := range []string{"version: 0.2.0\n", "appVersion: 26.8.1", "repository: " + tc.repo, "artifacthub.io/license: Apache-2.0"} {
+			if !strings.Contains(string(got), want) {
+				t.Errorf("registry %q: no %q in\n%s", tc.registry, want, got)
+			}
+		}
+		if strings.Contains(string(got), "0.1.0") {
+			t.Errorf("registry %q: the dependency keeps 0.1.0:\n%s", tc.registry, got)
+		}
+	}
+}
