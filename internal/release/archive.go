@@ -28,6 +28,12 @@ func WriteArchive(path, top string, bins Binaries, docs map[string][]byte, mtime
 		entries = append(entries, imagefs.File(top+"/"+n, 0o644, data))
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	return writeTarGz(path, entries, mtime)
+}
+
+// writeTarGz writes entries as a deterministic .tar.gz at path: modification
+// time mtime, root owner, gzip (best compression) without name or time.
+func writeTarGz(path string, entries []imagefs.Entry, mtime time.Time) error {
 	var raw, gz bytes.Buffer
 	if err := imagefs.Tar(&raw, entries, mtime.UTC()); err != nil {
 		return fmt.Errorf("release: %s: %w", path, err)

@@ -2,7 +2,6 @@ package release
 
 import (
 	"archive/tar"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -343,15 +342,5 @@ func repack(path string, mtime time.Time) error {
 		}
 		entries = append(entries, imagefs.File(h.Name, 0o644, data))
 	}
-	var raw, gz bytes.Buffer
-	if err := imagefs.Tar(&raw, entries, mtime.UTC()); err != nil {
-		return fmt.Errorf("release: %s: %w", path, err)
-	}
-	if err := imagefs.Gzip(&gz, raw.Bytes(), gzip.BestCompression); err != nil {
-		return fmt.Errorf("release: %s: %w", path, err)
-	}
-	if err := os.WriteFile(path, gz.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("release: %w", err)
-	}
-	return nil
+	return writeTarGz(path, entries, mtime)
 }

@@ -90,19 +90,13 @@ func (b *builder) lock() (func(), error) {
 }
 
 // entry is one file, directory or symbolic link of a layer built in memory.
-type entry struct {
-	name string // path in the image, without the leading "/"
-	mode int64
-	dir  bool
-	link string // target of a symbolic link
-	data []byte
-}
+type entry = imagefs.Entry
 
-func file(name string, mode int64, data []byte) entry {
-	return entry{name: name, mode: mode, data: data}
-}
-func dir(name string, mode int64) entry { return entry{name: name, mode: mode, dir: true} }
-func symlink(name, target string) entry { return entry{name: name, mode: 0o777, link: target} }
+var (
+	file    = imagefs.File
+	dir     = imagefs.Dir
+	symlink = imagefs.Symlink
+)
 
 // spec describes one image.
 type spec struct {
@@ -125,12 +119,12 @@ func (s spec) key() (string, error) {
 		fmt.Fprintf(h, "base %s\x00", s.base.key)
 	}
 	for _, e := range s.entries {
-		if e.link != "" {
-			fmt.Fprintf(h, "%s -> %s\x00", e.name, e.link)
+		if e.Link != "" {
+			fmt.Fprintf(h, "%s -> %s\x00", e.Name, e.Link)
 			continue
 		}
-		sum := sha256.Sum256(e.data)
-		fmt.Fprintf(h, "%s %o %t %x\x00", e.name, e.mode, e.dir, sum)
+		sum := sha256.Sum256(e.Data)
+		fmt.Fprintf(h, "%s %o %t %x\x00", e.Name, e.Mode, e.Dir, sum)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -244,11 +238,7 @@ func writeImage(img Image, layers []v1.Layer, config v1.Config) error {
 // memoryLayer builds a gzip-compressed layer from entries (imagefs.Layer:
 // modification time 0, gzip.BestSpeed).
 func memoryLayer(entries []entry) (v1.Layer, error) {
-	out := make([]imagefs.Entry, len(entries))
-	for i, e := range entries {
-		out[i] = imagefs.Entry{Name: e.name, Mode: e.mode, Dir: e.dir, Link: e.link, Data: e.data}
-	}
-	return imagefs.Layer(out, imagefs.Options{})
+	return imagefs.Layer(entries, imagefs.Options{})
 }
 
 // goBuild builds main packages of this module (static, trimmed) and returns
