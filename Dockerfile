@@ -4,6 +4,11 @@
 # image.tag, image.digest).
 #
 #   docker build -t ghcr.io/kommons/kommons-tools:$(git describe --tags) .
+#
+# Releases do not use this file: `make release VERSION=x.y.z DRY_RUN=1` builds
+# the same image (same binaries, paths, user and labels, on a base made from
+# files instead of distroless) for linux/amd64 and linux/arm64, reproducibly
+# and without Docker (docs/releasing.md).
 
 ARG GO_VERSION=1.26
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build

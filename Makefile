@@ -87,6 +87,13 @@ cluster-down: ## stop the local control plane (by PID) and remove its state
 demo: build ## the whole system end to end, locally (see README.md); KEEP=1 leaves it running
 	KEEP=$(KEEP) test/demo/run.sh
 
+.PHONY: release
+release: $(HELM3) ## build a release into dist/ without Docker: make release VERSION=x.y.z DRY_RUN=1 (docs/releasing.md)
+	@if [[ "$(origin VERSION)" != command\ line && "$(origin VERSION)" != environment ]]; then \
+	  echo "make release: no VERSION: give the version to release, e.g. make release VERSION=0.2.0 DRY_RUN=1 (docs/releasing.md)" >&2; exit 2; fi
+	$(GO) run ./tools/release --release-version '$(VERSION)' --out $(CURDIR)/dist --helm $(HELM3) \
+	  $(if $(filter 1 true yes,$(DRY_RUN)),--dry-run)
+
 .PHONY: clean
 clean: ## remove build output and stop a cluster started by cluster-up (the tool cache is kept)
 	-[[ -x $(BIN)/kcluster ]] && $(BIN)/kcluster down

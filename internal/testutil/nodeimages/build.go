@@ -1,16 +1,12 @@
 package nodeimages
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -29,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
 
+	"github.com/kommons/kommons/internal/imagefs"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/internal/testutil/toolcache"
 )
@@ -93,19 +90,13 @@ func (b *builder) lock() (func(), error) {
 }
 
 // entry is one file, directory or symbolic link of a layer built in memory.
-type entry struct {
-	name string // path in the image, without the leading "/"
-	mode int64
-	dir  bool
-	link string // target of a symbolic link
-	data []byte
-}
+type entry = imagefs.Entry
 
-func file(name string, mode int64, data []byte) entry {
-	return entry{name: name, mode: mode, data: data}
-}
-func dir(name string, mode int64) entry { return entry{name: name, mode: mode, dir: true} }
-func symlink(name, target string) entry { return entry{name: name, mode: 0o777, link: target} }
+var (
+	file    = imagefs.File
+	dir     = imagefs.Dir
+	symlink = imagefs.Symlink
+)
 
 // spec describes one image.
 type spec struct {
@@ -128,12 +119,12 @@ func (s spec) key() (string, error) {
 		fmt.Fprintf(h, "base %s\x00", s.base.key)
 	}
 	for _, e := range s.entries {
-		if e.link != "" {
-			fmt.Fprintf(h, "%s -> %s\x00", e.name, e.link)
+		if e.Link != "" {
+			fmt.Fprintf(h, "%s -> %s\x00", e.Name, e.Link)
 			continue
 		}
-		sum := sha256.Sum256(e.data)
-		fmt.Fprintf(h, "%s %o %t %x\x00", e.name, e.mode, e.dir, sum)
+		sum := sha256.Sum256(e.Data)
+		fmt.Fprintf(h, "%s %o %t %x\x00", e.Name, e.Mode, e.Dir, sum)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -244,65 +235,10 @@ func writeImage(img Image, layers []v1.Layer, config v1.Config) error {
 	return nil
 }
 
-// memoryLayer builds a gzip-compressed layer from entries; missing parent
-// directories are added as root-owned 0755 (what every base has).
+// memoryLayer builds a gzip-compressed layer from entries (imagefs.Layer:
+// modification time 0, gzip.BestSpeed).
 func memoryLayer(entries []entry) (v1.Layer, error) {
-	var raw bytes.Buffer
-	tw := tar.NewWriter(&raw)
-	seen := map[string]bool{}
-	epoch := time.Unix(0, 0)
-	writeDir := func(name string, mode int64) error {
-		seen[name] = true
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, ModTime: epoch, Format: tar.FormatPAX})
-	}
-	for _, e := range entries {
-		var parents []string
-		for d := path.Dir(e.name); d != "." && d != "/"; d = path.Dir(d) {
-			parents = append([]string{d}, parents...)
-		}
-		for _, d := range parents {
-			if !seen[d] {
-				if err := writeDir(d, 0o755); err != nil {
-					return nil, err
-				}
-			}
-		}
-		if e.dir {
-			if err := writeDir(e.name, e.mode); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if e.link != "" {
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: e.name, Linkname: e.link, Mode: e.mode, ModTime: epoch, Format: tar.FormatPAX}); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: e.name, Mode: e.mode, Size: int64(len(e.data)), ModTime: epoch, Format: tar.FormatPAX}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(e.data); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := zw.Write(raw.Bytes()); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	data := gz.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	return imagefs.Layer(entries, imagefs.Options{})
 }
 
 // goBuild builds main packages of this module (static, trimmed) and returns
@@ -346,11 +282,10 @@ func scratchBase(user string, uid int) ([]entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA certificates for the images: %w", err)
 	}
-	passwd := fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\n%s:x:%d:%d:%s:/tmp:/sbin/nologin\n", user, uid, uid, user)
-	group := fmt.Sprintf("root:x:0:\n%s:x:%d:\n", user, uid)
+	passwd, group := imagefs.NonrootAccounts(user, uid)
 	return []entry{
-		file("etc/passwd", 0o644, []byte(passwd)),
-		file("etc/group", 0o644, []byte(group)),
+		file("etc/passwd", 0o644, passwd),
+		file("etc/group", 0o644, group),
 		file("etc/ssl/certs/ca-certificates.crt", 0o644, ca),
 		dir("tmp", 0o1777),
 	}, nil

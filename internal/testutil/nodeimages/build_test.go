@@ -37,7 +37,7 @@ func TestPostgresServerEntries(t *testing.T) {
 	require.NoError(t, err)
 	got := map[string]entry{}
 	for _, e := range entries {
-		got[e.name] = e
+		got[e.Name] = e
 	}
 	const p = "usr/lib/postgresql/18/"
 	for _, name := range []string{"bin/postgres", "bin/initdb", "bin/pg_ctl", "lib/libpq.so.5.18", "lib/libpq.so.5",
@@ -48,8 +48,8 @@ func TestPostgresServerEntries(t *testing.T) {
 		"pg-symlinks.json", ".done"} {
 		assert.NotContains(t, got, p+name)
 	}
-	assert.EqualValues(t, 0o755, got[p+"bin/postgres"].mode)
-	assert.Equal(t, "libpq.so.5.18", got[p+"lib/libpq.so.5"].link)
+	assert.EqualValues(t, 0o755, got[p+"bin/postgres"].Mode)
+	assert.Equal(t, "libpq.so.5.18", got[p+"lib/libpq.so.5"].Link)
 
 	// The layer holds the link as a symbolic link.
 	layer, err := memoryLayer(entries)

@@ -112,9 +112,9 @@ func TestSpecKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, k0, again)
 	for name, change := range map[string]func(*spec){
-		"content": func(s *spec) { s.entries[0].data = []byte("b") },
-		"mode":    func(s *spec) { s.entries[0].mode = 0o644 },
-		"path":    func(s *spec) { s.entries[0].name = "usr/local/bin/x" },
+		"content": func(s *spec) { s.entries[0].Data = []byte("b") },
+		"mode":    func(s *spec) { s.entries[0].Mode = 0o644 },
+		"path":    func(s *spec) { s.entries[0].Name = "usr/local/bin/x" },
 		"config":  func(s *spec) { s.config.User = "1:1" },
 		"base":    func(s *spec) { s.base = &debianBase{key: "k"} },
 		"link":    func(s *spec) { s.entries = append(s.entries, symlink("usr/bin/y", "x")) },

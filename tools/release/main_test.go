@@ -1,0 +1,32 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestRunRefusesBadInvocations(t *testing.T) {
+	t.Setenv("KOMMONS_RELEASE_VERSION", "")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "VERSION="},
+		{[]string{"--release-version", "v1.2.3"}, "no leading v"},
+		{[]string{"--nope"}, "--help"},
+	} {
+		var out, errw bytes.Buffer
+		if code := run(context.Background(), tc.args, &out, &errw); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (%s)", tc.args, code, exitUsage, errw.String())
+		}
+		if !strings.Contains(errw.String(), tc.want) {
+			t.Errorf("%v: %q lacks %q", tc.args, errw.String(), tc.want)
+		}
+	}
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, &out, &out); code != exitOK || !strings.Contains(out.String(), "not implemented") {
+		t.Errorf("--help: exit %d\n%s", code, out.String())
+	}
+}
