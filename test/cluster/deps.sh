@@ -2,14 +2,15 @@
 # deps.sh - install the Debian packages the tests and the demo need, when missing (idempotent;
 # `make deps`, run by `make test` and `.ci/run`). Needs root or sudo the first time.
 #   PostgreSQL server (throwaway test clusters) with contrib (pg_trgm); Orthanc and its
-#   PostgreSQL plugins (real Orthanc tests and the demo); yamllint (ct lint); the real node's
+#   PostgreSQL plugins (real Orthanc tests and the demo); dcmtk (echoscu, storescu, findscu: DICOM
+#   over the wire and over TLS); yamllint (ct lint); the real node's
 #   runtime: containerd, runc, the CNI plugins, iptables (kube-proxy, CNI masquerading), ipset
 #   (kube-router's NetworkPolicy firewall) and debootstrap (the Debian root filesystem of the
 #   node's PostgreSQL and Orthanc images);
 #   npm (test/cluster/install-postgres.sh fetches the PostgreSQL 16-18 servers with it; only when
 #   no npm is on PATH, e.g. NodeSource's nodejs ships its own); and the basics the scripts call.
 set -euo pipefail
-pkgs=(postgresql postgresql-contrib orthanc orthanc-postgresql yamllint
+pkgs=(postgresql postgresql-contrib orthanc orthanc-postgresql dcmtk yamllint
   containerd runc containernetworking-plugins iptables ipset debootstrap
   git make curl ca-certificates openssl python3 procps iproute2 util-linux)
 command -v npm >/dev/null || pkgs+=(npm)
