@@ -104,6 +104,7 @@ func TestRealNode(t *testing.T) {
 		{"tenant-modules", s.installModules},
 		{"orthanc", s.installOrthanc},
 		{"orthanc-dicom", s.dicomThroughService},
+		{"dicom-over-the-wire", s.dicomOverTheWire},
 		{"upgrade-orthanc", s.upgradeOrthanc},
 		{"upgrade-commons", s.upgradeCommons},
 		{"postgresql-pod-deleted", s.deletePostgresPod},
@@ -436,6 +437,32 @@ func (s *scenario) dicomThroughService(t *testing.T) {
 	var rows int
 	require.NoError(t, conn.QueryRow(context.Background(), "SELECT count(*) FROM resources WHERE resourcetype = 3").Scan(&rows))
 	assert.Equal(t, s.uploaded, rows, "instances indexed in %s", creds["PGDATABASE"])
+}
+
+// dicomOverTheWire: a modality's view of the Orthanc pods. DCMTK's echoscu
+// and storescu (as a scanner or PACS would) reach the replicas through the
+// chart's Service on its DICOM port, with the chart's AE title: C-ECHO
+// succeeds, a batch of instances goes in with C-STORE, and every replica
+// then lists every instance (one index in PostgreSQL, one volume).
+func (s *scenario) dicomOverTheWire(t *testing.T) {
+	orthanctest.RequireDcmtk(t)
+	host, port, err := net.SplitHostPort(s.serviceAddr(t, s.imaging, "pacs-orthanc", "dicom"))
+	require.NoError(t, err)
+	r := orthanctest.Dcmtk(t, "echoscu", "-aet", "MODALITY", "-aec", "ORTHANC", host, port)
+	require.True(t, r.OK(), "C-ECHO through the Service: %s", r)
+	dir := t.TempDir()
+	var files []string
+	for i := 1; i <= 6; i++ {
+		path := filepath.Join(dir, fmt.Sprintf("%d.dcm", i))
+		require.NoError(t, os.WriteFile(path, orthanctest.DicomFile(orthanctest.DicomSpec{Run: s.run, Study: 7, Instance: 500 + i}), 0o644))
+		files = append(files, path)
+	}
+	start := time.Now()
+	r = orthanctest.Dcmtk(t, "storescu", append([]string{"-aet", "MODALITY", "-aec", "ORTHANC", host, port}, files...)...)
+	require.True(t, r.OK(), "C-STORE through the Service: %s", r)
+	t.Logf("C-ECHO and C-STORE of %d instances through the Service %s:%s: %.1fs", len(files), host, port, time.Since(start).Seconds())
+	s.uploaded += len(files)
+	s.requireCounts(t)
 }
 
 // requireCounts asks each Orthanc replica, by pod IP, for its statistics
