@@ -31,6 +31,14 @@ const (
 type roleControl struct {
 	otherMembers []string // members other than the admin, sorted
 	adminOption  bool     // the admin holds ADMIN OPTION
+	// anchored: the admin holds a membership in the role granted by the
+	// bootstrap superuser (grantor 10). PostgreSQL 16+ records every grant a
+	// superuser makes, and the grant a CREATEROLE role gets on a role it
+	// creates, as the bootstrap superuser's; a tenant cannot make one. pg-init
+	// records it when it creates a role, so it tells this admin's roles from a
+	// role a tenant created under the same name and then orphaned (dropping
+	// its creator drops every membership, leaving a role nobody holds).
+	anchored bool
 }
 
 // adminFactsForDecision is the part of the admin's identity decisions use.
@@ -53,8 +61,11 @@ func confinedCreateRole(serverVersion int) bool { return serverVersion >= 160000
 //     password, so this scope's module must not trust it. This is how a
 //     role squatted under another tenant's physical name is recognised.
 //   - On PostgreSQL 16+, a non-superuser admin must hold ADMIN OPTION on
-//     the role (it created it, or was handed it by the commons migration);
-//     otherwise the server would refuse every change anyway: Foreign.
+//     the role through a grant of the bootstrap superuser (it created it, or
+//     was handed it by the commons migration): Foreign otherwise. A
+//     superuser admin must hold the anchor it records when it creates a
+//     role (see roleControl.anchored): Adoptable otherwise, refused unless
+//     --adopt.
 //   - Otherwise the marker decides between Ours and Adoptable.
 func decideRoleOwnership(admin adminFactsForDecision, st *roleState, markedOurs bool) (Ownership, string) {
 	if st.super {
@@ -64,8 +75,16 @@ func decideRoleOwnership(admin adminFactsForDecision, st *roleState, markedOurs 
 		return Foreign, "other roles hold membership in it (" + strings.Join(st.control.otherMembers, ", ") +
 			"): whoever controls them can act as this role; not taken over, even with --adopt"
 	}
-	if !admin.superuser && confinedCreateRole(admin.serverVersion) && !st.control.adminOption {
-		return Foreign, "this provisioner does not hold ADMIN OPTION on it (it did not create it); not taken over, even with --adopt"
+	if confinedCreateRole(admin.serverVersion) {
+		switch {
+		case !admin.superuser && !(st.control.adminOption && st.control.anchored):
+			return Foreign, "this provisioner does not hold ADMIN OPTION on it (it did not create it); not taken over, even with --adopt"
+		case admin.superuser && !st.control.anchored:
+			// Created by another superuser session, by hand, or squatted by a
+			// tenant and orphaned: nothing on the server says which.
+			return Adoptable, "role exists and " + describeOwner(st.comment) + ", and this admin did not create it " +
+				"(no membership granted by the bootstrap superuser records it): check who created it and what it owns before adopting"
+		}
 	}
 	if !markedOurs {
 		return Adoptable, "role exists and " + describeOwner(st.comment)

@@ -22,13 +22,16 @@ func TestDecideRoleOwnership(t *testing.T) {
 		want       Ownership
 		reason     string
 	}{
-		{"created by this provisioner (16+)", tenant(pg16), roleState{comment: &marker, control: roleControl{adminOption: true}}, true, Ours, ""},
-		{"created by this provisioner, no marker: adoptable", tenant(pg16), roleState{control: roleControl{adminOption: true}}, false, Adoptable, "no kommons ownership marker"},
+		{"created by this provisioner (16+)", tenant(pg16), roleState{comment: &marker, control: roleControl{adminOption: true, anchored: true}}, true, Ours, ""},
+		{"created by this provisioner, no marker: adoptable", tenant(pg16), roleState{control: roleControl{adminOption: true, anchored: true}}, false, Adoptable, "no kommons ownership marker"},
+		{"ADMIN OPTION granted by a tenant, not by the server (16+)", tenant(pg16), roleState{comment: &marker, control: roleControl{adminOption: true}}, true, Foreign, "does not hold ADMIN OPTION"},
+		{"orphaned squat seen by a superuser admin: no anchor (16+)", super(pg16), roleState{comment: &marker}, true, Adoptable, "did not create it"},
 		{"forged marker, no ADMIN OPTION (16+)", tenant(pg16), roleState{comment: &marker}, true, Foreign, "does not hold ADMIN OPTION"},
 		{"squatted: another provisioner holds membership", tenant(pg16), roleState{comment: &marker, control: roleControl{adminOption: true, otherMembers: []string{"kommons_tenant_a"}}}, true, Foreign, "kommons_tenant_a"},
 		{"squatted, seen by a superuser admin", super(pg16), roleState{comment: &marker, control: roleControl{otherMembers: []string{"kommons_tenant_a"}}}, true, Foreign, "other roles hold membership"},
 		{"superuser role", super(pg16), roleState{super: true, comment: &marker}, true, Foreign, "superuser"},
-		{"superuser admin needs no ADMIN OPTION", super(pg16), roleState{comment: &marker}, true, Ours, ""},
+		{"superuser admin: its anchor, no ADMIN OPTION needed", super(pg16), roleState{comment: &marker, control: roleControl{anchored: true}}, true, Ours, ""},
+		{"PostgreSQL 15, superuser admin: no anchor bookkeeping", super(pg15), roleState{comment: &marker}, true, Ours, ""},
 		{"PostgreSQL 15 has no ADMIN OPTION bookkeeping", tenant(pg15), roleState{comment: &marker}, true, Ours, ""},
 		{"PostgreSQL 15, another member", tenant(pg15), roleState{comment: &marker, control: roleControl{otherMembers: []string{"x"}}}, true, Foreign, "x"},
 	} {
@@ -103,7 +106,7 @@ func TestDecideProvisioner(t *testing.T) {
 	p := TenantProvisioner{Namespace: "imaging", Role: "kommons_tenant_imaging", Password: "a-password-of-24-chars!!"}
 	marker := provisionerMarker{ManagedBy: ProvisionerManagedBy, Tenant: "imaging"}.String()
 	always := func(v bool) func(*roleState) bool { return func(*roleState) bool { return v } }
-	good := roleState{canLogin: true, createDB: true, createRole: true, comment: &marker, control: roleControl{adminOption: true}}
+	good := roleState{canLogin: true, createDB: true, createRole: true, comment: &marker, control: roleControl{adminOption: true, anchored: true}}
 	for _, tc := range []struct {
 		name     string
 		admin    adminFactsForDecision
@@ -116,12 +119,16 @@ func TestDecideProvisioner(t *testing.T) {
 		errorMsg string
 	}{
 		{name: "missing: created with its marker", admin: super, st: nil, action: outcome.Created,
-			stmts: []string{`CREATE ROLE "kommons_tenant_imaging" WITH LOGIN NOSUPERUSER CREATEDB CREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD $1`, `COMMENT ON ROLE`}},
+			stmts: []string{`CREATE ROLE "kommons_tenant_imaging" WITH LOGIN NOSUPERUSER CREATEDB CREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD $1`, `COMMENT ON ROLE`, `GRANT "kommons_tenant_imaging" TO CURRENT_USER`}},
+		{name: "missing, managed admin: the server records the anchor", admin: managed, st: nil, action: outcome.Created,
+			stmts: []string{`CREATE ROLE "kommons_tenant_imaging"`, `COMMENT ON ROLE`}},
+		{name: "existing but not created by this superuser admin: never adopted", admin: super, samePW: true, action: outcome.Refused, refusal: "did not create it",
+			st: &roleState{canLogin: true, createDB: true, createRole: true, comment: &marker}},
 		{name: "as it should be", admin: managed, st: &good, samePW: true, action: outcome.Unchanged},
 		{name: "rotated password", admin: super, st: &good, samePW: false, action: outcome.Updated,
 			changes: []string{"password"}, stmts: []string{`ALTER ROLE "kommons_tenant_imaging" WITH PASSWORD $1`}},
 		{name: "attributes repaired, marker set", admin: super, samePW: true, action: outcome.Updated,
-			st:      &roleState{canLogin: false, createDB: true, createRole: false, replication: true},
+			st:      &roleState{canLogin: false, createDB: true, createRole: false, replication: true, control: roleControl{anchored: true}},
 			changes: []string{"LOGIN", "CREATEROLE", "NOREPLICATION", "marker"},
 			stmts:   []string{`ALTER ROLE "kommons_tenant_imaging" WITH LOGIN CREATEROLE NOREPLICATION`, `COMMENT ON ROLE`}},
 		{name: "squatted by another tenant's provisioner", admin: super, samePW: true, action: outcome.Refused, refusal: "kommons_tenant_lab",

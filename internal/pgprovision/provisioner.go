@@ -221,15 +221,22 @@ func decideProvisioner(facts adminFactsForDecision, adminName string, p TenantPr
 			return res, nil, err
 		}
 		res.Action = outcome.Created
-		return res, []stmt{
+		stmts := []stmt{
 			{fmt.Sprintf("CREATE ROLE %s WITH LOGIN NOSUPERUSER CREATEDB CREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD $1", role), v},
 			{fmt.Sprintf("COMMENT ON ROLE %s IS $1", role), lit(marker)},
-		}, nil
+		}
+		if facts.superuser && confinedCreateRole(facts.serverVersion) {
+			// The anchor (roleControl.anchored); a CREATEROLE admin gets it from the server.
+			stmts = append(stmts, stmt{fmt.Sprintf("GRANT %s TO CURRENT_USER", role), nil})
+		}
+		return res, stmts, nil
 	}
 	// A provisioner role is the admin's own creation: whatever its comment
 	// says, only who controls it matters (a marker-less role the admin
 	// controls is taken over and marked).
-	if verdict, reason := decideRoleOwnership(facts, st, true); verdict == Foreign {
+	if verdict, reason := decideRoleOwnership(facts, st, true); verdict != Ours {
+		// Never adopted: a provisioner role this admin did not create could
+		// be a tenant's squat (see roleControl.anchored).
 		res.Action, res.Reason = outcome.Refused, reason
 		return res, nil, nil
 	}

@@ -20,7 +20,7 @@ func (r *run) readMarked(kind string) ([]markedObject, error) {
 		JOIN pg_catalog.pg_shdescription c ON c.objoid = r.oid AND c.classoid = 'pg_catalog.pg_authid'::pg_catalog.regclass
 		WHERE c.description LIKE '{"managedBy":"kommons/pg-init",%'`
 	if kind == KindDatabase {
-		q = `SELECT d.datname, 0::oid, false, false, false, false, false, false, 0, NULL::text, '{}'::text[], false,
+		q = `SELECT d.datname, 0::oid, false, false, false, false, false, false, 0, NULL::text, '{}'::text[], false, false,
 		pg_catalog.pg_get_userbyid(d.datdba), c.description FROM pg_catalog.pg_database d
 		JOIN pg_catalog.pg_shdescription c ON c.objoid = d.oid AND c.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass
 		WHERE c.description LIKE '{"managedBy":"kommons/pg-init",%'`
@@ -36,7 +36,7 @@ func (r *run) readMarked(kind string) ([]markedObject, error) {
 		var comment string
 		st := &o.role
 		if err := rows.Scan(&o.name, &st.oid, &st.super, &st.createRole, &st.createDB, &st.canLogin, &st.replication,
-			&st.bypass, &st.connLimit, &st.comment, &st.control.otherMembers, &st.control.adminOption, &o.owner, &comment); err != nil {
+			&st.bypass, &st.connLimit, &st.comment, &st.control.otherMembers, &st.control.adminOption, &st.control.anchored, &o.owner, &comment); err != nil {
 			return nil, fmt.Errorf("list marked %ss: %w", kind, err)
 		}
 		if m, ok := ParseMarker(comment); ok {

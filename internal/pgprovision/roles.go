@@ -33,7 +33,9 @@ const roleColumns = `r.rolname, r.oid, r.rolsuper, r.rolcreaterole, r.rolcreated
 			FROM pg_catalog.pg_auth_members a JOIN pg_catalog.pg_roles m ON m.oid = a.member
 			WHERE a.roleid = r.oid AND m.rolname <> CURRENT_USER AND NOT m.rolsuper), '{}'::text[]),
 		EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members a JOIN pg_catalog.pg_roles m ON m.oid = a.member
-			WHERE a.roleid = r.oid AND m.rolname = CURRENT_USER AND a.admin_option)`
+			WHERE a.roleid = r.oid AND m.rolname = CURRENT_USER AND a.admin_option),
+		EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members a JOIN pg_catalog.pg_roles m ON m.oid = a.member
+			WHERE a.roleid = r.oid AND m.rolname = CURRENT_USER AND a.grantor = 10)`
 
 // roleStatesQuery selects roleColumns and the stored verifier (readable by
 // superusers only; NULL otherwise) of the roles named in $1.
@@ -52,7 +54,7 @@ func scanRoleStates(rows pgx.Rows) (map[string]*roleState, error) {
 		var name string
 		s := &roleState{}
 		if err := rows.Scan(&name, &s.oid, &s.super, &s.createRole, &s.createDB, &s.canLogin, &s.replication,
-			&s.bypass, &s.connLimit, &s.comment, &s.control.otherMembers, &s.control.adminOption, &s.verifier); err != nil {
+			&s.bypass, &s.connLimit, &s.comment, &s.control.otherMembers, &s.control.adminOption, &s.control.anchored, &s.verifier); err != nil {
 			return nil, err
 		}
 		out[name] = s
@@ -155,7 +157,9 @@ func (r *run) reconcileRole(j *job, pr *PlannedRole, st *roleState) error {
 				"NOREPLICATION NOBYPASSRLS CONNECTION LIMIT %d PASSWORD $1", role, limit), lit(verifier)},
 			{fmt.Sprintf("COMMENT ON ROLE %s IS $1", role), lit(marker)},
 		}
-		if !r.facts.superuser {
+		if !r.facts.superuser || confinedCreateRole(r.facts.serverVersion) {
+			// A superuser's grant is recorded as the bootstrap superuser's:
+			// the anchor that tells this admin's roles from squatted ones.
 			stmts = append(stmts, stmt{r.selfGrant(role), nil})
 		}
 		if err := r.execBatch(j.conn, "create role "+pr.Physical, stmts); err != nil {
@@ -217,6 +221,10 @@ func (r *run) reconcileRole(j *job, pr *PlannedRole, st *roleState) error {
 		if r.isOurs(st.comment, pr.Name) {
 			res.Changes = append(res.Changes, "marker")
 		}
+	}
+	if r.facts.superuser && confinedCreateRole(r.facts.serverVersion) && !st.control.anchored {
+		stmts = append(stmts, stmt{r.selfGrant(role), nil})
+		res.Changes = append(res.Changes, "admin anchor")
 	}
 	if !r.facts.superuser {
 		var member bool

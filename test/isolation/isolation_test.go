@@ -598,3 +598,85 @@ func TestSystemSchemasRefusedInSpec(t *testing.T) {
 		}
 	}
 }
+
+// TestOrphanedSquatAgainstASuperuserAdmin is the attack a security review
+// found against pg-init and bootstrap-provisioner run by a superuser admin
+// (as commons' bundled admin is): tenant a creates, through a helper role,
+// a role under tenant b's next physical name (and under the provisioner
+// name of a tenant not yet onboarded), forges the marker, plants a SECURITY
+// DEFINER function owned by it in a's own database that resets its
+// password, and drops the helper, leaving a role nobody is a member of.
+// Before the fix a superuser pg-init took it over (exit 0) and a then
+// became b's module role. Now: refused (exit 3) unless --adopt, and a
+// provisioner role is never adopted.
+func TestOrphanedSquatAgainstASuperuserAdmin(t *testing.T) {
+	eachServer(t, func(t *testing.T, srv *pgtest.Server, version int) {
+		if version < 160000 {
+			t.Skip("not applicable: one tenant per server before PostgreSQL 16, so no other tenant to squat")
+		}
+		ctx := context.Background()
+		w, a, b := twoTenants(t, srv)
+		spec, _ := w.spec(b, "next", "web", nil, nil)
+		squat := w.plan(spec).Roles[0].Physical
+		futureProv := "kommons_tenant_c_" + w.id
+		helper := "a_helper_" + w.id
+		helperPW := randomPassword()
+		w.secrets = append(w.secrets, helperPW)
+		asA := w.connect(a.prov.Role, a.prov.Password, "postgres")
+		asAMod := w.connect(a.role, a.rolePW, a.db)
+		forged := pgprovision.NewMarker(spec.Scope, "web", pgprovision.ReclaimRetain).String()
+		exec := func(conn *pgx.Conn, sql string) {
+			t.Helper()
+			if _, err := conn.Exec(ctx, sql); err != nil {
+				t.Fatalf("setting up the squat: %s: %v", sql, err)
+			}
+		}
+		exec(asA, fmt.Sprintf("CREATE ROLE %s LOGIN CREATEROLE PASSWORD '%s'", helper, helperPW))
+		asHelper := w.connect(helper, helperPW, "postgres")
+		for _, name := range []string{squat, futureProv} {
+			q := pgx.Identifier{name}.Sanitize()
+			exec(asHelper, "CREATE ROLE "+q+" NOLOGIN")
+			exec(asHelper, "GRANT "+q+" TO CURRENT_USER WITH SET TRUE")
+			exec(asAMod, "GRANT CREATE ON SCHEMA public TO "+q)
+		}
+		exec(asHelper, fmt.Sprintf("COMMENT ON ROLE %s IS '%s'", pgx.Identifier{squat}.Sanitize(), forged))
+		exec(asAMod, "GRANT CONNECT ON DATABASE "+pgx.Identifier{a.db}.Sanitize()+" TO "+helper)
+		asHelperInA := w.connect(helper, helperPW, a.db)
+		for i, name := range []string{squat, futureProv} {
+			exec(asHelperInA, "SET ROLE "+pgx.Identifier{name}.Sanitize())
+			exec(asHelperInA, fmt.Sprintf(`CREATE FUNCTION public.pw%d(t text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+				AS $$BEGIN EXECUTE pg_catalog.format('ALTER ROLE %%I PASSWORD %%L', current_user, t); END$$`, i))
+			exec(asHelperInA, "RESET ROLE")
+			exec(asAMod, "REVOKE CREATE ON SCHEMA public FROM "+pgx.Identifier{name}.Sanitize())
+		}
+		asHelper.Close(ctx)
+		asHelperInA.Close(ctx)
+		exec(asAMod, "REVOKE CONNECT ON DATABASE "+pgx.Identifier{a.db}.Sanitize()+" FROM "+helper)
+		exec(asA, "DROP ROLE "+helper) // the squats now have no member at all
+
+		// b's next module, provisioned by a superuser admin.
+		rep, err := pgprovision.Reconcile(ctx, w.admin, w.plan(spec), pgprovision.Options{Logger: w.logger()})
+		var conflict *pgprovision.ConflictError
+		if !errors.As(err, &conflict) {
+			t.Fatalf("orphaned squat, superuser admin: got %v, want an ownership conflict", err)
+		}
+		if o, _ := rep.Find(pgprovision.KindRole, squat); o.Action != outcome.Refused || !strings.Contains(o.Reason, "did not create it") {
+			t.Fatalf("role %+v: want refused, not created by this admin", o)
+		}
+		// Tenant c's provisioner, onboarded by commons' superuser admin.
+		pw := randomPassword()
+		w.secrets = append(w.secrets, pw)
+		_, err = pgprovision.EnsureProvisioners(ctx, w.admin, []pgprovision.TenantProvisioner{{Namespace: "c-" + w.id, Role: futureProv, Password: pw}},
+			pgprovision.ProvisionerOptions{Logger: w.logger()})
+		if !errors.As(err, &conflict) {
+			t.Fatalf("orphaned squat of a provisioner name: got %v, want an ownership conflict", err)
+		}
+		// Neither squat got a password nor login from kommons.
+		var logins int
+		if err := w.queryRow(srv.AdminDSN(), "SELECT count(*)::int FROM pg_catalog.pg_roles WHERE rolname = ANY($1) AND rolcanlogin",
+			[]string{squat, futureProv}).Scan(&logins); err != nil || logins != 0 {
+			t.Fatalf("squats that can log in: %d (%v)", logins, err)
+		}
+		t.Logf("refused: %v", err)
+	})
+}
