@@ -1,9 +1,6 @@
 package pgprovision
 
-import (
-	"sort"
-	"strings"
-)
+import "strings"
 
 // Ownership is what pg-init concludes about an existing role or database
 // from what the server says: who holds membership in a role, who holds
@@ -105,11 +102,4 @@ func decideDatabaseOwnership(st *databaseState, plannedOwner string) (Ownership,
 	}
 	return Adoptable, "database exists owned by " + st.owner + ", not by this scope's role " + plannedOwner +
 		" (" + describeOwner(st.comment) + ")"
-}
-
-// sortedCopy returns a sorted copy of names.
-func sortedCopy(names []string) []string {
-	out := append([]string(nil), names...)
-	sort.Strings(out)
-	return out
 }

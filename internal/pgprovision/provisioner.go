@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -282,16 +281,7 @@ func passwordWorks(ctx context.Context, cfg *pgx.ConnConfig, role, password stri
 	if st.verifier != nil {
 		return SCRAMMatches(*st.verifier, password)
 	}
-	c := cfg.Copy()
-	c.User, c.Password = role, password
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, c)
-	if err != nil {
-		return false
-	}
-	_ = conn.Close(context.Background())
-	return true
+	return tryLogin(ctx, cfg, role, password, cfg.Database) == nil
 }
 
 // execAll runs statements one by one (each takes at most one literal, $1,

@@ -271,13 +271,8 @@ func (r *run) passwordUnchanged(pr *PlannedRole, st *roleState) (bool, string) {
 	}
 	candidates = append(candidates, r.facts.database)
 	for _, db := range candidates {
-		c := r.cfg.Copy()
-		c.User, c.Password, c.Database = pr.Physical, pr.password, db
-		ctx, cancel := context.WithTimeout(r.stmtCtx, 10*time.Second)
-		conn, err := pgx.ConnectConfig(ctx, c)
-		cancel()
+		err := tryLogin(r.stmtCtx, r.cfg, pr.Physical, pr.password, db)
 		if err == nil {
-			_ = conn.Close(context.Background())
 			return true, ""
 		}
 		switch sqlState(err) {
@@ -289,4 +284,19 @@ func (r *run) passwordUnchanged(pr *PlannedRole, st *roleState) (bool, string) {
 		return false, "could not be verified by logging in"
 	}
 	return false, "could not be verified by logging in"
+}
+
+// tryLogin connects to database as user with password, over cfg's server
+// and settings, and disconnects: nil when the password is right (and the
+// role may connect there).
+func tryLogin(ctx context.Context, cfg *pgx.ConnConfig, user, password, database string) error {
+	c := cfg.Copy()
+	c.User, c.Password, c.Database = user, password, database
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, c)
+	if err != nil {
+		return err
+	}
+	return conn.Close(context.Background())
 }

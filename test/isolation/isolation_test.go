@@ -608,7 +608,8 @@ func TestSystemSchemasRefusedInSpec(t *testing.T) {
 // password, and drops the helper, leaving a role nobody is a member of.
 // Before the fix a superuser pg-init took it over (exit 0) and a then
 // became b's module role. Now: refused (exit 3) unless --adopt, and a
-// provisioner role is never adopted.
+// provisioner role is never adopted; a managed-service admin (no
+// superuser) refuses both as well, even with --adopt.
 func TestOrphanedSquatAgainstASuperuserAdmin(t *testing.T) {
 	eachServer(t, func(t *testing.T, srv *pgtest.Server, version int) {
 		if version < 160000 {
@@ -670,6 +671,18 @@ func TestOrphanedSquatAgainstASuperuserAdmin(t *testing.T) {
 			pgprovision.ProvisionerOptions{Logger: w.logger()})
 		if !errors.As(err, &conflict) {
 			t.Fatalf("orphaned squat of a provisioner name: got %v, want an ownership conflict", err)
+		}
+		// The same squats, met by a managed-service admin (CREATEDB CREATEROLE,
+		// no superuser): it holds no grant on them, so neither is its.
+		managed := newWorld(t, srv, true)
+		_, err = pgprovision.Reconcile(ctx, managed.admin, w.plan(spec), pgprovision.Options{Adopt: true, Logger: w.logger()})
+		if !errors.As(err, &conflict) {
+			t.Fatalf("orphaned squat, managed admin, even with --adopt: got %v, want an ownership conflict", err)
+		}
+		_, err = pgprovision.EnsureProvisioners(ctx, managed.admin, []pgprovision.TenantProvisioner{{Namespace: "c-" + w.id, Role: futureProv, Password: pw}},
+			pgprovision.ProvisionerOptions{Logger: w.logger()})
+		if !errors.As(err, &conflict) {
+			t.Fatalf("orphaned squat of a provisioner name, managed admin: got %v, want an ownership conflict", err)
 		}
 		// Neither squat got a password nor login from kommons.
 		var logins int
