@@ -138,15 +138,9 @@ func (s *scenario) prepare(t *testing.T) {
 	s.helm4 = s.c.Helm4WithPlugins(t, helmplugin.StagePostrender(t, root))
 	s.post4 = []string{"--post-renderer", helmplugin.Name, "--post-renderer-args", "--config=" + policyPath}
 
-	// Stage the charts (dependency build writes into them); examples/charts
-	// refers to ../../../charts, so keep the layout.
-	tmp := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(tmp, "examples"), 0o755))
-	require.NoError(t, exec.Command("cp", "-r", filepath.Join(root, "charts"), tmp).Run())
-	require.NoError(t, exec.Command("cp", "-r", filepath.Join(root, "examples", "charts"), filepath.Join(tmp, "examples")).Run())
-	s.c.Helm3(t, "dependency", "build", filepath.Join(tmp, "charts", "orthanc"))
-	s.c.Helm3(t, "dependency", "build", filepath.Join(tmp, "examples", "charts", "hello-module"))
-	s.charts = tmp
+	// Stage the charts (dependency build writes into them, with the
+	// repository's layout so that file:// dependencies resolve).
+	s.charts = s.c.StageCharts(t)
 
 	s.commons = s.c.Namespace(t, "commons")
 	s.modules = [2]string{s.c.Namespace(t, "module-a"), s.c.Namespace(t, "module-b")}
