@@ -38,7 +38,8 @@ func (c goldenCase) golden() string {
 }
 
 // goldenCases lists every application chart of the repository (library
-// charts render nothing) with its default values and each ci/*-values.yaml.
+// charts render nothing) with its default values, each ci/*-values.yaml and
+// each testdata/values/<chart>/*-values.yaml (overrides no ci file sets).
 func goldenCases(t *testing.T) []goldenCase {
 	t.Helper()
 	var cases []goldenCase
@@ -59,6 +60,9 @@ func goldenCases(t *testing.T) []goldenCase {
 			cases = append(cases, goldenCase{chart: dir})
 			values, err := filepath.Glob(filepath.Join(dir, "ci", "*-values.yaml"))
 			require.NoError(t, err)
+			extra, err := filepath.Glob(filepath.Join("testdata", "values", filepath.Base(dir), "*-values.yaml"))
+			require.NoError(t, err)
+			values = append(values, extra...)
 			sort.Strings(values)
 			for _, v := range values {
 				cases = append(cases, goldenCase{chart: dir, values: v})
@@ -71,8 +75,9 @@ func goldenCases(t *testing.T) []goldenCase {
 
 // TestGoldenRenders renders every application chart (release "golden" in
 // namespace "checks": plain physical names, so that a change of the hashed
-// form does not touch the goldens) with its default values and with each
-// ci/*-values.yaml, and compares the result with testdata/golden: every
+// form does not touch the goldens) with its default values, with each
+// ci/*-values.yaml and with each testdata/values/<chart>/*-values.yaml, and
+// compares the result with testdata/golden: every
 // object in manifest order with its template, keys sorted, and NOTES.txt.
 // A value that differs between two renders (a generated password) is
 // masked. A chart change that alters what a chart renders shows up here;
