@@ -21,9 +21,12 @@ type databaseState struct {
 // readDatabases reads the state of the plan's databases in one query;
 // missing ones are absent from the map.
 func (r *run) readDatabases() (map[string]*databaseState, error) {
-	names := make([]string, len(r.plan.Databases))
-	for i, pd := range r.plan.Databases {
-		names[i] = pd.Physical
+	names := make([]string, 0, len(r.plan.Databases))
+	for _, pd := range r.plan.Databases {
+		names = append(names, pd.Physical)
+		if pd.Legacy != "" {
+			names = append(names, pd.Legacy)
+		}
 	}
 	rows, err := r.admin.Query(r.stmtCtx, `SELECT d.datname, pg_catalog.pg_get_userbyid(d.datdba), pg_catalog.shobj_description(d.oid, 'pg_database'),
 		pg_catalog.has_database_privilege('public', d.oid, 'CONNECT'), pg_catalog.has_database_privilege('public', d.oid, 'TEMPORARY'),
@@ -66,7 +69,11 @@ func (r *run) reconcileDatabases() error {
 	}
 	return r.each(subjects, func(i int, j *job) error {
 		pd := &r.plan.Databases[i]
-		inside, err := r.reconcileDatabase(j, pd, states[pd.Physical])
+		var legacy *databaseState
+		if pd.Legacy != "" {
+			legacy = states[pd.Legacy]
+		}
+		inside, err := r.reconcileDatabase(j, pd, states[pd.Physical], legacy)
 		if err != nil || !inside {
 			return err
 		}
@@ -75,10 +82,11 @@ func (r *run) reconcileDatabases() error {
 }
 
 // reconcileDatabase reconciles pd at the cluster level over the job's
-// session, given its state st (nil: missing); inside reports whether its
+// session, given its state st (nil: missing) and the state of its legacy
+// name (nil: none, see renameLegacyDatabase); inside reports whether its
 // extensions and schemas are to be reconciled next (not when the database
 // was refused).
-func (r *run) reconcileDatabase(j *job, pd *PlannedDatabase, st *databaseState) (inside bool, err error) {
+func (r *run) reconcileDatabase(j *job, pd *PlannedDatabase, st, legacy *databaseState) (inside bool, err error) {
 	res := ObjectResult{Kind: KindDatabase, Name: pd.Name, Physical: pd.Physical}
 	if !r.roleIsOurs(pd.OwnerPhysical) {
 		res.Action = outcome.Refused
@@ -88,6 +96,20 @@ func (r *run) reconcileDatabase(j *job, pd *PlannedDatabase, st *databaseState) 
 	}
 	db, owner := ident(pd.Physical), ident(pd.OwnerPhysical)
 	marker := NewMarker(r.plan.Scope, pd.Name, pd.ReclaimPolicy).String()
+	switch {
+	case st == nil && legacy != nil:
+		// The legacy database is this scope's when the server says its
+		// owner is this scope's role (already renamed), as for any database.
+		if verdict, _ := decideDatabaseOwnership(legacy, pd.OwnerPhysical); verdict == Ours {
+			if err := r.renameLegacyDatabase(j, pd); err != nil {
+				return false, err
+			}
+			st = legacy
+			res.Changes = append(res.Changes, "renamed from "+pd.Legacy)
+		}
+	case legacy != nil:
+		r.warnBothNames(KindDatabase, pd.Name, pd.Physical, pd.Legacy, legacy.comment)
+	}
 	if st == nil {
 		// CREATE DATABASE cannot run in a transaction: if pg-init stops
 		// before the marker is written, the next run recognises the

@@ -62,11 +62,13 @@ func (r *run) readMarked(kind string) ([]markedObject, error) {
 // object.
 func (r *run) prune() error {
 	inPlan := map[string]bool{}
+	// A legacy-named object left beside its new-named one (see
+	// warnBothNames) is never pruned: it may hold an earlier copy of the data.
 	for _, d := range r.plan.Databases {
-		inPlan["d:"+d.Physical] = true
+		inPlan["d:"+d.Physical], inPlan["d:"+d.Legacy] = true, true
 	}
 	for _, ro := range r.plan.Roles {
-		inPlan["r:"+ro.Physical] = true
+		inPlan["r:"+ro.Physical], inPlan["r:"+ro.Legacy] = true, true
 	}
 	roles, err := r.readMarked(KindRole)
 	if err != nil {

@@ -63,9 +63,12 @@ func scanRoleStates(rows pgx.Rows) (map[string]*roleState, error) {
 }
 
 func (r *run) readRoles() (map[string]*roleState, error) {
-	names := make([]string, len(r.plan.Roles))
-	for i, pr := range r.plan.Roles {
-		names[i] = pr.Physical
+	names := make([]string, 0, len(r.plan.Roles))
+	for _, pr := range r.plan.Roles {
+		names = append(names, pr.Physical)
+		if pr.Legacy != "" {
+			names = append(names, pr.Legacy)
+		}
 	}
 	rows, err := r.admin.Query(r.stmtCtx, roleStatesQuery(r.facts.superuser), names)
 	if err != nil {
@@ -88,18 +91,19 @@ func (r *run) checkVerifiers(states map[string]*roleState) {
 	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for i := range r.plan.Roles {
 		pr := &r.plan.Roles[i]
-		st := states[pr.Physical]
-		if st == nil || st.verifier == nil || *st.verifier == "" {
-			continue
+		for _, st := range []*roleState{states[pr.Physical], states[pr.Legacy]} {
+			if st == nil || st.verifier == nil || *st.verifier == "" {
+				continue
+			}
+			wg.Add(1)
+			slots <- struct{}{}
+			go func() {
+				defer wg.Done()
+				matches := SCRAMMatches(*st.verifier, pr.password)
+				st.verifierMatches = &matches
+				<-slots
+			}()
 		}
-		wg.Add(1)
-		slots <- struct{}{}
-		go func() {
-			defer wg.Done()
-			matches := SCRAMMatches(*st.verifier, pr.password)
-			st.verifierMatches = &matches
-			<-slots
-		}()
 	}
 	wg.Wait()
 }
@@ -118,7 +122,11 @@ func (r *run) reconcileRoles() error {
 	}
 	return r.each(subjects, func(i int, j *job) error {
 		pr := &r.plan.Roles[i]
-		return r.reconcileRole(j, pr, states[pr.Physical])
+		var legacy *roleState
+		if pr.Legacy != "" {
+			legacy = states[pr.Legacy]
+		}
+		return r.reconcileRole(j, pr, states[pr.Physical], legacy)
 	})
 }
 
@@ -141,12 +149,30 @@ func (r *run) selfGrant(role string) string {
 }
 
 // reconcileRole reconciles pr over the job's session, given its state st
-// (nil: missing).
-func (r *run) reconcileRole(j *job, pr *PlannedRole, st *roleState) error {
+// (nil: missing) and the state of its legacy name (nil: none, see
+// renameLegacyRole).
+func (r *run) reconcileRole(j *job, pr *PlannedRole, st, legacy *roleState) error {
 	res := ObjectResult{Kind: KindRole, Name: pr.Name, Physical: pr.Physical}
 	marker := NewMarker(r.plan.Scope, pr.Name, pr.ReclaimPolicy).String()
 	role := ident(pr.Physical)
 	limit := *pr.ConnectionLimit
+	switch {
+	case st == nil && legacy != nil:
+		renamed, refusal, err := r.renameLegacyRole(j, pr, legacy)
+		switch {
+		case err != nil:
+			return err
+		case refusal != "":
+			res.Action, res.Reason = outcome.Refused, refusal
+			j.record(res)
+			return nil
+		case renamed:
+			st = legacy
+			res.Changes = append(res.Changes, "renamed from "+pr.Legacy)
+		}
+	case legacy != nil:
+		r.warnBothNames(KindRole, pr.Name, pr.Physical, pr.Legacy, legacy.comment)
+	}
 	if st == nil {
 		verifier, err := NewSCRAMVerifier(pr.password)
 		if err != nil {
@@ -240,9 +266,10 @@ func (r *run) reconcileRole(j *job, pr *PlannedRole, st *roleState) error {
 		if err := r.execBatch(j.conn, "update role "+pr.Physical, stmts); err != nil {
 			return err
 		}
+	}
+	res.Action = outcome.Unchanged
+	if len(stmts) > 0 || len(res.Changes) > 0 {
 		res.Action = outcome.Updated
-	} else {
-		res.Action = outcome.Unchanged
 	}
 	r.markOurs(pr.Physical)
 	j.record(res)
