@@ -6,9 +6,9 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/kommons/kommons/pkg/postrender/internal/splice"
+	"github.com/kommons/kommons/pkg/postrender/internal/yamlstream"
 	"github.com/kommons/kommons/pkg/postrender/policy"
-	"github.com/kommons/kommons/pkg/postrender/splice"
-	"github.com/kommons/kommons/pkg/postrender/yamlstream"
 )
 
 // checkDuplicates reports the first duplicate mapping key, as Kubernetes

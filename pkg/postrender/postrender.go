@@ -25,10 +25,10 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/kommons/kommons/pkg/postrender/blockyaml"
+	"github.com/kommons/kommons/pkg/postrender/internal/blockyaml"
+	"github.com/kommons/kommons/pkg/postrender/internal/splice"
+	"github.com/kommons/kommons/pkg/postrender/internal/yamlstream"
 	"github.com/kommons/kommons/pkg/postrender/policy"
-	"github.com/kommons/kommons/pkg/postrender/splice"
-	"github.com/kommons/kommons/pkg/postrender/yamlstream"
 )
 
 // Options tune an Engine.

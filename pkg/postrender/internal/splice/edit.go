@@ -12,7 +12,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/kommons/kommons/pkg/postrender/blockyaml"
+	"github.com/kommons/kommons/pkg/postrender/internal/blockyaml"
 )
 
 // Doc is one parsed YAML document and the edits planned for it. Edits are
