@@ -50,35 +50,13 @@ type Options struct {
 
 // Engine applies a policy to manifest streams. It is safe for concurrent use.
 type Engine struct {
-	policy   *policy.Policy
-	opts     Options
-	keywords [][]byte
-	kinds    map[string]bool
-	custom   map[string][]policy.PodTemplatePath
-	keep     *blockyaml.Keep
-}
-
-// readKeys returns the subtrees of a document the engine reads or edits;
-// the parser validates the others (containers, volumes, probes, ...)
-// without building them. Path keys lead to what is read, Full keys are read
-// whole. Keep in step with objects.go and place.go: a key missing here reads
-// as absent (and an edit of it is refused by the splice), never as wrong.
-func readKeys(p *policy.Policy) *blockyaml.Keep {
-	k := &blockyaml.Keep{Path: map[string]bool{}, Full: map[string]bool{}}
-	for _, key := range []string{"metadata", "spec", "template", "jobTemplate", "volumeClaimTemplates", "items"} {
-		k.Path[key] = true
-	}
-	for _, key := range []string{"labels", "selector", "nodeSelector", "tolerations", "affinity", "topologySpreadConstraints"} {
-		k.Full[key] = true
-	}
-	for _, t := range p.PodTemplatePaths {
-		for _, key := range strings.Split(t.Path, ".") {
-			if !k.Full[key] {
-				k.Path[key] = true
-			}
-		}
-	}
-	return k
+	policy    *policy.Policy
+	opts      Options
+	workloads []workload // built-in kinds, then the policy's podTemplatePaths
+	filters   []filter   // applied in order to every object
+	keywords  [][]byte
+	kinds     map[string]bool
+	keep      *blockyaml.Keep
 }
 
 // New returns an Engine for a validated policy.
@@ -89,19 +67,16 @@ func New(p *policy.Policy, opts Options) (*Engine, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	e := &Engine{policy: p, opts: opts, custom: map[string][]policy.PodTemplatePath{}, kinds: map[string]bool{}, keep: readKeys(p)}
+	e := &Engine{policy: p, opts: opts, workloads: workloadTable(p), kinds: map[string]bool{}}
+	e.keep = readKeys(e.workloads)
+	e.filters = []filter{storageFilter{&p.Storage}, placementFilter{p}}
 	// Every kind the engine edits contains one of these words; a document
 	// without any of them (and without escapes) cannot be affected.
-	for _, k := range []string{"Pod", "Job", "CronJob", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "PersistentVolumeClaim", "List"} {
+	for _, k := range editedKinds(e.workloads) {
 		e.keywords = append(e.keywords, []byte(k))
 		e.kinds[k] = true
 	}
 	e.keywords = append(e.keywords, []byte(`\`))
-	for _, t := range p.PodTemplatePaths {
-		e.custom[t.Kind] = append(e.custom[t.Kind], t)
-		e.keywords = append(e.keywords, []byte(t.Kind))
-		e.kinds[t.Kind] = true
-	}
 	return e, nil
 }
 
