@@ -100,7 +100,7 @@ func main() {
 type options struct {
 	config, input, namespace, errorLog string
 	logOpts                            cli.LogOptions
-	check, validate                    bool
+	check                              bool
 	workers                            int
 	report                             reportFlag
 	short                              policy.Shorthand
@@ -121,7 +121,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.String(&o.namespace, "namespace", "HELM_NAMESPACE", "", "release namespace, for matching manifests without metadata.namespace")
 	fs.Bool(&o.check, "check", "POSTRENDER_CHECK", false, "write nothing; exit 1 if the policy would change the input (CI gate)")
 	fs.Var(&o.report, "report", "list every change on stderr: --report (text table) or --report=json")
-	fs.Bool(&o.validate, "validate", "POSTRENDER_VALIDATE", false, "deprecated, ignored: every document is validated (malformed YAML and duplicate keys anywhere are errors)")
 	fs.Int(&o.workers, "workers", "POSTRENDER_WORKERS", 0, "documents processed in parallel (0: one per CPU)")
 	fs.String(&o.errorLog, "error-log", "POSTRENDER_ERROR_LOG", "", "also write errors to this file (default when run as a Helm 4 plugin: <user cache dir>/kommons-postrender/last-error.log, because Helm 4 drops a plugin's stderr)")
 	fs.LogFlags(&o.logOpts, "POSTRENDER")

@@ -39,13 +39,6 @@ type Options struct {
 	// Workers is the number of documents processed in parallel (default
 	// GOMAXPROCS).
 	Workers int
-	// ValidateAll is ignored: every document is validated, so malformed
-	// YAML and duplicate keys are reported even in documents the policy
-	// cannot affect.
-	//
-	// Deprecated: validation is always on (it costs little since documents
-	// the policy cannot affect are checked without building a node tree).
-	ValidateAll bool
 }
 
 // Engine applies a policy to manifest streams. It is safe for concurrent use.
