@@ -2,15 +2,15 @@
 // node-pool placement on rendered manifests according to a policy, and leaves
 // everything else exactly as it was.
 //
-// The stream is split into documents without parsing (package yamlstream).
-// Documents that cannot be affected by the policy are validated (malformed
-// YAML and duplicate keys are errors everywhere) and copied unchanged. Others
-// are parsed into go.yaml.in/yaml/v3 nodes, the policy is evaluated on the
-// node tree, and the edits are spliced into the original text (package
-// splice), which is then re-parsed and compared with the intended tree. Both
-// the validation and the parse use package blockyaml for the block-style
-// YAML charts are written in, and yaml.v3 for everything else.
-// *Engine implements helm.sh/helm/v3/pkg/postrender.PostRenderer.
+// The public API is New, Options, Engine (whose Run implements
+// helm.sh/helm/v3/pkg/postrender.PostRenderer), Result, Change and
+// DocumentError; policies come from package policy. Inside, the stream is
+// split into documents (internal/yamlstream); documents whose kind is in no
+// table (workloads.go) are only validated and copied. Others are parsed into
+// partial yaml.v3 trees (internal/splice over internal/blockyaml, yaml.v3
+// for anything unusual), one walk hands every object to the registered
+// filters (storage, placement), whose edits are spliced into the original
+// text and checked by re-parsing it.
 package postrender
 
 import (
