@@ -285,7 +285,7 @@ func (d *Doc) SetKey(m *yaml.Node, key string, value *yaml.Node) error {
 		if v.Anchor != "" {
 			return fmt.Errorf("line %d: value of %q carries anchor &%s; refusing to replace it", v.Line, key, v.Anchor)
 		}
-		colon, err := d.keyColonEnd(k)
+		colon, err := d.keyColonEnd(k, flow)
 		if err != nil {
 			return err
 		}
