@@ -215,50 +215,71 @@ func (p *parser) collection(unbuilt bool, kind yaml.Kind, style yaml.Style, tag 
 	return n
 }
 
+// value1 parses a value; unbuilt says to read a collection without
+// building it.
 func (p *parser) value1(parent int, inSeq, unbuilt bool) *yaml.Node {
 	n := len(p.src)
-	after, line := p.pos, p.line
+	after := p.pos
 	i := after
 	for i < n && p.src[i] == ' ' {
 		i++
 	}
 	if i >= n || p.src[i] == '\n' || p.src[i] == '#' && i > after {
-		// The value is on the following lines, or null.
-		p.endOfLine()
-		if !p.eof {
-			if p.ind > parent || p.ind == parent && !inSeq && p.isSeqEntry() {
-				if p.isSeqEntry() {
-					if !inSeq && p.layout.SeqIndent < 0 {
-						p.layout.SeqIndent = p.ind - parent
-					}
-					col := p.ind
-					return p.collection(unbuilt, yaml.SequenceNode, 0, tagSeq, p.pos, func() *yaml.Node { return p.sequence(col) })
-				}
-				if !inSeq && p.layout.Indent == 0 {
-					p.layout.Indent = p.ind - parent
-				}
-				col := p.ind
-				return p.collection(unbuilt, yaml.MappingNode, 0, tagMap, p.pos, func() *yaml.Node { return p.mapping(col) })
-			}
-		}
-		p.lastEnd = after
-		if !p.build {
-			return nil
-		}
-		return p.node(yaml.ScalarNode, 0, tagNull, "", line, p.columnOnLine(line, after))
+		return p.valueBelow(parent, inSeq, unbuilt, after)
 	}
 	if i == after && inSeq {
 		fail() // "-x" is not an entry; callers only get here after "- " or "-\n"
 	}
 	p.pos = i
-	var v *yaml.Node
+	v, complete := p.inlineValue(i, parent, inSeq, unbuilt)
+	if complete {
+		return v
+	}
+	p.endOfLine()
+	if !p.eof && p.ind > parent {
+		fail() // a continuation line (multi-line scalar) or bad indentation
+	}
+	return v
+}
+
+// valueBelow parses a value that is not on its indicator's line (after is
+// the offset right after the indicator): a block collection on the
+// following lines, or null.
+func (p *parser) valueBelow(parent int, inSeq, unbuilt bool, after int) *yaml.Node {
+	line := p.line
+	p.endOfLine()
+	if !p.eof && (p.ind > parent || p.ind == parent && !inSeq && p.isSeqEntry()) {
+		col := p.ind
+		if p.isSeqEntry() {
+			if !inSeq && p.layout.SeqIndent < 0 {
+				p.layout.SeqIndent = p.ind - parent
+			}
+			return p.collection(unbuilt, yaml.SequenceNode, 0, tagSeq, p.pos, func() *yaml.Node { return p.sequence(col) })
+		}
+		if !inSeq && p.layout.Indent == 0 {
+			p.layout.Indent = p.ind - parent
+		}
+		return p.collection(unbuilt, yaml.MappingNode, 0, tagMap, p.pos, func() *yaml.Node { return p.mapping(col) })
+	}
+	p.lastEnd = after
+	if !p.build {
+		return nil
+	}
+	return p.node(yaml.ScalarNode, 0, tagNull, "", line, p.columnOnLine(line, after))
+}
+
+// inlineValue parses a value starting at i on its indicator's line. It
+// returns complete when the value was a block scalar or a compact mapping
+// (the cursor is already on the next content line); otherwise the cursor
+// is after the value, on its line.
+func (p *parser) inlineValue(i, parent int, inSeq, unbuilt bool) (v *yaml.Node, complete bool) {
 	switch c := p.src[i]; c {
 	case '|', '>':
-		return p.blockScalar(parent)
+		return p.blockScalar(parent), true
 	case '"', '\'':
 		s, end, style := p.quoted(i, p.build)
 		if inSeq && p.colonAfter(end) {
-			return p.mapping(i - p.ls) // "- 'key': value"
+			return p.mapping(i - p.ls), true // "- 'key': value"
 		}
 		if p.build {
 			v = p.node(yaml.ScalarNode, style, tagStr, s, p.line, p.column(i))
@@ -277,7 +298,7 @@ func (p *parser) value1(parent int, inSeq, unbuilt bool) *yaml.Node {
 			if !inSeq {
 				fail() // "a: b: c"
 			}
-			return p.mapping(i - p.ls) // compact mapping "- key: value"
+			return p.mapping(i - p.ls), true // compact mapping "- key: value"
 		}
 		if p.build {
 			s := p.str[i:end]
@@ -285,11 +306,7 @@ func (p *parser) value1(parent int, inSeq, unbuilt bool) *yaml.Node {
 		}
 		p.pos, p.lastEnd = end, end
 	}
-	p.endOfLine()
-	if !p.eof && p.ind > parent {
-		fail() // a continuation line (multi-line scalar) or bad indentation
-	}
-	return v
+	return v, false
 }
 
 // columnOnLine is column for a position on an earlier line (the null
