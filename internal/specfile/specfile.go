@@ -30,13 +30,6 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("invalid spec %s: %d problems:\n  %s", e.Source, len(e.Problems), strings.Join(e.Problems, "\n  "))
 }
 
-// SpecSource returns Source (for internal/cli, which must not import this
-// package: it would link YAML libraries into wait-for-pg).
-func (e *Error) SpecSource() string { return e.Source }
-
-// SpecProblems returns Problems.
-func (e *Error) SpecProblems() []string { return e.Problems }
-
 // Load reads path and decodes it strictly into out (a pointer to a struct).
 func Load(path string, out any) error {
 	data, err := os.ReadFile(path)
