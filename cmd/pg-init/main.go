@@ -19,7 +19,6 @@ import (
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/pgready"
 	"github.com/kommons/kommons/internal/provisioncli"
-	"github.com/kommons/kommons/internal/specfile"
 )
 
 // maxParallel bounds --parallel: each unit is up to two connections.
@@ -144,7 +143,7 @@ func provision(ctx context.Context, t *provisioncli.Tool, cfg *pgx.ConnConfig, o
 	if err != nil {
 		return t.FailSpec(err)
 	}
-	if err := applyScopeFlags(spec, o); err != nil {
+	if err := spec.Scope.Load(o.spec, o.namespace, o.release, "PG_INIT"); err != nil {
 		return t.FailSpec(err)
 	}
 	plan, err := pgprovision.NewPlan(o.spec, spec)
@@ -163,19 +162,4 @@ func provision(ctx context.Context, t *provisioncli.Tool, cfg *pgx.ConnConfig, o
 		output = func() any { return pgprovision.NewOutput(plan, cfg, rep) }
 	}
 	return t.Finish(err, output)
-}
-
-// applyScopeFlags fills the spec's scope from --namespace/--release and
-// refuses a flag that contradicts the spec or a scope left empty.
-func applyScopeFlags(spec *pgprovision.Spec, o options) error {
-	var p specfile.Problems
-	p.FromFlag(&spec.Scope.Namespace, "scope.namespace", "namespace", o.namespace)
-	p.FromFlag(&spec.Scope.Release, "scope.release", "release", o.release)
-	if spec.Scope.Namespace == "" {
-		p.Add("scope.namespace", "required (in the spec, or --namespace / PG_INIT_NAMESPACE)")
-	}
-	if spec.Scope.Release == "" {
-		p.Add("scope.release", "required (in the spec, or --release / PG_INIT_RELEASE)")
-	}
-	return p.Err(o.spec)
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/kommons/kommons/internal/provisioncli"
 	"github.com/kommons/kommons/internal/s3provision"
 	"github.com/kommons/kommons/internal/secretfile"
-	"github.com/kommons/kommons/internal/specfile"
 )
 
 const usageText = `Usage: s3-init [flags]
@@ -126,7 +125,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return t.FailSpec(err)
 	}
-	if err := applyScopeFlags(spec, o); err != nil {
+	if err := spec.Scope.Load(o.spec, o.namespace, o.release, "S3_INIT"); err != nil {
 		return t.FailSpec(err)
 	}
 	plan, err := s3provision.NewPlan(o.spec, spec)
@@ -169,13 +168,4 @@ func credential(flag, file, env string) (string, error) {
 		return "", fmt.Errorf("%s %w", flag, err)
 	}
 	return v, nil
-}
-
-// applyScopeFlags fills the spec's scope from --namespace/--release and
-// refuses a flag that contradicts the spec.
-func applyScopeFlags(spec *s3provision.Spec, o options) error {
-	var p specfile.Problems
-	p.FromFlag(&spec.Scope.Namespace, "scope.namespace", "namespace", o.namespace)
-	p.FromFlag(&spec.Scope.Release, "scope.release", "release", o.release)
-	return p.Err(o.spec)
 }
