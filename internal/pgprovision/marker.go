@@ -12,11 +12,14 @@ const ManagedBy = "kommons/pg-init"
 // role and database it manages, as compact JSON, e.g.
 // {"managedBy":"kommons/pg-init","namespace":"imaging","release":"orthanc","name":"orthanc","reclaimPolicy":"retain"}.
 //
-// Role comments can only be changed by CREATEROLE holders (PostgreSQL 16:
-// holders of ADMIN OPTION on the role), so a role's marker is trusted. A
-// database comment can also be changed by the database owner; pg-init
-// therefore trusts a database's marker only together with its owner
-// (see databaseIsOurs).
+// A marker only names the logical object, its scope and its reclaim
+// policy; it never makes an object this scope's on its own, since a role's
+// comment can be written by whoever holds ADMIN OPTION on it and a
+// database's by its owner. Whether an object is this scope's is decided
+// from what the server says (ownership.go): for a role, its members and
+// the admin's grants, the marker then telling Ours from Adoptable; for a
+// database, its owner alone (decideDatabaseOwnership), a missing or
+// foreign marker on a database this scope's role owns being restored.
 type Marker struct {
 	ManagedBy     string `json:"managedBy"`
 	Namespace     string `json:"namespace"`

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgconfig"
@@ -286,15 +285,6 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
-}
-
-// sqlState returns the SQLSTATE of err, or "".
-func sqlState(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	return ""
 }
 
 func contains(list []string, v string) bool { return slices.Contains(list, v) }

@@ -58,6 +58,10 @@ func Retryable(err error) bool {
 	return false
 }
 
+// sqlState is pgready.SQLState: the SQLSTATE of the first PostgreSQL error
+// in err's chain, or "".
+var sqlState = pgready.SQLState
+
 func isConnectionError(err error) bool {
 	var pgErr interface{ SafeToRetry() bool }
 	if errors.As(err, &pgErr) {
