@@ -74,23 +74,13 @@ const MaxLogicalNameLen = specfile.MaxLogicalNameLen
 type SpecError = specfile.Error
 
 // LoadSpecFile reads and strictly decodes a spec file.
-func LoadSpecFile(path string) (*Spec, error) {
-	var s Spec
-	if err := specfile.Load(path, &s); err != nil {
-		return nil, err
-	}
-	return &s, nil
-}
+func LoadSpecFile(path string) (*Spec, error) { return specfile.LoadAs[Spec](path) }
 
 // DecodeSpec strictly decodes YAML (or JSON) into a Spec: unknown fields and
 // duplicate keys are errors naming their path. source names the document in
 // errors. It does not validate; call Validate.
 func DecodeSpec(source string, data []byte) (*Spec, error) {
-	var s Spec
-	if err := specfile.Decode(source, data, &s); err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return specfile.DecodeAs[Spec](source, data)
 }
 
 var (

@@ -39,6 +39,24 @@ func Load(path string, out any) error {
 	return Decode(path, data, out)
 }
 
+// LoadAs is Load into a new T: the one loader of every spec type.
+func LoadAs[T any](path string) (*T, error) {
+	var v T
+	if err := Load(path, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// DecodeAs is Decode into a new T.
+func DecodeAs[T any](source string, data []byte) (*T, error) {
+	var v T
+	if err := Decode(source, data, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
 // Decode strictly decodes YAML (or JSON) data into out (a pointer to a
 // struct with json tags). source names the document in errors, which are
 // always *Error. It does not validate values: that is the caller's job.
