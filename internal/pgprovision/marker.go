@@ -12,14 +12,11 @@ const ManagedBy = "kommons/pg-init"
 // role and database it manages, as compact JSON, e.g.
 // {"managedBy":"kommons/pg-init","namespace":"imaging","release":"orthanc","name":"orthanc","reclaimPolicy":"retain"}.
 //
-// A marker only names the logical object, its scope and its reclaim
-// policy; it never makes an object this scope's on its own, since a role's
-// comment can be written by whoever holds ADMIN OPTION on it and a
-// database's by its owner. Whether an object is this scope's is decided
-// from what the server says (ownership.go): for a role, its members and
-// the admin's grants, the marker then telling Ours from Adoptable; for a
-// database, its owner alone (decideDatabaseOwnership), a missing or
-// foreign marker on a database this scope's role owns being restored.
+// A marker names the logical object and its reclaim policy; it never makes
+// an object a scope's on its own. A role's comment can be written by anyone
+// holding ADMIN OPTION on it (any CREATEROLE holder before PostgreSQL 16), a
+// database's by its owner, so pg-init decides ownership from the server
+// (see decideRoleOwnership and decideDatabaseOwnership in ownership.go).
 type Marker struct {
 	ManagedBy     string `json:"managedBy"`
 	Namespace     string `json:"namespace"`
@@ -49,6 +46,15 @@ func ParseMarker(comment string) (Marker, bool) {
 		return Marker{}, false
 	}
 	return m, true
+}
+
+// markedFor reports whether comment is scope's marker for logical name.
+func markedFor(comment *string, scope Scope, name string) bool {
+	if comment == nil {
+		return false
+	}
+	m, ok := ParseMarker(*comment)
+	return ok && m.InScope(scope) && m.Name == name
 }
 
 // InScope reports whether the marker belongs to scope.

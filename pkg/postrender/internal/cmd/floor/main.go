@@ -9,7 +9,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/kommons/kommons/pkg/postrender/yamlstream"
+	"github.com/kommons/kommons/pkg/postrender/internal/yamlstream"
 )
 
 func main() {

@@ -12,7 +12,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/kommons/kommons/pkg/postrender/blockyaml"
+	"github.com/kommons/kommons/pkg/postrender/internal/blockyaml"
 )
 
 // Doc is one parsed YAML document and the edits planned for it. Edits are
@@ -22,7 +22,7 @@ type Doc struct {
 	*Text
 	// Root is the document's top node (nil for an empty or comment-only document).
 	Root  *yaml.Node
-	style Style
+	style insertStyle
 	edits []edit
 	// units are the block insertions that can be checked by parsing only
 	// the text around them; fullCheck is set when an edit is not one.
@@ -57,8 +57,8 @@ type edit struct {
 	unit *unit
 }
 
-// ErrMultipleDocuments is returned by Parse when src holds more than one document.
-var ErrMultipleDocuments = errors.New("more than one YAML document (content after a '...' end marker?)")
+// errMultipleDocuments is returned by Parse when src holds more than one document.
+var errMultipleDocuments = errors.New("more than one YAML document (content after a '...' end marker?)")
 
 // Parse parses a single YAML document; a second document in src (possible
 // only after a "..." end marker) is an error. The block-style subset charts
@@ -73,7 +73,7 @@ func ParseKeep(src []byte, keep *blockyaml.Keep) (*Doc, error) {
 	if bd, ok := blockyaml.ParseKeep(src, keep); ok {
 		d := &Doc{Text: NewText(src), Root: bd.Root, keep: keep}
 		d.unbuilt = bd.Unbuilt
-		d.style = Style{Indent: bd.Layout.Indent, SeqIndent: max(bd.Layout.SeqIndent, 0), NL: d.NL}
+		d.style = insertStyle{Indent: bd.Layout.Indent, SeqIndent: max(bd.Layout.SeqIndent, 0), NL: d.NL}
 		if d.style.Indent <= 0 || d.style.Indent > 8 {
 			d.style.Indent = 2
 		}
@@ -93,7 +93,7 @@ func ParseKeep(src []byte, keep *blockyaml.Keep) (*Doc, error) {
 		if err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("line %d: %w", extra.Line, ErrMultipleDocuments)
+		return nil, fmt.Errorf("line %d: %w", extra.Line, errMultipleDocuments)
 	}
 	d := &Doc{Text: NewText(src)}
 	if len(n.Content) > 0 {
@@ -106,8 +106,8 @@ func ParseKeep(src []byte, keep *blockyaml.Keep) (*Doc, error) {
 // Changed reports whether any edit is planned.
 func (d *Doc) Changed() bool { return len(d.edits) > 0 }
 
-func (d *Doc) detectStyle() Style {
-	s := Style{Indent: 2, SeqIndent: 0, NL: d.NL}
+func (d *Doc) detectStyle() insertStyle {
+	s := insertStyle{Indent: 2, SeqIndent: 0, NL: d.NL}
 	foundIndent, foundSeq := false, false
 	var walk func(n *yaml.Node)
 	walk = func(n *yaml.Node) {
@@ -279,13 +279,13 @@ func (d *Doc) SetKey(m *yaml.Node, key string, value *yaml.Node) error {
 		if k.Line == 0 {
 			return fmt.Errorf("key %q set twice", key)
 		}
-		if d.isUnbuilt(v) || !IsEmpty(v) {
+		if d.isUnbuilt(v) || !isEmpty(v) {
 			return fmt.Errorf("line %d: key %q already has a value", k.Line, key)
 		}
 		if v.Anchor != "" {
 			return fmt.Errorf("line %d: value of %q carries anchor &%s; refusing to replace it", v.Line, key, v.Anchor)
 		}
-		colon, err := d.keyColonEnd(k)
+		colon, err := d.keyColonEnd(k, flow)
 		if err != nil {
 			return err
 		}
@@ -296,7 +296,7 @@ func (d *Doc) SetKey(m *yaml.Node, key string, value *yaml.Node) error {
 			}
 		}
 		if flow {
-			d.add(colon, end, " "+Flow(value))
+			d.add(colon, end, " "+flowText(value))
 		} else {
 			d.add(colon, end, d.style.blockValue(value, d.column(d.Start(k))))
 		}
@@ -309,7 +309,7 @@ func (d *Doc) SetKey(m *yaml.Node, key string, value *yaml.Node) error {
 		if err != nil {
 			return err
 		}
-		pair := jsonString(key) + ": " + Flow(value)
+		pair := jsonString(key) + ": " + flowText(value)
 		if positioned < 0 {
 			open := d.valueStart(m)
 			sep := ""
@@ -354,8 +354,8 @@ func (d *Doc) SetKey(m *yaml.Node, key string, value *yaml.Node) error {
 
 var errNotMapping = errors.New("not a mapping")
 
-// IsEmpty reports whether n is null or an empty collection.
-func IsEmpty(n *yaml.Node) bool {
+// isEmpty reports whether n is null or an empty collection.
+func isEmpty(n *yaml.Node) bool {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		return n.ShortTag() == "!!null"
@@ -390,7 +390,7 @@ func (d *Doc) Append(seq *yaml.Node, items ...*yaml.Node) error {
 			} else {
 				b.WriteString(", ")
 			}
-			b.WriteString(Flow(it))
+			b.WriteString(flowText(it))
 		}
 		d.add(e, e, b.String())
 	} else {
@@ -428,7 +428,7 @@ func (d *Doc) ReplaceScalar(n *yaml.Node, parentIndent int, flow bool, value *ya
 	}
 	text := scalarText(value)
 	if flow {
-		text = Flow(value)
+		text = flowText(value)
 	}
 	d.add(start, end, text)
 	n.Value, n.Tag, n.Style = value.Value, value.Tag, value.Style

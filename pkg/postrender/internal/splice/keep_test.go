@@ -9,8 +9,8 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/kommons/kommons/pkg/postrender/blockyaml"
-	"github.com/kommons/kommons/pkg/postrender/yamlstream"
+	"github.com/kommons/kommons/pkg/postrender/internal/blockyaml"
+	"github.com/kommons/kommons/pkg/postrender/internal/yamlstream"
 	"github.com/kommons/kommons/test/bench/postrender/manifestgen"
 )
 
@@ -78,7 +78,10 @@ func compareKeep(t *testing.T, src []byte) bool {
 
 func keepCorpus(t testing.TB) [][]byte {
 	var out [][]byte
-	files, _ := filepath.Glob("../testdata/hazards/*.yaml")
+	files, _ := filepath.Glob("../../testdata/hazards/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no hazard corpus in ../../testdata/hazards")
+	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {

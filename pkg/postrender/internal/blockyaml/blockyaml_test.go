@@ -12,7 +12,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/kommons/kommons/pkg/postrender/yamlstream"
+	"github.com/kommons/kommons/pkg/postrender/internal/yamlstream"
 	"github.com/kommons/kommons/test/bench/postrender/manifestgen"
 )
 
@@ -249,7 +249,10 @@ func TestRefused(t *testing.T) {
 // TestDifferentialCorpus runs the hazard corpus and the benchmark stream
 // through both parsers; every benchmark document must take the fast path.
 func TestDifferentialCorpus(t *testing.T) {
-	files, _ := filepath.Glob("../testdata/hazards/*")
+	files, _ := filepath.Glob("../../testdata/hazards/*")
+	if len(files) == 0 {
+		t.Fatal("no hazard corpus in ../../testdata/hazards")
+	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -271,7 +274,10 @@ func TestDifferentialCorpus(t *testing.T) {
 // yaml.v3 accepts with an identical tree; whatever Check accepts yaml.v3
 // accepts without duplicate keys.
 func FuzzParse(f *testing.F) {
-	files, _ := filepath.Glob("../testdata/hazards/*.yaml")
+	files, _ := filepath.Glob("../../testdata/hazards/*.yaml")
+	if len(files) == 0 {
+		f.Fatal("no hazard corpus in ../../testdata/hazards")
+	}
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {

@@ -106,7 +106,7 @@ func (t *Text) blockEnd(n *yaml.Node) (int, error) {
 		key, val := n.Content[i], n.Content[i+1]
 		indent := t.column(t.Start(n.Content[0]))
 		if isEmptyNull(val) {
-			return t.keyColonEnd(key)
+			return t.keyColonEnd(key, false)
 		}
 		return t.End(val, indent, false)
 	}
@@ -137,9 +137,10 @@ func (t *Text) dashOffset(item *yaml.Node) (int, error) {
 	return i, nil
 }
 
-// keyColonEnd returns the offset just past the ":" following a mapping key.
-func (t *Text) keyColonEnd(key *yaml.Node) (int, error) {
-	e, err := t.keyEnd(key)
+// keyColonEnd returns the offset just past the ":" following a mapping key
+// (of a flow mapping when flow is true).
+func (t *Text) keyColonEnd(key *yaml.Node, flow bool) (int, error) {
+	e, err := t.keyEnd(key, flow)
 	if err != nil {
 		return 0, err
 	}
@@ -152,7 +153,10 @@ func (t *Text) keyColonEnd(key *yaml.Node) (int, error) {
 	return e + 1, nil
 }
 
-func (t *Text) keyEnd(key *yaml.Node) (int, error) {
+// keyEnd returns the end of a mapping key. A plain key ends at a ":"
+// followed by a blank or, in a flow mapping only, by a flow indicator (in a
+// block mapping "a:,b" is one plain scalar, as libyaml reads it).
+func (t *Text) keyEnd(key *yaml.Node, flow bool) (int, error) {
 	if key.Kind != yaml.ScalarNode {
 		return 0, fmt.Errorf("complex key at line %d", key.Line)
 	}
@@ -165,7 +169,7 @@ func (t *Text) keyEnd(key *yaml.Node) (int, error) {
 		if c == '\n' || c == '\r' {
 			break
 		}
-		if c == ':' && (i+1 >= len(t.src) || isSpaceOrBreak(t.src[i+1]) || isFlowIndicator(t.src[i+1])) {
+		if c == ':' && (i+1 >= len(t.src) || isSpaceOrBreak(t.src[i+1]) || flow && isFlowIndicator(t.src[i+1])) {
 			break
 		}
 		i++

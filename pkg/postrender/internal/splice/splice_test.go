@@ -8,7 +8,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/kommons/kommons/pkg/postrender/blockyaml"
+	"github.com/kommons/kommons/pkg/postrender/internal/blockyaml"
 )
 
 func str(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }

@@ -15,7 +15,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/kommons/kommons/pkg/postrender/blockyaml"
+	"github.com/kommons/kommons/pkg/postrender/internal/blockyaml"
 )
 
 // Text is a document's bytes with an index of line starts.

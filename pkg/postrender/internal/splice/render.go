@@ -8,10 +8,10 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 )
 
-// Style is the layout used for text this package generates in block
+// insertStyle is the layout used for text this package generates in block
 // context, detected from the document so that insertions look like their
 // surroundings.
-type Style struct {
+type insertStyle struct {
 	// Indent is the number of spaces a nested mapping is indented by.
 	Indent int
 	// SeqIndent is how far a block sequence's "-" is indented relative to its
@@ -67,8 +67,8 @@ func jsonString(s string) string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
-// Flow renders n as single-line JSON, which is valid YAML flow syntax.
-func Flow(n *yaml.Node) string {
+// flowText renders n as single-line JSON, which is valid YAML flow syntax.
+func flowText(n *yaml.Node) string {
 	var b strings.Builder
 	writeFlow(&b, n)
 	return b.String()
@@ -108,7 +108,7 @@ func writeFlow(b *strings.Builder, n *yaml.Node) {
 // blockValue renders the value part following "key:" for a key at column
 // keyCol: " scalar" or a line break followed by nested lines. The result
 // never ends with a line break.
-func (s Style) blockValue(n *yaml.Node, keyCol int) string {
+func (s insertStyle) blockValue(n *yaml.Node, keyCol int) string {
 	switch {
 	case n.Kind == yaml.MappingNode && len(n.Content) > 0:
 		return s.NL + s.mapping(n, keyCol+s.Indent)
@@ -123,7 +123,7 @@ func (s Style) blockValue(n *yaml.Node, keyCol int) string {
 }
 
 // mapping renders a block mapping at column col, without a final line break.
-func (s Style) mapping(n *yaml.Node, col int) string {
+func (s insertStyle) mapping(n *yaml.Node, col int) string {
 	var b strings.Builder
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if i > 0 {
@@ -141,7 +141,7 @@ func (s Style) mapping(n *yaml.Node, col int) string {
 
 // sequence renders a block sequence with dashes at column col, without a
 // final line break.
-func (s Style) sequence(n *yaml.Node, col int) string {
+func (s insertStyle) sequence(n *yaml.Node, col int) string {
 	var b strings.Builder
 	for i, item := range n.Content {
 		if i > 0 {
@@ -153,7 +153,7 @@ func (s Style) sequence(n *yaml.Node, col int) string {
 }
 
 // item renders one block sequence item with its dash at column col.
-func (s Style) item(n *yaml.Node, col int) string {
+func (s insertStyle) item(n *yaml.Node, col int) string {
 	pad := strings.Repeat(" ", col)
 	switch {
 	case n.Kind == yaml.MappingNode && len(n.Content) > 0:
