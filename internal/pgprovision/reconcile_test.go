@@ -21,6 +21,7 @@ import (
 
 	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgnames"
+	"github.com/kommons/kommons/internal/pgready"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 )
 
@@ -214,7 +215,7 @@ func TestPasswordRotation(t *testing.T) {
 	assert.NoError(t, login(srv, name, newPW, name), "new password works")
 	err = login(srv, name, oldPW, name)
 	require.Error(t, err, "old password must fail")
-	assert.Equal(t, "28P01", sqlState(err))
+	assert.Equal(t, "28P01", pgready.SQLState(err))
 	assert.NotContains(t, err.Error(), oldPW)
 }
 
@@ -231,16 +232,16 @@ func TestIsolation(t *testing.T) {
 
 	err = login(srv, a, pwA, b)
 	require.Error(t, err, "A must not CONNECT to B's database")
-	assert.Equal(t, "42501", sqlState(err))
+	assert.Equal(t, "42501", pgready.SQLState(err))
 	err = login(srv, b, pwB, a)
 	require.Error(t, err)
-	assert.Equal(t, "42501", sqlState(err))
+	assert.Equal(t, "42501", pgready.SQLState(err))
 
 	srv.Exec(t, "CREATE ROLE isolation_fresh LOGIN PASSWORD 'fresh-pw'")
 	t.Cleanup(func() { srv.Exec(t, "DROP ROLE IF EXISTS isolation_fresh") })
 	err = login(srv, "isolation_fresh", "fresh-pw", a)
 	require.Error(t, err, "PUBLIC must not CONNECT")
-	assert.Equal(t, "42501", sqlState(err))
+	assert.Equal(t, "42501", pgready.SQLState(err))
 
 	conn := pgtest.Connect(t, srv.DSN(a, pwA, a))
 	ctx := context.Background()

@@ -38,7 +38,7 @@ func Retryable(err error) bool {
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
 	}
-	code := sqlState(err)
+	code := pgready.SQLState(err)
 	switch {
 	case code == "":
 		// Not a server error: a lost or refused connection. Errors pg-init
@@ -57,10 +57,6 @@ func Retryable(err error) bool {
 	}
 	return false
 }
-
-// sqlState is pgready.SQLState: the SQLSTATE of the first PostgreSQL error
-// in err's chain, or "".
-var sqlState = pgready.SQLState
 
 func isConnectionError(err error) bool {
 	var pgErr interface{ SafeToRetry() bool }
