@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kommons/kommons/internal/outcome"
+	"github.com/kommons/kommons/internal/pgready"
 )
 
 // readDatabases observes the plan's databases, under their names and
@@ -130,7 +131,7 @@ func (r *run) renameLegacyDatabase(j *job, pd *PlannedDatabase) error {
 		if err == nil {
 			return nil
 		}
-		if sqlState(err) != "55006" { // object_in_use: other sessions
+		if pgready.SQLState(err) != "55006" { // object_in_use: other sessions
 			return err
 		}
 		if attempt == renameAttempts {

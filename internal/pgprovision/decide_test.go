@@ -69,7 +69,7 @@ func TestDecideRoleName(t *testing.T) {
 		{name: "legacy without marker: never touched", admin: super15, legacy: unmarked, want: useNew},
 		{name: "legacy without marker, --adopt: never touched", admin: super15, adopt: true, legacy: unmarked, want: useNew},
 		{name: "legacy another scope's: never touched", admin: super15,
-			legacy: with(managedRole(), func(s *roleState) { s.comment = markerOf(Scope{"team", "a-web"}, "app") }), want: useNew},
+			legacy: with(managedRole(), func(s *roleState) { s.comment = markerOf(Scope{Namespace: "team", Release: "a-web"}, "app") }), want: useNew},
 		{name: "legacy not created by this provisioner: never touched", admin: prov16, legacy: unanchored, want: useNew},
 		{name: "legacy marked, superuser 16+ without anchor: refused", admin: super16, legacy: unanchored, want: refuseLegacy,
 			reason: "legacy-named role team_a_web_app__01234567: role exists and its marker names scope team-a/web object app, and this admin did not create it"},
@@ -330,14 +330,14 @@ func TestDecidePrune(t *testing.T) {
 		marked("r_gone", "gone", ReclaimDelete, decideScope, ours),
 		marked("r_kept", "kept", ReclaimRetain, decideScope, ours),
 		marked("r_forged", "forged", ReclaimDelete, decideScope, forged),
-		marked("r_other", "gone", ReclaimDelete, Scope{"other", "web"}, ours),
+		marked("r_other", "gone", ReclaimDelete, Scope{Namespace: "other", Release: "web"}, ours),
 	}
 	dbs := []markedObject{
 		{name: "team_a_web_app__01234567", owner: "r_gone", marker: NewMarker(decideScope, "app", ReclaimDelete)},
 		{name: "d_gone", owner: "r_gone", marker: NewMarker(decideScope, "gone", ReclaimDelete)},
 		{name: "d_kept", owner: "r_gone", marker: NewMarker(decideScope, "kept", ReclaimRetain)},
 		{name: "d_forged", owner: "r_forged", marker: NewMarker(decideScope, "forged", ReclaimDelete)},
-		{name: "d_other", owner: "r_other", marker: NewMarker(Scope{"other", "web"}, "gone", ReclaimDelete)},
+		{name: "d_other", owner: "r_other", marker: NewMarker(Scope{Namespace: "other", Release: "web"}, "gone", ReclaimDelete)},
 	}
 	var got []string
 	for _, p := range decidePrune(pruneInput{admin: super15, scope: decideScope, plan: plan, roles: roles, dbs: dbs}) {

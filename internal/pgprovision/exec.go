@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/kommons/kommons/internal/pgconfig"
+	"github.com/kommons/kommons/internal/redact"
 )
 
 // executor sends a run's statements: it checks for interruption before
@@ -51,7 +51,7 @@ func (x *executor) interrupted() error {
 
 // redact scrubs every password the run knows from an error.
 func (x *executor) redact(err error) error {
-	return pgconfig.Redact(err, x.secrets...)
+	return redact.Error(err, x.secrets...)
 }
 
 // exec runs one statement unless the run was interrupted.

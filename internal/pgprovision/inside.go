@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kommons/kommons/internal/outcome"
+	"github.com/kommons/kommons/internal/pgready"
 )
 
 // reconcileInside observes the extensions and schemas of pd over a
@@ -42,7 +43,7 @@ func (r *run) reconcileInside(j *job, pd *PlannedDatabase) error {
 				}
 			}
 			if err := r.exec(conn, insideWhat(d.result), d.sql); err != nil {
-				if d.result.Kind == KindExtension && sqlState(err) == "42501" && !r.facts.superuser {
+				if d.result.Kind == KindExtension && pgready.SQLState(err) == "42501" && !r.facts.superuser {
 					return fmt.Errorf("%w (extension %s is not trusted: it needs a superuser admin, or the managed service's extension allow-list)", err, d.result.Name)
 				}
 				return err

@@ -102,7 +102,7 @@ func TestLegacyNamesAreRenamed(t *testing.T) {
 
 func testLegacyRename(t *testing.T, e *env, admin *pgx.ConnConfig) {
 	srv := e.srv
-	scope := Scope{"team-a", "web-" + uniqueRelease()}
+	scope := Scope{Namespace: "team-a", Release: "web-" + uniqueRelease()}
 	appPath, appPW := e.password(scope.String() + "app")
 	md5Path, md5PW := e.password(scope.String() + "md5")
 	otherPath, _ := e.password(scope.String() + "other")
@@ -170,7 +170,7 @@ func testLegacyRename(t *testing.T, e *env, admin *pgx.ConnConfig) {
 func TestLegacyRenameRefusedWhileOthersAreConnected(t *testing.T) {
 	srv := pgtest.Shared(t)
 	e := newEnv(t, srv)
-	scope := Scope{"team-b", "busy-" + uniqueRelease()}
+	scope := Scope{Namespace: "team-b", Release: "busy-" + uniqueRelease()}
 	spec, _ := e.module(scope, "app")
 	_, err := e.reconcilePlan(e.cfg, legacyPlan(t, spec), Options{})
 	require.NoError(t, err)
@@ -192,7 +192,7 @@ func TestVersion1CollidingScopesBothProvision(t *testing.T) {
 	srv := pgtest.Shared(t)
 	e := newEnv(t, srv)
 	name := func(i string) string { return "db_" + strings.Repeat("x", 48) + "_" + i }
-	a, b := Scope{"team-a", "web"}, Scope{"team", "a-web"}
+	a, b := Scope{Namespace: "team-a", Release: "web"}, Scope{Namespace: "team", Release: "a-web"}
 	require.Equal(t, legacyName(t, a, name("18146")), legacyName(t, b, name("17780")), "the pair collides under version 1")
 	specA, pwA := e.module(a, name("18146"))
 	specB, pwB := e.module(b, name("17780"))

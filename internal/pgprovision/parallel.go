@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kommons/kommons/internal/pgconfig"
+	"github.com/kommons/kommons/internal/pgready"
 )
 
 // DefaultParallel is how many roles or databases a run reconciles at once
@@ -127,7 +128,7 @@ func (r *run) each(subjects []ObjectResult, fn func(i int, j *job) error) error 
 					return
 				}
 				conn, err := r.session(w)
-				if err != nil && w > 0 && sqlState(err) == "53300" {
+				if err != nil && w > 0 && pgready.SQLState(err) == "53300" {
 					mu.Lock()
 					handedBack = append(handedBack, i)
 					mu.Unlock()

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kommons/kommons/internal/pgconfig"
 )
@@ -157,15 +156,6 @@ func (r *run) readAdminFacts() error {
 // decisionFacts is the admin's identity as the pure decisions see it.
 func (r *run) decisionFacts() adminFactsForDecision {
 	return adminFactsForDecision{superuser: r.facts.superuser, serverVersion: r.facts.serverVersion}
-}
-
-// sqlState returns the SQLSTATE of err, or "".
-func sqlState(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	return ""
 }
 
 func contains(list []string, v string) bool { return slices.Contains(list, v) }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kommons/kommons/internal/outcome"
+	"github.com/kommons/kommons/internal/pgready"
 )
 
 // roleColumns reads a role's attributes, comment and control (see
@@ -231,7 +232,7 @@ func (r *run) observePassword(pr *PlannedRole, st *roleState) passwordFact {
 	candidates = append(candidates, r.facts.database)
 	for _, db := range candidates {
 		err := tryLogin(r.stmtCtx, r.cfg, pr.Physical, pr.password, db)
-		if fact, ok := passwordFromLogin(sqlState(err), err); ok {
+		if fact, ok := passwordFromLogin(pgready.SQLState(err), err); ok {
 			return fact
 		}
 	}

@@ -321,7 +321,7 @@ Usage: include "commons.provisioner.passwordsHash" $
 
 {{/*
 commons.s3.physicalName: the physical S3 name s3-init gives a logical bucket or user name of a
-scope (namespace, release): identical to internal/s3provision/s3names.Physical (test/render
+scope (namespace, release): identical to internal/s3names.Physical (test/render
 compares both on a table of inputs). Plain "<namespace>-<release>-<name>" when namespace and
 release are [a-z0-9]+, the name is [a-z0-9]+(-[a-z0-9]+)*, the whole fits in 63 characters and
 has no reserved AWS prefix or suffix; otherwise a readable base (lower-cased, runs of other

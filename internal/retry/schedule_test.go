@@ -1,4 +1,4 @@
-package pgready
+package retry
 
 import (
 	"math/rand/v2"
@@ -65,14 +65,4 @@ func TestBackoffValidate(t *testing.T) {
 		require.Error(t, err, name)
 		require.Contains(t, err.Error(), name, "the error names the field")
 	}
-}
-
-func TestWatchGateMutesAWatchThatWokeForNothing(t *testing.T) {
-	var g watchGate
-	require.True(t, g.allow(LevelNone, false), "first pause: watch allowed")
-	require.True(t, g.allow(LevelNone, false), "timer ended the pause: still allowed")
-	require.False(t, g.allow(LevelNone, true), "woken, but the attempt got no further: muted")
-	require.False(t, g.allow(LevelNone, false), "stays muted at the same level")
-	require.True(t, g.allow(LevelTCP, false), "a new level unmutes")
-	require.True(t, g.allow(LevelAuth, true), "woken and progressed: allowed")
 }

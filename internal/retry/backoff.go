@@ -1,4 +1,4 @@
-package pgready
+package retry
 
 import (
 	"fmt"
