@@ -15,6 +15,7 @@ include test/cluster/versions.env
 HELM3     := $(CACHE)/helm3-$(HELM3_VERSION)/helm
 CYCLONEDX := $(CACHE)/cyclonedx-gomod-$(CYCLONEDX_GOMOD_VERSION)/cyclonedx-gomod
 COSIGN    := $(CACHE)/cosign-$(COSIGN_VERSION)/cosign
+ACTIONLINT := $(CACHE)/actionlint-$(ACTIONLINT_VERSION)/actionlint
 # Where a release goes: image $(REGISTRY)/kommons-tools, charts oci://$(REGISTRY)/<chart>.
 REGISTRY  ?= ghcr.io/kommons
 export GOFLAGS := -buildvcs=false
@@ -42,13 +43,14 @@ tools: ## build the harness tools once (PostgreSQL 16-18, Kubernetes, Helm 3/4, 
 	test/cluster/build.sh
 
 .PHONY: lint
-lint: $(HELM3) ## gofmt, go vet, helm lint --strict on every chart
+lint: $(HELM3) $(ACTIONLINT) ## gofmt, go vet, helm lint --strict on every chart, actionlint on .github/workflows
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@for c in $(dir $(CHARTS)); do \
 	  if grep -q 'dependencies:' $$c/Chart.yaml; then $(HELM3) dependency build $$c >/dev/null; fi; \
 	  $(HELM3) lint --strict $$c; done
+	$(ACTIONLINT) -color=false .github/workflows/*.yaml
 
 $(HELM3):
 	test/cluster/build.sh helm3
@@ -56,6 +58,8 @@ $(CYCLONEDX):
 	test/cluster/build.sh cyclonedx-gomod
 $(COSIGN):
 	test/cluster/build.sh cosign
+$(ACTIONLINT):
+	test/cluster/build.sh actionlint
 
 .PHONY: test-unit
 test-unit: ## fast tests: Go unit tests and real-PostgreSQL tests, no Kubernetes cluster
