@@ -1,9 +1,9 @@
 // Package release builds a kommons release into a directory (dist/), without
 // Docker and reproducibly: the same commit, version and creation time give the
 // same bytes. It produces the multi-architecture kommons-tools image as an OCI
-// image layout with a CycloneDX SBOM per platform, the binary archives with
-// their checksums, and the Helm charts packaged with the image pinned by
-// digest (Run); Publish pushes that to an OCI registry, signs the image and
+// image layout with a CycloneDX SBOM per platform, the binary archives and
+// the Helm 4 post-renderer plugin archives with their checksums, and the Helm
+// charts packaged with the image pinned by digest (Run); Publish pushes that to an OCI registry, signs the image and
 // attests its SBOMs with cosign. tools/release is its command;
 // docs/releasing.md describes a release.
 package release
@@ -198,7 +198,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		res.Files = append(res.Files, name)
 	}
-	o.Logf("release: %d archives written", len(ArchivePlatforms))
+	for _, p := range ArchivePlatforms {
+		name := PluginArchiveName(o.Version, p)
+		if err := WritePluginArchive(filepath.Join(o.Out, name), o.Repo, o.Version, p, bins[p]["postrender"], o.Created); err != nil {
+			return nil, err
+		}
+		res.Files = append(res.Files, name)
+	}
+	o.Logf("release: %d binary archives and %d Helm 4 plugin archives written", len(ArchivePlatforms), len(ArchivePlatforms))
 
 	if o.Helm != "" {
 		start = time.Now()
@@ -247,6 +254,8 @@ func cleanOut(out string) error {
 		return fmt.Errorf("release: %w", err)
 	}
 	old, _ := filepath.Glob(filepath.Join(out, "kommons_*.tar.gz"))
+	plugins, _ := filepath.Glob(filepath.Join(out, PluginName+"-*.tgz"))
+	old = append(old, plugins...)
 	old = append(old, filepath.Join(out, "image"), filepath.Join(out, "charts"), filepath.Join(out, "sbom"),
 		filepath.Join(out, "checksums.txt"), filepath.Join(out, ManifestFile))
 	for _, p := range old {
