@@ -4,52 +4,51 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/kommons/kommons/internal/cli"
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/pgready"
-	"github.com/kommons/kommons/internal/redact"
+	"github.com/kommons/kommons/internal/provisioncli"
 )
 
 // bootstrapProvisioner creates (or repairs) the tenants' provisioner roles
 // (--tenants with --passwords-dir, or one --role with --password-file) and
 // migrates away from the legacy shared provisioner (--legacy-role).
-func bootstrapProvisioner(ctx context.Context, log *slog.Logger, errw *redact.Writer, cfg *pgx.ConnConfig, o options) int {
+func bootstrapProvisioner(ctx context.Context, t *provisioncli.Tool, cfg *pgx.ConnConfig, o options) int {
+	log := t.Log
 	provs, flag, err := provisionersFromFlags(o)
 	if err != nil {
 		log.Error("invalid usage", "flag", flag, "error", err.Error())
-		return cli.ExitUsage
+		return provisioncli.ExitUsage
 	}
 	for _, p := range provs {
-		errw.Add(p.Password)
+		t.Hide(p.Password)
 	}
 	if err := pgprovision.ValidateProvisioners(provs); err != nil {
 		log.Error("invalid usage", "flag", flag, "error", err.Error())
-		return cli.ExitUsage
+		return provisioncli.ExitUsage
 	}
 	if _, err := pgready.Wait(ctx, cfg, pgready.Options{FailFastAuth: true, Primary: true, Logger: log}); err != nil {
 		log.Error("waiting for the server", "error", err.Error())
-		return cli.ExitFailure
+		return provisioncli.ExitFailure
 	}
 	_, err = pgprovision.EnsureProvisioners(ctx, cfg, provs, pgprovision.ProvisionerOptions{Legacy: o.legacyRole, Logger: log})
 	var conflict *pgprovision.ConflictError
 	switch {
 	case err == nil:
-		return cli.ExitOK
+		return provisioncli.ExitOK
 	case errors.Is(err, pgprovision.ErrUnconfinedCreateRole):
 		log.Error("bootstrap-provisioner refused", "error", err.Error())
-		return cli.ExitUsage
+		return provisioncli.ExitUsage
 	case errors.As(err, &conflict):
 		log.Error("bootstrap-provisioner refused", "error", err.Error())
-		return cli.ExitConflict
+		return provisioncli.ExitConflict
 	}
 	log.Error("bootstrap-provisioner failed", "error", err.Error())
-	return cli.ExitFailure
+	return provisioncli.ExitFailure
 }
 
 // provisionersFromFlags reads the provisioner identities: --tenants

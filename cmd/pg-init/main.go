@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"time"
 
@@ -19,8 +18,7 @@ import (
 	"github.com/kommons/kommons/internal/pgconfig"
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/pgready"
-	"github.com/kommons/kommons/internal/redact"
-	"github.com/kommons/kommons/internal/specfile"
+	"github.com/kommons/kommons/internal/provisioncli"
 )
 
 // maxParallel bounds --parallel: each unit is up to two connections.
@@ -73,11 +71,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if bootstrap {
 		args = args[1:]
 	}
-	errw := redact.NewWriter(stderr)
-	outw := redact.NewWriter(stdout)
+	t := provisioncli.New("pg-init", stdout, stderr)
 	var o options
 	fs := cli.NewFlagSet("pg-init")
-	fs.SetOutput(errw)
 	if !bootstrap {
 		fs.String(&o.spec, "spec", "PG_INIT_SPEC", "", "spec file (YAML) listing roles and databases (required)")
 		fs.String(&o.namespace, "namespace", "PG_INIT_NAMESPACE", "", "scope namespace (overrides nothing: must equal scope.namespace when the spec has one)")
@@ -98,25 +94,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.String(&o.adminPasswordFile, "admin-password-file", "PG_INIT_ADMIN_PASSWORD_FILE", "", "file holding the admin password (overrides PGPASSWORD and --dsn)")
 	fs.Duration(&o.deadline, "deadline", "PG_INIT_DEADLINE", 5*time.Minute, "overall deadline, including waiting for the server")
 	fs.LogFlags(&o.logOpts, "PG_INIT")
-	log, exit, done := fs.StartRun("pg-init", args, errw, usageText, &o.logOpts)
-	if done {
+	if exit, done := t.Start(fs, args, usageText, &o.logOpts); done {
 		return exit
 	}
+	log := t.Log
 	if o.deadline <= 0 {
 		log.Error("invalid flag", "flag", "--deadline", "error", "must be positive")
-		return cli.ExitUsage
+		return provisioncli.ExitUsage
 	}
 	if !bootstrap && (o.parallel < 1 || o.parallel > maxParallel) {
 		log.Error("invalid flag", "flag", "--parallel", "error", fmt.Sprintf("%d: want 1 to %d", o.parallel, maxParallel))
-		return cli.ExitUsage
+		return provisioncli.ExitUsage
 	}
 	cfg, err := pgconfig.Load(pgconfig.Source{DSN: o.dsn, PasswordFile: o.adminPasswordFile, PasswordFileFlag: "--admin-password-file"})
 	if err != nil {
 		log.Error("invalid admin connection settings", "error", err.Error())
-		return cli.ExitUsage
+		return provisioncli.ExitUsage
 	}
-	errw.Add(cfg.Password)
-	outw.Add(cfg.Password)
+	t.Hide(cfg.Password)
 	if cfg.Database == "" {
 		// The advisory lock that serializes pg-init runs is per database:
 		// default to the maintenance database rather than the user's.
@@ -125,66 +120,46 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if pgprovision.IsTemplateDatabase(cfg.Database) {
 		log.Error("invalid admin connection settings", "error", fmt.Sprintf("admin database %s is a template: "+
 			"use another one (normally postgres); CREATE DATABASE copies template1 and fails while another session is connected to it", cfg.Database))
-		return cli.ExitUsage
+		return provisioncli.ExitUsage
 	}
 
-	sigCtx, stop := cli.SignalContext(ctx)
-	defer stop()
-	runCtx, cancel := context.WithTimeoutCause(sigCtx, o.deadline, fmt.Errorf("--deadline %s reached", o.deadline))
+	runCtx, cancel := provisioncli.Context(ctx, o.deadline)
 	defer cancel()
 
 	if bootstrap {
-		return bootstrapProvisioner(runCtx, log, errw, cfg, o)
+		return bootstrapProvisioner(runCtx, t, cfg, o)
 	}
-	return provision(runCtx, log, errw, outw, cfg, o)
+	return provision(runCtx, t, cfg, o)
 }
 
-func provision(ctx context.Context, log *slog.Logger, errw, outw *redact.Writer, cfg *pgx.ConnConfig, o options) int {
+func provision(ctx context.Context, t *provisioncli.Tool, cfg *pgx.ConnConfig, o options) int {
 	if o.spec == "" {
-		log.Error("invalid usage", "flag", "--spec", "error", "required (the spec file)")
-		return cli.ExitUsage
+		return t.Usage("--spec", "required (the spec file)")
 	}
-	if o.output != "none" && o.output != "json" {
-		log.Error("invalid usage", "flag", "--output", "error", fmt.Sprintf("%q: want none or json", o.output))
-		return cli.ExitUsage
+	if problem := provisioncli.CheckOutput(o.output); problem != "" {
+		return t.Usage("--output", problem)
 	}
 	spec, err := pgprovision.LoadSpecFile(o.spec)
 	if err != nil {
-		return cli.FailSpec(log, err)
+		return t.FailSpec(err)
 	}
-	if err := applyScopeFlags(spec, o); err != nil {
-		return cli.FailSpec(log, err)
+	if err := spec.Scope.Load(o.spec, o.namespace, o.release, "PG_INIT"); err != nil {
+		return t.FailSpec(err)
 	}
 	plan, err := pgprovision.NewPlan(o.spec, spec)
 	if err != nil {
-		return cli.FailSpec(log, err)
+		return t.FailSpec(err)
 	}
-	errw.Add(plan.Secrets()...)
-	outw.Add(plan.Secrets()...)
-	log.Info("provisioning", "scope", plan.Scope.String(), "server", pgconfig.Describe(cfg),
+	t.Hide(plan.Secrets()...)
+	t.Log.Info("provisioning", "scope", plan.Scope.String(), "server", pgconfig.Describe(cfg),
 		"roles", len(plan.Roles), "databases", len(plan.Databases), "adopt", o.adopt, "prune", o.prune)
 	rep, err := pgprovision.Run(ctx, cfg, plan, pgprovision.RunOptions{
-		Options: pgprovision.Options{Adopt: o.adopt, Prune: o.prune, Logger: log, Parallel: o.parallel},
+		Options: pgprovision.Options{Adopt: o.adopt, Prune: o.prune, Logger: t.Log, Parallel: o.parallel},
 		Ready:   pgready.Options{FailFastAuth: true, WatchInterval: 200 * time.Millisecond},
 	})
 	var output func() any
 	if o.output == "json" {
 		output = func() any { return pgprovision.NewOutput(plan, cfg, rep) }
 	}
-	return cli.FinishRun(log, "pg-init", err, outw, output)
-}
-
-// applyScopeFlags fills the spec's scope from --namespace/--release and
-// refuses a flag that contradicts the spec or a scope left empty.
-func applyScopeFlags(spec *pgprovision.Spec, o options) error {
-	var p specfile.Problems
-	p.FromFlag(&spec.Scope.Namespace, "scope.namespace", "namespace", o.namespace)
-	p.FromFlag(&spec.Scope.Release, "scope.release", "release", o.release)
-	if spec.Scope.Namespace == "" {
-		p.Add("scope.namespace", "required (in the spec, or --namespace / PG_INIT_NAMESPACE)")
-	}
-	if spec.Scope.Release == "" {
-		p.Add("scope.release", "required (in the spec, or --release / PG_INIT_RELEASE)")
-	}
-	return p.Err(o.spec)
+	return t.Finish(err, output)
 }

@@ -505,3 +505,56 @@ func TestPasswordsShorterThanTheMinimumAreRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeFromEightDigitNames: objects the previous release created
+// under 8-digit-hash names (by hand here, as it did: marker, owner,
+// privileges, no admin anchor) are renamed by the binary, with the module's
+// password and data kept. On PostgreSQL 16+ a superuser admin finds no
+// anchor on a role of the previous release: exit 3 naming the legacy role,
+// then one --adopt run renames it.
+func TestUpgradeFromEightDigitNames(t *testing.T) {
+	srv := pgtest.Shared(t)
+	h := newHarness(t, srv)
+	ns, rel := "team-a", "web-upgrade"
+	pwPath, pw := h.password("upgrade")
+	spec := filepath.Join(h.dir, "upgrade.yaml")
+	require.NoError(t, os.WriteFile(spec, []byte(fmt.Sprintf(
+		"roles:\n  - name: app\n    passwordFile: %s\n    connectionLimit: 20\ndatabases:\n  - name: app\n    owner: app\n", pwPath)), 0o644))
+	name := physical(t, ns, rel, "app")
+	old, ok := pgnames.Legacy(ns, rel, "app")
+	require.True(t, ok)
+	marker := pgprovision.NewMarker(pgprovision.Scope{Namespace: ns, Release: rel}, "app", pgprovision.ReclaimRetain).String()
+	srv.Exec(t, fmt.Sprintf("CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE CONNECTION LIMIT 20 PASSWORD '%s'", old, strings.ReplaceAll(pw, "'", "''")))
+	srv.Exec(t, fmt.Sprintf("COMMENT ON ROLE %s IS '%s'", old, marker))
+	srv.Exec(t, fmt.Sprintf("CREATE DATABASE %s OWNER %s", old, old))
+	srv.Exec(t, fmt.Sprintf("COMMENT ON DATABASE %s IS '%s'; REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC; GRANT CONNECT ON DATABASE %s TO %s",
+		old, marker, old, old, old))
+	conn := pgtest.Connect(t, srv.DSN(old, pw, old))
+	_, err := conn.Exec(context.Background(), "CREATE TABLE studies (id int); INSERT INTO studies VALUES (42)")
+	require.NoError(t, err)
+	require.NoError(t, conn.Close(context.Background()))
+
+	args := []string{"--spec", spec, "--namespace", ns, "--release", rel, "--output", "json"}
+	r := h.run(h.env(), args...)
+	if srv.Major() >= 16 {
+		require.Equal(t, 3, r.code, r.stderr)
+		assert.Contains(t, r.stderr, "legacy-named role "+old)
+		assert.Contains(t, r.stderr, "rerun with --adopt to rename and take it over")
+		assert.Equal(t, 1, scalar[int](t, srv.AdminDSN(), "SELECT count(*)::int FROM pg_roles WHERE rolname = $1", old), "refused: not renamed")
+		r = h.run(h.env(), append(args, "--adopt")...)
+	}
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "renamed from "+old)
+	var out pgprovision.Output
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), r.stdout)
+	assert.Equal(t, name, out.Roles[0].PhysicalName)
+	assert.Equal(t, name, out.Databases[0].PhysicalName)
+	assert.Equal(t, outcome.Updated, out.Databases[0].Action)
+	assert.Equal(t, 42, scalar[int](t, srv.DSN(name, pw, name), "SELECT id FROM studies"), "password and data kept under the new names")
+
+	r = h.run(h.env(), args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out))
+	assert.Equal(t, outcome.Unchanged, out.Roles[0].Action)
+	assert.Equal(t, outcome.Unchanged, out.Databases[0].Action)
+}

@@ -100,7 +100,7 @@ func main() {
 type options struct {
 	config, input, namespace, errorLog string
 	logOpts                            cli.LogOptions
-	check, validate                    bool
+	check                              bool
 	workers                            int
 	report                             reportFlag
 	short                              policy.Shorthand
@@ -121,7 +121,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.String(&o.namespace, "namespace", "HELM_NAMESPACE", "", "release namespace, for matching manifests without metadata.namespace")
 	fs.Bool(&o.check, "check", "POSTRENDER_CHECK", false, "write nothing; exit 1 if the policy would change the input (CI gate)")
 	fs.Var(&o.report, "report", "list every change on stderr: --report (text table) or --report=json")
-	fs.Bool(&o.validate, "validate", "POSTRENDER_VALIDATE", false, "deprecated, ignored: every document is validated (malformed YAML and duplicate keys anywhere are errors)")
 	fs.Int(&o.workers, "workers", "POSTRENDER_WORKERS", 0, "documents processed in parallel (0: one per CPU)")
 	fs.String(&o.errorLog, "error-log", "POSTRENDER_ERROR_LOG", "", "also write errors to this file (default when run as a Helm 4 plugin: <user cache dir>/kommons-postrender/last-error.log, because Helm 4 drops a plugin's stderr)")
 	fs.LogFlags(&o.logOpts, "POSTRENDER")
@@ -168,61 +167,14 @@ func process(o options, rest []string, stdin io.Reader, stdout, stderr io.Writer
 	if o.workers < 0 {
 		return exitUsage, fmt.Errorf("--workers (POSTRENDER_WORKERS): %d is negative; want 0 (one per CPU) or more", o.workers)
 	}
-	p := &policy.Policy{}
-	if o.config != "" {
-		var err error
-		if p, err = policy.Load(o.config); err != nil {
-			return exitUsage, err
-		}
-	}
-	o.short.Pools, o.short.Rules = o.pools, o.rules
-	if err := o.short.Apply(p); err != nil {
-		return exitUsage, fmt.Errorf("policy: %w", err)
-	}
-	if p.Storage.DefaultClass == "" && len(p.Storage.Rules) == 0 && p.Placement.DefaultPool == "" && len(p.Placement.Rules) == 0 {
-		log.Warn("the policy places nothing (no storage class, no placement rule, no default pool): the input is copied unchanged; pass --config or the shorthand flags")
-	}
-	eng, err := postrender.New(p, postrender.Options{Namespace: o.namespace, Workers: o.workers})
+	eng, err := newEngine(o, log)
 	if err != nil {
 		return exitUsage, err
 	}
 	ctx, stop := cli.SignalContext(context.Background())
 	defer stop()
-
-	type outcome struct {
-		res  *postrender.Result
-		code int
-		err  error
-	}
 	done := make(chan outcome, 1)
-	go func() {
-		in := stdin
-		if o.input != "-" {
-			f, err := os.Open(o.input)
-			if err != nil {
-				done <- outcome{code: exitIO, err: fmt.Errorf("open input: %w", err)}
-				return
-			}
-			defer f.Close()
-			in = f
-		}
-		data, err := readAll(in)
-		if err != nil {
-			done <- outcome{code: exitIO, err: fmt.Errorf("read input: %w", err)}
-			return
-		}
-		// The stream is held once, parse trees are short-lived and the output
-		// is written from the input: collect rarely (GOGC 400) but keep the
-		// heap under 2.5x the input plus 16 MiB (soft limit).
-		debug.SetMemoryLimit(int64(len(data))*5/2 + 16<<20)
-		debug.SetGCPercent(400)
-		res, err := eng.Process(data)
-		if err != nil {
-			done <- outcome{code: exitInput, err: err}
-			return
-		}
-		done <- outcome{res: res}
-	}()
+	go func() { done <- readAndProcess(eng, o.input, stdin) }()
 	var out outcome
 	select {
 	case out = <-done:
@@ -232,7 +184,67 @@ func process(o options, rest []string, stdin io.Reader, stdout, stderr io.Writer
 	if out.err != nil {
 		return out.code, out.err
 	}
-	res := out.res
+	return emit(o, out.res, stdout, stderr, log)
+}
+
+// newEngine builds the policy from the file and the shorthand flags.
+func newEngine(o options, log *slog.Logger) (*postrender.Engine, error) {
+	p := &policy.Policy{}
+	if o.config != "" {
+		var err error
+		if p, err = policy.Load(o.config); err != nil {
+			return nil, err
+		}
+	}
+	o.short.Pools, o.short.Rules = o.pools, o.rules
+	if err := o.short.Apply(p); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	if p.Storage.DefaultClass == "" && len(p.Storage.Rules) == 0 && p.Placement.DefaultPool == "" && len(p.Placement.Rules) == 0 {
+		log.Warn("the policy places nothing (no storage class, no placement rule, no default pool): the input is copied unchanged; pass --config or the shorthand flags")
+	}
+	return postrender.New(p, postrender.Options{Namespace: o.namespace, Workers: o.workers})
+}
+
+// outcome is the result of reading and processing the input, or the exit
+// code and error that stopped it.
+type outcome struct {
+	res  *postrender.Result
+	code int
+	err  error
+}
+
+// readAndProcess reads the input (stdin when input is "-") and applies the
+// policy to it.
+func readAndProcess(eng *postrender.Engine, input string, stdin io.Reader) outcome {
+	in := stdin
+	if input != "-" {
+		f, err := os.Open(input)
+		if err != nil {
+			return outcome{code: exitIO, err: fmt.Errorf("open input: %w", err)}
+		}
+		defer f.Close()
+		in = f
+	}
+	data, err := readAll(in)
+	if err != nil {
+		return outcome{code: exitIO, err: fmt.Errorf("read input: %w", err)}
+	}
+	// The stream is held once, parse trees are short-lived and the output
+	// is written from the input: collect rarely (GOGC 400) but keep the
+	// heap under 2.5x the input plus 16 MiB (soft limit).
+	debug.SetMemoryLimit(int64(len(data))*5/2 + 16<<20)
+	debug.SetGCPercent(400)
+	res, err := eng.Process(data)
+	if err != nil {
+		return outcome{code: exitInput, err: err}
+	}
+	return outcome{res: res}
+}
+
+// emit writes the report and warnings to stderr and, unless --check, the
+// edited stream to stdout.
+func emit(o options, res *postrender.Result, stdout, stderr io.Writer, log *slog.Logger) (int, error) {
 	if o.report != "" {
 		if err := writeReport(stderr, string(o.report), res.Changes); err != nil {
 			return exitIO, fmt.Errorf("write report: %w", err)

@@ -130,6 +130,11 @@ func TestCommand(t *testing.T) {
 		if code != exitUsage {
 			t.Fatalf("unknown flag: exit %d", code)
 		}
+		// --validate was a no-op (every document is validated) and is gone.
+		_, stderr, code = runBin(t, bin, input, nil, "-f", policyPath, "--validate")
+		if code != exitUsage || !strings.Contains(string(stderr), "validate") {
+			t.Fatalf("--validate: exit %d, stderr %s", code, stderr)
+		}
 	})
 	t.Run("helm 4 plugin mode writes the error to a log file", func(t *testing.T) {
 		cache := t.TempDir()

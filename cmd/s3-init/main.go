@@ -16,10 +16,9 @@ import (
 	"github.com/minio/madmin-go/v3"
 
 	"github.com/kommons/kommons/internal/cli"
-	"github.com/kommons/kommons/internal/redact"
+	"github.com/kommons/kommons/internal/provisioncli"
 	"github.com/kommons/kommons/internal/s3provision"
 	"github.com/kommons/kommons/internal/secretfile"
-	"github.com/kommons/kommons/internal/specfile"
 )
 
 const usageText = `Usage: s3-init [flags]
@@ -66,11 +65,9 @@ type options struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	errw := redact.NewWriter(stderr)
-	outw := redact.NewWriter(stdout)
+	t := provisioncli.New("s3-init", stdout, stderr)
 	var o options
 	fs := cli.NewFlagSet("s3-init")
-	fs.SetOutput(errw)
 	fs.String(&o.spec, "spec", "S3_INIT_SPEC", "", "spec file (YAML) listing buckets and users (required)")
 	fs.String(&o.namespace, "namespace", "S3_INIT_NAMESPACE", "", "scope namespace (must equal scope.namespace when the spec has one)")
 	fs.String(&o.release, "release", "S3_INIT_RELEASE", "", "scope release (must equal scope.release when the spec has one)")
@@ -88,21 +85,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Duration(&o.deadline, "deadline", "S3_INIT_DEADLINE", 5*time.Minute, "overall deadline, including waiting for the endpoint")
 	fs.Duration(&o.unmarkedWait, "unmarked-wait", "S3_INIT_UNMARKED_WAIT", 15*time.Second, "how long a recently created bucket without a marker is watched for one (a concurrent run may be tagging it) before it is refused")
 	fs.LogFlags(&o.logOpts, "S3_INIT")
-	log, exit, done := fs.StartRun("s3-init", args, errw, usageText, &o.logOpts)
-	if done {
+	if exit, done := t.Start(fs, args, usageText, &o.logOpts); done {
 		return exit
 	}
-	usage := func(flagName, msg string) int {
-		log.Error("invalid usage", "flag", flagName, "error", msg)
-		return cli.ExitUsage
-	}
+	usage := t.Usage
 	switch {
 	case o.spec == "":
 		return usage("--spec", "required (the spec file)")
 	case o.endpoint == "":
 		return usage("--endpoint", "required (or env S3_ENDPOINT)")
-	case o.output != "none" && o.output != "json":
-		return usage("--output", fmt.Sprintf("%q: want none or json", o.output))
+	case provisioncli.CheckOutput(o.output) != "":
+		return usage("--output", provisioncli.CheckOutput(o.output))
 	case o.deadline <= 0:
 		return usage("--deadline", "must be positive")
 	case o.unmarkedWait < 0:
@@ -126,42 +119,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usage("--secret-key-file", err.Error())
 	}
 	conn.SessionToken = os.Getenv("AWS_SESSION_TOKEN")
-	errw.Add(conn.SecretKey, conn.SessionToken)
-	outw.Add(conn.SecretKey, conn.SessionToken)
+	t.Hide(conn.SecretKey, conn.SessionToken)
 
 	spec, err := s3provision.LoadSpecFile(o.spec)
 	if err != nil {
-		return cli.FailSpec(log, err)
+		return t.FailSpec(err)
 	}
-	if err := applyScopeFlags(spec, o); err != nil {
-		return cli.FailSpec(log, err)
+	if err := spec.Scope.Load(o.spec, o.namespace, o.release, "S3_INIT"); err != nil {
+		return t.FailSpec(err)
 	}
 	plan, err := s3provision.NewPlan(o.spec, spec)
 	if err != nil {
-		return cli.FailSpec(log, err)
+		return t.FailSpec(err)
 	}
-	errw.Add(plan.Secrets()...)
-	outw.Add(plan.Secrets()...)
+	t.Hide(plan.Secrets()...)
 	if len(plan.Users) > 0 && !o.minioAdmin {
-		log.Error("invalid usage", "flag", "--minio-admin", "file", o.spec,
+		t.Log.Error("invalid usage", "flag", "--minio-admin", "file", o.spec,
 			"error", "the spec has users: "+s3provision.ErrNeedsMinIOAdmin.Error())
-		return cli.ExitUsage
+		return provisioncli.ExitUsage
 	}
 
-	sigCtx, stop := cli.SignalContext(ctx)
-	defer stop()
-	runCtx, cancel := context.WithTimeoutCause(sigCtx, o.deadline, fmt.Errorf("--deadline %s reached", o.deadline))
+	runCtx, cancel := provisioncli.Context(ctx, o.deadline)
 	defer cancel()
 
-	log.Info("provisioning", "scope", plan.Scope.String(), "endpoint", o.endpoint, "region", o.region,
+	t.Log.Info("provisioning", "scope", plan.Scope.String(), "endpoint", o.endpoint, "region", o.region,
 		"buckets", len(plan.Buckets), "users", len(plan.Users), "adopt", o.adopt, "prune", o.prune, "minioAdmin", o.minioAdmin)
 	rep, err := s3provision.Run(runCtx, conn, plan, s3provision.Options{Adopt: o.adopt, Prune: o.prune, MinIOAdmin: o.minioAdmin,
-		UnmarkedWait: o.unmarkedWait, Logger: log})
+		UnmarkedWait: o.unmarkedWait, Logger: t.Log})
 	var output func() any
 	if o.output == "json" {
 		output = func() any { return s3provision.NewOutput(plan, conn, rep) }
 	}
-	return cli.FinishRun(log, "s3-init", err, outw, output)
+	return t.Finish(err, output)
 }
 
 // credential reads a key from file (secretfile.Read: a regular file of at
@@ -179,13 +168,4 @@ func credential(flag, file, env string) (string, error) {
 		return "", fmt.Errorf("%s %w", flag, err)
 	}
 	return v, nil
-}
-
-// applyScopeFlags fills the spec's scope from --namespace/--release and
-// refuses a flag that contradicts the spec.
-func applyScopeFlags(spec *s3provision.Spec, o options) error {
-	var p specfile.Problems
-	p.FromFlag(&spec.Scope.Namespace, "scope.namespace", "namespace", o.namespace)
-	p.FromFlag(&spec.Scope.Release, "scope.release", "release", o.release)
-	return p.Err(o.spec)
 }

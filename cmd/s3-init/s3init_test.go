@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommons/kommons/internal/outcome"
+	"github.com/kommons/kommons/internal/s3names"
 	"github.com/kommons/kommons/internal/s3provision"
-	"github.com/kommons/kommons/internal/s3provision/s3names"
 	"github.com/kommons/kommons/internal/testutil/badsecret"
 	"github.com/kommons/kommons/internal/testutil/miniotest"
 )

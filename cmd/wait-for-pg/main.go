@@ -21,6 +21,7 @@ import (
 	"github.com/kommons/kommons/internal/cli"
 	"github.com/kommons/kommons/internal/pgconfig"
 	"github.com/kommons/kommons/internal/pgready"
+	"github.com/kommons/kommons/internal/retry"
 )
 
 // Exit codes: documented in --help and docs/wait-for-pg.md.
@@ -47,7 +48,7 @@ type config struct {
 	primary, failFastAuth       bool
 	tables, privileges          listFlag
 	timeout, connectTimeout     time.Duration
-	backoff                     pgready.Backoff
+	backoff                     retry.Backoff
 	watch, heartbeat            time.Duration
 	exec, quiet                 bool
 	logOpts                     cli.LogOptions
@@ -55,7 +56,7 @@ type config struct {
 
 func newFlags(c *config) *cli.FlagSet {
 	fs := cli.NewFlagSet("wait-for-pg")
-	def := pgready.DefaultBackoff()
+	def := retry.DefaultBackoff()
 	fs.String(&c.dsn, "dsn", "WAIT_FOR_PG_DSN", "", "connection string, URL or keyword/value; the libpq environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, PGDATABASE, PGSSLMODE, PGCONNECT_TIMEOUT) fills in the rest")
 	fs.String(&c.passwordFile, "password-file", "WAIT_FOR_PG_PASSWORD_FILE", "", "file holding the password (a mounted Secret); one trailing newline is removed; overrides other passwords")
 	fs.String(&c.database, "database", "WAIT_FOR_PG_DATABASE", "", "database to wait for; overrides the DSN and PGDATABASE")

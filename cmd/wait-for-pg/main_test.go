@@ -358,12 +358,16 @@ func TestExecNotExecutableIs126(t *testing.T) {
 
 // TestLinksNoYAMLLibrary: wait-for-pg is the init container of every module
 // pod; it shares internal/cli with the provisioning tools but must not link
-// their YAML decoders.
+// their YAML decoders, nor their start and finish (provisioncli) and run
+// outcomes.
 func TestLinksNoYAMLLibrary(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	for _, pkg := range strings.Fields(string(out)) {
 		require.NotContains(t, strings.ToLower(pkg), "yaml")
+		for _, provisioning := range []string{"/internal/provisioncli", "/internal/outcome", "/internal/specfile"} {
+			require.False(t, strings.HasSuffix(pkg, provisioning), "wait-for-pg links %s", pkg)
+		}
 	}
 }
 

@@ -3,9 +3,8 @@
 // (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, PGDATABASE, PGSSLMODE,
 // PGCONNECT_TIMEOUT, read by pgx's ParseConfig) and an optional password file
 // (a mounted Kubernetes Secret). It also renders a configuration without its
-// password (Describe) and scrubs passwords from error text (Redact, that is
-// package redact), because server messages and driver errors can echo their
-// input.
+// password (Describe); package redact scrubs passwords from error text,
+// because server messages and driver errors can echo their input.
 package pgconfig
 
 import (
@@ -176,7 +175,3 @@ func SSLMode(cfg *pgconn.Config) string {
 		return "require"
 	}
 }
-
-// Redact is redact.Error: err with every given secret masked in its message.
-// pgprovision's callers use it under this name.
-func Redact(err error, secrets ...string) error { return redact.Error(err, secrets...) }

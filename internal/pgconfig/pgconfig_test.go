@@ -1,14 +1,11 @@
 package pgconfig
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 )
 
@@ -98,21 +95,6 @@ func TestDescribeSSLModes(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	require.NoError(t, Redact(nil, "x"))
-	base := &pgconn.PgError{Code: "28P01", Message: `password "p@ss w/rd" rejected, url postgres://u:p%40ss%20w%2Frd@h`}
-	err := fmt.Errorf("connect: %w", base)
-	red := Redact(err, "p@ss w/rd", "")
-	require.NotContains(t, red.Error(), "p@ss w/rd")
-	require.NotContains(t, red.Error(), "p%40ss")
-	require.Contains(t, red.Error(), `password "xxxxx" rejected`)
-	var pgErr *pgconn.PgError
-	require.True(t, errors.As(red, &pgErr), "the chain survives redaction")
-	require.Equal(t, "28P01", pgErr.Code)
-	same := errors.New("nothing secret")
-	require.Same(t, same, Redact(same, "secret-not-present"))
-}
-
 func TestPasswordPrecedence(t *testing.T) {
 	clearPGEnv(t)
 	dir := t.TempDir()
@@ -139,12 +121,4 @@ func TestPasswordPrecedence(t *testing.T) {
 	cfg, err = Load(Source{DSN: src.DSN + " password=from-dsn", PasswordFile: file})
 	require.NoError(t, err)
 	require.Equal(t, "from-file", cfg.Password, "--password-file beats everything")
-}
-
-// TestRedactShortPasswordLeavesOtherTextAlone: a one-character password
-// used to be masked in every word holding that character.
-func TestRedactShortPasswordLeavesOtherTextAlone(t *testing.T) {
-	err := errors.New("failed to connect to `user=app database=app`: connection refused")
-	require.Same(t, err, Redact(err, "a"))
-	require.Equal(t, `password "xxxxx" rejected`, Redact(errors.New(`password "a" rejected`), "a").Error())
 }

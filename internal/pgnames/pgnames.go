@@ -15,16 +15,24 @@
 //     matches ^[a-z0-9]+(_[a-z0-9]+)*$ (no leading, trailing or doubled
 //     "_"), full does not start with "pg_" (reserved for roles) and is at
 //     most 63 bytes.
-//  3. Otherwise the name is base + "__" + hash where hash is the first 8 hex
-//     digits of sha256(len(N) ":" N ":" len(R) ":" R ":" len(L) ":" L) (an
-//     unambiguous encoding of the three original strings) and base is full
-//     lower-cased, with every run of characters outside [a-z0-9_] replaced by
-//     one "_", prefixed with "_" when it starts with "pg_", truncated to 53
-//     bytes and stripped of trailing "_".
+//  3. Otherwise the name is base + "__" + hash where hash is the first 16
+//     hex digits (64 bits) of sha256(len(N) ":" N ":" len(R) ":" R ":"
+//     len(L) ":" L) (an unambiguous encoding of the three original strings)
+//     and base is full lower-cased, with every run of characters outside
+//     [a-z0-9_] replaced by one "_", prefixed with "_" when it starts with
+//     "pg_", truncated to 45 bytes and stripped of trailing "_".
 //
 // Plain names never contain "__" and hashed names always do, so the two sets
 // cannot collide; two different inputs give the same hashed name only on a
-// 32-bit hash collision of their full original text.
+// 64-bit hash collision of their full original text (a birthday collision
+// needs about 2^32 names, a chosen second name about 2^64 hashes).
+//
+// Version 1 of the algorithm (every kommons release before the 64-bit hash)
+// kept 8 hex digits (32 bits) and a 53-byte base: two Kubernetes-valid
+// scopes such as team-a/web and team/a-web, with logical names sharing a
+// long prefix, collide after about 2^16 names each.
+// Legacy returns that name, so pg-init can recognise and rename the objects
+// an earlier version created.
 package pgnames
 
 import (
@@ -40,10 +48,10 @@ import (
 const MaxLen = 63
 
 // HashLen is the number of hex digits of the hash suffix.
-const HashLen = 8
+const HashLen = 16
 
-// baseLen is the room left for the readable part of a hashed name.
-const baseLen = MaxLen - 2 - HashLen
+// LegacyHashLen is the number of hex digits of version 1's hash suffix.
+const LegacyHashLen = 8
 
 var (
 	plainScopePart = regexp.MustCompile(`^[a-z0-9]+$`)
@@ -66,19 +74,35 @@ func Physical(namespace, release, logical string) (string, error) {
 	case logical == "":
 		return "", fmt.Errorf("logical name: %w", ErrEmpty)
 	}
+	return physical(namespace, release, logical, HashLen), nil
+}
+
+// Legacy returns the physical name version 1 of the algorithm (8 hex
+// digits of hash, 53-byte base) gave the same input, and whether it
+// differs from Physical's: plain names, and empty inputs, are the same in
+// both versions (ok false).
+func Legacy(namespace, release, logical string) (name string, ok bool) {
+	if namespace == "" || release == "" || logical == "" || IsPlain(namespace, release, logical) {
+		return "", false
+	}
+	return physical(namespace, release, logical, LegacyHashLen), true
+}
+
+// physical is the name of a non-empty input with a hash of hashLen digits.
+func physical(namespace, release, logical string, hashLen int) string {
 	full := namespace + "_" + release + "_" + logical
 	if IsPlain(namespace, release, logical) {
-		return full, nil
+		return full
 	}
 	base := unsafeRun.ReplaceAllString(strings.ToLower(full), "_")
 	if strings.HasPrefix(base, "pg_") {
 		base = "_" + base
 	}
-	if len(base) > baseLen {
+	if baseLen := MaxLen - 2 - hashLen; len(base) > baseLen {
 		base = base[:baseLen]
 	}
 	base = trailingUnder.ReplaceAllString(base, "")
-	return base + "__" + Hash(namespace, release, logical), nil
+	return base + "__" + digest(namespace, release, logical)[:hashLen]
 }
 
 // IsPlain reports whether the physical name is the plain concatenation
@@ -92,7 +116,12 @@ func IsPlain(namespace, release, logical string) bool {
 // Hash is the hash suffix of a hashed physical name: the first HashLen hex
 // digits of SHA-256 over the length-prefixed original strings.
 func Hash(namespace, release, logical string) string {
+	return digest(namespace, release, logical)[:HashLen]
+}
+
+// digest is the full hex SHA-256 over the length-prefixed original strings.
+func digest(namespace, release, logical string) string {
 	in := fmt.Sprintf("%d:%s:%d:%s:%d:%s", len(namespace), namespace, len(release), release, len(logical), logical)
 	sum := sha256.Sum256([]byte(in))
-	return hex.EncodeToString(sum[:])[:HashLen]
+	return hex.EncodeToString(sum[:])
 }

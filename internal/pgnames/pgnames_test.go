@@ -68,7 +68,22 @@ var cases = []input{
 	{"a", "b_c", "d"},
 	{"a_b", "c", "d"},
 	{"a", "b", "c_d"},
+	{"team-a", "web", "db"},
+	{"team", "a-web", "db"},
+	collisionA,
+	collisionB,
+	{"team-a-" + strings.Repeat("n", 56), strings.Repeat("r", 53), long200},
+	{"team-" + strings.Repeat("n", 58), "a-" + strings.Repeat("r", 51), long200},
 }
+
+// collisionA and collisionB are two Kubernetes-valid scopes (the
+// team-a/web, team/a-web shape) whose version 1 names collide: found once by
+// a birthday search over db_<48 x>_<i> in both scopes (18,147 and 17,781
+// names), as anyone can.
+var (
+	collisionA = input{"team-a", "web", "db_" + strings.Repeat("x", 48) + "_18146"}
+	collisionB = input{"team", "a-web", "db_" + strings.Repeat("x", 48) + "_17780"}
+)
 
 func TestPlainNames(t *testing.T) {
 	got, err := Physical("imaging", "orthanc", "orthanc")
@@ -83,13 +98,47 @@ func TestPlainNames(t *testing.T) {
 func TestHashedNames(t *testing.T) {
 	got, err := Physical("imaging-dev", "orthanc", "orthanc")
 	require.NoError(t, err)
-	assert.Regexp(t, `^imaging_dev_orthanc_orthanc__[0-9a-f]{8}$`, got)
+	assert.Regexp(t, `^imaging_dev_orthanc_orthanc__[0-9a-f]{16}$`, got)
 	got, err = Physical("pg", "x", "y")
 	require.NoError(t, err)
-	assert.Regexp(t, `^_pg_x_y__[0-9a-f]{8}$`, got)
+	assert.Regexp(t, `^_pg_x_y__[0-9a-f]{16}$`, got)
 	got, err = Physical("imaging", "orthanc", "x'; DROP TABLE sentinel; --")
 	require.NoError(t, err)
-	assert.Regexp(t, `^imaging_orthanc_x_drop_table_sentinel__[0-9a-f]{8}$`, got)
+	assert.Regexp(t, `^imaging_orthanc_x_drop_table_sentinel__[0-9a-f]{16}$`, got)
+}
+
+// TestVersion1CollisionIsGone: two scopes whose version 1 (32-bit) names
+// collide get different names now.
+func TestVersion1CollisionIsGone(t *testing.T) {
+	a, okA := Legacy(collisionA.Namespace, collisionA.Release, collisionA.Name)
+	b, okB := Legacy(collisionB.Namespace, collisionB.Release, collisionB.Name)
+	require.True(t, okA && okB)
+	require.Equal(t, a, b, "the pair collides under version 1")
+	assert.Len(t, a, MaxLen)
+	newA, err := Physical(collisionA.Namespace, collisionA.Release, collisionA.Name)
+	require.NoError(t, err)
+	newB, err := Physical(collisionB.Namespace, collisionB.Release, collisionB.Name)
+	require.NoError(t, err)
+	assert.NotEqual(t, newA, newB)
+	assert.Regexp(t, `^team_a_web_db_x{31}__[0-9a-f]{16}$`, newA)
+}
+
+// TestLegacyIsVersion1: Legacy keeps version 1's 53-byte base and 8 hex
+// digits (names earlier releases created), and plain names have no legacy
+// name.
+func TestLegacyIsVersion1(t *testing.T) {
+	old, ok := Legacy("imaging-dev", "orthanc", "orthanc")
+	require.True(t, ok)
+	assert.Regexp(t, `^imaging_dev_orthanc_orthanc__[0-9a-f]{8}$`, old)
+	cur, _ := Physical("imaging-dev", "orthanc", "orthanc")
+	assert.Equal(t, cur[:len(cur)-HashLen+LegacyHashLen], old, "same base, shorter hash")
+	old, ok = Legacy("imaging", "orthanc", long200)
+	require.True(t, ok)
+	assert.Equal(t, "imaging_orthanc_"+long200[:53-16]+"__"+Hash("imaging", "orthanc", long200)[:LegacyHashLen], old)
+	_, ok = Legacy("imaging", "orthanc", "orthanc")
+	assert.False(t, ok, "plain names are the same in both versions")
+	_, ok = Legacy("", "orthanc", "orthanc")
+	assert.False(t, ok)
 }
 
 func TestEmptyRefused(t *testing.T) {

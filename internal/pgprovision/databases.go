@@ -1,29 +1,23 @@
 package pgprovision
 
 import (
-	"context"
 	"fmt"
-	"slices"
-
-	"github.com/jackc/pgx/v5"
+	"strings"
+	"time"
 
 	"github.com/kommons/kommons/internal/outcome"
+	"github.com/kommons/kommons/internal/pgready"
 )
 
-// databaseState is a database as the server has it.
-type databaseState struct {
-	owner                     string
-	comment                   *string
-	publicConnect, publicTemp bool
-	ownerConnect              bool
-}
-
-// readDatabases reads the state of the plan's databases in one query;
-// missing ones are absent from the map.
+// readDatabases observes the plan's databases, under their names and
+// their legacy names, in one query; missing ones are absent from the map.
 func (r *run) readDatabases() (map[string]*databaseState, error) {
-	names := make([]string, len(r.plan.Databases))
-	for i, pd := range r.plan.Databases {
-		names[i] = pd.Physical
+	names := make([]string, 0, len(r.plan.Databases))
+	for _, pd := range r.plan.Databases {
+		names = append(names, pd.Physical)
+		if pd.Legacy != "" {
+			names = append(names, pd.Legacy)
+		}
 	}
 	rows, err := r.admin.Query(r.stmtCtx, `SELECT d.datname, pg_catalog.pg_get_userbyid(d.datdba), pg_catalog.shobj_description(d.oid, 'pg_database'),
 		pg_catalog.has_database_privilege('public', d.oid, 'CONNECT'), pg_catalog.has_database_privilege('public', d.oid, 'TEMPORARY'),
@@ -66,7 +60,11 @@ func (r *run) reconcileDatabases() error {
 	}
 	return r.each(subjects, func(i int, j *job) error {
 		pd := &r.plan.Databases[i]
-		inside, err := r.reconcileDatabase(j, pd, states[pd.Physical])
+		in := databaseInput{adopt: r.opts.Adopt, scope: r.plan.Scope, db: pd, ownerOurs: r.roleIsOurs(pd.OwnerPhysical), st: states[pd.Physical]}
+		if pd.Legacy != "" {
+			in.legacy = states[pd.Legacy]
+		}
+		inside, err := r.reconcileDatabase(j, in)
 		if err != nil || !inside {
 			return err
 		}
@@ -74,204 +72,95 @@ func (r *run) reconcileDatabases() error {
 	})
 }
 
-// reconcileDatabase reconciles pd at the cluster level over the job's
-// session, given its state st (nil: missing); inside reports whether its
-// extensions and schemas are to be reconciled next (not when the database
-// was refused).
-func (r *run) reconcileDatabase(j *job, pd *PlannedDatabase, st *databaseState) (inside bool, err error) {
+// reconcileDatabase decides and acts on one database at the cluster level
+// over the job's session; inside reports whether its extensions and
+// schemas are to be reconciled next (not when the database was refused).
+func (r *run) reconcileDatabase(j *job, in databaseInput) (inside bool, err error) {
+	pd := in.db
 	res := ObjectResult{Kind: KindDatabase, Name: pd.Name, Physical: pd.Physical}
-	if !r.roleIsOurs(pd.OwnerPhysical) {
-		res.Action = outcome.Refused
-		res.Reason = "its owner role " + pd.OwnerPhysical + " was refused"
-		j.record(res)
-		return false, nil
+	switch n := decideDatabaseName(in); {
+	case n.use == renameLegacy:
+		if err := r.renameLegacyDatabase(j, pd); err != nil {
+			return false, err
+		}
+		in.st, in.renamedFrom = in.legacy, pd.Legacy
+	case n.warn:
+		r.warnBothNames(KindDatabase, pd.Name, pd.Physical, pd.Legacy)
 	}
-	db, owner := ident(pd.Physical), ident(pd.OwnerPhysical)
-	marker := NewMarker(r.plan.Scope, pd.Name, pd.ReclaimPolicy).String()
-	if st == nil {
+	d := decideDatabase(in)
+	steps := d.steps
+	if d.action == outcome.Created {
 		// CREATE DATABASE cannot run in a transaction: if pg-init stops
 		// before the marker is written, the next run recognises the
 		// database by its owner (our role) and restores the marker.
-		if err := r.exec(j.conn, "create database "+pd.Physical, fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, owner)); err != nil {
+		if err := r.exec(j.conn, "create database "+pd.Physical, steps[0].sql); err != nil {
 			return false, err
 		}
-		res.Action = outcome.Created
-		st = &databaseState{owner: pd.OwnerPhysical, publicConnect: true, publicTemp: true, ownerConnect: true}
-	} else {
-		switch verdict, reason := decideDatabaseOwnership(st, pd.OwnerPhysical); {
-		case verdict == Ours && !r.isOurs(st.comment, pd.Name):
-			res.Changes = append(res.Changes, "marker restored (owned by this scope's role; "+describeOwner(st.comment)+")")
-		case verdict == Ours:
-		case r.opts.Adopt:
-			res.Changes = append(res.Changes, "adopted ("+describeOwner(st.comment)+", owner "+st.owner+")")
-		default:
-			res.Action, res.Reason = outcome.Refused, reason+"; rerun with --adopt to take it over"
-			j.record(res)
-			return false, nil
-		}
+		steps = steps[1:]
 	}
-	var stmts []stmt
-	change := func(note string, st stmt) {
-		stmts = append(stmts, st)
-		if res.Action != outcome.Created {
-			res.Changes = append(res.Changes, note)
-		}
+	if err := r.apply(j.conn, "set up database "+pd.Physical, nil, steps); err != nil {
+		return false, err
 	}
-	if st.owner != pd.OwnerPhysical {
-		change("owner "+st.owner+" -> "+pd.OwnerPhysical, stmt{fmt.Sprintf("ALTER DATABASE %s OWNER TO %s", db, owner), nil})
-		st.ownerConnect = false // the ACL is rewritten for the new owner: grant again
-	}
-	if deref(st.comment) != marker {
-		note := "marker"
-		if !r.isOurs(st.comment, pd.Name) {
-			note = "" // already explained: created, restored or adopted
-		}
-		change(note, stmt{fmt.Sprintf("COMMENT ON DATABASE %s IS $1", db), lit(marker)})
-	}
-	if st.publicConnect || st.publicTemp {
-		change("REVOKE CONNECT, TEMPORARY FROM PUBLIC", stmt{fmt.Sprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC", db), nil})
-	}
-	if !st.ownerConnect || res.Action == outcome.Created {
-		change("GRANT CONNECT to owner", stmt{fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", db, owner), nil})
-	}
-	if len(stmts) > 0 {
-		if err := r.execBatch(j.conn, "set up database "+pd.Physical, stmts); err != nil {
-			return false, err
-		}
-	}
-	res.Changes = slices.DeleteFunc(res.Changes, func(c string) bool { return c == "" })
-	if res.Action == "" {
-		res.Action = outcome.Unchanged
-		if len(res.Changes) > 0 {
-			res.Action = outcome.Updated
-		}
-	}
-	j.record(res)
-	return len(pd.Extensions) > 0 || len(pd.Schemas) > 0, nil
+	_ = j.decided(res, d)
+	return d.action != outcome.Refused && (len(pd.Extensions) > 0 || len(pd.Schemas) > 0), nil
 }
 
-// reconcileInside creates the extensions and schemas of pd over a
-// connection to that database, opened here. A superuser admin creates
-// extensions itself (any extension); any other admin acts as the owner role
-// (SET ROLE), which can create trusted extensions because it owns the
-// database.
-func (r *run) reconcileInside(j *job, pd *PlannedDatabase) error {
-	if len(pd.Extensions) == 0 && len(pd.Schemas) == 0 {
-		return nil
-	}
-	if err := r.interrupted(); err != nil {
-		return err
-	}
-	c := r.cfg.Copy()
-	c.Database = pd.Physical
-	conn, err := pgx.ConnectConfig(r.ctx, c)
-	if err != nil {
-		return r.redact(fmt.Errorf("connect to database %s: %w", pd.Physical, err))
-	}
-	defer conn.Close(context.Background())
-	have, fixedSchema := map[string]bool{}, map[string]bool{}
-	schemaOwner := map[string]string{}
-	rows, err := conn.Query(r.stmtCtx, `SELECT 'e', e.extname::text, '' FROM pg_catalog.pg_extension e WHERE e.extname = ANY($1)
-		UNION ALL SELECT 's', n.nspname::text, pg_catalog.pg_get_userbyid(n.nspowner) FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY($2)
-		UNION ALL SELECT 'f', a.name::text, '' FROM pg_catalog.pg_available_extensions a
-			JOIN pg_catalog.pg_available_extension_versions v ON v.name = a.name AND v.version = a.default_version
-			WHERE a.name = ANY($1) AND v.schema IS NOT NULL`,
-		nonNil(pd.Extensions), nonNil(pd.Schemas))
-	if err != nil {
-		return r.redact(fmt.Errorf("read extensions and schemas of %s: %w", pd.Physical, err))
-	}
-	for rows.Next() {
-		var kind, name, owner string
-		if err := rows.Scan(&kind, &name, &owner); err != nil {
-			rows.Close()
-			return fmt.Errorf("read extensions and schemas of %s: %w", pd.Physical, err)
+// renameAttempts bounds the ALTER DATABASE ... RENAME attempts: each one
+// first ends the sessions of this scope's roles on the database, and
+// PostgreSQL itself waits up to 5 s for other sessions to leave.
+const renameAttempts = 3
+
+// terminateWaitMillis is how long pg_terminate_backend waits for each
+// session to end.
+const terminateWaitMillis = 5000
+
+// renameLegacyDatabase renames pd's legacy-named database to pd.Physical.
+// PostgreSQL refuses while other sessions are connected to it: during an
+// upgrade the module's old pods still are. pg-init ends the sessions of
+// this scope's roles on it (the admin has their privileges: superuser, or
+// member of roles it created), then renames, a bounded number of times;
+// sessions of any other role are not ended, and the rename then fails with
+// an error naming their users.
+func (r *run) renameLegacyDatabase(j *job, pd *PlannedDatabase) error {
+	roles := r.ourRoles()
+	for attempt := 1; ; attempt++ {
+		if err := r.exec(j.conn, "end this scope's sessions on database "+pd.Legacy, terminateSQL, pd.Legacy, roles, terminateWaitMillis); err != nil {
+			return err
 		}
-		switch kind {
-		case "e":
-			have[name] = true
-		case "f":
-			fixedSchema[name] = true
-		default:
-			schemaOwner[name] = owner
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return r.redact(fmt.Errorf("read extensions and schemas of %s: %w", pd.Physical, err))
-	}
-	roleSet := false
-	asOwner := func() error {
-		if r.facts.superuser || roleSet {
+		err := r.exec(j.conn, "rename database "+pd.Legacy+" to "+pd.Physical, renameSQL(KindDatabase, pd.Legacy, pd.Physical))
+		if err == nil {
 			return nil
 		}
-		roleSet = true
-		return r.exec(conn, "SET ROLE "+pd.OwnerPhysical+" in "+pd.Physical, "SET ROLE "+ident(pd.OwnerPhysical))
-	}
-	for _, ext := range pd.Extensions {
-		res := ObjectResult{Kind: KindExtension, Name: ext, Physical: ext, Database: pd.Physical, Action: outcome.Unchanged}
-		if !have[ext] {
-			if err := asOwner(); err != nil {
-				return err
-			}
-			if err := r.exec(conn, "create extension "+ext+" in database "+pd.Physical, createExtension(ext, fixedSchema[ext])); err != nil {
-				if sqlState(err) == "42501" && !r.facts.superuser {
-					return fmt.Errorf("%w (extension %s is not trusted: it needs a superuser admin, or the managed service's extension allow-list)", err, ext)
-				}
-				return err
-			}
-			res.Action = outcome.Created
+		if pgready.SQLState(err) != "55006" { // object_in_use: other sessions
+			return err
 		}
-		j.record(res)
-	}
-	for _, sc := range pd.Schemas {
-		res := ObjectResult{Kind: KindSchema, Name: sc, Physical: sc, Database: pd.Physical, Action: outcome.Unchanged}
-		owner, exists := schemaOwner[sc]
-		switch {
-		case IsSystemSchema(sc):
-			// Validate refuses these; checked again before acting.
-			res.Action, res.Reason = outcome.Refused, "system schema: never created or taken over"
-		case !exists:
-			if err := asOwner(); err != nil {
-				return err
-			}
-			if err := r.exec(conn, "create schema "+sc+" in database "+pd.Physical,
-				fmt.Sprintf("CREATE SCHEMA IF NOT EXISTS %s AUTHORIZATION %s", ident(sc), ident(pd.OwnerPhysical))); err != nil {
-				return err
-			}
-			res.Action = outcome.Created
-		case owner != pd.OwnerPhysical && !r.opts.Adopt:
-			res.Action = outcome.Refused
-			res.Reason = "schema exists owned by " + owner + "; rerun with --adopt to take it over"
-		case owner != pd.OwnerPhysical:
-			if err := asOwner(); err != nil {
-				return err
-			}
-			if err := r.exec(conn, "set owner of schema "+sc+" in database "+pd.Physical,
-				fmt.Sprintf("ALTER SCHEMA %s OWNER TO %s", ident(sc), ident(pd.OwnerPhysical))); err != nil {
-				return err
-			}
-			res.Action = outcome.Updated
-			res.Changes = []string{"adopted (owner " + owner + ")"}
+		if attempt == renameAttempts {
+			return fmt.Errorf("%w (after %d attempts; pg-init ends only the sessions of this scope's roles %s, "+
+				"and sessions of %s are connected: end them and rerun)", err, attempt, strings.Join(roles, ", "), r.sessionUsers(j, pd.Legacy))
 		}
-		j.record(res)
+		select {
+		case <-r.ctx.Done():
+			return r.interrupted()
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
-// createExtension is the CREATE EXTENSION statement for ext. The session's
-// search_path is pinned to pg_catalog, which would otherwise become the
-// schema of a relocatable extension: unless the extension's control file
-// names its schema (fixedSchema), it goes to public, where the server's
-// default search_path put it before.
-func createExtension(ext string, fixedSchema bool) string {
-	if fixedSchema {
-		return "CREATE EXTENSION IF NOT EXISTS " + ident(ext)
+// sessionUsers names the users connected to database, for an error message.
+func (r *run) sessionUsers(j *job, database string) string {
+	var users []string
+	err := j.conn.QueryRow(r.stmtCtx, `SELECT COALESCE(pg_catalog.array_agg(DISTINCT a.usename::text), '{}'::text[])
+		FROM pg_catalog.pg_stat_activity a WHERE a.datname = $1 AND a.pid <> pg_catalog.pg_backend_pid()`, database).Scan(&users)
+	if err != nil || len(users) == 0 {
+		return "other roles"
 	}
-	return "CREATE EXTENSION IF NOT EXISTS " + ident(ext) + " SCHEMA public"
+	return strings.Join(users, ", ")
 }
 
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
+// warnBothNames notes a legacy-named object, carrying this scope's marker,
+// left beside the new-named one pg-init uses: it may hold data of an
+// earlier version, to move or drop by hand.
+func (r *run) warnBothNames(kind, name, physical, legacyName string) {
+	r.log.Warn("legacy-named "+kind+" left alone: "+physical+" exists too and is used; the legacy one may hold data of an earlier kommons version, check it and drop it by hand",
+		"kind", kind, "name", name, "physicalName", physical, "legacyName", legacyName)
 }

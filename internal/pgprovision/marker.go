@@ -12,11 +12,11 @@ const ManagedBy = "kommons/pg-init"
 // role and database it manages, as compact JSON, e.g.
 // {"managedBy":"kommons/pg-init","namespace":"imaging","release":"orthanc","name":"orthanc","reclaimPolicy":"retain"}.
 //
-// Role comments can only be changed by CREATEROLE holders (PostgreSQL 16:
-// holders of ADMIN OPTION on the role), so a role's marker is trusted. A
-// database comment can also be changed by the database owner; pg-init
-// therefore trusts a database's marker only together with its owner
-// (see databaseIsOurs).
+// A marker names the logical object and its reclaim policy; it never makes
+// an object a scope's on its own. A role's comment can be written by anyone
+// holding ADMIN OPTION on it (any CREATEROLE holder before PostgreSQL 16), a
+// database's by its owner, so pg-init decides ownership from the server
+// (see decideRoleOwnership and decideDatabaseOwnership in ownership.go).
 type Marker struct {
 	ManagedBy     string `json:"managedBy"`
 	Namespace     string `json:"namespace"`
@@ -46,6 +46,15 @@ func ParseMarker(comment string) (Marker, bool) {
 		return Marker{}, false
 	}
 	return m, true
+}
+
+// markedFor reports whether comment is scope's marker for logical name.
+func markedFor(comment *string, scope Scope, name string) bool {
+	if comment == nil {
+		return false
+	}
+	m, ok := ParseMarker(*comment)
+	return ok && m.InScope(scope) && m.Name == name
 }
 
 // InScope reports whether the marker belongs to scope.

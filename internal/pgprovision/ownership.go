@@ -93,9 +93,10 @@ func decideRoleOwnership(admin adminFactsForDecision, st *roleState, markedOurs 
 // existing database may be managed by this scope: it is Ours when the
 // server says its owner is the planned owner role (which this scope
 // controls: decided before), whatever its comment says; a database owned
-// by anyone else is Adoptable only with a marker-less or foreign comment
-// the admin may override (--adopt: ALTER DATABASE OWNER, which the server
-// permits only to the current owner's members).
+// by anyone else is Adoptable, whatever its comment says (even this
+// scope's marker): --adopt runs ALTER DATABASE OWNER, which the server
+// permits only to a superuser or a member of the current owner that can
+// SET ROLE to the new one and has CREATEDB.
 func decideDatabaseOwnership(st *databaseState, plannedOwner string) (Ownership, string) {
 	if st.owner == plannedOwner {
 		return Ours, ""

@@ -11,8 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgconfig"
+	"github.com/kommons/kommons/internal/pgready"
 )
 
 // DefaultParallel is how many roles or databases a run reconciles at once
@@ -32,6 +32,14 @@ type job struct {
 }
 
 func (j *job) record(o ObjectResult) { j.results = append(j.results, o) }
+
+// decided records res with decision d's outcome, reason and changes; it
+// returns nil, for the caller to return.
+func (j *job) decided(res ObjectResult, d decision) error {
+	res.Action, res.Reason, res.Changes = d.action, d.reason, d.notes()
+	j.record(res)
+	return nil
+}
 
 // session returns worker w's connection to the admin database: worker 0
 // uses the coordinating session (the one holding the advisory lock), the
@@ -120,7 +128,7 @@ func (r *run) each(subjects []ObjectResult, fn func(i int, j *job) error) error 
 					return
 				}
 				conn, err := r.session(w)
-				if err != nil && w > 0 && sqlState(err) == "53300" {
+				if err != nil && w > 0 && pgready.SQLState(err) == "53300" {
 					mu.Lock()
 					handedBack = append(handedBack, i)
 					mu.Unlock()
@@ -154,26 +162,6 @@ func (r *run) each(subjects []ObjectResult, fn func(i int, j *job) error) error 
 		return failed[0]
 	}
 	return &ObjectErrors{Errs: failed}
-}
-
-// emit logs a finished job's results and adds them to the report; a
-// failed job also gets a line naming its object and the error.
-func (r *run) emit(j *job, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, o := range j.results {
-		if o.Action == outcome.Refused {
-			r.refused = append(r.refused, o)
-		}
-		r.report.Record(o)
-		outcome.Log(r.log, o)
-	}
-	if err != nil {
-		s := j.subject
-		// Warn, not Error: Run retries transient failures from the top, and
-		// its final error is logged by the caller.
-		r.log.Warn(s.Kind+" failed", "kind", s.Kind, "name", s.Name, "physicalName", s.Physical, "error", err.Error())
-	}
 }
 
 // ObjectErrors holds the failures of several objects reconciled in

@@ -64,7 +64,7 @@ func (e *env) logged(msgs ...string) []string {
 func TestParallelRunReportsInPlanOrder(t *testing.T) {
 	srv := pgtest.Shared(t)
 	e := newEnv(t, srv)
-	scope := Scope{"order", uniqueRelease()}
+	scope := Scope{Namespace: "order", Release: uniqueRelease()}
 	const n = 6
 	spec := e.modules(scope, "m", n)
 	var names []string
@@ -136,7 +136,7 @@ func TestParallelRunReportsInPlanOrder(t *testing.T) {
 func TestFailureNamesItsObject(t *testing.T) {
 	srv := pgtest.Shared(t)
 	e := newEnv(t, srv)
-	scope := Scope{"failing", uniqueRelease()}
+	scope := Scope{Namespace: "failing", Release: uniqueRelease()}
 	spec := e.modules(scope, "m", 3)
 	spec.Databases[1].Extensions = []string{"no_such_extension_kommons"}
 	rep, err := e.reconcile(spec, Options{Parallel: 1})
@@ -157,7 +157,7 @@ func TestTemplateAdminDatabaseRefused(t *testing.T) {
 	e := newEnv(t, srv)
 	cfg := e.cfg.Copy()
 	cfg.Database = "template1"
-	spec, _ := e.module(Scope{"tpl", "r"}, "app")
+	spec, _ := e.module(Scope{Namespace: "tpl", Release: "r"}, "app")
 	_, err := e.reconcileAs(cfg, spec, Options{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "admin database template1 is a template")
@@ -193,7 +193,7 @@ func TestFewerSessionsWhenTheServerRefusesMore(t *testing.T) {
 	provCfg, err := pgx.ParseConfig(srv.DSN("limited_provisioner", provPW, "postgres"))
 	require.NoError(t, err)
 
-	scope := Scope{"limited", uniqueRelease()}
+	scope := Scope{Namespace: "limited", Release: uniqueRelease()}
 	spec := e.modules(scope, "m", 4) // no extensions or schemas: admin sessions only
 	rep, err := e.reconcileAs(provCfg, spec, Options{Parallel: 4})
 	require.NoError(t, err)

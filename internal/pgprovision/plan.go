@@ -18,13 +18,19 @@ type Plan struct {
 type PlannedRole struct {
 	Role
 	Physical string
+	// Legacy is the name earlier kommons versions gave the role
+	// (pgnames.Legacy), renamed to Physical when found; "" when the same.
+	Legacy   string
 	password string // never logged, printed or sent in plain text
 }
 
 // PlannedDatabase is a database with its physical name and its owner's.
 type PlannedDatabase struct {
 	Database
-	Physical      string
+	Physical string
+	// Legacy is the name earlier kommons versions gave the database
+	// (pgnames.Legacy), renamed to Physical when found; "" when the same.
+	Legacy        string
 	OwnerPhysical string
 }
 
@@ -65,11 +71,15 @@ func NewPlan(source string, spec *Spec) (*Plan, error) {
 		}
 		return n
 	}
+	legacy := func(logical string) string {
+		n, _ := pgnames.Legacy(spec.Scope.Namespace, spec.Scope.Release, logical)
+		return n
+	}
 	owners := map[string]string{}
 	seen := map[string]string{}
 	for i, r := range spec.Roles {
 		path := fmt.Sprintf("roles[%d]", i)
-		pr := PlannedRole{Role: r, Physical: phys(path+".name", r.Name)}
+		pr := PlannedRole{Role: r, Physical: phys(path+".name", r.Name), Legacy: legacy(r.Name)}
 		if other, dup := seen[pr.Physical]; dup {
 			probs = append(probs, fmt.Sprintf("%s.name: physical name %s clashes with %s", path, pr.Physical, other))
 		}
@@ -85,7 +95,7 @@ func NewPlan(source string, spec *Spec) (*Plan, error) {
 	seen = map[string]string{}
 	for i, d := range spec.Databases {
 		path := fmt.Sprintf("databases[%d]", i)
-		pd := PlannedDatabase{Database: d, Physical: phys(path+".name", d.Name), OwnerPhysical: owners[d.Owner]}
+		pd := PlannedDatabase{Database: d, Physical: phys(path+".name", d.Name), Legacy: legacy(d.Name), OwnerPhysical: owners[d.Owner]}
 		if other, dup := seen[pd.Physical]; dup {
 			probs = append(probs, fmt.Sprintf("%s.name: physical name %s clashes with %s", path, pd.Physical, other))
 		}

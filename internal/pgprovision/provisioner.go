@@ -13,6 +13,7 @@ import (
 
 	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgconfig"
+	"github.com/kommons/kommons/internal/redact"
 )
 
 // KindProvisioner is the report kind of a tenant's provisioner role.
@@ -119,7 +120,7 @@ func EnsureProvisioners(ctx context.Context, cfg *pgx.ConnConfig, provs []Tenant
 	for _, p := range provs {
 		secrets = append(secrets, p.Password)
 	}
-	redact := func(err error) error { return pgconfig.Redact(err, secrets...) }
+	redact := func(err error) error { return redact.Error(err, secrets...) }
 	cfg = pinSearchPath(cfg)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {

@@ -7,13 +7,6 @@ import (
 	"github.com/kommons/kommons/internal/outcome"
 )
 
-// markedObject is a role or database carrying some pg-init marker.
-type markedObject struct {
-	name, owner string // owner: for databases, the owning role
-	marker      Marker
-	role        roleState // for roles: attributes and control, as read by roleColumns
-}
-
 // readMarked lists roles or databases whose comment is a pg-init marker.
 func (r *run) readMarked(kind string) ([]markedObject, error) {
 	q := `SELECT ` + roleColumns + `, '', c.description FROM pg_catalog.pg_roles r
@@ -50,90 +43,31 @@ func (r *run) readMarked(kind string) ([]markedObject, error) {
 	return out, nil
 }
 
-// prune drops this scope's databases, then roles, that the plan no longer
-// lists and whose marker says reclaimPolicy delete; others are logged as
-// retained. A marker alone never makes an object this scope's: a role is
-// pruned only when decideRoleOwnership says Ours (no other role holds
-// membership in it; on PostgreSQL 16+ this provisioner holds ADMIN OPTION
-// on it), and a database only when its owner is such a role. Objects whose
-// marker names this scope but that the server says another party controls
-// (a forged marker) are reported retained and left alone. Failures to drop
-// (in use, dependent objects) are reported together after trying every
-// object.
+// prune observes every role and database carrying a pg-init marker,
+// decides (decidePrune) which of this scope's unlisted ones to drop and
+// drops them, over the coordinating session. Failures to drop (in use,
+// dependent objects) are reported together after trying every object.
 func (r *run) prune() error {
-	inPlan := map[string]bool{}
-	for _, d := range r.plan.Databases {
-		inPlan["d:"+d.Physical] = true
-	}
-	for _, ro := range r.plan.Roles {
-		inPlan["r:"+ro.Physical] = true
-	}
 	roles, err := r.readMarked(KindRole)
 	if err != nil {
 		return err
-	}
-	ourRoles, foreign := map[string]bool{}, map[string]string{}
-	for _, ro := range roles {
-		if !ro.marker.InScope(r.plan.Scope) {
-			continue
-		}
-		if verdict, reason := decideRoleOwnership(r.decisionFacts(), &ro.role, true); verdict == Ours {
-			ourRoles[ro.name] = true
-		} else {
-			foreign[ro.name] = reason
-		}
 	}
 	dbs, err := r.readMarked(KindDatabase)
 	if err != nil {
 		return err
 	}
 	var failures []error
-	for _, d := range dbs {
-		if !d.marker.InScope(r.plan.Scope) || inPlan["d:"+d.name] {
-			continue
-		}
-		res := ObjectResult{Kind: KindDatabase, Name: d.marker.Name, Physical: d.name}
-		switch {
-		case d.marker.ReclaimPolicy != ReclaimDelete:
-			res.Action, res.Reason = outcome.Retained, "reclaimPolicy "+d.marker.ReclaimPolicy
-		case !ourRoles[d.owner]:
-			res.Action, res.Reason = outcome.Retained, "its marker names this scope, but its owner "+d.owner+" is not a role this scope controls; not dropped"
-		default:
-			if err := r.exec(r.admin, "drop database "+d.name, "DROP DATABASE "+ident(d.name)); err != nil {
+	for _, p := range decidePrune(pruneInput{admin: r.decisionFacts(), scope: r.plan.Scope, plan: r.plan, roles: roles, dbs: dbs}) {
+		if p.drop != "" {
+			if err := r.exec(r.admin, "drop "+p.result.Kind+" "+p.result.Physical, p.drop); err != nil {
 				failures = append(failures, err)
-				res.Action, res.Reason = outcome.Retained, "drop failed: "+err.Error()
-			} else {
-				res.Action = outcome.Deleted
+				p.result.Action, p.result.Reason = outcome.Retained, "drop failed: "+err.Error()
 			}
 		}
-		r.recordPruned(res)
-	}
-	for _, ro := range roles {
-		if !ro.marker.InScope(r.plan.Scope) || inPlan["r:"+ro.name] {
-			continue
-		}
-		res := ObjectResult{Kind: KindRole, Name: ro.marker.Name, Physical: ro.name}
-		if why, ok := foreign[ro.name]; ok {
-			res.Action, res.Reason = outcome.Retained, "its marker names this scope, but "+why
-		} else if ro.marker.ReclaimPolicy != ReclaimDelete {
-			res.Action, res.Reason = outcome.Retained, "reclaimPolicy "+ro.marker.ReclaimPolicy
-		} else if err := r.exec(r.admin, "drop role "+ro.name, "DROP ROLE "+ident(ro.name)); err != nil {
-			failures = append(failures, err)
-			res.Action, res.Reason = outcome.Retained, "drop failed: "+err.Error()
-		} else {
-			res.Action = outcome.Deleted
-		}
-		r.recordPruned(res)
+		r.recordPruned(p.result)
 	}
 	if len(failures) > 0 {
 		return fmt.Errorf("prune: %w", errors.Join(failures...))
 	}
 	return nil
-}
-
-func (r *run) recordPruned(o ObjectResult) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.report.Record(o)
-	outcome.Log(r.log, o)
 }

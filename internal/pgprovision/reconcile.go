@@ -8,14 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgconfig"
 )
 
@@ -51,50 +47,39 @@ func LockKey() int64 {
 // (SIGTERM); the statement in flight had completed.
 var ErrInterrupted = errors.New("interrupted")
 
-// adminFacts describes the admin connection.
-type adminFacts struct {
-	user          string
-	superuser     bool
-	createRole    bool
-	createDB      bool
-	serverVersion int // server_version_num
-	database      string
-}
-
+// run is one reconcile: its executor (statements, interruption,
+// redaction), its ledger (results, shared by the parallel jobs), the admin
+// sessions, the plan and options, and the admin's facts.
 type run struct {
-	ctx      context.Context // interruption and deadline: checked before each statement, bounds waits
-	stmtCtx  context.Context // deadline only: a statement in flight completes on SIGTERM
-	cfg      *pgx.ConnConfig
+	*executor
+	*ledger
 	admin    *pgx.Conn   // the coordinating session: holds the advisory lock; also worker 0's session
 	sessions []*pgx.Conn // one per worker (see session); [0] is admin
 	plan     *Plan
 	opts     Options
-	log      *slog.Logger
 	facts    adminFacts
-	mu       sync.Mutex // guards report, refused and ours: objects are reconciled in parallel
-	report   *Report
-	ours     map[string]bool // physical role names owned by this scope after reconcile
-	refused  []ObjectResult
 }
 
 // Reconcile makes the server match plan once: it connects as the admin,
 // takes the advisory lock, reconciles roles, then databases (each with its
 // extensions and schemas), up to opts.Parallel objects at a time, then
 // prunes when asked, logging one line per object (in plan order) and a
-// summary. Refused objects do not stop the others; they make the result a
-// *ConflictError. Any other error stops the run once the objects in flight
-// are done (Retryable tells whether running again can help: reconciling is
+// summary. Each phase observes the server in one query, decides without
+// side effects (decide.go) and sends the statements decided. Refused
+// objects do not stop the others; they make the result a *ConflictError.
+// Any other error stops the run once the objects in flight are done
+// (Retryable tells whether running again can help: reconciling is
 // idempotent).
 func Reconcile(ctx context.Context, cfg *pgx.ConnConfig, plan *Plan, opts Options) (*Report, error) {
 	start := time.Now()
 	cfg = pinSearchPath(cfg)
-	r := &run{ctx: ctx, cfg: cfg, plan: plan, opts: opts, log: opts.Logger, report: &Report{}, ours: map[string]bool{}}
-	if r.log == nil {
-		r.log = slog.New(slog.DiscardHandler)
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	var cancel context.CancelFunc
-	r.stmtCtx, cancel = statementContext(ctx)
+	ex, cancel := newExecutor(ctx, cfg, plan.Secrets())
 	defer cancel()
+	r := &run{executor: ex, ledger: newLedger(log), plan: plan, opts: opts}
 	if err := r.interrupted(); err != nil {
 		return nil, err
 	}
@@ -139,92 +124,8 @@ func Reconcile(ctx context.Context, cfg *pgx.ConnConfig, plan *Plan, opts Option
 			return nil, err
 		}
 	}
-	r.log.Info("summary", "scope", plan.Scope.String(), "created", r.report.Count(outcome.Created),
-		"updated", r.report.Count(outcome.Updated), "unchanged", r.report.Count(outcome.Unchanged),
-		"refused", r.report.Count(outcome.Refused), "deleted", r.report.Count(outcome.Deleted),
-		"retained", r.report.Count(outcome.Retained), "duration", time.Since(start).Round(time.Millisecond).String())
-	if len(r.refused) > 0 {
-		return r.report, &ConflictError{Refused: r.refused}
-	}
-	return r.report, nil
+	return r.finish(plan.Scope, time.Since(start))
 }
-
-// statementContext keeps ctx's deadline but not its cancellation.
-func statementContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	base := context.WithoutCancel(ctx)
-	if dl, ok := ctx.Deadline(); ok {
-		return context.WithDeadline(base, dl)
-	}
-	return context.WithCancel(base)
-}
-
-func (r *run) interrupted() error {
-	if r.ctx.Err() == nil {
-		return nil
-	}
-	cause := context.Cause(r.ctx)
-	if errors.Is(cause, context.DeadlineExceeded) {
-		return fmt.Errorf("deadline reached: %w", cause)
-	}
-	return fmt.Errorf("%w: stopped before the next statement: %w", ErrInterrupted, cause)
-}
-
-// redact scrubs every password the run knows from an error.
-func (r *run) redact(err error) error {
-	return pgconfig.Redact(err, append(r.plan.Secrets(), r.cfg.Password)...)
-}
-
-// exec runs one statement unless the run was interrupted.
-func (r *run) exec(conn *pgx.Conn, what, sql string, args ...any) error {
-	if err := r.interrupted(); err != nil {
-		return err
-	}
-	if _, err := conn.Exec(r.stmtCtx, sql, args...); err != nil {
-		return r.redact(fmt.Errorf("%s: %w", what, err))
-	}
-	return nil
-}
-
-// execBatch sends statements as one multi-statement simple-protocol query:
-// one round trip, and PostgreSQL runs it as one implicit transaction (all
-// or nothing). Each statement takes at most one literal ($1), renumbered
-// here; statement texts hold only quoted [a-z0-9_] identifiers, so "$1"
-// cannot occur elsewhere in them.
-func (r *run) execBatch(conn *pgx.Conn, what string, stmts []stmt) error {
-	if err := r.interrupted(); err != nil {
-		return err
-	}
-	parts := make([]string, 0, len(stmts))
-	args := []any{pgx.QueryExecModeSimpleProtocol}
-	for _, st := range stmts {
-		sql := st.sql
-		if st.arg != nil {
-			args = append(args, *st.arg)
-			sql = strings.Replace(sql, "$1", fmt.Sprintf("$%d", len(args)-1), 1)
-		}
-		parts = append(parts, sql)
-	}
-	if _, err := conn.Exec(r.stmtCtx, strings.Join(parts, ";\n"), args...); err != nil {
-		return r.redact(fmt.Errorf("%s: %w", what, err))
-	}
-	return nil
-}
-
-// stmt is one statement of a batch, with its optional literal parameter $1.
-type stmt struct {
-	sql string
-	arg *string
-}
-
-// lit passes v as the $1 literal of a stmt.
-func lit(v string) *string { return &v }
-
-// literal passes v as a string literal in a utility statement (CREATE ROLE,
-// COMMENT, which take no bind parameters): pgx's simple protocol quotes it
-// client-side (and refuses to unless standard_conforming_strings is on).
-func literal(v string) []any { return []any{pgx.QueryExecModeSimpleProtocol, v} }
-
-func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
 // IsTemplateDatabase reports whether name is one of PostgreSQL's template
 // databases, which pg-init never connects to as its admin database.
@@ -255,46 +156,6 @@ func (r *run) readAdminFacts() error {
 // decisionFacts is the admin's identity as the pure decisions see it.
 func (r *run) decisionFacts() adminFactsForDecision {
 	return adminFactsForDecision{superuser: r.facts.superuser, serverVersion: r.facts.serverVersion}
-}
-
-// markOurs notes that the role with physical name phys belongs to this scope.
-func (r *run) markOurs(phys string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.ours[phys] = true
-}
-
-// roleIsOurs reports whether the role with physical name phys was found or
-// made this scope's in this run.
-func (r *run) roleIsOurs(phys string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ours[phys]
-}
-
-// isOurs reports whether comment is this scope's marker for logical name.
-func (r *run) isOurs(comment *string, name string) bool {
-	if comment == nil {
-		return false
-	}
-	m, ok := ParseMarker(*comment)
-	return ok && m.InScope(r.plan.Scope) && m.Name == name
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-// sqlState returns the SQLSTATE of err, or "".
-func sqlState(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	return ""
 }
 
 func contains(list []string, v string) bool { return slices.Contains(list, v) }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kommons/kommons/internal/outcome"
 	"github.com/kommons/kommons/internal/pgnames"
+	"github.com/kommons/kommons/internal/pgready"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 )
 
@@ -137,7 +138,7 @@ func ddlStatements(t *testing.T, srv *pgtest.Server) []string {
 func TestFreshCreateThenRerunIssuesNoDDL(t *testing.T) {
 	srv := pgtest.New(t, pgtest.Options{Settings: map[string]string{"log_statement": "ddl"}})
 	e := newEnv(t, srv)
-	scope := Scope{"imaging", "orthanc"}
+	scope := Scope{Namespace: "imaging", Release: "orthanc"}
 	spec, pw := e.module(scope, "orthanc", "pg_trgm")
 	limit := 60
 	spec.Roles[0].ConnectionLimit = &limit
@@ -197,7 +198,7 @@ func TestFreshCreateThenRerunIssuesNoDDL(t *testing.T) {
 func TestPasswordRotation(t *testing.T) {
 	srv := pgtest.Shared(t)
 	e := newEnv(t, srv)
-	scope := Scope{"rotation", "app"}
+	scope := Scope{Namespace: "rotation", Release: "app"}
 	spec, oldPW := e.module(scope, "app")
 	_, err := e.reconcile(spec, Options{})
 	require.NoError(t, err)
@@ -214,14 +215,14 @@ func TestPasswordRotation(t *testing.T) {
 	assert.NoError(t, login(srv, name, newPW, name), "new password works")
 	err = login(srv, name, oldPW, name)
 	require.Error(t, err, "old password must fail")
-	assert.Equal(t, "28P01", sqlState(err))
+	assert.Equal(t, "28P01", pgready.SQLState(err))
 	assert.NotContains(t, err.Error(), oldPW)
 }
 
 func TestIsolation(t *testing.T) {
 	srv := pgtest.Shared(t)
 	e := newEnv(t, srv)
-	scope := Scope{"isolation", "r1"}
+	scope := Scope{Namespace: "isolation", Release: "r1"}
 	specA, pwA := e.module(scope, "a")
 	specB, pwB := e.module(scope, "b")
 	spec := &Spec{Scope: scope, Roles: append(specA.Roles, specB.Roles...), Databases: append(specA.Databases, specB.Databases...)}
@@ -231,16 +232,16 @@ func TestIsolation(t *testing.T) {
 
 	err = login(srv, a, pwA, b)
 	require.Error(t, err, "A must not CONNECT to B's database")
-	assert.Equal(t, "42501", sqlState(err))
+	assert.Equal(t, "42501", pgready.SQLState(err))
 	err = login(srv, b, pwB, a)
 	require.Error(t, err)
-	assert.Equal(t, "42501", sqlState(err))
+	assert.Equal(t, "42501", pgready.SQLState(err))
 
 	srv.Exec(t, "CREATE ROLE isolation_fresh LOGIN PASSWORD 'fresh-pw'")
 	t.Cleanup(func() { srv.Exec(t, "DROP ROLE IF EXISTS isolation_fresh") })
 	err = login(srv, "isolation_fresh", "fresh-pw", a)
 	require.Error(t, err, "PUBLIC must not CONNECT")
-	assert.Equal(t, "42501", sqlState(err))
+	assert.Equal(t, "42501", pgready.SQLState(err))
 
 	conn := pgtest.Connect(t, srv.DSN(a, pwA, a))
 	ctx := context.Background()
@@ -264,7 +265,7 @@ func TestHostileNamesAreQuotedNeverInterpolated(t *testing.T) {
 		`select`, `user`, `UPPER case`, `données-日本語`, `$1 $$ $q$`,
 		strings.Repeat("long-name-", 20),
 	}
-	scope := Scope{"hostile-ns", `rel'"; DROP TABLE sentinel; --`}
+	scope := Scope{Namespace: "hostile-ns", Release: `rel'"; DROP TABLE sentinel; --`}
 	spec := &Spec{Scope: scope}
 	for _, h := range hostile {
 		path, _ := e.password(h)
@@ -287,7 +288,7 @@ func TestHostileNamesAreQuotedNeverInterpolated(t *testing.T) {
 		m, ok := ParseMarker(marker)
 		require.True(t, ok)
 		assert.Equal(t, h, m.Name, "the marker keeps the hostile logical name verbatim")
-		assert.Equal(t, scope, Scope{m.Namespace, m.Release})
+		assert.Equal(t, scope, Scope{Namespace: m.Namespace, Release: m.Release})
 	}
 	var exists bool
 	queryRow(t, srv.AdminDSN(), "SELECT to_regclass('public.sentinel') IS NOT NULL", nil, &exists)
@@ -302,7 +303,7 @@ func TestClashAndStability(t *testing.T) {
 	srv := pgtest.Shared(t)
 	e := newEnv(t, srv)
 	prefix := "sandbox-" + strings.Repeat("p", 60)
-	s1, s2 := Scope{prefix + "-1", "orthanc"}, Scope{prefix + "-2", "orthanc"}
+	s1, s2 := Scope{Namespace: prefix + "-1", Release: "orthanc"}, Scope{Namespace: prefix + "-2", Release: "orthanc"}
 	spec1, _ := e.module(s1, "orthanc")
 	spec2, _ := e.module(s2, "orthanc")
 	_, err := e.reconcile(spec1, Options{})
@@ -323,7 +324,7 @@ func TestClashAndStability(t *testing.T) {
 func TestForeignObjectsRefusedThenAdopted(t *testing.T) {
 	srv := pgtest.Shared(t)
 	e := newEnv(t, srv)
-	scope := Scope{"foreign", "legacy"}
+	scope := Scope{Namespace: "foreign", Release: "legacy"}
 	spec, pw := e.module(scope, "app")
 	name := phys(t, scope, "app")
 	srv.Exec(t, "CREATE ROLE "+name+" LOGIN CREATEDB PASSWORD 'hand-made'")
@@ -341,7 +342,7 @@ func TestForeignObjectsRefusedThenAdopted(t *testing.T) {
 	assert.True(t, createDB, "a refused role is not touched")
 
 	// Another scope's marker is refused too, naming that scope.
-	srv.Exec(t, "COMMENT ON ROLE "+name+" IS '"+NewMarker(Scope{"other", "team"}, "app", ReclaimRetain).String()+"'")
+	srv.Exec(t, "COMMENT ON ROLE "+name+" IS '"+NewMarker(Scope{Namespace: "other", Release: "team"}, "app", ReclaimRetain).String()+"'")
 	_, err = e.reconcile(spec, Options{})
 	require.ErrorAs(t, err, &conflict)
 	assert.Contains(t, err.Error(), "its marker names scope other/team")
@@ -363,7 +364,7 @@ func TestForeignObjectsRefusedThenAdopted(t *testing.T) {
 func TestPartialStateIsRepaired(t *testing.T) {
 	srv := pgtest.Shared(t)
 	e := newEnv(t, srv)
-	scope := Scope{"partial", "app"}
+	scope := Scope{Namespace: "partial", Release: "app"}
 	spec, _ := e.module(scope, "app", "pg_trgm")
 	name := phys(t, scope, "app")
 	// A run that stopped right after CREATE DATABASE: role marked, database without marker nor REVOKE.
@@ -384,12 +385,12 @@ func TestPartialStateIsRepaired(t *testing.T) {
 func TestPrune(t *testing.T) {
 	srv := pgtest.Shared(t)
 	e := newEnv(t, srv)
-	scope := Scope{"prune", "app"}
+	scope := Scope{Namespace: "prune", Release: "app"}
 	keep, _ := e.module(scope, "keep")
 	gone, _ := e.module(scope, "gone")
 	retained, _ := e.module(scope, "retained")
 	gone.Roles[0].ReclaimPolicy, gone.Databases[0].ReclaimPolicy = ReclaimDelete, ReclaimDelete
-	other, _ := e.module(Scope{"prune", "other"}, "gone")
+	other, _ := e.module(Scope{Namespace: "prune", Release: "other"}, "gone")
 	other.Roles[0].ReclaimPolicy, other.Databases[0].ReclaimPolicy = ReclaimDelete, ReclaimDelete
 	all := &Spec{Scope: scope, Roles: append(append(keep.Roles, gone.Roles...), retained.Roles...),
 		Databases: append(append(keep.Databases, gone.Databases...), retained.Databases...)}
@@ -418,7 +419,7 @@ func TestPrune(t *testing.T) {
 	assert.False(t, exists(phys(t, scope, "gone")))
 	assert.True(t, exists(phys(t, scope, "retained")))
 	assert.True(t, exists(phys(t, scope, "keep")))
-	assert.True(t, exists(phys(t, Scope{"prune", "other"}, "gone")), "another scope's objects are never pruned")
+	assert.True(t, exists(phys(t, Scope{Namespace: "prune", Release: "other"}, "gone")), "another scope's objects are never pruned")
 }
 
 func TestNonSuperuserAdmin(t *testing.T) {
@@ -436,7 +437,7 @@ func TestNonSuperuserAdmin(t *testing.T) {
 	provCfg, err := pgx.ParseConfig(srv.DSN("kommons_provisioner", provPW, "postgres"))
 	require.NoError(t, err)
 
-	scope := Scope{"managed", "svc"}
+	scope := Scope{Namespace: "managed", Release: "svc"}
 	spec, pw := e.module(scope, "app", "pg_trgm")
 	spec.Databases[0].Schemas = []string{"audit"}
 	rep, err = e.reconcileAs(provCfg, spec, Options{})
@@ -467,7 +468,7 @@ func TestNonSuperuserAdmin(t *testing.T) {
 func TestConcurrentRunsToleratePlainRaces(t *testing.T) {
 	srv := pgtest.Shared(t)
 	e := newEnv(t, srv)
-	scope := Scope{"race", "r"}
+	scope := Scope{Namespace: "race", Release: "r"}
 	spec, pw := e.module(scope, "app", "pg_trgm")
 	spec.Databases[0].Schemas = []string{"s1", "s2"}
 	plan, err := NewPlan("test", spec)

@@ -4,24 +4,15 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kommons/kommons/internal/outcome"
+	"github.com/kommons/kommons/internal/pgready"
 )
-
-// roleState is a role as the server has it.
-type roleState struct {
-	oid                                                        uint32
-	super, createRole, createDB, canLogin, replication, bypass bool
-	connLimit                                                  int
-	comment                                                    *string
-	verifier                                                   *string // rolpassword; read only by a superuser admin
-	verifierMatches                                            *bool   // verifier checked against the planned password
-	control                                                    roleControl
-}
 
 // roleColumns reads a role's attributes, comment and control (see
 // roleControl) from pg_catalog.pg_roles (or pg_authid) aliased r; every
@@ -62,10 +53,15 @@ func scanRoleStates(rows pgx.Rows) (map[string]*roleState, error) {
 	return out, rows.Err()
 }
 
+// readRoles observes the plan's roles, under their names and their legacy
+// names, in one query, and checks the stored verifiers a superuser reads.
 func (r *run) readRoles() (map[string]*roleState, error) {
-	names := make([]string, len(r.plan.Roles))
-	for i, pr := range r.plan.Roles {
-		names[i] = pr.Physical
+	names := make([]string, 0, len(r.plan.Roles))
+	for _, pr := range r.plan.Roles {
+		names = append(names, pr.Physical)
+		if pr.Legacy != "" {
+			names = append(names, pr.Legacy)
+		}
 	}
 	rows, err := r.admin.Query(r.stmtCtx, roleStatesQuery(r.facts.superuser), names)
 	if err != nil {
@@ -82,28 +78,31 @@ func (r *run) readRoles() (map[string]*roleState, error) {
 // checkVerifiers compares every stored SCRAM verifier with its planned
 // password, on all cores at once: each check derives a key (PBKDF2 with the
 // stored iteration count, about 0.7 ms), the bulk of an unchanged rerun's
-// CPU. Roles without a readable verifier are left to passwordUnchanged.
+// CPU. Roles without a readable verifier are left to observePassword.
 func (r *run) checkVerifiers(states map[string]*roleState) {
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for i := range r.plan.Roles {
 		pr := &r.plan.Roles[i]
-		st := states[pr.Physical]
-		if st == nil || st.verifier == nil || *st.verifier == "" {
-			continue
+		for _, st := range []*roleState{states[pr.Physical], states[pr.Legacy]} {
+			if st == nil || st.verifier == nil || *st.verifier == "" {
+				continue
+			}
+			wg.Add(1)
+			slots <- struct{}{}
+			go func() {
+				defer wg.Done()
+				matches := SCRAMMatches(*st.verifier, pr.password)
+				st.verifierMatches = &matches
+				<-slots
+			}()
 		}
-		wg.Add(1)
-		slots <- struct{}{}
-		go func() {
-			defer wg.Done()
-			matches := SCRAMMatches(*st.verifier, pr.password)
-			st.verifierMatches = &matches
-			<-slots
-		}()
 	}
 	wg.Wait()
 }
 
+// reconcileRoles observes the plan's roles, then decides and acts on each,
+// in parallel (see run.each).
 func (r *run) reconcileRoles() error {
 	if len(r.plan.Roles) == 0 {
 		return nil
@@ -118,8 +117,79 @@ func (r *run) reconcileRoles() error {
 	}
 	return r.each(subjects, func(i int, j *job) error {
 		pr := &r.plan.Roles[i]
-		return r.reconcileRole(j, pr, states[pr.Physical])
+		in := roleInput{admin: r.decisionFacts(), adopt: r.opts.Adopt, scope: r.plan.Scope, role: pr, st: states[pr.Physical]}
+		if pr.Legacy != "" {
+			in.legacy = states[pr.Legacy]
+		}
+		return r.reconcileRole(j, in)
 	})
+}
+
+// reconcileRole decides and acts on one role over the job's session:
+// rename a legacy-named one, create a missing one, or, once the server
+// says it may be managed, observe its password and the admin's membership
+// and bring it in line.
+func (r *run) reconcileRole(j *job, in roleInput) error {
+	pr := in.role
+	res := ObjectResult{Kind: KindRole, Name: pr.Name, Physical: pr.Physical}
+	switch n := decideRoleName(in); {
+	case n.use == refuseLegacy:
+		return j.decided(res, decision{action: outcome.Refused, reason: n.reason})
+	case n.use == renameLegacy:
+		if err := r.exec(j.conn, "rename role "+pr.Legacy+" to "+pr.Physical, renameSQL(KindRole, pr.Legacy, pr.Physical)); err != nil {
+			return err
+		}
+		in.st, in.renamedFrom = in.legacy, pr.Legacy
+		if v := in.st.verifier; v != nil && !strings.HasPrefix(*v, "SCRAM-SHA-256$") {
+			// PostgreSQL clears an MD5 verifier on rename (its salt is the
+			// name): the password is set again below.
+			in.st.verifier, in.st.verifierMatches = nil, nil
+		}
+	case n.warn:
+		r.warnBothNames(KindRole, pr.Name, pr.Physical, pr.Legacy)
+	}
+	if in.st == nil {
+		d := decideRoleCreate(in)
+		if err := r.apply(j.conn, "create role "+pr.Physical, pr, d.steps); err != nil {
+			return err
+		}
+		r.markOurs(pr.Physical)
+		return j.decided(res, d)
+	}
+	d := decideRoleAccess(in)
+	if d.action == outcome.Refused {
+		return j.decided(res, d)
+	}
+	member, err := r.adminIsMember(j, in.st, pr)
+	if err != nil {
+		return err
+	}
+	d = decideRoleChanges(in, d, r.observePassword(pr, in.st), member)
+	if err := r.apply(j.conn, "update role "+pr.Physical, pr, d.steps); err != nil {
+		return err
+	}
+	r.markOurs(pr.Physical)
+	return j.decided(res, d)
+}
+
+// apply sends steps as one batch (see execBatch), filling a fresh SCRAM
+// verifier of pr's password into the steps that ask for one.
+func (r *run) apply(conn *pgx.Conn, what string, pr *PlannedRole, steps []step) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	stmts := make([]stmt, len(steps))
+	for i, s := range steps {
+		stmts[i] = stmt{sql: s.sql, arg: s.arg}
+		if s.verifier {
+			v, err := NewSCRAMVerifier(pr.password)
+			if err != nil {
+				return err
+			}
+			stmts[i].arg = &v
+		}
+	}
+	return r.execBatch(conn, what, stmts)
 }
 
 // membershipPrivilege is what the admin needs on a module role to create
@@ -131,137 +201,27 @@ func (r *run) membershipPrivilege() string {
 	return "MEMBER"
 }
 
-// selfGrant is the statement that makes a non-superuser admin a member
-// of a module role it created: CREATE DATABASE ... OWNER and SET ROLE need
-// SET, and setting up the database (comment, privileges) needs the owner's
-// privileges, so the membership also inherits. It stays inside the tenant:
-// the admin is that tenant's own provisioner.
-func (r *run) selfGrant(role string) string {
-	return fmt.Sprintf("GRANT %s TO CURRENT_USER", role)
-}
-
-// reconcileRole reconciles pr over the job's session, given its state st
-// (nil: missing).
-func (r *run) reconcileRole(j *job, pr *PlannedRole, st *roleState) error {
-	res := ObjectResult{Kind: KindRole, Name: pr.Name, Physical: pr.Physical}
-	marker := NewMarker(r.plan.Scope, pr.Name, pr.ReclaimPolicy).String()
-	role := ident(pr.Physical)
-	limit := *pr.ConnectionLimit
-	if st == nil {
-		verifier, err := NewSCRAMVerifier(pr.password)
-		if err != nil {
-			return err
-		}
-		stmts := []stmt{
-			{fmt.Sprintf("CREATE ROLE %s WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "+
-				"NOREPLICATION NOBYPASSRLS CONNECTION LIMIT %d PASSWORD $1", role, limit), lit(verifier)},
-			{fmt.Sprintf("COMMENT ON ROLE %s IS $1", role), lit(marker)},
-		}
-		if !r.facts.superuser || confinedCreateRole(r.facts.serverVersion) {
-			// A superuser's grant is recorded as the bootstrap superuser's:
-			// the anchor that tells this admin's roles from squatted ones.
-			stmts = append(stmts, stmt{r.selfGrant(role), nil})
-		}
-		if err := r.execBatch(j.conn, "create role "+pr.Physical, stmts); err != nil {
-			return err
-		}
-		res.Action = outcome.Created
-		r.markOurs(pr.Physical)
-		j.record(res)
-		return nil
-	}
-	switch verdict, reason := decideRoleOwnership(r.decisionFacts(), st, r.isOurs(st.comment, pr.Name)); verdict {
-	case Foreign:
-		res.Action, res.Reason = outcome.Refused, reason
-		j.record(res)
-		return nil
-	case Adoptable:
-		if !r.opts.Adopt {
-			res.Action, res.Reason = outcome.Refused, reason+"; rerun with --adopt to take it over"
-			j.record(res)
-			return nil
-		}
-		res.Changes = append(res.Changes, "adopted ("+describeOwner(st.comment)+")")
-	}
-	var attrs string
-	flag := func(wrong bool, clause string) {
-		if wrong {
-			attrs += " " + clause
-			res.Changes = append(res.Changes, clause)
-		}
-	}
-	flag(!st.canLogin, "LOGIN")
-	flag(st.super, "NOSUPERUSER")
-	flag(st.createDB, "NOCREATEDB")
-	flag(st.createRole, "NOCREATEROLE")
-	flag(st.replication, "NOREPLICATION")
-	flag(st.bypass, "NOBYPASSRLS")
-	if st.connLimit != limit {
-		clause := fmt.Sprintf("CONNECTION LIMIT %d", limit)
-		attrs += " " + clause
-		res.Changes = append(res.Changes, clause)
-	}
-	var password *string
-	same, how := r.passwordUnchanged(pr, st)
-	if !same {
-		verifier, err := NewSCRAMVerifier(pr.password)
-		if err != nil {
-			return err
-		}
-		attrs += " PASSWORD $1"
-		password = lit(verifier)
-		res.Changes = append(res.Changes, "password ("+how+")")
-	}
-	var stmts []stmt
-	if attrs != "" {
-		stmts = append(stmts, stmt{fmt.Sprintf("ALTER ROLE %s WITH%s", role, attrs), password})
-	}
-	if deref(st.comment) != marker {
-		stmts = append(stmts, stmt{fmt.Sprintf("COMMENT ON ROLE %s IS $1", role), lit(marker)})
-		if r.isOurs(st.comment, pr.Name) {
-			res.Changes = append(res.Changes, "marker")
-		}
-	}
-	if r.facts.superuser && confinedCreateRole(r.facts.serverVersion) && !st.control.anchored {
-		stmts = append(stmts, stmt{r.selfGrant(role), nil})
-		res.Changes = append(res.Changes, "admin anchor")
-	}
-	if !r.facts.superuser {
-		var member bool
-		if err := j.conn.QueryRow(r.stmtCtx, "SELECT pg_catalog.pg_has_role(CURRENT_USER, $1::oid, $2)", st.oid, r.membershipPrivilege()).Scan(&member); err != nil {
-			return r.redact(fmt.Errorf("check admin membership in %s: %w", pr.Physical, err))
-		}
-		if !member {
-			stmts = append(stmts, stmt{r.selfGrant(role), nil})
-			res.Changes = append(res.Changes, "admin membership")
-		}
-	}
-	if len(stmts) > 0 {
-		if err := r.execBatch(j.conn, "update role "+pr.Physical, stmts); err != nil {
-			return err
-		}
-		res.Action = outcome.Updated
-	} else {
-		res.Action = outcome.Unchanged
-	}
-	r.markOurs(pr.Physical)
-	j.record(res)
-	return nil
-}
-
-// passwordUnchanged tells whether the role's password is already pr's: a
-// superuser admin compares the stored SCRAM verifier (recomputed with its
-// salt and iterations); any other admin tries to log in as the role. When
-// neither can tell, the password is set again (same value, new salt).
-func (r *run) passwordUnchanged(pr *PlannedRole, st *roleState) (bool, string) {
+// adminIsMember observes whether a non-superuser admin holds the privilege
+// it needs on the role (a superuser needs none: true).
+func (r *run) adminIsMember(j *job, st *roleState, pr *PlannedRole) (bool, error) {
 	if r.facts.superuser {
-		if st.verifierMatches != nil && *st.verifierMatches {
-			return true, ""
-		}
-		if st.verifier == nil || *st.verifier == "" {
-			return false, "none set"
-		}
-		return false, "changed"
+		return true, nil
+	}
+	var member bool
+	if err := j.conn.QueryRow(r.stmtCtx, "SELECT pg_catalog.pg_has_role(CURRENT_USER, $1::oid, $2)", st.oid, r.membershipPrivilege()).Scan(&member); err != nil {
+		return false, r.redact(fmt.Errorf("check admin membership in %s: %w", pr.Physical, err))
+	}
+	return member, nil
+}
+
+// observePassword tells whether the role's password is already pr's: a
+// superuser admin compares the stored SCRAM verifier (recomputed with its
+// salt and iterations); any other admin tries to log in as the role, to its
+// databases, then to the admin database. When neither can tell, the
+// password is set again (same value, new salt).
+func (r *run) observePassword(pr *PlannedRole, st *roleState) passwordFact {
+	if r.facts.superuser {
+		return passwordFromVerifier(st)
 	}
 	var candidates []string
 	for _, d := range r.plan.Databases {
@@ -272,18 +232,11 @@ func (r *run) passwordUnchanged(pr *PlannedRole, st *roleState) (bool, string) {
 	candidates = append(candidates, r.facts.database)
 	for _, db := range candidates {
 		err := tryLogin(r.stmtCtx, r.cfg, pr.Physical, pr.password, db)
-		if err == nil {
-			return true, ""
+		if fact, ok := passwordFromLogin(pgready.SQLState(err), err); ok {
+			return fact
 		}
-		switch sqlState(err) {
-		case "28P01":
-			return false, "changed"
-		case "3D000", "42501": // database missing, or no CONNECT: try the next
-			continue
-		}
-		return false, "could not be verified by logging in"
 	}
-	return false, "could not be verified by logging in"
+	return passwordFact{how: "could not be verified by logging in"}
 }
 
 // tryLogin connects to database as user with password, over cfg's server

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kommons/kommons/internal/pgready"
+	"github.com/kommons/kommons/internal/retry"
 )
 
 // Retryable reports whether running the reconcile again can succeed: the
@@ -37,7 +38,7 @@ func Retryable(err error) bool {
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
 	}
-	code := sqlState(err)
+	code := pgready.SQLState(err)
 	switch {
 	case code == "":
 		// Not a server error: a lost or refused connection. Errors pg-init
@@ -78,47 +79,43 @@ type RunOptions struct {
 	// Ready tunes the wait for the server before every attempt
 	// (Options.Logger is used when Ready.Logger is nil).
 	Ready pgready.Options
-	// Backoff paces attempts after a retryable failure; zero means pgready.DefaultBackoff().
-	Backoff pgready.Backoff
+	// Backoff paces attempts after a retryable failure; zero means retry.DefaultBackoff().
+	Backoff retry.Backoff
 }
 
 // Run reconciles, and on a retryable failure (see Retryable), including a
 // server not up yet, pauses, waits until the server is ready (pgready.Wait:
-// exponential backoff with jitter) and reconciles again from the top, until
-// it succeeds, fails otherwise, or ctx ends (its deadline is the overall
-// deadline).
+// exponential backoff with jitter) and reconciles again from the top
+// (retry.Do), until it succeeds, fails otherwise, or ctx ends (its deadline
+// is the overall deadline).
 func Run(ctx context.Context, cfg *pgx.ConnConfig, plan *Plan, o RunOptions) (*Report, error) {
 	if o.Ready.Logger == nil {
 		o.Ready.Logger = o.Logger
 	}
 	o.Ready.Primary = true
-	if o.Backoff == (pgready.Backoff{}) {
-		o.Backoff = pgready.DefaultBackoff()
-	}
-	sched, err := pgready.NewSchedule(o.Backoff, nil)
-	if err != nil {
-		return nil, fmt.Errorf("backoff: %w", err)
-	}
 	// The first attempt connects directly (a ready server costs no extra
 	// connection); after a retryable failure pg-init pauses, waits for
 	// readiness with pgready and starts over.
-	for attempt := 1; ; attempt++ {
-		rep, err := Reconcile(ctx, cfg, plan, o.Options)
-		if err == nil || !Retryable(err) {
-			return rep, err
-		}
-		pause := sched.Next()
-		if o.Logger != nil {
-			o.Logger.Warn("reconcile failed with a transient error; retrying from the top",
-				"attempt", attempt, "error", err.Error(), "pause", pause.Round(time.Millisecond).String())
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("giving up after %d attempts (%w): last error: %w", attempt, context.Cause(ctx), err)
-		case <-time.After(pause):
-		}
-		if _, err := pgready.Wait(ctx, cfg, o.Ready); err != nil {
-			return nil, fmt.Errorf("waiting for the server: %w", err)
-		}
-	}
+	var rep *Report
+	err := retry.Do(ctx, retry.Policy{
+		Backoff:   o.Backoff,
+		Transient: Retryable,
+		OnRetry: func(attempt int, err error, pause time.Duration) {
+			if o.Logger != nil {
+				o.Logger.Warn("reconcile failed with a transient error; retrying from the top",
+					"attempt", attempt, "error", err.Error(), "pause", pause.Round(time.Millisecond).String())
+			}
+		},
+		BeforeRetry: func(ctx context.Context) error {
+			if _, err := pgready.Wait(ctx, cfg, o.Ready); err != nil {
+				return fmt.Errorf("waiting for the server: %w", err)
+			}
+			return nil
+		},
+	}, func(ctx context.Context, _ int) error {
+		var err error
+		rep, err = Reconcile(ctx, cfg, plan, o.Options)
+		return err
+	})
+	return rep, err
 }

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/kommons/kommons/internal/scope"
 	"github.com/kommons/kommons/internal/specfile"
 )
 
@@ -19,15 +20,9 @@ type Spec struct {
 	Databases []Database `json:"databases,omitempty"`
 }
 
-// Scope names the owner of provisioned objects: a Kubernetes namespace and
-// a Helm release. It is written into every object's ownership marker.
-type Scope struct {
-	Namespace string `json:"namespace,omitempty"`
-	Release   string `json:"release,omitempty"`
-}
-
-// String renders the scope as namespace/release.
-func (s Scope) String() string { return s.Namespace + "/" + s.Release }
+// Scope names the owner of provisioned objects (namespace and release),
+// written into every object's ownership marker: package scope's.
+type Scope = scope.Scope
 
 // Role is a LOGIN role with a password from a mounted Secret.
 type Role struct {
@@ -79,23 +74,13 @@ const MaxLogicalNameLen = specfile.MaxLogicalNameLen
 type SpecError = specfile.Error
 
 // LoadSpecFile reads and strictly decodes a spec file.
-func LoadSpecFile(path string) (*Spec, error) {
-	var s Spec
-	if err := specfile.Load(path, &s); err != nil {
-		return nil, err
-	}
-	return &s, nil
-}
+func LoadSpecFile(path string) (*Spec, error) { return specfile.LoadAs[Spec](path) }
 
 // DecodeSpec strictly decodes YAML (or JSON) into a Spec: unknown fields and
 // duplicate keys are errors naming their path. source names the document in
 // errors. It does not validate; call Validate.
 func DecodeSpec(source string, data []byte) (*Spec, error) {
-	var s Spec
-	if err := specfile.Decode(source, data, &s); err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return specfile.DecodeAs[Spec](source, data)
 }
 
 var (
@@ -116,8 +101,7 @@ func IsSystemSchema(name string) bool {
 // field path. The scope must be set (from the spec or flags) beforehand.
 func (s *Spec) Validate(source string) error {
 	var p specfile.Problems
-	p.LogicalName("scope.namespace", s.Scope.Namespace)
-	p.LogicalName("scope.release", s.Scope.Release)
+	s.Scope.Check(&p)
 	if len(s.Roles) == 0 && len(s.Databases) == 0 {
 		p.Add("roles, databases", "nothing to provision (both empty)")
 	}

@@ -93,11 +93,11 @@ func TestValidateNamesFieldPaths(t *testing.T) {
 // either end was sent to the server and failed there (exit 1).
 func TestValidateConnectionLimitRange(t *testing.T) {
 	for _, v := range []int{-1, 0, 60, 262143} {
-		s := &Spec{Scope: Scope{"imaging", "orthanc"}, Roles: []Role{{Name: "o", PasswordFile: "/p", ConnectionLimit: &v}}}
+		s := &Spec{Scope: Scope{Namespace: "imaging", Release: "orthanc"}, Roles: []Role{{Name: "o", PasswordFile: "/p", ConnectionLimit: &v}}}
 		require.NoError(t, s.Validate("spec.yaml"), "%d", v)
 	}
 	for _, v := range []int{-2, 262144, 2147483647, 2147483648, -2147483649} {
-		s := &Spec{Scope: Scope{"imaging", "orthanc"}, Roles: []Role{{Name: "o", PasswordFile: "/p", ConnectionLimit: &v}}}
+		s := &Spec{Scope: Scope{Namespace: "imaging", Release: "orthanc"}, Roles: []Role{{Name: "o", PasswordFile: "/p", ConnectionLimit: &v}}}
 		require.EqualError(t, s.Validate("spec.yaml"),
 			fmt.Sprintf("invalid spec spec.yaml: roles[0].connectionLimit: %d: want -1 (no limit) to 262143", v))
 	}
@@ -106,7 +106,7 @@ func TestValidateConnectionLimitRange(t *testing.T) {
 }
 
 func TestValidateDefaults(t *testing.T) {
-	s := &Spec{Scope: Scope{"imaging", "orthanc"}, Roles: []Role{{Name: "o", PasswordFile: "/p"}}, Databases: []Database{{Name: "o", Owner: "o"}}}
+	s := &Spec{Scope: Scope{Namespace: "imaging", Release: "orthanc"}, Roles: []Role{{Name: "o", PasswordFile: "/p"}}, Databases: []Database{{Name: "o", Owner: "o"}}}
 	require.NoError(t, s.Validate("x"))
 	assert.Equal(t, -1, *s.Roles[0].ConnectionLimit)
 	assert.Equal(t, ReclaimRetain, s.Roles[0].ReclaimPolicy)
@@ -119,7 +119,7 @@ func TestNewPlanPasswordProblemsNeverShowThePassword(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("sécret-ünïcode\n"), 0o600))
 	empty := filepath.Join(dir, "empty")
 	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
-	s := &Spec{Scope: Scope{"imaging", "orthanc"}, Roles: []Role{
+	s := &Spec{Scope: Scope{Namespace: "imaging", Release: "orthanc"}, Roles: []Role{
 		{Name: "a", PasswordFile: bad}, {Name: "b", PasswordFile: empty}, {Name: "c", PasswordFile: filepath.Join(dir, "missing")}}}
 	_, err := NewPlan("spec.yaml", s)
 	var se *SpecError
@@ -132,7 +132,7 @@ func TestNewPlanPasswordProblemsNeverShowThePassword(t *testing.T) {
 }
 
 func TestMarkerRoundTrip(t *testing.T) {
-	m := NewMarker(Scope{"imaging", "orthanc"}, `o'r"thanc`, ReclaimDelete)
+	m := NewMarker(Scope{Namespace: "imaging", Release: "orthanc"}, `o'r"thanc`, ReclaimDelete)
 	got, ok := ParseMarker(m.String())
 	require.True(t, ok)
 	assert.Equal(t, m, got)

@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kommons/kommons/internal/retry"
 )
 
 // fakeClock advances only when Wait pauses: every pause is recorded and
@@ -24,6 +26,8 @@ type fakeClock struct {
 	now    time.Time
 	pauses []time.Duration
 }
+
+func ms(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 
 func (c *fakeClock) Now() time.Time { return c.now }
 func (c *fakeClock) After(d time.Duration) <-chan time.Time {
@@ -60,8 +64,8 @@ func newTestWaiter(t *testing.T, o Options) (*waiter, *fakeClock, *bytes.Buffer)
 	var logs bytes.Buffer
 	o.Clock = clock
 	o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-	if o.Backoff == (Backoff{}) {
-		o.Backoff = Backoff{Initial: 100 * time.Millisecond, Multiplier: 1.5, Max: time.Second}
+	if o.Backoff == (retry.Backoff{}) {
+		o.Backoff = retry.Backoff{Initial: 100 * time.Millisecond, Multiplier: 1.5, Max: time.Second}
 	}
 	w, err := newWaiter(testConfig(t, "s3cret-pw"), o)
 	require.NoError(t, err)
@@ -203,7 +207,7 @@ func TestInvalidOptionsArePermanent(t *testing.T) {
 	cfg := testConfig(t, "")
 	for name, o := range map[string]Options{
 		"checks need query": {Target: LevelAuth, Primary: true},
-		"bad backoff":       {Backoff: Backoff{Initial: -1}},
+		"bad backoff":       {Backoff: retry.Backoff{Initial: -1}},
 		"negative timeout":  {Timeout: -time.Second},
 	} {
 		_, err := Wait(context.Background(), cfg, o)

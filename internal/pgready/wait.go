@@ -28,6 +28,7 @@ import (
 
 	"github.com/kommons/kommons/internal/pgconfig"
 	"github.com/kommons/kommons/internal/redact"
+	"github.com/kommons/kommons/internal/retry"
 )
 
 // Options tunes Wait. The zero value waits for LevelQuery with the default
@@ -50,8 +51,8 @@ type Options struct {
 	// AttemptTimeout bounds one attempt (connect and checks); 0 means the
 	// config's ConnectTimeout (connect_timeout, PGCONNECT_TIMEOUT), else 5 s.
 	AttemptTimeout time.Duration
-	// Backoff is the pause schedule between attempts; the zero value means DefaultBackoff().
-	Backoff Backoff
+	// Backoff is the pause schedule between attempts; the zero value means retry.DefaultBackoff().
+	Backoff retry.Backoff
 	// WatchInterval, when > 0, enables cheap probes between attempts that end
 	// a pause early as soon as retrying can succeed: a TCP dial while the
 	// port is closed, and a pg_database lookup over a connection to the
@@ -233,8 +234,8 @@ func newWaiter(cfg *pgx.ConnConfig, o Options) (*waiter, error) {
 	case hasChecks && o.Target != LevelQuery:
 		return nil, fmt.Errorf("primary, required tables and required privileges need target level query, not %s", o.Target)
 	}
-	if o.Backoff == (Backoff{}) {
-		o.Backoff = DefaultBackoff()
+	if o.Backoff == (retry.Backoff{}) {
+		o.Backoff = retry.DefaultBackoff()
 	}
 	if err := o.Backoff.Validate(); err != nil {
 		return nil, err
@@ -269,7 +270,7 @@ func newWaiter(cfg *pgx.ConnConfig, o Options) (*waiter, error) {
 const minFinalAttempt = 200 * time.Millisecond
 
 func (w *waiter) run(ctx context.Context, probe func(context.Context) attempt) (Result, error) {
-	sched, err := NewSchedule(w.o.Backoff, w.o.Rand)
+	sched, err := retry.NewSchedule(w.o.Backoff, w.o.Rand)
 	if err != nil {
 		return Result{Target: w.o.Target}, &Error{Kind: Permanent, Result: Result{Target: w.o.Target}, Cause: err}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kommons/kommons/internal/retry"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 )
 
@@ -59,8 +60,8 @@ func (h *signalHandler) text() string {
 	return strings.Join(h.all, "\n")
 }
 
-func fast() Backoff {
-	return Backoff{Initial: 20 * time.Millisecond, Multiplier: 1.5, Max: 200 * time.Millisecond, Jitter: 0.2}
+func fast() retry.Backoff {
+	return retry.Backoff{Initial: 20 * time.Millisecond, Multiplier: 1.5, Max: 200 * time.Millisecond, Jitter: 0.2}
 }
 
 func TestReadyServerIsReadyAtOnce(t *testing.T) {
@@ -84,7 +85,7 @@ func TestDatabaseCreatedWhileWaiting(t *testing.T) {
 			go func() {
 				defer close(done)
 				res, err = Wait(context.Background(), parse(t, s.DSN(pgtest.AdminUser, s.AdminPassword(), name)),
-					Options{Timeout: time.Minute, Backoff: Backoff{Initial: 50 * time.Millisecond, Multiplier: 2, Max: 2 * time.Second},
+					Options{Timeout: time.Minute, Backoff: retry.Backoff{Initial: 50 * time.Millisecond, Multiplier: 2, Max: 2 * time.Second},
 						WatchInterval: watch, Logger: slog.New(h)})
 			}()
 			<-h.ch

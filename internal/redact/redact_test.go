@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 )
 
@@ -124,4 +125,30 @@ func TestError(t *testing.T) {
 	require.ErrorIs(t, red, base, "the chain survives redaction")
 	same := errors.New("nothing secret")
 	require.Same(t, same, Error(same, "secret-not-present"))
+}
+
+// TestErrorKeepsAPostgreSQLError: a driver error echoing the password (as
+// is and URL-escaped) is masked, and its *pgconn.PgError stays in the chain
+// for SQLSTATE checks.
+func TestErrorKeepsAPostgreSQLError(t *testing.T) {
+	require.NoError(t, Error(nil, "x"))
+	base := &pgconn.PgError{Code: "28P01", Message: `password "p@ss w/rd" rejected, url postgres://u:p%40ss%20w%2Frd@h`}
+	err := fmt.Errorf("connect: %w", base)
+	red := Error(err, "p@ss w/rd", "")
+	require.NotContains(t, red.Error(), "p@ss w/rd")
+	require.NotContains(t, red.Error(), "p%40ss")
+	require.Contains(t, red.Error(), `password "xxxxx" rejected`)
+	var pgErr *pgconn.PgError
+	require.True(t, errors.As(red, &pgErr), "the chain survives redaction")
+	require.Equal(t, "28P01", pgErr.Code)
+	same := errors.New("nothing secret")
+	require.Same(t, same, Error(same, "secret-not-present"))
+}
+
+// TestErrorShortPasswordLeavesOtherTextAlone: a one-character password
+// used to be masked in every word holding that character.
+func TestErrorShortPasswordLeavesOtherTextAlone(t *testing.T) {
+	err := errors.New("failed to connect to `user=app database=app`: connection refused")
+	require.Same(t, err, Error(err, "a"))
+	require.Equal(t, `password "xxxxx" rejected`, Error(errors.New(`password "a" rejected`), "a").Error())
 }

@@ -3,6 +3,7 @@ package release
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -310,7 +311,64 @@ func TestCharts(t *testing.T) {
 			if c.name == "orthanc" && !strings.Contains(string(meta), "appVersion: 26.") {
 				t.Errorf("orthanc's appVersion is not Orthanc's:\n%s", meta)
 			}
+			// The kommons-common library is vendored from this release's
+			// package (Helm stores a dependency expanded), also inside the
+			// postgres-init that orthanc vendors.
+			files := tgzFiles(t, tgz)
+			libs := []string{c.name + "/charts/kommons-common/Chart.yaml"}
+			if c.name == "orthanc" {
+				libs = append(libs, "orthanc/charts/postgres-init/charts/kommons-common/Chart.yaml")
+			}
+			for _, lib := range libs {
+				if !files[lib] {
+					t.Errorf("%s does not vendor kommons-common: no %s", tgz, lib)
+				}
+			}
 		})
+	}
+	t.Run("kommons-common", func(t *testing.T) {
+		tgz := filepath.Join(builtA, "charts", "kommons-common-"+testVersion+".tgz")
+		if out, err := exec.Command(builtHelm, "lint", "--strict", tgz).CombinedOutput(); err != nil {
+			t.Fatalf("helm lint: %v\n%s", err, out)
+		}
+		meta, err := exec.Command(builtHelm, "show", "chart", tgz).CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm show chart: %v\n%s", err, meta)
+		}
+		for _, want := range []string{"type: library", "version: " + testVersion, "artifacthub.io/license: Apache-2.0"} {
+			if !strings.Contains(string(meta), want) {
+				t.Errorf("Chart.yaml lacks %q:\n%s", want, meta)
+			}
+		}
+		if strings.Contains(string(meta), "artifacthub.io/images") {
+			t.Errorf("the library chart lists images:\n%s", meta)
+		}
+	})
+}
+
+// tgzFiles lists the regular files of a chart archive.
+func tgzFiles(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]bool{}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[h.Name] = true
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -39,24 +41,27 @@ type chart struct {
 	name         string
 	digestPath   []string // values path of the kommons-tools digest; nil: none
 	ownAppVer    bool     // appVersion is not kommons' (orthanc: Orthanc's)
+	library      bool     // a library chart: no images, nothing rendered
 	dependencies []string // kommons charts vendored from the same release
 }
 
 // Charts are the charts a release packages, dependencies first.
 var charts = []chart{
-	{name: "postgres-init", digestPath: []string{"image", "digest"}},
-	{name: "commons", digestPath: []string{"tools", "image", "digest"}},
-	{name: "orthanc", ownAppVer: true, dependencies: []string{"postgres-init"}},
+	{name: "kommons-common", library: true},
+	{name: "postgres-init", digestPath: []string{"image", "digest"}, dependencies: []string{"kommons-common"}},
+	{name: "commons", digestPath: []string{"tools", "image", "digest"}, dependencies: []string{"kommons-common"}},
+	{name: "orthanc", ownAppVer: true, dependencies: []string{"kommons-common", "postgres-init"}},
 }
 
-// PackageCharts packages charts/{postgres-init,commons,orthanc} into o.Out
-// from edited copies (the repository's charts are not touched): chart
-// version o.Version (appVersion too, except orthanc's, which is Orthanc's),
-// the kommons-tools image (o.Image) set and pinned by digest in values (the
-// tag stays),
-// artifacthub.io annotations, and orthanc's postgres-init dependency vendored
-// from this release's package. The .tgz are rewritten deterministically
-// (Helm stamps the packaging time). It returns the file names written.
+// PackageCharts packages charts/{kommons-common,postgres-init,commons,orthanc}
+// into o.Out from edited copies (the repository's charts are not touched):
+// chart version o.Version (appVersion too, except orthanc's, which is
+// Orthanc's), the kommons-tools image (o.Image) set and pinned by digest in
+// values (the tag stays), artifacthub.io annotations, and each chart's
+// kommons dependencies (the kommons-common library, orthanc's postgres-init)
+// vendored from this release's packages. The .tgz are rewritten
+// deterministically (Helm stamps the packaging time). It returns the file
+// names written.
 func PackageCharts(ctx context.Context, o ChartOptions) ([]string, error) {
 	if !strings.HasPrefix(o.Digest, "sha256:") {
 		return nil, fmt.Errorf("release: charts: digest %q is not sha256:...", o.Digest)
@@ -193,20 +198,22 @@ func editChartYAML(path string, c chart, o ChartOptions, toolsRef string) error 
 	if ann == nil {
 		ann = map[string]any{}
 	}
-	images, err := chartImages(ann, toolsRef)
-	if err != nil {
-		return fmt.Errorf("release: %s: %w", path, err)
-	}
-	if _, ok := ann["kommons.io/images"]; ok {
-		var b strings.Builder
-		for _, im := range images {
-			fmt.Fprintf(&b, "%s: %s\n", im["name"], im["image"])
+	if !c.library {
+		images, err := chartImages(ann, toolsRef)
+		if err != nil {
+			return fmt.Errorf("release: %s: %w", path, err)
 		}
-		ann["kommons.io/images"] = b.String()
-	}
-	ann["artifacthub.io/images"], err = yamlString(images)
-	if err != nil {
-		return err
+		if _, ok := ann["kommons.io/images"]; ok {
+			var b strings.Builder
+			for _, im := range images {
+				fmt.Fprintf(&b, "%s: %s\n", im["name"], im["image"])
+			}
+			ann["kommons.io/images"] = b.String()
+		}
+		ann["artifacthub.io/images"], err = yamlString(images)
+		if err != nil {
+			return err
+		}
 	}
 	ann["artifacthub.io/license"] = "Apache-2.0"
 	ann["artifacthub.io/links"], err = yamlString([]map[string]string{
@@ -322,7 +329,9 @@ func setValue(path string, keys []string, value string) error {
 }
 
 // repack rewrites a chart archive deterministically: its files in Helm's
-// order, modification time mtime, root owner, gzip without name or time.
+// order, each vendored dependency after its parent's files and the
+// dependencies of one chart by name (Helm writes them in map order),
+// modification time mtime, root owner, gzip without name or time.
 func repack(path string, mtime time.Time) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -352,5 +361,25 @@ func repack(path string, mtime time.Time) error {
 		}
 		entries = append(entries, imagefs.File(h.Name, 0o644, data))
 	}
+	sort.SliceStable(entries, func(i, j int) bool {
+		return slices.Compare(dependencyPath(entries[i].Name), dependencyPath(entries[j].Name)) < 0
+	})
 	return writeTarGz(path, entries, mtime)
+}
+
+// dependencyPath is the chain of dependency names a chart archive's file
+// belongs to: nil for the chart's own files, [postgres-init kommons-common]
+// for orthanc/charts/postgres-init/charts/kommons-common/Chart.yaml.
+func dependencyPath(name string) []string {
+	parts := strings.Split(name, "/")
+	var deps []string
+	for i := 1; i+2 < len(parts); i++ {
+		if parts[i] == "charts" {
+			deps = append(deps, parts[i+1])
+			i++
+		} else {
+			break
+		}
+	}
+	return deps
 }

@@ -88,7 +88,7 @@ func TestPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	image := registry + "/" + ImageName
-	if pub.Image != image+"@"+res.IndexDigest || len(pub.Charts) != 3 {
+	if pub.Image != image+"@"+res.IndexDigest || len(pub.Charts) != len(charts) || !strings.Contains(pub.Charts[0], "/kommons-common:") {
 		t.Fatalf("published %+v", pub)
 	}
 
@@ -108,14 +108,14 @@ func TestPublish(t *testing.T) {
 
 	ref := image + ":" + testVersion + "@" + res.IndexDigest
 	t.Run("charts", func(t *testing.T) {
-		for _, c := range []string{"postgres-init", "commons", "orthanc"} {
-			oci := "oci://" + registry + "/" + c
+		for _, c := range charts {
+			oci := "oci://" + registry + "/" + c.name
 			meta := run(t, helm, "show", "chart", oci, "--version", testVersion, "--plain-http")
-			if !strings.Contains(meta, "version: "+testVersion) || !strings.Contains(meta, "image: "+ref) {
-				t.Errorf("%s: Chart.yaml does not name %s:\n%s", oci, ref, meta)
+			if !strings.Contains(meta, "version: "+testVersion) || (!c.library && !strings.Contains(meta, "image: "+ref)) {
+				t.Errorf("%s: Chart.yaml does not name version %s and image %s:\n%s", oci, testVersion, ref, meta)
 			}
-			if c == "orthanc" && !strings.Contains(meta, "repository: oci://"+registry+"\n") {
-				t.Errorf("orthanc's postgres-init dependency is not in oci://%s:\n%s", registry, meta)
+			if len(c.dependencies) > 0 && strings.Count(meta, "repository: oci://"+registry+"\n") != len(c.dependencies) {
+				t.Errorf("%s: its kommons dependencies are not all in oci://%s:\n%s", c.name, registry, meta)
 			}
 		}
 		pulled := t.TempDir()
@@ -125,15 +125,17 @@ func TestPublish(t *testing.T) {
 		if !strings.Contains(rendered, "image: \""+ref+"\"") && !strings.Contains(rendered, "image: "+ref+"\n") {
 			t.Errorf("the pulled commons chart does not run %s", ref)
 		}
-		// An unpacked orthanc resolves postgres-init from the same registry.
+		// An unpacked orthanc resolves kommons-common and postgres-init from the same registry.
 		run(t, helm, "pull", "oci://"+registry+"/orthanc", "--version", testVersion, "--plain-http", "--untar", "-d", pulled)
 		orthanc := filepath.Join(pulled, "orthanc")
 		if err := os.RemoveAll(filepath.Join(orthanc, "charts")); err != nil {
 			t.Fatal(err)
 		}
 		run(t, helm, "dependency", "update", orthanc, "--plain-http")
-		if _, err := os.Stat(filepath.Join(orthanc, "charts", "postgres-init-"+testVersion+".tgz")); err != nil {
-			t.Fatalf("helm dependency update did not fetch postgres-init from oci://%s: %v", registry, err)
+		for _, dep := range []string{"kommons-common", "postgres-init"} {
+			if _, err := os.Stat(filepath.Join(orthanc, "charts", dep+"-"+testVersion+".tgz")); err != nil {
+				t.Fatalf("helm dependency update did not fetch %s from oci://%s: %v", dep, registry, err)
+			}
 		}
 		rendered = run(t, helm, "template", "r", orthanc, "-f", filepath.Join(repo, "charts/orthanc/ci/storage-tiering-values.yaml"))
 		if !strings.Contains(rendered, "image: \""+ref+"\"") && !strings.Contains(rendered, "image: "+ref+"\n") {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +166,41 @@ func TestEditChartYAMLDependency(t *testing.T) {
 		}
 		if strings.Contains(string(got), "0.1.0") {
 			t.Errorf("registry %q: the dependency keeps 0.1.0:\n%s", tc.registry, got)
+		}
+	}
+}
+
+func TestEditChartYAMLLibrary(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Chart.yaml")
+	in := "apiVersion: v2\nname: kommons-common\ntype: library\nversion: 0.1.0\nappVersion: \"0.1.0\"\n"
+	if err := os.WriteFile(path, []byte(in), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := chart{name: "kommons-common", library: true}
+	if err := editChartYAML(path, c, ChartOptions{Version: "0.2.0", Source: DefaultSource}, "img@sha256:00"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	for _, want := range []string{"version: 0.2.0\n", "appVersion: 0.2.0", "type: library", "artifacthub.io/license: Apache-2.0"} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("no %q in\n%s", want, got)
+		}
+	}
+	if strings.Contains(string(got), "images") {
+		t.Errorf("a library chart has no images:\n%s", got)
+	}
+}
+
+func TestDependencyPath(t *testing.T) {
+	for name, want := range map[string][]string{
+		"orthanc/Chart.yaml":                                       nil,
+		"orthanc/templates/charts/x.yaml":                          nil,
+		"orthanc/charts/kommons-common/Chart.yaml":                 {"kommons-common"},
+		"orthanc/charts/postgres-init/templates/_helpers.tpl":      {"postgres-init"},
+		"orthanc/charts/postgres-init/charts/kommons-common/x.tpl": {"postgres-init", "kommons-common"},
+	} {
+		if got := dependencyPath(name); !slices.Equal(got, want) {
+			t.Errorf("dependencyPath(%q) = %q, want %q", name, got, want)
 		}
 	}
 }

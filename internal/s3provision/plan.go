@@ -5,7 +5,7 @@ import (
 	"unicode"
 
 	"github.com/kommons/kommons/internal/redact"
-	"github.com/kommons/kommons/internal/s3provision/s3names"
+	"github.com/kommons/kommons/internal/s3names"
 	"github.com/kommons/kommons/internal/secretfile"
 )
 

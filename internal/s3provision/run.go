@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/minio/madmin-go/v3"
 
 	"github.com/kommons/kommons/internal/outcome"
+	"github.com/kommons/kommons/internal/retry"
 )
 
 // Options tunes a run.
@@ -29,9 +29,15 @@ type Options struct {
 	UnmarkedWait time.Duration
 	// Logger gets one line per object and per retry (nil: discard).
 	Logger *slog.Logger
-	// InitialInterval and MaxInterval shape the exponential backoff (with
-	// ±50% jitter) between attempts (0: 250ms and 10s).
-	InitialInterval, MaxInterval time.Duration
+	// Backoff paces the attempts after a transient failure (zero:
+	// DefaultBackoff: 250ms growing by 1.5x to 10s, ±50% jitter).
+	Backoff retry.Backoff
+}
+
+// DefaultBackoff is the pause between s3-init's attempts: 250 ms growing by
+// 1.5x to 10 s, with ±50 % jitter.
+func DefaultBackoff() retry.Backoff {
+	return retry.Backoff{Initial: 250 * time.Millisecond, Multiplier: 1.5, Max: 10 * time.Second, Jitter: 0.5}
 }
 
 // ErrNeedsMinIOAdmin is returned for a plan with users run without MinIOAdmin.
@@ -69,30 +75,22 @@ func Run(ctx context.Context, conn Connection, plan *Plan, opts Options) (*Repor
 		unmarkedWait: wait, createdByUs: map[string]bool{}, log: log, now: time.Now}
 	ur := &userReconciler{adm: adm, conn: conn, scope: plan.Scope, adopt: opts.Adopt, createdByUs: map[string]bool{}}
 
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = orDefault(opts.InitialInterval, 250*time.Millisecond)
-	bo.MaxInterval = orDefault(opts.MaxInterval, 10*time.Second)
-	bo.MaxElapsedTime = 0 // the context's deadline bounds the run
-	bo.Reset()
+	bo := opts.Backoff
+	if bo == (retry.Backoff{}) {
+		bo = DefaultBackoff()
+	}
 	rep := &Report{}
-	for attempt := 1; ; attempt++ {
-		err := attemptOnce(ctx, log, br, ur, plan, rep, opts)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return rep, fmt.Errorf("%w (last error: %v)", context.Cause(ctx), err)
-		}
-		if !IsTransient(err) {
-			return rep, err
-		}
-		delay := bo.NextBackOff()
-		log.Warn("object store unavailable, retrying", "attempt", attempt, "retryIn", delay.Round(time.Millisecond).String(), "error", err.Error())
-		select {
-		case <-ctx.Done():
-			return rep, fmt.Errorf("%w (last error: %v)", context.Cause(ctx), err)
-		case <-time.After(delay):
-		}
+	err = retry.Do(ctx, retry.Policy{
+		Backoff:   bo,
+		Transient: IsTransient,
+		OnRetry: func(attempt int, err error, pause time.Duration) {
+			log.Warn("object store unavailable, retrying", "attempt", attempt, "retryIn", pause.Round(time.Millisecond).String(), "error", err.Error())
+		},
+	}, func(ctx context.Context, _ int) error {
+		return attemptOnce(ctx, log, br, ur, plan, rep, opts)
+	})
+	if err != nil {
+		return rep, err
 	}
 	var refused []ObjectResult
 	for _, o := range rep.Objects {
@@ -169,13 +167,6 @@ func logAll(log *slog.Logger, rep *Report, results []ObjectResult) {
 		outcome.Log(log, o)
 		rep.Record(o)
 	}
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 func firstRefused(buckets []string, refused map[string]bool) string {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/kommons/kommons/internal/scope"
 	"github.com/kommons/kommons/internal/specfile"
 )
 
@@ -25,15 +26,9 @@ type Spec struct {
 	Users []User `json:"users,omitempty"`
 }
 
-// Scope names the owner of provisioned objects: a Kubernetes namespace and
-// a Helm release. It is written into every object's ownership marker.
-type Scope struct {
-	Namespace string `json:"namespace,omitempty"`
-	Release   string `json:"release,omitempty"`
-}
-
-// String renders the scope as namespace/release.
-func (s Scope) String() string { return s.Namespace + "/" + s.Release }
+// Scope names the owner of provisioned objects (namespace and release),
+// written into every object's ownership marker: package scope's.
+type Scope = scope.Scope
 
 // Bucket is one bucket of the module.
 type Bucket struct {
@@ -78,23 +73,13 @@ const MaxLogicalNameLen = specfile.MaxLogicalNameLen
 type SpecError = specfile.Error
 
 // LoadSpecFile reads and strictly decodes a spec file.
-func LoadSpecFile(path string) (*Spec, error) {
-	var s Spec
-	if err := specfile.Load(path, &s); err != nil {
-		return nil, err
-	}
-	return &s, nil
-}
+func LoadSpecFile(path string) (*Spec, error) { return specfile.LoadAs[Spec](path) }
 
 // DecodeSpec strictly decodes YAML (or JSON) into a Spec: unknown fields,
 // duplicate keys and wrong shapes are errors naming their path. source
 // names the document in errors. It does not validate; call Validate.
 func DecodeSpec(source string, data []byte) (*Spec, error) {
-	var s Spec
-	if err := specfile.Decode(source, data, &s); err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return specfile.DecodeAs[Spec](source, data)
 }
 
 var (
@@ -104,23 +89,28 @@ var (
 	releaseName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,51}[a-z0-9])?$`)
 )
 
+// checkMarkableScope records in p a scope part that s3-init's markers
+// cannot carry: they hold the scope as "<namespace>/<release>" in a bucket
+// tag and a policy statement's Sid, where a part with a "/" would make two
+// scopes' markers equal and S3 allows tag values few characters. So on top
+// of Scope.Check, an s3-init scope is a Kubernetes namespace name and a
+// Helm release name (pg-init's markers are JSON and carry any scope).
+func checkMarkableScope(p *specfile.Problems, s Scope) {
+	if s.Namespace != "" && specfile.CheckLogicalName(s.Namespace) == nil && !namespaceName.MatchString(s.Namespace) {
+		p.Add("scope.namespace", "%q: want a Kubernetes namespace name ([a-z0-9-], at most 63, starting and ending with a letter or digit)", s.Namespace)
+	}
+	if s.Release != "" && specfile.CheckLogicalName(s.Release) == nil && !releaseName.MatchString(s.Release) {
+		p.Add("scope.release", "%q: want a Helm release name ([a-z0-9.-], at most 53, starting and ending with a letter or digit)", s.Release)
+	}
+}
+
 // Validate applies defaults (reclaimPolicy retain) and checks the spec;
 // the error is a *SpecError listing every problem with its field path. The
 // scope must be set (from the spec or flags) beforehand.
 func (s *Spec) Validate(source string) error {
 	var p specfile.Problems
-	switch {
-	case s.Scope.Namespace == "":
-		p.Add("scope.namespace", "required (in the spec, or --namespace / S3_INIT_NAMESPACE)")
-	case !namespaceName.MatchString(s.Scope.Namespace):
-		p.Add("scope.namespace", "%q: want a Kubernetes namespace name ([a-z0-9-], at most 63, starting and ending with a letter or digit)", s.Scope.Namespace)
-	}
-	switch {
-	case s.Scope.Release == "":
-		p.Add("scope.release", "required (in the spec, or --release / S3_INIT_RELEASE)")
-	case !releaseName.MatchString(s.Scope.Release):
-		p.Add("scope.release", "%q: want a Helm release name ([a-z0-9.-], at most 53, starting and ending with a letter or digit)", s.Scope.Release)
-	}
+	s.Scope.Check(&p)
+	checkMarkableScope(&p, s.Scope)
 	if len(s.Buckets) == 0 && len(s.Users) == 0 {
 		p.Add("buckets, users", "nothing to provision (both empty)")
 	}

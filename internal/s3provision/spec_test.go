@@ -155,3 +155,22 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestScopeMustFitTheMarkers: on top of the shared scope rule (which
+// pg-init's JSON markers need alone), s3-init's markers carry the scope as
+// "<namespace>/<release>", so its parts must be Kubernetes names: a "/"
+// would make two scopes' markers equal.
+func TestScopeMustFitTheMarkers(t *testing.T) {
+	for scope, want := range map[Scope]string{
+		{Namespace: "team/a", Release: "r"}:       `scope.namespace: "team/a": want a Kubernetes namespace name`,
+		{Namespace: "team", Release: "a/r"}:       `scope.release: "a/r": want a Helm release name`,
+		{Namespace: "sandbox-7", Release: "B.v2"}: `scope.release: "B.v2": want a Helm release name`,
+		{Namespace: "ns\x00", Release: "release"}: `scope.namespace: "ns\x00": control characters are not allowed`,
+	} {
+		err := (&Spec{Scope: scope, Buckets: []Bucket{{Name: "b"}}}).Validate("spec.yaml")
+		probs := specErr(t, err).Problems
+		require.Len(t, probs, 1, "%v: one problem per part, not the shared rule's and the marker's", probs)
+		require.Contains(t, probs[0], want)
+	}
+	require.NoError(t, (&Spec{Scope: Scope{Namespace: "sandbox-7", Release: "billing.v2"}, Buckets: []Bucket{{Name: "b"}}}).Validate("x"))
+}

@@ -30,13 +30,6 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("invalid spec %s: %d problems:\n  %s", e.Source, len(e.Problems), strings.Join(e.Problems, "\n  "))
 }
 
-// SpecSource returns Source (for internal/cli, which must not import this
-// package: it would link YAML libraries into wait-for-pg).
-func (e *Error) SpecSource() string { return e.Source }
-
-// SpecProblems returns Problems.
-func (e *Error) SpecProblems() []string { return e.Problems }
-
 // Load reads path and decodes it strictly into out (a pointer to a struct).
 func Load(path string, out any) error {
 	data, err := os.ReadFile(path)
@@ -44,6 +37,24 @@ func Load(path string, out any) error {
 		return &Error{Source: path, Problems: []string{err.Error()}}
 	}
 	return Decode(path, data, out)
+}
+
+// LoadAs is Load into a new T: the one loader of every spec type.
+func LoadAs[T any](path string) (*T, error) {
+	var v T
+	if err := Load(path, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// DecodeAs is Decode into a new T.
+func DecodeAs[T any](source string, data []byte) (*T, error) {
+	var v T
+	if err := Decode(source, data, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 // Decode strictly decodes YAML (or JSON) data into out (a pointer to a

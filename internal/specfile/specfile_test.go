@@ -2,6 +2,8 @@ package specfile
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -137,4 +139,18 @@ func TestDecodeIntegersNameTheirPath(t *testing.T) {
 		`items[3].big: 1e+30: want a whole number from -9223372036854775808 to 9223372036854775807`,
 		`items[4].big: must be a number`,
 	}, se.Problems)
+}
+
+func TestLoadAsAndDecodeAs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spec.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("scope: {namespace: a}\n"), 0o600))
+	d, err := LoadAs[doc](path)
+	require.NoError(t, err)
+	require.Equal(t, "a", d.Scope.Namespace)
+	_, err = LoadAs[doc](path + ".missing")
+	require.ErrorContains(t, err, path+".missing")
+	_, err = DecodeAs[doc]("bad.yaml", []byte("scope: {nmespace: a}\n"))
+	var se *Error
+	require.ErrorAs(t, err, &se)
+	require.Contains(t, se.Problems[0], "scope.nmespace: unknown field")
 }

@@ -12,7 +12,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/kommons/kommons/pkg/postrender"
-	"github.com/kommons/kommons/pkg/postrender/yamlstream"
+	"github.com/kommons/kommons/pkg/postrender/internal/yamlstream"
 	"github.com/kommons/kommons/test/bench/postrender/manifestgen"
 )
 

@@ -14,8 +14,8 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/kommons/kommons/pkg/postrender"
+	"github.com/kommons/kommons/pkg/postrender/internal/yamlstream"
 	"github.com/kommons/kommons/pkg/postrender/policy"
-	"github.com/kommons/kommons/pkg/postrender/yamlstream"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

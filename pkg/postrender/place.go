@@ -3,17 +3,40 @@ package postrender
 import (
 	"fmt"
 	"reflect"
+	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/kommons/kommons/pkg/postrender/policy"
 )
 
+// placementFilter merges the pool the policy chooses into the pod template
+// of every workload in the workload table.
+type placementFilter struct{ policy *policy.Policy }
+
+func (f placementFilter) apply(c *docContext, o *objectInfo) error {
+	if o.workload == nil {
+		return nil
+	}
+	// Each step to the pod template must be a mapping when present; a
+	// template that is absent or null (a custom resource may have none) is
+	// left alone.
+	tmpl, err := descend(o, o.workload.template, yaml.MappingNode)
+	if err != nil || tmpl == nil {
+		return err
+	}
+	path := o.path + strings.Join(o.workload.template, ".")
+	if path != "" && !strings.HasSuffix(path, ".") {
+		path += "."
+	}
+	return f.place(c, o, tmpl, path)
+}
+
 // choosePool returns the pool for a workload, the rule that chose it and
 // whether conflicting nodeSelector values may be replaced; nil when the
 // workload is left alone.
-func (c *docContext) choosePool(o objectInfo, tmplLabels map[string]string) (*policy.Pool, string, bool) {
-	p := c.engine.policy
+func (f placementFilter) choosePool(o *objectInfo, tmplLabels map[string]string) (*policy.Pool, string, bool) {
+	p := f.policy
 	view := policy.Object{Kind: o.kind, Name: o.name, Namespace: o.namespace, Labels: []map[string]string{o.labels, tmplLabels}}
 	poolName, rule, override := p.Placement.DefaultPool, "placement.defaultPool", false
 	for i, r := range p.Placement.Rules {
@@ -33,12 +56,9 @@ func (c *docContext) choosePool(o objectInfo, tmplLabels map[string]string) (*po
 	return nil, "", false
 }
 
-// place merges the chosen pool into the pod template tmpl.
-func (c *docContext) place(o objectInfo, tmpl *yaml.Node, path string) error {
+// place merges the chosen pool into the pod template tmpl (at path).
+func (f placementFilter) place(c *docContext, o *objectInfo, tmpl *yaml.Node, path string) error {
 	spec := get(tmpl, "spec")
-	if o.kind == "Pod" && path == "" {
-		spec = get(o.node, "spec")
-	}
 	if err := wrongKind(o, spec, yaml.MappingNode, path+"spec"); err != nil {
 		return err
 	}
@@ -46,12 +66,11 @@ func (c *docContext) place(o objectInfo, tmpl *yaml.Node, path string) error {
 		return nil
 	}
 	tmplLabels := stringMap(get(get(tmpl, "metadata"), "labels"), "the pod template's labels")
-	pool, rule, override := c.choosePool(o, tmplLabels)
+	pool, rule, override := f.choosePool(o, tmplLabels)
 	if pool == nil {
 		return nil
 	}
-	specPath := path + "spec"
-	pc := &placement{docContext: c, o: o, spec: spec, path: specPath, rule: rule}
+	pc := &placement{editor: editor{c: c, o: o, rule: rule}, spec: spec, path: path + "spec"}
 	if err := pc.nodeSelector(pool.NodeSelector, override); err != nil {
 		return err
 	}
@@ -83,61 +102,20 @@ func spreadLabels(obj *yaml.Node, tmplLabels map[string]string) map[string]strin
 	return out
 }
 
+// placement merges one pool into one pod spec.
 type placement struct {
-	*docContext
-	o    objectInfo
+	editor
 	spec *yaml.Node
 	path string
-	rule string
-}
-
-// set adds key to mapping m (absent, null or empty), recording the change.
-func (p *placement) set(m *yaml.Node, mPath, key string, value *yaml.Node) error {
-	if err := p.editable(m, mPath); err != nil {
-		return err
-	}
-	old := get(m, key)
-	line := m.Line
-	if old != nil && old.Line > 0 {
-		line = old.Line
-	}
-	if err := p.doc.SetKey(m, key, value); err != nil {
-		return errAt(line, "%s.%s: %v", mPath, key, err)
-	}
-	p.record(p.o, line, mPath+"."+key, old, value, p.rule, "")
-	return nil
-}
-
-// appendItems appends to a non-empty sequence, recording the change.
-func (p *placement) appendItems(seq *yaml.Node, seqPath string, items []*yaml.Node) error {
-	if len(items) == 0 {
-		return nil
-	}
-	if err := p.editable(seq, seqPath); err != nil {
-		return err
-	}
-	n := len(seq.Content)
-	if err := p.doc.Append(seq, items...); err != nil {
-		return errAt(seq.Line, "%s: %v", seqPath, err)
-	}
-	for i, it := range items {
-		p.record(p.o, seq.Line, fmt.Sprintf("%s[%d]", seqPath, n+i), nil, it, p.rule, "")
-	}
-	return nil
-}
-
-func nonEmpty(n *yaml.Node, kind yaml.Kind) bool {
-	return n != nil && n.Kind == kind && len(n.Content) > 0
 }
 
 func (p *placement) nodeSelector(want map[string]string, override bool) error {
 	if len(want) == 0 {
 		return nil
 	}
-	ns := get(p.spec, "nodeSelector")
-	nsPath := p.path + ".nodeSelector"
-	if !nonEmpty(ns, yaml.MappingNode) {
-		return p.set(p.spec, p.path, "nodeSelector", mapNode(want))
+	ns, nsPath, err := p.lookupCreate(p.spec, p.path, []string{"nodeSelector"}, yaml.MappingNode, func() *yaml.Node { return mapNode(want) })
+	if err != nil || ns == nil {
+		return err
 	}
 	for _, k := range sortedKeys(want) {
 		cur := get(ns, k)
@@ -150,14 +128,9 @@ func (p *placement) nodeSelector(want map[string]string, override bool) error {
 		case !override:
 			return errAt(cur.Line, "%s.%s is %q but the pool (%s) requires %q; set override: true on the placement rule to replace it", nsPath, k, flowText(cur), p.rule, want[k])
 		default:
-			if err := p.editable(cur, nsPath+"."+k); err != nil {
+			if err := p.replace(ns, cur, nsPath+"."+k, want[k], ""); err != nil {
 				return err
 			}
-			old := *cur
-			if err := p.doc.ReplaceScalar(cur, p.columnOf(ns), p.doc.IsFlow(ns), strNode(want[k])); err != nil {
-				return errAt(cur.Line, "%s.%s: %v", nsPath, k, err)
-			}
-			p.record(p.o, old.Line, nsPath+"."+k, &old, cur, p.rule+" (override)", "")
 		}
 	}
 	return nil
@@ -202,93 +175,88 @@ func (p *placement) tolerations(want []policy.Toleration) error {
 		}
 		add = append(add, n)
 	}
-	if len(add) == 0 {
-		return nil
+	return p.appendCreate(p.spec, p.path, "tolerations", add)
+}
+
+const (
+	requiredKey  = "requiredDuringSchedulingIgnoredDuringExecution"
+	preferredKey = "preferredDuringSchedulingIgnoredDuringExecution"
+)
+
+// toNodes converts policy items to nodes.
+func toNodes[T any](items []T) ([]*yaml.Node, error) {
+	out := make([]*yaml.Node, 0, len(items))
+	for _, it := range items {
+		n, err := toNode(it)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
 	}
-	if nonEmpty(cur, yaml.SequenceNode) {
-		return p.appendItems(cur, p.path+".tolerations", add)
-	}
-	return p.set(p.spec, p.path, "tolerations", seqNode(add...))
+	return out, nil
+}
+
+// termsNode is a nodeSelectorTerms list of one term holding the requirements.
+func termsNode(reqNodes []*yaml.Node) *yaml.Node {
+	return seqNode(pairNode("matchExpressions", seqNode(reqNodes...)))
 }
 
 func (p *placement) affinity(required []policy.NodeSelectorRequirement, preferred []policy.PreferredSchedulingTerm) error {
 	if len(required)+len(preferred) == 0 {
 		return nil
 	}
-	reqNodes := make([]*yaml.Node, 0, len(required))
-	for _, r := range required {
-		n, err := toNode(r)
-		if err != nil {
-			return err
-		}
-		reqNodes = append(reqNodes, n)
+	reqNodes, err := toNodes(required)
+	if err != nil {
+		return err
 	}
-	prefNodes := make([]*yaml.Node, 0, len(preferred))
-	for _, t := range preferred {
-		n, err := toNode(t)
-		if err != nil {
-			return err
-		}
-		prefNodes = append(prefNodes, n)
+	prefNodes, err := toNodes(preferred)
+	if err != nil {
+		return err
 	}
-	const reqKey, prefKey = "requiredDuringSchedulingIgnoredDuringExecution", "preferredDuringSchedulingIgnoredDuringExecution"
-	newNodeAffinity := func() *yaml.Node {
+	na, naPath, err := p.lookupCreate(p.spec, p.path, []string{"affinity", "nodeAffinity"}, yaml.MappingNode, func() *yaml.Node {
 		na := pairNode()
 		if len(reqNodes) > 0 {
-			na.Content = append(na.Content, strNode(reqKey), pairNode("nodeSelectorTerms", seqNode(pairNode("matchExpressions", seqNode(reqNodes...)))))
+			na.Content = append(na.Content, strNode(requiredKey), pairNode("nodeSelectorTerms", termsNode(reqNodes)))
 		}
 		if len(prefNodes) > 0 {
-			na.Content = append(na.Content, strNode(prefKey), seqNode(prefNodes...))
+			na.Content = append(na.Content, strNode(preferredKey), seqNode(prefNodes...))
 		}
 		return na
-	}
-	aff := get(p.spec, "affinity")
-	affPath := p.path + ".affinity"
-	if !nonEmpty(aff, yaml.MappingNode) {
-		return p.set(p.spec, p.path, "affinity", pairNode("nodeAffinity", newNodeAffinity()))
-	}
-	na := get(aff, "nodeAffinity")
-	naPath := affPath + ".nodeAffinity"
-	if !nonEmpty(na, yaml.MappingNode) {
-		return p.set(aff, affPath, "nodeAffinity", newNodeAffinity())
+	})
+	if err != nil || na == nil {
+		return err
 	}
 	if len(reqNodes) > 0 {
-		if err := p.required(na, naPath+"."+reqKey, reqNodes); err != nil {
+		if err := p.required(na, naPath, reqNodes); err != nil {
 			return err
 		}
 	}
-	if len(prefNodes) > 0 {
-		pref := get(na, prefKey)
-		if !nonEmpty(pref, yaml.SequenceNode) {
-			return p.set(na, naPath, prefKey, seqNode(prefNodes...))
-		}
-		var add []*yaml.Node
-		for i, want := range preferred {
-			if !containsEqual(pref.Content, want, new(policy.PreferredSchedulingTerm)) {
-				add = append(add, prefNodes[i])
-			}
-		}
-		return p.appendItems(pref, naPath+"."+prefKey, add)
+	if len(prefNodes) == 0 {
+		return nil
 	}
-	return nil
+	pref, prefPath, err := p.lookupCreate(na, naPath, []string{preferredKey}, yaml.SequenceNode, func() *yaml.Node { return seqNode(prefNodes...) })
+	if err != nil || pref == nil {
+		return err
+	}
+	var add []*yaml.Node
+	for i, want := range preferred {
+		if !containsEqual(pref.Content, want, new(policy.PreferredSchedulingTerm)) {
+			add = append(add, prefNodes[i])
+		}
+	}
+	return p.appendItems(pref, prefPath, add)
 }
 
-// required ANDs the requirements into every existing nodeSelectorTerm.
-func (p *placement) required(na *yaml.Node, reqPath string, reqNodes []*yaml.Node) error {
-	terms := func() *yaml.Node {
-		return pairNode("nodeSelectorTerms", seqNode(pairNode("matchExpressions", seqNode(reqNodes...))))
-	}
-	req := get(na, "requiredDuringSchedulingIgnoredDuringExecution")
-	if !nonEmpty(req, yaml.MappingNode) {
-		return p.set(na, reqPath[:len(reqPath)-len(".requiredDuringSchedulingIgnoredDuringExecution")], "requiredDuringSchedulingIgnoredDuringExecution", terms())
-	}
-	ts := get(req, "nodeSelectorTerms")
-	if !nonEmpty(ts, yaml.SequenceNode) {
-		return p.set(req, reqPath, "nodeSelectorTerms", seqNode(pairNode("matchExpressions", seqNode(reqNodes...))))
+// required ANDs the requirements into every existing nodeSelectorTerm of
+// the nodeAffinity na.
+func (p *placement) required(na *yaml.Node, naPath string, reqNodes []*yaml.Node) error {
+	ts, tsPath, err := p.lookupCreate(na, naPath, []string{requiredKey, "nodeSelectorTerms"}, yaml.SequenceNode, func() *yaml.Node { return termsNode(reqNodes) })
+	if err != nil || ts == nil {
+		return err
 	}
 	for i, t := range ts.Content {
 		t = resolve(t)
-		tPath := fmt.Sprintf("%s.nodeSelectorTerms[%d]", reqPath, i)
+		tPath := fmt.Sprintf("%s[%d]", tsPath, i)
 		if t.Kind != yaml.MappingNode {
 			return errAt(t.Line, "%s: not a mapping", tPath)
 		}
@@ -303,14 +271,7 @@ func (p *placement) required(na *yaml.Node, reqPath string, reqNodes []*yaml.Nod
 				add = append(add, cloneNode(rn))
 			}
 		}
-		if len(add) == 0 {
-			continue
-		}
-		if nonEmpty(me, yaml.SequenceNode) {
-			if err := p.appendItems(me, tPath+".matchExpressions", add); err != nil {
-				return err
-			}
-		} else if err := p.set(t, tPath, "matchExpressions", seqNode(add...)); err != nil {
+		if err := p.appendCreate(t, tPath, "matchExpressions", add); err != nil {
 			return err
 		}
 	}
@@ -366,11 +327,5 @@ func (p *placement) spread(want []policy.TopologySpreadConstraint, selector map[
 		}
 		add = append(add, n)
 	}
-	if len(add) == 0 {
-		return nil
-	}
-	if nonEmpty(cur, yaml.SequenceNode) {
-		return p.appendItems(cur, p.path+".topologySpreadConstraints", add)
-	}
-	return p.set(p.spec, p.path, "topologySpreadConstraints", seqNode(add...))
+	return p.appendCreate(p.spec, p.path, "topologySpreadConstraints", add)
 }

@@ -2,15 +2,15 @@
 // node-pool placement on rendered manifests according to a policy, and leaves
 // everything else exactly as it was.
 //
-// The stream is split into documents without parsing (package yamlstream).
-// Documents that cannot be affected by the policy are validated (malformed
-// YAML and duplicate keys are errors everywhere) and copied unchanged. Others
-// are parsed into go.yaml.in/yaml/v3 nodes, the policy is evaluated on the
-// node tree, and the edits are spliced into the original text (package
-// splice), which is then re-parsed and compared with the intended tree. Both
-// the validation and the parse use package blockyaml for the block-style
-// YAML charts are written in, and yaml.v3 for everything else.
-// *Engine implements helm.sh/helm/v3/pkg/postrender.PostRenderer.
+// The public API is New, Options, Engine (whose Run implements
+// helm.sh/helm/v3/pkg/postrender.PostRenderer), Result, Change and
+// DocumentError; policies come from package policy. Inside, the stream is
+// split into documents (internal/yamlstream); documents whose kind is in no
+// table (workloads.go) are only validated and copied. Others are parsed into
+// partial yaml.v3 trees (internal/splice over internal/blockyaml, yaml.v3
+// for anything unusual), one walk hands every object to the registered
+// filters (storage, placement), whose edits are spliced into the original
+// text and checked by re-parsing it.
 package postrender
 
 import (
@@ -25,10 +25,10 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/kommons/kommons/pkg/postrender/blockyaml"
+	"github.com/kommons/kommons/pkg/postrender/internal/blockyaml"
+	"github.com/kommons/kommons/pkg/postrender/internal/splice"
+	"github.com/kommons/kommons/pkg/postrender/internal/yamlstream"
 	"github.com/kommons/kommons/pkg/postrender/policy"
-	"github.com/kommons/kommons/pkg/postrender/splice"
-	"github.com/kommons/kommons/pkg/postrender/yamlstream"
 )
 
 // Options tune an Engine.
@@ -39,46 +39,17 @@ type Options struct {
 	// Workers is the number of documents processed in parallel (default
 	// GOMAXPROCS).
 	Workers int
-	// ValidateAll is ignored: every document is validated, so malformed
-	// YAML and duplicate keys are reported even in documents the policy
-	// cannot affect.
-	//
-	// Deprecated: validation is always on (it costs little since documents
-	// the policy cannot affect are checked without building a node tree).
-	ValidateAll bool
 }
 
 // Engine applies a policy to manifest streams. It is safe for concurrent use.
 type Engine struct {
-	policy   *policy.Policy
-	opts     Options
-	keywords [][]byte
-	kinds    map[string]bool
-	custom   map[string][]policy.PodTemplatePath
-	keep     *blockyaml.Keep
-}
-
-// readKeys returns the subtrees of a document the engine reads or edits;
-// the parser validates the others (containers, volumes, probes, ...)
-// without building them. Path keys lead to what is read, Full keys are read
-// whole. Keep in step with objects.go and place.go: a key missing here reads
-// as absent (and an edit of it is refused by the splice), never as wrong.
-func readKeys(p *policy.Policy) *blockyaml.Keep {
-	k := &blockyaml.Keep{Path: map[string]bool{}, Full: map[string]bool{}}
-	for _, key := range []string{"metadata", "spec", "template", "jobTemplate", "volumeClaimTemplates", "items"} {
-		k.Path[key] = true
-	}
-	for _, key := range []string{"labels", "selector", "nodeSelector", "tolerations", "affinity", "topologySpreadConstraints"} {
-		k.Full[key] = true
-	}
-	for _, t := range p.PodTemplatePaths {
-		for _, key := range strings.Split(t.Path, ".") {
-			if !k.Full[key] {
-				k.Path[key] = true
-			}
-		}
-	}
-	return k
+	policy    *policy.Policy
+	opts      Options
+	workloads []workload // built-in kinds, then the policy's podTemplatePaths
+	filters   []filter   // applied in order to every object
+	keywords  [][]byte
+	kinds     map[string]bool
+	keep      *blockyaml.Keep
 }
 
 // New returns an Engine for a validated policy.
@@ -89,19 +60,16 @@ func New(p *policy.Policy, opts Options) (*Engine, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	e := &Engine{policy: p, opts: opts, custom: map[string][]policy.PodTemplatePath{}, kinds: map[string]bool{}, keep: readKeys(p)}
+	e := &Engine{policy: p, opts: opts, workloads: workloadTable(p), kinds: map[string]bool{}}
+	e.keep = readKeys(e.workloads)
+	e.filters = []filter{storageFilter{&p.Storage}, placementFilter{p}}
 	// Every kind the engine edits contains one of these words; a document
 	// without any of them (and without escapes) cannot be affected.
-	for _, k := range []string{"Pod", "Job", "CronJob", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "PersistentVolumeClaim", "List"} {
+	for _, k := range editedKinds(e.workloads) {
 		e.keywords = append(e.keywords, []byte(k))
 		e.kinds[k] = true
 	}
 	e.keywords = append(e.keywords, []byte(`\`))
-	for _, t := range p.PodTemplatePaths {
-		e.custom[t.Kind] = append(e.custom[t.Kind], t)
-		e.keywords = append(e.keywords, []byte(t.Kind))
-		e.kinds[t.Kind] = true
-	}
 	return e, nil
 }
 

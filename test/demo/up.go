@@ -398,6 +398,9 @@ func (r *demoRun) installCommons(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if _, err := r.helm(ctx, "dependency", "build", chart); err != nil {
+		return err
+	}
 	args := append([]string{"install", "commons", chart, "-n", "commons", "--create-namespace",
 		"--set", "tenants[0].namespace=" + r.cfg.namespace, "--set", "tenants[0].buckets[0]=dicom",
 		"--wait", "--wait-for-jobs", "--timeout", "5m"}, r.postRendererArgs()...)

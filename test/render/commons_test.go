@@ -15,8 +15,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 
+	"github.com/kommons/kommons/internal/s3names"
 	"github.com/kommons/kommons/internal/s3provision"
-	"github.com/kommons/kommons/internal/s3provision/s3names"
 	"github.com/kommons/kommons/test/render"
 )
 
@@ -473,7 +473,7 @@ func TestS3InitBundled(t *testing.T) {
 }
 
 // TestS3NamesAgree: the chart computes physical bucket and access-key names
-// exactly as s3-init does (internal/s3provision/s3names.Physical).
+// exactly as s3-init does (internal/s3names.Physical).
 func TestS3NamesAgree(t *testing.T) {
 	cases := []struct{ release, namespace, bucket string }{
 		{"commons", "imaging", "dicom"},

@@ -354,14 +354,44 @@ func TestOrthancJobsInstance(t *testing.T) {
 	require.Len(t, main.Spec.Ports, 1, "DICOM is the jobs instance's")
 	assert.Equal(t, "http", main.Spec.Ports[0].Name)
 
+	// The -jobs Service: the tested route to the jobs instance (test/e2e/realnode), its HTTP port only.
+	jobsSvc := Decode[corev1.Service](t, m.MustGet(t, "Service", orthancNS, "pacs-orthanc-jobs"))
+	assert.Equal(t, map[string]string{"app.kubernetes.io/name": "orthanc", "app.kubernetes.io/instance": "pacs", "app.kubernetes.io/component": "jobs"}, jobsSvc.Spec.Selector)
+	require.Len(t, jobsSvc.Spec.Ports, 1)
+	assert.Equal(t, "http", jobsSvc.Spec.Ports[0].Name)
+	assert.EqualValues(t, 8042, jobsSvc.Spec.Ports[0].Port)
+	assert.Equal(t, "http", jobsSvc.Spec.Ports[0].TargetPort.StrVal)
+
+	// The Ingress (for a controller that honours it) sends /jobs, /modalities and /peers to that Service.
+	assert.Equal(t, map[string]string{
+		"/jobs": "pacs-orthanc-jobs:http", "/modalities": "pacs-orthanc-jobs:http", "/peers": "pacs-orthanc-jobs:http", "/": "pacs-orthanc:http",
+	}, ingressRoutes(t, m))
+	m = orthancRender(t, map[string]any{
+		"jobsInstance": map[string]any{"enabled": true},
+		"ingress":      map[string]any{"enabled": true, "path": "/pacs/", "pathType": "ImplementationSpecific"},
+	})
+	assert.Equal(t, map[string]string{
+		"/pacs/jobs": "pacs-orthanc-jobs:http", "/pacs/modalities": "pacs-orthanc-jobs:http", "/pacs/peers": "pacs-orthanc-jobs:http", "/pacs/": "pacs-orthanc:http",
+	}, ingressRoutes(t, m), "under a path prefix")
+	// Without the jobs instance everything goes to the web replicas.
+	m = orthancRender(t, map[string]any{"ingress": map[string]any{"enabled": true}})
+	assert.Equal(t, map[string]string{"/": "pacs-orthanc:http"}, ingressRoutes(t, m))
+	_, hasJobsSvc := m.Get("Service", orthancNS, "pacs-orthanc-jobs")
+	assert.False(t, hasJobsSvc)
+}
+
+// ingressRoutes maps each path of the Orthanc Ingress to "service:port",
+// every path carrying a pathType.
+func ingressRoutes(t *testing.T, m *Manifest) map[string]string {
+	t.Helper()
 	ing := Decode[networkingv1.Ingress](t, m.MustGet(t, "Ingress", orthancNS, "pacs-orthanc"))
+	require.Len(t, ing.Spec.Rules, 1)
 	routes := map[string]string{}
 	for _, p := range ing.Spec.Rules[0].HTTP.Paths {
-		routes[p.Path] = p.Backend.Service.Name
+		require.NotNil(t, p.PathType)
+		routes[p.Path] = p.Backend.Service.Name + ":" + p.Backend.Service.Port.Name
 	}
-	assert.Equal(t, map[string]string{
-		"/jobs": "pacs-orthanc-jobs", "/modalities": "pacs-orthanc-jobs", "/peers": "pacs-orthanc-jobs", "/": "pacs-orthanc",
-	}, routes)
+	return routes
 }
 
 func TestOrthancIngressTLS(t *testing.T) {

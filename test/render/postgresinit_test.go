@@ -21,7 +21,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -40,18 +39,17 @@ func pgiRepoRoot(t *testing.T) string {
 
 // pgiChart loads charts/postgres-init.
 func pgiChart(t *testing.T) *chart.Chart {
-	c, err := loader.LoadDir(filepath.Join(pgiRepoRoot(t), "charts", "postgres-init"))
+	c, err := Load(filepath.Join(pgiRepoRoot(t), "charts", "postgres-init"))
 	require.NoError(t, err)
 	return c
 }
 
-// pgiHelloChart loads examples/charts/hello-module with the postgres-init
-// chart of this work tree as its dependency (what `helm dependency build`
-// packages under charts/).
+// pgiHelloChart loads examples/charts/hello-module with the postgres-init and
+// kommons-common charts of this work tree as its dependencies (what `helm
+// dependency build` packages under charts/).
 func pgiHelloChart(t *testing.T) *chart.Chart {
-	c, err := loader.LoadDir(filepath.Join(pgiRepoRoot(t), "examples", "charts", "hello-module"))
+	c, err := Load(filepath.Join(pgiRepoRoot(t), "examples", "charts", "hello-module"))
 	require.NoError(t, err)
-	c.SetDependencies(pgiChart(t))
 	return c
 }
 

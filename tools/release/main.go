@@ -41,7 +41,7 @@ digest), checksums.txt and release.json; everything is meant for --registry
 Then, unless --dry-run, it publishes --out to --registry: the image index
 (tag = version), a cosign signature of the index and of each platform
 manifest, each platform's SBOM as a signed CycloneDX attestation, and the
-charts (helm push, postgres-init first). --publish-only publishes what --out
+charts (helm push, dependencies first). --publish-only publishes what --out
 holds without building. The cosign key is --key (its password in
 COSIGN_PASSWORD); without one cosign signs keyless (OIDC, as in CI).
 Registry credentials: Docker's config (cosign login) and helm registry login.

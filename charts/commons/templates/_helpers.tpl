@@ -2,33 +2,27 @@
 Helpers in the style of Bitnami's `common` library: one helper per concern.
 */}}
 
+{{/*
+The shared parts (names, labels, images, image pull secrets, storage class, scheduling,
+generated secrets) are the kommons-common library's (charts/kommons-common); these helpers
+hold what is commons' own.
+*/}}
+
 {{/* ---------- names ---------- */}}
 
-{{/* commons.names.name: the chart name (nameOverride wins). */}}
-{{- define "commons.names.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
-{{- end -}}
-
-{{/* commons.names.fullname: prefix of every resource name (max 40 chars so suffixes fit in 63). */}}
+{{/*
+commons.names.fullname: prefix of every resource name (kommons-common.names.fullname, at most
+40 characters so that the component suffixes fit in 63).
+{{ include "commons.names.fullname" $ }}
+*/}}
 {{- define "commons.names.fullname" -}}
-{{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
-{{- else -}}
-{{- $name := default .Chart.Name .Values.nameOverride -}}
-{{- if contains $name .Release.Name -}}
-{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
-{{- else -}}
-{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
-{{- end -}}
-{{- end -}}
+{{- include "kommons-common.names.fullname" (dict "context" . "max" 40) -}}
 {{- end -}}
 
-{{/* commons.names.chart: chart name and version for the helm.sh/chart label. */}}
-{{- define "commons.names.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
-{{- end -}}
-
-{{/* commons.names.component: "<fullname>-<component>". Usage: include "commons.names.component" (dict "context" $ "component" "postgresql") */}}
+{{/*
+commons.names.component: "<fullname>-<component>".
+{{ include "commons.names.component" (dict "context" $ "component" "postgresql") }}
+*/}}
 {{- define "commons.names.component" -}}
 {{- printf "%s-%s" (include "commons.names.fullname" .context) .component | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -36,102 +30,40 @@ Helpers in the style of Bitnami's `common` library: one helper per concern.
 {{/* ---------- labels ---------- */}}
 
 {{/*
-commons.labels.standard: every app.kubernetes.io/* label, helm.sh/chart, commonLabels,
-and for a component its app.kubernetes.io/component; with "workload" true (StatefulSets and
-their pod templates) also kommons.io/workload-class for the data-bearing components, so a
-post-renderer placement policy can select them.
-Usage: include "commons.labels.standard" (dict "context" $ "component" "database" "workload" true)
+commons.labels.standard: kommons-common's standard labels, then, with "workload" true
+(StatefulSets and their pod templates), kommons.io/workload-class for the data-bearing
+components (so that a post-renderer placement policy can select them), then commonLabels.
+{{ include "commons.labels.standard" (dict "context" $ "component" "database" "workload" true) }}
 */}}
 {{- define "commons.labels.standard" -}}
-{{- $ctx := .context -}}
-app.kubernetes.io/name: {{ include "commons.names.name" $ctx }}
-app.kubernetes.io/instance: {{ $ctx.Release.Name | quote }}
-app.kubernetes.io/version: {{ $ctx.Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ $ctx.Release.Service }}
-app.kubernetes.io/part-of: kommons
-helm.sh/chart: {{ include "commons.names.chart" $ctx }}
-{{- with .component }}
-app.kubernetes.io/component: {{ . }}
-{{- end }}
+{{- include "kommons-common.labels.standard" (dict "context" .context "component" .component) }}
 {{- if .workload }}
 {{- include "commons.labels.workloadClass" .component }}
 {{- end }}
-{{- with $ctx.Values.commonLabels }}
+{{- with .context.Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
 
-{{/* commons.labels.workloadClass: kommons.io/workload-class for data-bearing components (leading newline included). */}}
+{{/*
+commons.labels.workloadClass: kommons.io/workload-class for data-bearing components (leading newline included).
+{{ include "commons.labels.workloadClass" "database" }}
+*/}}
 {{- define "commons.labels.workloadClass" -}}
 {{- if has . (list "database" "object-store") }}
 kommons.io/workload-class: {{ . }}
 {{- end }}
 {{- end -}}
 
-{{/* commons.labels.matchLabels: the immutable selector labels. Usage: as commons.labels.standard. */}}
-{{- define "commons.labels.matchLabels" -}}
-app.kubernetes.io/name: {{ include "commons.names.name" .context }}
-app.kubernetes.io/instance: {{ .context.Release.Name | quote }}
-{{- with .component }}
-app.kubernetes.io/component: {{ . }}
-{{- end }}
-{{- end -}}
-
 {{/* ---------- images ---------- */}}
 
 {{/*
-commons.images.image: registry/repository:tag[@digest]. global.imageRegistry replaces the
-registry; an empty tag falls back to defaultTag.
-Usage: include "commons.images.image" (dict "image" .Values.tools.image "global" .Values.global "defaultTag" .Chart.AppVersion)
-*/}}
-{{- define "commons.images.image" -}}
-{{- $registry := .image.registry -}}
-{{- with .global.imageRegistry }}{{ $registry = . }}{{ end -}}
-{{- $tag := default .defaultTag .image.tag | toString -}}
-{{- $ref := .image.repository -}}
-{{- if $registry }}{{ $ref = printf "%s/%s" $registry $ref }}{{ end -}}
-{{- if $tag }}{{ $ref = printf "%s:%s" $ref $tag }}{{ end -}}
-{{- if .image.digest }}{{ $ref = printf "%s@%s" $ref .image.digest }}{{ end -}}
-{{- $ref -}}
-{{- end -}}
-
-{{/*
-commons.tools.image: the kommons-tools image of the Jobs: tools.image, each non-empty field of
-global.kommonsTools.image (one place for every kommons chart) replacing its own.
-Usage: include "commons.tools.image" $
+commons.tools.image: the kommons-tools image of the Jobs (tools.image; global.kommonsTools.image
+overrides it field by field).
+{{ include "commons.tools.image" $ }}
 */}}
 {{- define "commons.tools.image" -}}
-{{- $image := deepCopy .Values.tools.image -}}
-{{- range $k, $v := (dig "kommonsTools" "image" dict (.Values.global | default dict)) }}{{ if $v }}{{ $_ := set $image $k $v }}{{ end }}{{ end -}}
-{{- include "commons.images.image" (dict "image" $image "global" .Values.global "defaultTag" .Chart.AppVersion) -}}
-{{- end -}}
-
-{{/* commons.images.pullSecrets: imagePullSecrets block from global.imagePullSecrets. Usage: include "commons.images.pullSecrets" $ */}}
-{{- define "commons.images.pullSecrets" -}}
-{{- with .Values.global.imagePullSecrets }}
-imagePullSecrets:
-{{- range . }}
-  - name: {{ . }}
-{{- end }}
-{{- end }}
-{{- end -}}
-
-{{/* ---------- storage ---------- */}}
-
-{{/*
-commons.storage.class: storageClassName line from the claim's storageClass, else
-global.storageClass; "-" renders "" (static binding only); nothing when both are empty.
-Usage: include "commons.storage.class" (dict "persistence" .Values.postgresql.persistence "global" .Values.global)
-*/}}
-{{- define "commons.storage.class" -}}
-{{- $class := default .global.storageClass .persistence.storageClass -}}
-{{- if $class -}}
-{{- if eq $class "-" -}}
-storageClassName: ""
-{{- else -}}
-storageClassName: {{ $class | quote }}
-{{- end -}}
-{{- end -}}
+{{- include "kommons-common.images.kommonsTools" (dict "image" .Values.tools.image "global" .Values.global "defaultTag" .Chart.AppVersion) -}}
 {{- end -}}
 
 {{/* ---------- affinities ---------- */}}
@@ -145,13 +77,13 @@ preferredDuringSchedulingIgnoredDuringExecution:
       topologyKey: kubernetes.io/hostname
       labelSelector:
         matchLabels:
-          {{- include "commons.labels.matchLabels" . | nindent 10 }}
+          {{- include "kommons-common.labels.matchLabels" . | nindent 10 }}
 {{- else if eq .type "hard" -}}
 requiredDuringSchedulingIgnoredDuringExecution:
   - topologyKey: kubernetes.io/hostname
     labelSelector:
       matchLabels:
-        {{- include "commons.labels.matchLabels" . | nindent 8 }}
+        {{- include "kommons-common.labels.matchLabels" . | nindent 8 }}
 {{- end -}}
 {{- end -}}
 
@@ -200,19 +132,13 @@ affinity:
 {{- end -}}
 {{- end -}}
 
-{{/* commons.scheduling: nodeSelector, tolerations, affinity, topology spread and priority of a component. Usage: as commons.affinities.affinity. */}}
+{{/*
+commons.scheduling: a component's placement: kommons-common.scheduling without its affinity,
+then the affinity (the component's own, else its presets) and topology spread constraints.
+{{ include "commons.scheduling" (dict "values" .Values.postgresql "component" "database" "context" $) }}
+*/}}
 {{- define "commons.scheduling" -}}
-{{- with .values.priorityClassName }}
-priorityClassName: {{ . }}
-{{- end }}
-{{- with .values.nodeSelector }}
-nodeSelector:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .values.tolerations }}
-tolerations:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
+{{- include "kommons-common.scheduling" (dict "values" (omit .values "affinity")) }}
 {{- with (include "commons.affinities.affinity" .) }}
 {{ . }}
 {{- end }}
@@ -223,35 +149,6 @@ topologySpreadConstraints:
 {{- end -}}
 
 {{/* ---------- secrets ---------- */}}
-
-{{/*
-commons.secrets.value: the base64 value of key in Secret name/namespace: the live value
-(lookup) when the Secret exists, else a new random alphanumeric one of `length`. The result
-is memoized per render, so every template that asks for the same Secret key gets the same
-value (a generated password copied into tenant Secrets matches its source).
-Usage: include "commons.secrets.value" (dict "name" "x" "namespace" "ns" "key" "password" "length" 32 "context" $)
-*/}}
-{{- define "commons.secrets.value" -}}
-{{- $ctx := .context -}}
-{{- if not (hasKey $ctx.Values "__commonsMemo") -}}
-{{- $_ := set $ctx.Values "__commonsMemo" dict -}}
-{{- end -}}
-{{- $memo := get $ctx.Values "__commonsMemo" -}}
-{{- $id := printf "%s/%s/%s" .namespace .name .key -}}
-{{- if not (hasKey $memo $id) -}}
-{{- $value := "" -}}
-{{- $live := lookup "v1" "Secret" .namespace .name -}}
-{{- if and $live $live.data (hasKey $live.data .key) -}}
-{{- $value = index $live.data .key -}}
-{{- else if .required -}}
-{{- fail (printf "%s: Secret %q in namespace %q has no key %q (it must exist before install; `helm template` cannot read it)" .required .name .namespace .key) -}}
-{{- else -}}
-{{- $value = randAlphaNum (int (default 32 .length)) | b64enc -}}
-{{- end -}}
-{{- $_ := set $memo $id $value -}}
-{{- end -}}
-{{- get $memo $id -}}
-{{- end -}}
 
 {{/* commons.secrets.keepAnnotations: annotations of Secrets that hold data credentials: Helm never deletes them. */}}
 {{- define "commons.secrets.keepAnnotations" -}}
@@ -352,7 +249,7 @@ Usage: include "commons.provisioner.password" (dict "context" $ "namespace" "ima
 {{- $ctx := .context -}}
 {{- $required := "" -}}
 {{- if $ctx.Values.provisioner.existingSecret }}{{ $required = "provisioner.existingSecret" }}{{ end -}}
-{{- include "commons.secrets.value" (dict "name" (include "commons.provisioner.secret" $ctx) "namespace" $ctx.Release.Namespace "key" .namespace "length" 32 "required" $required "context" $ctx) -}}
+{{- include "kommons-common.secrets.value" (dict "name" (include "commons.provisioner.secret" $ctx) "namespace" $ctx.Release.Namespace "key" .namespace "length" 32 "required" $required "context" $ctx) -}}
 {{- end -}}
 
 {{/*
@@ -424,7 +321,7 @@ Usage: include "commons.provisioner.passwordsHash" $
 
 {{/*
 commons.s3.physicalName: the physical S3 name s3-init gives a logical bucket or user name of a
-scope (namespace, release): identical to internal/s3provision/s3names.Physical (test/render
+scope (namespace, release): identical to internal/s3names.Physical (test/render
 compares both on a table of inputs). Plain "<namespace>-<release>-<name>" when namespace and
 release are [a-z0-9]+, the name is [a-z0-9]+(-[a-z0-9]+)*, the whole fits in 63 characters and
 has no reserved AWS prefix or suffix; otherwise a readable base (lower-cased, runs of other
@@ -505,22 +402,6 @@ automountServiceAccountToken: false
 enableServiceLinks: false
 securityContext:
   {{- toYaml .Values.jobs.podSecurityContext | nindent 2 }}
-{{- with (include "commons.images.pullSecrets" . | trim) }}
-{{ . }}
-{{- end }}
-{{- with .Values.jobs.priorityClassName }}
-priorityClassName: {{ . }}
-{{- end }}
-{{- with .Values.jobs.nodeSelector }}
-nodeSelector:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.jobs.tolerations }}
-tolerations:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.jobs.affinity }}
-affinity:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
+{{- include "kommons-common.images.pullSecrets" (dict "global" .Values.global) }}
+{{- include "kommons-common.scheduling" (dict "values" .Values.jobs) }}
 {{- end -}}

@@ -1,49 +1,26 @@
-{{/* orthanc.name: the chart name. */}}
-{{- define "orthanc.name" -}}
-{{- .Values.nameOverride | default .Chart.Name | trunc 63 | trimSuffix "-" -}}
-{{- end -}}
-
-{{/* orthanc.fullname: prefix of every object name. */}}
+{{/*
+orthanc.fullname: prefix of every object name (kommons-common.names.fullname, at most 50
+characters so that the suffixes fit in 63).
+{{ include "orthanc.fullname" $ }}
+*/}}
 {{- define "orthanc.fullname" -}}
-{{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
-{{- else -}}
-{{- $name := include "orthanc.name" . -}}
-{{- if contains $name .Release.Name -}}
-{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
-{{- else -}}
-{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
-{{- end -}}
-{{- end -}}
+{{- include "kommons-common.names.fullname" (dict "context" . "max" 50) -}}
 {{- end -}}
 
-{{/* orthanc.selectorLabels: (dict "root" $ "component" "web"|"jobs"|"") */}}
-{{- define "orthanc.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "orthanc.name" .root }}
-app.kubernetes.io/instance: {{ .root.Release.Name }}
-{{- with .component }}
-app.kubernetes.io/component: {{ . }}
-{{- end }}
-{{- end -}}
-
-{{/* orthanc.labels: (dict "root" $ "component" ...) */}}
+{{/*
+orthanc.labels: kommons-common's standard labels, the version being the Orthanc image's tag.
+{{ include "orthanc.labels" (dict "root" $ "component" "web") }}
+*/}}
 {{- define "orthanc.labels" -}}
-{{ include "orthanc.selectorLabels" . }}
-app.kubernetes.io/version: {{ .root.Values.image.tag | default .root.Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .root.Release.Service }}
-app.kubernetes.io/part-of: kommons
-helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- include "kommons-common.labels.standard" (dict "context" .root "component" .component "version" .root.Values.image.tag) -}}
 {{- end -}}
 
-{{/* orthanc.image: registry/repository:tag[@digest]. */}}
+{{/*
+orthanc.image: the Orthanc image reference (image.*, global.imageRegistry).
+{{ include "orthanc.image" $ }}
+*/}}
 {{- define "orthanc.image" -}}
-{{- $g := .Values.global | default dict -}}
-{{- $registry := $g.imageRegistry | default .Values.image.registry -}}
-{{- $ref := .Values.image.repository -}}
-{{- if $registry -}}{{- $ref = printf "%s/%s" $registry $ref -}}{{- end -}}
-{{- $ref = printf "%s:%s" $ref (.Values.image.tag | default .Chart.AppVersion) -}}
-{{- if .Values.image.digest -}}{{- $ref = printf "%s@%s" $ref .Values.image.digest -}}{{- end -}}
-{{- $ref -}}
+{{- include "kommons-common.images.image" (dict "image" .Values.image "global" .Values.global "defaultTag" .Chart.AppVersion) -}}
 {{- end -}}
 
 {{/* orthanc.authSecretName */}}
@@ -85,20 +62,6 @@ cannot turn "path"/"virtual" into its boolean). "" otherwise: one orthanc.json.
 {{/* orthanc.configFile: (dict "name" "web"|"jobs"|"orthanc" "variant" ""|"path"|"virtual"): NAME.json or NAME-VARIANT.json. */}}
 {{- define "orthanc.configFile" -}}
 {{- .name -}}{{- with .variant -}}-{{ . }}{{- end -}}.json
-{{- end -}}
-
-{{/*
-orthanc.storageClass: the storageClassName line of the created claim:
-storage.filesystem.storageClassName, else global.storageClass; "-" renders ""
-(no dynamic provisioning); nothing when both are empty (as charts/commons).
-*/}}
-{{- define "orthanc.storageClass" -}}
-{{- $class := .Values.storage.filesystem.storageClassName | default ((.Values.global | default dict).storageClass) -}}
-{{- if eq $class "-" -}}
-storageClassName: ""
-{{- else if $class -}}
-storageClassName: {{ $class | quote }}
-{{- end -}}
 {{- end -}}
 
 {{/*
@@ -417,25 +380,13 @@ spec:
   automountServiceAccountToken: false
   enableServiceLinks: false
   terminationGracePeriodSeconds: {{ int $v.terminationGracePeriodSeconds }}
-  {{- with include "postgres-init.imagePullSecrets" (dict "secrets" $v.imagePullSecrets "global" $v.global) }}
+  {{- with include "kommons-common.images.pullSecrets" (dict "secrets" $v.imagePullSecrets "global" $v.global) }}
   {{- . | nindent 2 }}
   {{- end }}
   securityContext:
     {{- toYaml $v.podSecurityContext | nindent 4 }}
-  {{- with $v.priorityClassName }}
-  priorityClassName: {{ . }}
-  {{- end }}
-  {{- with $v.nodeSelector }}
-  nodeSelector:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with $v.tolerations }}
-  tolerations:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with $v.affinity }}
-  affinity:
-    {{- toYaml . | nindent 4 }}
+  {{- with include "kommons-common.scheduling" (dict "values" $v) | trim }}
+  {{- . | nindent 2 }}
   {{- end }}
   {{- if eq $component "web" }}
   topologySpreadConstraints:
@@ -447,7 +398,7 @@ spec:
       whenUnsatisfiable: ScheduleAnyway
       labelSelector:
         matchLabels:
-          {{- include "orthanc.selectorLabels" (dict "root" $root "component" "web") | nindent 10 }}
+          {{- include "kommons-common.labels.matchLabels" (dict "context" $root "component" "web") | nindent 10 }}
     {{- end }}
   {{- end }}
   initContainers:

@@ -53,36 +53,29 @@ postgres-init context for ARGS (see above). Output: nothing.
 {{- end -}}
 
 {{/*
-postgres-init.image (ctx): the kommons-tools image, registry/repository:tag[@digest]. Each
-non-empty field of global.kommonsTools.image (one place for every kommons chart) replaces
-image.*; global.imageRegistry replaces the registry.
-Usage: include "postgres-init.image" $
+postgres-init.image (ctx): the kommons-tools image of this chart's values (image.*, each
+non-empty field of global.kommonsTools.image replacing its own; global.imageRegistry).
+{{ include "postgres-init.image" $ctx }}
 */}}
 {{- define "postgres-init.image" -}}
-{{- $g := .Values.global | default dict -}}
-{{- $image := deepCopy .Values.image -}}
-{{- range $k, $v := (dig "kommonsTools" "image" dict $g) }}{{ if $v }}{{ $_ := set $image $k $v }}{{ end }}{{ end -}}
-{{- $registry := $g.imageRegistry | default $image.registry -}}
-{{- $ref := $image.repository -}}
-{{- if $registry -}}{{- $ref = printf "%s/%s" $registry $ref -}}{{- end -}}
-{{- $ref = printf "%s:%s" $ref ($image.tag | default .Chart.AppVersion) -}}
-{{- if $image.digest -}}{{- $ref = printf "%s@%s" $ref $image.digest -}}{{- end -}}
-{{- $ref -}}
+{{- include "kommons-common.images.kommonsTools" (dict "image" .Values.image "global" .Values.global "defaultTag" .Chart.AppVersion) -}}
 {{- end -}}
 
-{{/* postgres-init.selectorLabels (ctx) */}}
+{{/*
+postgres-init.selectorLabels (ctx): kommons-common's selector labels under this chart's own name
+(.Chart.Name is the alias when a module chart depends on postgres-init with one).
+{{ include "postgres-init.selectorLabels" $ctx }}
+*/}}
 {{- define "postgres-init.selectorLabels" -}}
-app.kubernetes.io/name: postgres-init
-app.kubernetes.io/instance: {{ .Release.Name }}
+{{- include "kommons-common.labels.matchLabels" (dict "context" . "chartName" "postgres-init") -}}
 {{- end -}}
 
-{{/* postgres-init.labels (ctx) */}}
+{{/*
+postgres-init.labels (ctx): kommons-common's standard labels under this chart's own name.
+{{ include "postgres-init.labels" $ctx }}
+*/}}
 {{- define "postgres-init.labels" -}}
-{{ include "postgres-init.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: kommons
-helm.sh/chart: {{ printf "postgres-init-%s" .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- include "kommons-common.labels.standard" (dict "context" . "chartName" "postgres-init") -}}
 {{- end -}}
 
 {{/*
@@ -238,24 +231,10 @@ template:
 restartPolicy: Never
 automountServiceAccountToken: false
 enableServiceLinks: false
-{{- include "postgres-init.imagePullSecrets" (dict "secrets" .Values.imagePullSecrets "global" .Values.global) }}
+{{- include "kommons-common.images.pullSecrets" (dict "secrets" .Values.imagePullSecrets "global" .Values.global) }}
 securityContext:
   {{- toYaml .Values.job.podSecurityContext | nindent 2 }}
-{{- with .Values.job.priorityClassName }}
-priorityClassName: {{ . }}
-{{- end }}
-{{- with .Values.job.nodeSelector }}
-nodeSelector:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.job.tolerations }}
-tolerations:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.job.affinity }}
-affinity:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
+{{- include "kommons-common.scheduling" (dict "values" .Values.job) }}
 containers:
   - name: pg-init
     image: {{ include "postgres-init.image" . | quote }}

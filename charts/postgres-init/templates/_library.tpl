@@ -172,10 +172,8 @@ it for every role without existingSecret; "name" overrides the Secret name.
 {{- if $role.existingSecret -}}
 {{- $ext := (lookup "v1" "Secret" $ns $role.existingSecret).data | default dict -}}
 {{- $password = index $ext (include "postgres-init.rolePasswordKey" $role) | default "" | b64dec -}}
-{{- else if index $old "password" -}}
-{{- $password = index $old "password" | b64dec -}}
 {{- else -}}
-{{- $password = randAlphaNum 32 -}}
+{{- $password = include "kommons-common.secrets.value" (dict "name" $name "namespace" $ns "key" "password" "length" 32 "context" $ctx) | b64dec -}}
 {{- end -}}
 {{- $prov := (lookup "v1" "Secret" $ns $ctx.Values.provisioner.secretName).data | default dict -}}
 {{- $k := $ctx.Values.provisioner.keys -}}
@@ -221,21 +219,11 @@ data:
 {{- end -}}
 
 {{/*
-postgres-init.imagePullSecrets: the imagePullSecrets field of a pod spec: the
-pod's own "secrets" (names, or {name: ...}) then global.imagePullSecrets
-("global": the caller's .Values.global), each name once; nothing when both are
-empty. Not alias-bound: module charts use it for their own pods.
+postgres-init.imagePullSecrets: kept for module charts written against earlier releases; it is
+kommons-common.images.pullSecrets (the pod's own "secrets", names or {name: ...}, then
+global.imagePullSecrets, each name once), which new charts call directly.
   {{- include "postgres-init.imagePullSecrets" (dict "secrets" .Values.imagePullSecrets "global" .Values.global) | nindent 2 }}
 */}}
 {{- define "postgres-init.imagePullSecrets" -}}
-{{- $names := list -}}
-{{- range concat (.secrets | default list) ((.global | default dict).imagePullSecrets | default list) -}}
-{{- if kindIs "string" . -}}{{- $names = append $names . -}}{{- else -}}{{- $names = append $names .name -}}{{- end -}}
-{{- end -}}
-{{- with uniq $names }}
-imagePullSecrets:
-  {{- range . }}
-  - name: {{ . | quote }}
-  {{- end }}
-{{- end -}}
+{{- include "kommons-common.images.pullSecrets" . -}}
 {{- end -}}

@@ -133,8 +133,9 @@ func Start(opts Options) (*Server, error) {
 }
 
 // New starts a cluster owned by one test: it is closed when the test ends.
-// Under CI=true a cluster that cannot start fails the test; elsewhere a
-// machine without PostgreSQL skips it with the reason.
+// Under CI=true, KOMMONS_E2E=1 or KOMMONS_REQUIRE_PG=1 a cluster that cannot
+// start fails the test; elsewhere a machine without PostgreSQL skips it
+// with the reason.
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
 	s, err := Start(opts)
@@ -148,7 +149,7 @@ func New(t testing.TB, opts Options) *Server {
 func unavailable(t testing.TB, err error) {
 	t.Helper()
 	if required() {
-		t.Fatalf("PostgreSQL is required here: %v", err)
+		t.Fatalf("PostgreSQL is required here (CI=true, KOMMONS_E2E=1 or KOMMONS_REQUIRE_PG=1): %v", err)
 	}
 	t.Skipf("PostgreSQL unavailable: %v", err)
 }

@@ -101,16 +101,17 @@ func isFile(p string) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// required reports whether a missing PostgreSQL fails the test (CI) rather
-// than skipping it.
+// required reports whether a missing PostgreSQL fails the test rather than
+// skipping it: under CI=true, KOMMONS_E2E=1 (make test, make e2e) or
+// KOMMONS_REQUIRE_PG=1, as for every harness (docs/testing.md).
 func required() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("KOMMONS_REQUIRE_PG") == "1"
+	return os.Getenv("CI") == "true" || os.Getenv("KOMMONS_E2E") == "1" || os.Getenv("KOMMONS_REQUIRE_PG") == "1"
 }
 
 // EachVersion runs fn as one subtest per selected major version (pg15,
 // pg16, ...; see SelectedMajors), each with a private server of that
 // version, closed when the subtest ends. A version whose binaries are
-// missing fails its subtest under CI=true or KOMMONS_REQUIRE_PG=1, naming
+// missing fails its subtest under CI=true, KOMMONS_E2E=1 or KOMMONS_REQUIRE_PG=1, naming
 // the version and how to install it, and skips it elsewhere.
 func EachVersion(t *testing.T, fn func(t *testing.T, s *Server)) {
 	t.Helper()
@@ -162,7 +163,7 @@ func versionUnavailable(t testing.TB, err error) {
 	case !errors.Is(err, ErrNotInstalled):
 		t.Fatalf("%v", err)
 	case required():
-		t.Fatalf("PostgreSQL version required here (CI=true or KOMMONS_REQUIRE_PG=1; KOMMONS_PG_MAJORS selects a subset): %v", err)
+		t.Fatalf("PostgreSQL version required here (CI=true, KOMMONS_E2E=1 or KOMMONS_REQUIRE_PG=1; KOMMONS_PG_MAJORS selects a subset): %v", err)
 	default:
 		t.Skipf("%v", err)
 	}
@@ -182,7 +183,7 @@ var (
 
 // SharedVersion returns the package's shared server of one major version,
 // started on first use and stopped by Main after the last test. Missing
-// binaries skip the test, or fail it under CI=true or KOMMONS_REQUIRE_PG=1.
+// binaries skip the test, or fail it under CI=true, KOMMONS_E2E=1 or KOMMONS_REQUIRE_PG=1.
 func SharedVersion(t *testing.T, major int) *Server {
 	t.Helper()
 	if !mainCalled.Load() {

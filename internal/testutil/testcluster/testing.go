@@ -15,6 +15,7 @@ import (
 	"github.com/kommons/kommons/internal/testutil/nodeimages"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // EnvRequire makes a missing cluster fail instead of skip (set by `make test`
@@ -266,4 +267,66 @@ func PodReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// StageCharts copies the repository's chart trees (charts/, examples/charts/,
+// test/charts/) into a temporary directory, keeping their layout so that
+// file:// dependencies resolve, and runs `helm dependency build` there on
+// every chart with dependencies, a chart's own file:// dependencies first (so
+// that a vendored postgres-init carries its kommons-common). It returns the
+// staged root; the work tree is never written.
+func (c *Cluster) StageCharts(t testing.TB) string {
+	t.Helper()
+	tmp := t.TempDir()
+	var dirs []string
+	for _, d := range []string{"charts", "examples/charts", "test/charts"} {
+		src := filepath.Join(c.Tools.RepoRoot, d)
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		dst := filepath.Join(tmp, d)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("cp", "-r", src, dst).CombinedOutput(); err != nil {
+			t.Fatalf("stage %s: %v\n%s", d, err, out)
+		}
+		m, _ := filepath.Glob(filepath.Join(dst, "*", "Chart.yaml"))
+		for _, f := range m {
+			dirs = append(dirs, filepath.Dir(f))
+		}
+	}
+	built := map[string]bool{}
+	var build func(dir string)
+	build = func(dir string) {
+		if built[dir] {
+			return
+		}
+		built[dir] = true
+		b, err := os.ReadFile(filepath.Join(dir, "Chart.yaml"))
+		if err != nil {
+			t.Fatalf("stage: %v", err)
+		}
+		var meta struct {
+			Dependencies []struct {
+				Repository string `json:"repository"`
+			} `json:"dependencies"`
+		}
+		if err := yaml.Unmarshal(b, &meta); err != nil {
+			t.Fatalf("stage: %s/Chart.yaml: %v", dir, err)
+		}
+		if len(meta.Dependencies) == 0 {
+			return
+		}
+		for _, d := range meta.Dependencies {
+			if rel, ok := strings.CutPrefix(d.Repository, "file://"); ok {
+				build(filepath.Clean(filepath.Join(dir, rel)))
+			}
+		}
+		c.Helm3(t, "dependency", "build", dir)
+	}
+	for _, d := range dirs {
+		build(d)
+	}
+	return tmp
 }

@@ -164,3 +164,45 @@ func TestShorthand(t *testing.T) {
 		t.Errorf("--place with unknown pool: %v", err)
 	}
 }
+
+// TestParseReportsEveryUnknownField checks that all unknown fields are
+// reported, in the order of the file with their lines, the same on every
+// run (the decoder alone names one of them, picked by map order).
+func TestParseReportsEveryUnknownField(t *testing.T) {
+	in := `storage:
+  defaultClass: standard
+  defaultClas: fast
+pools:
+- name: db
+  nodeSelectr: {a: b}
+  tolerations:
+  - {key: a, operator: Exists, efect: NoSchedule}
+- name: app
+  nodeSelector: {a: c}
+  weight: 3
+placement:
+  defaultPool: app
+  rulez: []
+base: &base {name: x, colour: blue}
+podTemplatePaths:
+- <<: *base
+  kind: Rollout
+  path: spec.template
+`
+	want := strings.Join([]string{
+		`unknown field "storage.defaultClas" (line 3)`,
+		`unknown field "pools[0].nodeSelectr" (line 6)`,
+		`unknown field "pools[0].tolerations[0].efect" (line 8)`,
+		`unknown field "pools[1].weight" (line 11)`,
+		`unknown field "placement.rulez" (line 14)`,
+		`unknown field "base" (line 15)`,
+		`unknown field "podTemplatePaths[0].name" (line 15)`,
+		`unknown field "podTemplatePaths[0].colour" (line 15)`,
+	}, "\n")
+	for range 20 {
+		_, err := Parse([]byte(in))
+		if err == nil || err.Error() != want {
+			t.Fatalf("got\n%v\nwant\n%s", err, want)
+		}
+	}
+}

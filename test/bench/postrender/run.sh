@@ -53,7 +53,7 @@ yq="$tools/yq-$YQ_VERSION/yq"
 echo "building postrender, generator and floor" >&2
 (cd "$root" && go build -o "$work/postrender" ./cmd/postrender &&
 	go build -o "$work/gen" ./test/bench/postrender/gen &&
-	go build -o "$work/floor" ./test/bench/postrender/floor)
+	go build -o "$work/floor" ./pkg/postrender/internal/cmd/floor)
 
 # The kustomize post-renderer wrapper everybody writes.
 cat >"$work/kustomize-postrender" <<SH

@@ -34,8 +34,10 @@ const release = "commons"
 // credentials and must survive upgrades and uninstalls unchanged.
 var credentialSecrets = []string{"commons-postgresql-admin", "commons-provisioner", "commons-minio-root", "commons-tenant-s3-keys"}
 
-func chartDir(c *testcluster.Cluster) string {
-	return filepath.Join(c.Tools.RepoRoot, "charts", "commons")
+// chartDir stages the charts (dependencies built, never in the work tree)
+// and returns the staged charts/commons.
+func chartDir(t *testing.T, c *testcluster.Cluster) string {
+	return filepath.Join(c.StageCharts(t), "charts", "commons")
 }
 
 // TestCommonsLifecycle runs, per Helm major: install with --wait, upgrade
@@ -64,7 +66,7 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 	c.Kubectl(t, "label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
 
 	start := time.Now()
-	out := helm(t, "install", release, chartDir(c), "-n", ns, "--wait", "--timeout", "5m",
+	out := helm(t, "install", release, chartDir(t, c), "-n", ns, "--wait", "--timeout", "5m",
 		"--set", "tenants[0].namespace="+imaging, "--set", "tenants[0].buckets[0]=dicom",
 		"--set", "tenants[1].namespace="+lab)
 	t.Logf("install --wait: %.1fs", time.Since(start).Seconds())
@@ -90,7 +92,7 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 	require.Len(t, before["commons-postgresql-admin"]["password"], 32)
 	// The render-time memo of generated passwords is never stored as values.
 	vals := helm(t, "get", "values", release, "-n", ns, "--all", "-o", "json")
-	require.NotContains(t, vals, "__commonsMemo")
+	require.NotContains(t, vals, "__kommonsCommonMemo")
 	require.NotContains(t, vals, string(before["commons-postgresql-admin"]["password"]))
 
 	// Tenant Secrets: only in tenant namespaces, each carrying its own provisioner's credentials.
@@ -108,7 +110,7 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 	// Upgrade: a new tenant; every generated password is kept (lookup).
 	third := c.Namespace(t, "reports")
 	// The whole list is passed: --reuse-values would not merge lists.
-	helm(t, "upgrade", release, chartDir(c), "-n", ns, "--wait", "--timeout", "5m",
+	helm(t, "upgrade", release, chartDir(t, c), "-n", ns, "--wait", "--timeout", "5m",
 		"--set", "tenants[0].namespace="+imaging, "--set", "tenants[0].buckets[0]=dicom",
 		"--set", "tenants[1].namespace="+lab, "--set", "tenants[2].namespace="+third, "--set", "tenants[2].buckets[0]=pdf")
 	for _, name := range credentialSecrets {
@@ -133,7 +135,7 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 	rotated := "rotated-" + strings.Repeat("x", 24)
 	c.Kubectl(t, "patch", "secret", "commons-provisioner", "-n", ns, "--type=merge",
 		"-p", `{"stringData":{"`+imaging+`":"`+rotated+`"}}`)
-	helm(t, "upgrade", release, chartDir(c), "-n", ns, "--wait", "--timeout", "5m",
+	helm(t, "upgrade", release, chartDir(t, c), "-n", ns, "--wait", "--timeout", "5m",
 		"--set", "tenants[0].namespace="+imaging, "--set", "tenants[0].buckets[0]=dicom",
 		"--set", "tenants[1].namespace="+lab, "--set", "tenants[2].namespace="+third, "--set", "tenants[2].buckets[0]=pdf")
 	require.Equal(t, rotated, string(secret(t, c, imaging, "kommons-commons").Data["PGPASSWORD"]), "the tenant Secret carries the rotated password")
@@ -160,7 +162,7 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 	assertNoTenantSecret(t, c, imaging)
 
 	// Reinstall over the kept data: the same admin password opens the same data directory.
-	helm(t, "install", release, chartDir(c), "-n", ns, "--wait", "--timeout", "5m",
+	helm(t, "install", release, chartDir(t, c), "-n", ns, "--wait", "--timeout", "5m",
 		"--set", "tenants[0].namespace="+imaging, "--set", "tenants[0].buckets[0]=dicom")
 	for _, name := range credentialSecrets {
 		after := secret(t, c, ns, name).Data
@@ -185,7 +187,7 @@ func TestProvisionerFailureFailsInstall(t *testing.T) {
 			ns := c.Namespace(t, "commons-fail")
 			tenant := c.Namespace(t, "fail-tenant") // the provisioner Job is rendered for tenants
 			start := time.Now()
-			out, err := c.Exec(tc.bin, "install", release, chartDir(c), "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "4m",
+			out, err := c.Exec(tc.bin, "install", release, chartDir(t, c), "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "4m",
 				"--set", "tenants[0].namespace="+tenant,
 				"--set", "jobs.backoffLimit=0", "--set-string", "jobs.podAnnotations."+strings.ReplaceAll(testcluster.FailAnnotation, ".", `\.`)+"=true")
 			require.Error(t, err, "install must fail:\n%s", out)

@@ -2,8 +2,6 @@ package commons
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -13,22 +11,12 @@ import (
 	"github.com/kommons/kommons/internal/testutil/testcluster"
 )
 
-// stageHelloModule copies charts/postgres-init and the example module into
-// a temp dir with the repository's layout (so the file:// dependency
-// resolves) and builds the dependency there, never in the work tree.
+// stageHelloModule stages the charts (testcluster.StageCharts: the
+// repository's layout, dependencies built there, never in the work tree) and
+// returns the staged example module.
 func stageHelloModule(t *testing.T, c *testcluster.Cluster) string {
 	t.Helper()
-	tmp := t.TempDir()
-	for _, d := range []string{"charts/postgres-init", "examples/charts/hello-module"} {
-		dst := filepath.Join(tmp, d)
-		require.NoError(t, os.MkdirAll(filepath.Dir(dst), 0o755))
-		out, err := exec.Command("cp", "-r", filepath.Join(c.Tools.RepoRoot, d), dst).CombinedOutput()
-		require.NoError(t, err, "%s", out)
-	}
-	chart := filepath.Join(tmp, "examples", "charts", "hello-module")
-	require.NoError(t, os.RemoveAll(filepath.Join(chart, "charts")))
-	c.Run(t, c.Tools.Helm3, "dependency", "build", chart)
-	return chart
+	return filepath.Join(c.StageCharts(t), "examples", "charts", "hello-module")
 }
 
 // TestCommonsThenTwoModules is the platform's everyday path: commons once,
@@ -47,7 +35,7 @@ func TestCommonsThenTwoModules(t *testing.T) {
 	teamA := c.Namespace(t, "team-a")
 	teamB := c.Namespace(t, "team-b")
 	stranger := c.Namespace(t, "stranger")
-	c.Helm3(t, "install", release, chartDir(c), "-n", commonsNS, "--wait", "--timeout", "5m",
+	c.Helm3(t, "install", release, chartDir(t, c), "-n", commonsNS, "--wait", "--timeout", "5m",
 		"--set", "tenants[0].namespace="+teamA, "--set", "tenants[1].namespace="+teamB)
 
 	module := stageHelloModule(t, c)
@@ -78,7 +66,7 @@ func TestCommonsThenTwoModules(t *testing.T) {
 	require.Empty(t, leaked.Items, "no credentials in a namespace that is not a tenant")
 
 	// Upgrades (commons and a module) keep every generated password.
-	c.Helm3(t, "upgrade", release, chartDir(c), "-n", commonsNS, "--wait", "--timeout", "5m",
+	c.Helm3(t, "upgrade", release, chartDir(t, c), "-n", commonsNS, "--wait", "--timeout", "5m",
 		"--set", "tenants[0].namespace="+teamA, "--set", "tenants[1].namespace="+teamB)
 	c.Helm3(t, "upgrade", "hello", module, "-n", teamA, "--wait", "--wait-for-jobs", "--timeout", "5m")
 	for key, pw := range passwords {

@@ -98,7 +98,7 @@ func TestNetworkPoliciesEnforced(t *testing.T) {
 	s.createWeb(t, tenantA)
 
 	start := time.Now()
-	s.c.Helm3(t, "install", "commons", filepath.Join(c.Tools.RepoRoot, "charts", "commons"), "-n", commons,
+	s.c.Helm3(t, "install", "commons", filepath.Join(s.c.StageCharts(t), "charts", "commons"), "-n", commons,
 		"--wait", "--wait-for-jobs", "--timeout", "10m",
 		"--set", "tenants[0].namespace="+tenantA, "--set", "tenants[0].buckets[0]=data",
 		"--set", "tenants[1].namespace="+tenantB,

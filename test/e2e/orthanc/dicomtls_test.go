@@ -1,20 +1,12 @@
 package orthanc_test
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,58 +15,6 @@ import (
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/test/e2e/orthanc"
 )
-
-// testCA is a certificate authority made by the test (RSA: DCMTK's default
-// BCP 195 profile negotiates ECDHE-RSA/DHE-RSA suites).
-type testCA struct {
-	cert *x509.Certificate
-	key  *rsa.PrivateKey
-	pem  []byte
-}
-
-var serial int64 = 100
-
-func rsaKey(t *testing.T) *rsa.PrivateKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	require.NoError(t, err)
-	return k
-}
-
-func newCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key := rsaKey(t)
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a leaf certificate and its PKCS#1 key, PEM, and the serial.
-func (ca *testCA) issue(t *testing.T, cn string) (certPEM, keyPEM []byte, sn *big.Int) {
-	t.Helper()
-	key := rsaKey(t)
-	serial++
-	sn = big.NewInt(serial)
-	tmpl := &x509.Certificate{
-		SerialNumber: sn, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:    []string{cn, "localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), sn
-}
 
 // writeFiles writes name -> content under dir and returns name -> path.
 func writeFiles(t *testing.T, dir string, files map[string][]byte) map[string]string {
@@ -89,21 +29,6 @@ func writeFiles(t *testing.T, dir string, files map[string][]byte) map[string]st
 	return out
 }
 
-// servedSerial completes a TLS handshake with the DICOM port (DICOM TLS is
-// TLS from the first byte) and returns the serial of the server's certificate.
-func servedSerial(t *testing.T, port int, clientCert, clientKey []byte) *big.Int {
-	t.Helper()
-	pair, err := tls.X509KeyPair(clientCert, clientKey)
-	require.NoError(t, err)
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 30 * time.Second}, "tcp", "127.0.0.1:"+strconv.Itoa(port),
-		&tls.Config{Certificates: []tls.Certificate{pair}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) // #nosec G402 -- only reads the served certificate
-	require.NoError(t, err)
-	defer conn.Close()
-	certs := conn.ConnectionState().PeerCertificates
-	require.NotEmpty(t, certs)
-	return certs[0].SerialNumber
-}
-
 // TestDicomTLS runs the chart's dicomTls rendering on real Orthanc processes
 // with a CA and certificates made here, and DCMTK as the modality: a TLS
 // association with a certificate succeeds (C-ECHO, C-STORE), a plain one is
@@ -115,15 +40,15 @@ func TestDicomTLS(t *testing.T) {
 	orthanctest.RequireDcmtk(t)
 	pg := pgtest.Shared(t)
 
-	ca := newCA(t, "kommons test CA")
-	serverCert, serverKey, firstSerial := ca.issue(t, "pacs-orthanc")
-	clientCert, clientKey, _ := ca.issue(t, "modality")
-	rogue := newCA(t, "another CA")
-	rogueCert, rogueKey, _ := rogue.issue(t, "rogue")
+	ca := orthanctest.NewCA(t, "kommons test CA")
+	serverCert, serverKey, firstSerial := ca.Issue(t, "pacs-orthanc")
+	clientCert, clientKey, _ := ca.Issue(t, "modality")
+	rogue := orthanctest.NewCA(t, "another CA")
+	rogueCert, rogueKey, _ := rogue.Issue(t, "rogue")
 	client := writeFiles(t, filepath.Join(t.TempDir(), "client"), map[string][]byte{
-		"ca.crt": ca.pem, "client.crt": clientCert, "client.key": clientKey, "rogue.crt": rogueCert, "rogue.key": rogueKey,
+		"ca.crt": ca.PEM, "client.crt": clientCert, "client.key": clientKey, "rogue.crt": rogueCert, "rogue.key": rogueKey,
 	})
-	tlsSecret := map[string]string{"tls.crt": string(serverCert), "tls.key": string(serverKey), "ca.crt": string(ca.pem)}
+	tlsSecret := map[string]string{"tls.crt": string(serverCert), "tls.key": string(serverKey), "ca.crt": string(ca.PEM)}
 
 	start := func(t *testing.T, namespace string, required bool) (*orthanc.Stack, *orthanctest.Instance, orthanctest.Options) {
 		s := orthanc.Provision(t, pg, namespace, map[string]any{
@@ -142,6 +67,9 @@ func TestDicomTLS(t *testing.T) {
 	echo := func(in *orthanctest.Instance, tlsArgs ...string) orthanctest.DcmtkResult {
 		args := append(append([]string{"-aet", "MODALITY", "-aec", "ORTHANC", "-to", "20", "-ta", "20"}, tlsArgs...), dicomAddr(in)...)
 		return orthanctest.Dcmtk(t, "echoscu", args...)
+	}
+	addr := func(in *orthanctest.Instance) string {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.DicomPort))
 	}
 	withCert := []string{"+tls", client["client.key"], client["client.crt"], "+cf", client["ca.crt"]}
 
@@ -168,15 +96,15 @@ func TestDicomTLS(t *testing.T) {
 		assert.False(t, r.OK(), "the client trusted a server certificate it has no CA for: %s", r)
 
 		// Renewal: the kubelet replaces the mounted files; the running process keeps the old certificate.
-		assert.Equal(t, firstSerial, servedSerial(t, in.DicomPort, clientCert, clientKey))
-		renewedCert, renewedKey, renewedSerial := ca.issue(t, "pacs-orthanc")
+		assert.Equal(t, firstSerial, orthanctest.ServedSerial(t, addr(in), clientCert, clientKey))
+		renewedCert, renewedKey, renewedSerial := ca.Issue(t, "pacs-orthanc")
 		require.NoError(t, os.WriteFile(fmt.Sprint(opts.Config["DicomTlsCertificate"]), renewedCert, 0o600))
 		require.NoError(t, os.WriteFile(fmt.Sprint(opts.Config["DicomTlsPrivateKey"]), renewedKey, 0o600))
-		assert.Equal(t, firstSerial, servedSerial(t, in.DicomPort, clientCert, clientKey), "a running Orthanc still serves the certificate it read at start")
+		assert.Equal(t, firstSerial, orthanctest.ServedSerial(t, addr(in), clientCert, clientKey), "a running Orthanc still serves the certificate it read at start")
 		// A restart (kubectl rollout restart) serves the renewed certificate.
 		in.Stop()
 		restarted := orthanctest.Start(t, opts)
-		assert.Equal(t, renewedSerial, servedSerial(t, restarted.DicomPort, clientCert, clientKey), "after a restart the renewed certificate is served")
+		assert.Equal(t, renewedSerial, orthanctest.ServedSerial(t, addr(restarted), clientCert, clientKey), "after a restart the renewed certificate is served")
 		r = echo(restarted, withCert...)
 		assert.True(t, r.OK(), "TLS C-ECHO after the renewal: %s", r)
 	})

@@ -85,6 +85,7 @@ type scenario struct {
 	run      string
 	pgAddr   string // commons PostgreSQL Service address
 	adminPW  string // commons' PostgreSQL admin password
+	tls      *dicomTLS
 }
 
 func TestRealNode(t *testing.T) {
@@ -105,6 +106,8 @@ func TestRealNode(t *testing.T) {
 		{"orthanc", s.installOrthanc},
 		{"orthanc-dicom", s.dicomThroughService},
 		{"dicom-over-the-wire", s.dicomOverTheWire},
+		{"orthanc-jobs-instance", s.jobsInstanceRouting},
+		{"orthanc-dicom-tls", s.dicomTLSPods},
 		{"upgrade-orthanc", s.upgradeOrthanc},
 		{"upgrade-commons", s.upgradeCommons},
 		{"postgresql-pod-deleted", s.deletePostgresPod},
@@ -138,15 +141,9 @@ func (s *scenario) prepare(t *testing.T) {
 	s.helm4 = s.c.Helm4WithPlugins(t, helmplugin.StagePostrender(t, root))
 	s.post4 = []string{"--post-renderer", helmplugin.Name, "--post-renderer-args", "--config=" + policyPath}
 
-	// Stage the charts (dependency build writes into them); examples/charts
-	// refers to ../../../charts, so keep the layout.
-	tmp := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(tmp, "examples"), 0o755))
-	require.NoError(t, exec.Command("cp", "-r", filepath.Join(root, "charts"), tmp).Run())
-	require.NoError(t, exec.Command("cp", "-r", filepath.Join(root, "examples", "charts"), filepath.Join(tmp, "examples")).Run())
-	s.c.Helm3(t, "dependency", "build", filepath.Join(tmp, "charts", "orthanc"))
-	s.c.Helm3(t, "dependency", "build", filepath.Join(tmp, "examples", "charts", "hello-module"))
-	s.charts = tmp
+	// Stage the charts (dependency build writes into them, with the
+	// repository's layout so that file:// dependencies resolve).
+	s.charts = s.c.StageCharts(t)
 
 	s.commons = s.c.Namespace(t, "commons")
 	s.modules = [2]string{s.c.Namespace(t, "module-a"), s.c.Namespace(t, "module-b")}
@@ -295,6 +292,9 @@ func (s *scenario) orthancValues() []string {
 	v := []string{
 		"--set", "replicaCount=2", "--set", "storage.type=filesystem", "--set", "storage.filesystem.size=1Gi",
 		"--set", "orthanc.command=" + nodeimages.OrthancCommand, "--set", "orthanc.plugins.directory=" + nodeimages.OrthancPluginDir,
+		// A wrong called AE title is refused; FINDSCU is the modality allowed to C-FIND (dicomOverTheWire).
+		"--set", "orthanc.dicomCheckCalledAet=true",
+		"--set-json", `orthanc.config={"DicomModalities": {"findscu": ["FINDSCU", "127.0.0.1", 104]}}`,
 	}
 	v = append(v, imageValues("image", s.img.Orthanc)...)
 	return append(v, s.provisionerValues("postgresInit")...)
@@ -463,6 +463,25 @@ func (s *scenario) dicomOverTheWire(t *testing.T) {
 	t.Logf("C-ECHO and C-STORE of %d instances through the Service %s:%s: %.1fs", len(files), host, port, time.Since(start).Seconds())
 	s.uploaded += len(files)
 	s.requireCounts(t)
+
+	// orthanc.dicomCheckCalledAet is on: a modality calling another AE title is refused.
+	r = orthanctest.Dcmtk(t, "echoscu", "-aet", "MODALITY", "-aec", "NOT-ORTHANC", host, port)
+	require.False(t, r.OK(), "a wrong called AE title was accepted through the Service: %s", r)
+	assert.Contains(t, r.Output, "Called AE Title Not Recognized", r.String())
+
+	// C-FIND (study level) through the Service, as the declared modality
+	// FINDSCU: every stored study, those uploaded over REST and over DICOM.
+	r = orthanctest.Dcmtk(t, "findscu", "-S", "-aet", "FINDSCU", "-aec", "ORTHANC",
+		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID", "-k", "PatientID", host, port)
+	require.True(t, r.OK(), "C-FIND through the Service: %s", r)
+	found := orthanctest.DumpValues(r.Output, "0020,000d")
+	sort.Strings(found)
+	var want []string
+	for _, study := range []int{1, 2, 3, 4, 7} {
+		want = append(want, orthanctest.UID(s.run, "study", study))
+	}
+	sort.Strings(want)
+	assert.Equal(t, want, found, "C-FIND study-level answers through the Service:\n%s", r.Output)
 }
 
 // requireCounts asks each Orthanc replica, by pod IP, for its statistics

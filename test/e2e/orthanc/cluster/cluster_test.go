@@ -46,14 +46,10 @@ placement:
   defaultPool: imaging
 `
 
-// stage copies charts/ to a temporary directory and builds orthanc's
-// dependencies there (the work tree is never written).
+// stage stages the charts (testcluster.StageCharts: dependencies built
+// there, the work tree is never written) and returns the staged charts/.
 func stage(t *testing.T, c *testcluster.Cluster) string {
-	tmp := t.TempDir()
-	require.NoError(t, exec.Command("cp", "-r", filepath.Join(c.Tools.RepoRoot, "charts"), tmp).Run())
-	staged := filepath.Join(tmp, "charts")
-	c.Helm3(t, "dependency", "build", filepath.Join(staged, "orthanc"))
-	return staged
+	return filepath.Join(c.StageCharts(t), "charts")
 }
 
 func TestCommonsThenOrthanc(t *testing.T) {

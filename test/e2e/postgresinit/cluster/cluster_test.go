@@ -11,8 +11,6 @@ package cluster
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,23 +27,12 @@ import (
 
 func TestMain(m *testing.M) { testcluster.Main(m) }
 
-// stageModule copies charts/postgres-init and the example module into a
-// temp dir with the repository's layout (so the file:// dependency
-// resolves) and builds the dependency there, never in the work tree.
+// stageModule stages the charts (testcluster.StageCharts: the repository's
+// layout, dependencies built there, never in the work tree) and returns the
+// staged example module.
 func stageModule(t *testing.T, c *testcluster.Cluster) string {
 	t.Helper()
-	root := c.Tools.RepoRoot
-	tmp := t.TempDir()
-	for _, d := range []string{"charts/postgres-init", "examples/charts/hello-module"} {
-		dst := filepath.Join(tmp, d)
-		require.NoError(t, os.MkdirAll(filepath.Dir(dst), 0o755))
-		out, err := exec.Command("cp", "-r", filepath.Join(root, d), dst).CombinedOutput()
-		require.NoError(t, err, "%s", out)
-	}
-	chart := filepath.Join(tmp, "examples", "charts", "hello-module")
-	require.NoError(t, os.RemoveAll(filepath.Join(chart, "charts")))
-	c.Run(t, c.Tools.Helm3, "dependency", "build", chart)
-	return chart
+	return filepath.Join(c.StageCharts(t), "examples", "charts", "hello-module")
 }
 
 // tenantSecret creates the Secret charts/commons gives a tenant namespace.
