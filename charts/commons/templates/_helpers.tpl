@@ -254,18 +254,17 @@ Usage: include "commons.provisioner.password" (dict "context" $ "namespace" "ima
 
 {{/*
 commons.provisioner.passwordsHash: 16 hex digits of SHA-256 over the tenants' provisioner passwords
-as the cluster holds them (lookup), empty when the Secret cannot be read (first install, offline
-render). In the Job's pod template, it makes a rotated password (a changed Secret value, then
-`helm upgrade`) run the provisioner Job again, while offline renders keep a stable Job name.
+this render gives the provisioner Secret (commons.provisioner.password: the kept values read back
+from the cluster, else the values generated in this render). In the Job's pod template it makes
+the Job run again exactly when the passwords the Secret is given change: a rotation (a changed
+Secret value, then `helm upgrade`) or an offline render that generated new ones; the first
+upgrade after install reads back the passwords the install generated and keeps the finished Job.
 Usage: include "commons.provisioner.passwordsHash" $
 */}}
 {{- define "commons.provisioner.passwordsHash" -}}
-{{- $live := lookup "v1" "Secret" .Release.Namespace (include "commons.provisioner.secret" .) -}}
-{{- if and $live $live.data -}}
 {{- $parts := list -}}
-{{- range .Values.tenants }}{{ $parts = append $parts (printf "%s=%s" .namespace (get $live.data .namespace | default "")) }}{{ end -}}
+{{- range .Values.tenants }}{{ $parts = append $parts (printf "%s=%s" .namespace (include "commons.provisioner.password" (dict "context" $ "namespace" .namespace))) }}{{ end -}}
 {{- join "\n" $parts | sha256sum | trunc 16 -}}
-{{- end -}}
 {{- end -}}
 
 {{/* commons.provisioner.tenants: the --tenants argument of the provisioner Job: namespace=role,... */}}

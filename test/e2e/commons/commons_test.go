@@ -107,6 +107,13 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 	assertNoTenantSecret(t, c, stranger)
 	assertPolicyNamespaces(t, c, ns, imaging, lab)
 
+	// An unchanged upgrade right after install reads back the passwords the
+	// install generated: the finished provisioner Job is kept, not run again.
+	helm(t, "upgrade", release, chartDir(t, c), "-n", ns, "--wait", "--timeout", "5m",
+		"--set", "tenants[0].namespace="+imaging, "--set", "tenants[0].buckets[0]=dicom",
+		"--set", "tenants[1].namespace="+lab)
+	require.Equal(t, provJob, waitJob(t, c, ns, "provisioner"), "an unchanged upgrade keeps the provisioner Job")
+
 	// Upgrade: a new tenant; every generated password is kept (lookup).
 	third := c.Namespace(t, "reports")
 	// The whole list is passed: --reuse-values would not merge lists.
