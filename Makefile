@@ -13,6 +13,11 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/kommons/kommons/internal/version.Version=$(VERSION)
 include test/cluster/versions.env
 HELM3     := $(CACHE)/helm3-$(HELM3_VERSION)/helm
+CYCLONEDX := $(CACHE)/cyclonedx-gomod-$(CYCLONEDX_GOMOD_VERSION)/cyclonedx-gomod
+COSIGN    := $(CACHE)/cosign-$(COSIGN_VERSION)/cosign
+ACTIONLINT := $(CACHE)/actionlint-$(ACTIONLINT_VERSION)/actionlint
+# Where a release goes: image $(REGISTRY)/kommons-tools, charts oci://$(REGISTRY)/<chart>.
+REGISTRY  ?= ghcr.io/kommons
 export GOFLAGS := -buildvcs=false
 export GOTOOLCHAIN := local
 export KOMMONS_CACHE := $(CACHE)
@@ -34,20 +39,27 @@ deps: ## install the Debian packages the tests need, when missing (test/cluster/
 	test/cluster/deps.sh
 
 .PHONY: tools
-tools: ## build the harness tools once (PostgreSQL 16-18, Kubernetes, Helm 3/4, kwok, ct, kubeconform, kube-score, MinIO, CoreDNS, kube-router), cached in ~/.cache/kommons
+tools: ## build the harness tools once (PostgreSQL 16-18, Kubernetes, Helm 3/4, kwok, ct, kubeconform, kube-score, MinIO, CoreDNS, kube-router, cyclonedx-gomod, cosign, distribution, actionlint), cached in ~/.cache/kommons
 	test/cluster/build.sh
 
 .PHONY: lint
-lint: $(HELM3) ## gofmt, go vet, helm lint --strict on every chart
+lint: $(HELM3) $(ACTIONLINT) ## gofmt, go vet, helm lint --strict on every chart, actionlint on .github/workflows
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@for c in $(dir $(CHARTS)); do \
 	  if grep -q 'dependencies:' $$c/Chart.yaml; then $(HELM3) dependency build $$c >/dev/null; fi; \
 	  $(HELM3) lint --strict $$c; done
+	$(ACTIONLINT) -color=false .github/workflows/*.yaml
 
 $(HELM3):
 	test/cluster/build.sh helm3
+$(CYCLONEDX):
+	test/cluster/build.sh cyclonedx-gomod
+$(COSIGN):
+	test/cluster/build.sh cosign
+$(ACTIONLINT):
+	test/cluster/build.sh actionlint
 
 .PHONY: test-unit
 test-unit: ## fast tests: Go unit tests and real-PostgreSQL tests, no Kubernetes cluster
@@ -88,11 +100,22 @@ demo: build ## the whole system end to end, locally (see README.md); KEEP=1 leav
 	KEEP=$(KEEP) test/demo/run.sh
 
 .PHONY: release
-release: $(HELM3) ## build a release into dist/ without Docker: make release VERSION=x.y.z DRY_RUN=1 (docs/releasing.md)
+release: $(HELM3) $(CYCLONEDX) $(if $(filter 1 true yes,$(DRY_RUN)),,$(COSIGN)) ## build a release into dist/ and publish it: make release VERSION=x.y.z [REGISTRY=host/path] [COSIGN_KEY=...] [DRY_RUN=1] (docs/releasing.md)
 	@if [[ "$(origin VERSION)" != command\ line && "$(origin VERSION)" != environment ]]; then \
 	  echo "make release: no VERSION: give the version to release, e.g. make release VERSION=0.2.0 DRY_RUN=1 (docs/releasing.md)" >&2; exit 2; fi
 	$(GO) run ./tools/release --release-version '$(VERSION)' --out $(CURDIR)/dist --helm $(HELM3) \
+	  --cyclonedx-gomod $(CYCLONEDX) --cosign $(COSIGN) --registry '$(REGISTRY)' $(PUBLISH_FLAGS) \
 	  $(if $(filter 1 true yes,$(DRY_RUN)),--dry-run)
+
+# Publishing options: COSIGN_KEY=<file or KMS URI> (password in COSIGN_PASSWORD; none: keyless,
+# OIDC), PLAIN_HTTP=1 (a loopback registry), NO_TLOG=1 (key-based, no transparency log upload).
+PUBLISH_FLAGS = $(if $(COSIGN_KEY),--key '$(COSIGN_KEY)') $(if $(filter 1 true yes,$(PLAIN_HTTP)),--plain-http) \
+  $(if $(filter 1 true yes,$(NO_TLOG)),--no-tlog)
+
+.PHONY: publish
+publish: $(HELM3) $(COSIGN) ## push dist/ (built by make release for the same REGISTRY): image, cosign signature, SBOM attestations, charts
+	$(GO) run ./tools/release --publish-only --out $(CURDIR)/dist --helm $(HELM3) --cosign $(COSIGN) \
+	  --registry '$(REGISTRY)' $(PUBLISH_FLAGS)
 
 .PHONY: clean
 clean: ## remove build output and stop a cluster started by cluster-up (the tool cache is kept)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"io"
 	"io/fs"
 	"os"
@@ -33,8 +34,23 @@ var (
 	builtA, builtB string
 	resA, resB     *Result
 	builtHelm      string
+	builtCDX       string
 	buildErr       error
 )
+
+// requireTool is a cached harness tool: missing, it fails the test under
+// CI=true or KOMMONS_E2E=1 (make test) and skips it otherwise.
+func requireTool(t *testing.T, tool, versionKey, name, envOverride string) string {
+	t.Helper()
+	p, err := toolcache.Binary(tool, versionKey, name, envOverride)
+	if err != nil {
+		if os.Getenv("CI") == "true" || os.Getenv("KOMMONS_E2E") == "1" {
+			t.Fatalf("%s is required here: %v", tool, err)
+		}
+		t.Skip(err)
+	}
+	return p
+}
 
 // requireRelease builds the release twice on first use. Under -short it is
 // skipped (it builds every binary for three platforms); a missing Helm
@@ -52,6 +68,7 @@ func requireRelease(t *testing.T) {
 			return
 		}
 		builtHelm, _ = toolcache.Binary("helm3", "HELM3_VERSION", "helm", "KOMMONS_HELM3")
+		builtCDX, _ = toolcache.Binary("cyclonedx-gomod", "CYCLONEDX_GOMOD_VERSION", "cyclonedx-gomod", "")
 		root, err := os.MkdirTemp("", "kommons-release-test-")
 		if err != nil {
 			buildErr = err
@@ -59,7 +76,7 @@ func requireRelease(t *testing.T) {
 		}
 		builtA, builtB = filepath.Join(root, "a"), filepath.Join(root, "b")
 		o := Options{Repo: repo, Version: testVersion, Revision: "0123456789abcdef0123456789abcdef01234567",
-			Created: testCreated, Helm: builtHelm, Logf: t.Logf}
+			Created: testCreated, Helm: builtHelm, CycloneDX: builtCDX, Logf: t.Logf}
 		o.Out = builtA
 		if resA, buildErr = Run(context.Background(), o); buildErr != nil {
 			return
@@ -261,10 +278,7 @@ func TestArchives(t *testing.T) {
 func TestCharts(t *testing.T) {
 	requireRelease(t)
 	if builtHelm == "" {
-		if os.Getenv("CI") == "true" || os.Getenv("KOMMONS_E2E") == "1" {
-			t.Fatal("Helm 3 is required here (test/cluster/build.sh helm3)")
-		}
-		t.Skip("Helm 3 is not built (test/cluster/build.sh helm3)")
+		requireTool(t, "helm3", "HELM3_VERSION", "helm", "KOMMONS_HELM3")
 	}
 	ref := "ghcr.io/kommons/kommons-tools:" + testVersion + "@" + resA.IndexDigest
 	repo, _ := toolcache.RepoRoot()
@@ -356,4 +370,94 @@ func tgzFiles(t *testing.T, path string) map[string]bool {
 		}
 		files[h.Name] = true
 	}
+}
+
+func TestSBOMs(t *testing.T) {
+	requireRelease(t)
+	if builtCDX == "" {
+		requireTool(t, "cyclonedx-gomod", "CYCLONEDX_GOMOD_VERSION", "cyclonedx-gomod", "")
+	}
+	if len(resA.Manifest.Images) != len(ImagePlatforms) {
+		t.Fatalf("release.json images %+v", resA.Manifest.Images)
+	}
+	for _, pi := range resA.Manifest.Images {
+		t.Run(pi.Platform, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(builtA, pi.SBOM))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSBOM(t, data, pi.Platform)
+		})
+	}
+}
+
+// checkSBOM checks a platform image's CycloneDX SBOM: its subject is
+// kommons-tools on that platform, every binary of the image is a component
+// with its path and the modules it is built from (pgx for pg-init, the
+// standard library) are listed.
+func checkSBOM(t *testing.T, data []byte, platform string) {
+	t.Helper()
+	var doc struct {
+		BOMFormat string `json:"bomFormat"`
+		Metadata  struct {
+			Timestamp string `json:"timestamp"`
+			Component struct {
+				Name, Version, Type string
+				Properties          []struct{ Name, Value string }
+			} `json:"component"`
+		} `json:"metadata"`
+		Components []struct {
+			Name, Version, Type string
+			Properties          []struct{ Name, Value string }
+		} `json:"components"`
+		Dependencies []struct {
+			Ref       string   `json:"ref"`
+			DependsOn []string `json:"dependsOn"`
+		} `json:"dependencies"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	c := doc.Metadata.Component
+	if doc.BOMFormat != "CycloneDX" || c.Name != "kommons-tools" || c.Version != testVersion || c.Type != "container" {
+		t.Fatalf("SBOM subject %+v (format %q)", c, doc.BOMFormat)
+	}
+	if doc.Metadata.Timestamp != testCreated.Format(time.RFC3339) {
+		t.Errorf("timestamp %q, want the release's creation time", doc.Metadata.Timestamp)
+	}
+	if !hasProperty(c.Properties, "kommons:image:platform", platform) {
+		t.Errorf("SBOM subject does not name platform %s: %+v", platform, c.Properties)
+	}
+	paths := map[string]bool{}
+	names := map[string]bool{}
+	for _, comp := range doc.Components {
+		names[comp.Name] = true
+		for _, p := range comp.Properties {
+			if p.Name == "kommons:image:path" {
+				paths[p.Value] = true
+			}
+		}
+	}
+	for _, b := range []string{"pg-init", "wait-for-pg", "s3-init", "postrender", "orthanc-tiering"} {
+		if !paths["/usr/local/bin/"+b] {
+			t.Errorf("no component for /usr/local/bin/%s", b)
+		}
+	}
+	for _, m := range []string{"github.com/jackc/pgx/v5", "std"} {
+		if !names[m] {
+			t.Errorf("no component %s", m)
+		}
+	}
+	if len(doc.Dependencies) < 6 {
+		t.Errorf("only %d dependency entries", len(doc.Dependencies))
+	}
+}
+
+func hasProperty(props []struct{ Name, Value string }, name, value string) bool {
+	for _, p := range props {
+		if p.Name == name && p.Value == value {
+			return true
+		}
+	}
+	return false
 }

@@ -30,12 +30,13 @@ type ChartOptions struct {
 	Image         string // kommons-tools image without tag (ghcr.io/kommons/kommons-tools)
 	Digest        string // the kommons-tools index digest (sha256:...)
 	Source        string // source URL, for the artifacthub.io/links annotation
-	ChartRegistry string // "": orthanc's postgres-init stays file://; else oci://<ChartRegistry>/kommons
+	ChartRegistry string // "": orthanc's postgres-init stays file://; else oci://<ChartRegistry> (host[:port][/path])
 	Created       time.Time
 }
 
 // chart is one packaged chart: where its kommons-tools digest goes in its
-// values and whether its appVersion is the release's.
+// values (registry and repository are its siblings) and whether its
+// appVersion is the release's.
 type chart struct {
 	name         string
 	digestPath   []string // values path of the kommons-tools digest; nil: none
@@ -55,11 +56,12 @@ var charts = []chart{
 // PackageCharts packages charts/{kommons-common,postgres-init,commons,orthanc}
 // into o.Out from edited copies (the repository's charts are not touched):
 // chart version o.Version (appVersion too, except orthanc's, which is
-// Orthanc's), the kommons-tools image pinned by digest in values (the tag
-// stays), artifacthub.io annotations, and each chart's kommons dependencies
-// (the kommons-common library, orthanc's postgres-init) vendored from this
-// release's packages. The .tgz are rewritten deterministically (Helm stamps
-// the packaging time). It returns the file names written.
+// Orthanc's), the kommons-tools image (o.Image) set and pinned by digest in
+// values (the tag stays), artifacthub.io annotations, and each chart's
+// kommons dependencies (the kommons-common library, orthanc's postgres-init)
+// vendored from this release's packages. The .tgz are rewritten
+// deterministically (Helm stamps the packaging time). It returns the file
+// names written.
 func PackageCharts(ctx context.Context, o ChartOptions) ([]string, error) {
 	if !strings.HasPrefix(o.Digest, "sha256:") {
 		return nil, fmt.Errorf("release: charts: digest %q is not sha256:...", o.Digest)
@@ -80,8 +82,16 @@ func PackageCharts(ctx context.Context, o ChartOptions) ([]string, error) {
 			return nil, err
 		}
 		if c.digestPath != nil {
-			if err := setValue(filepath.Join(dir, "values.yaml"), c.digestPath, o.Digest); err != nil {
-				return nil, err
+			// The image the release pushes: its registry and repository
+			// (another registry than ghcr.io, e.g. REGISTRY=host:port/path)
+			// and its digest, beside the digest key.
+			registry, repository, _ := strings.Cut(o.Image, "/")
+			parent := c.digestPath[:len(c.digestPath)-1]
+			for _, kv := range [][2]string{{"registry", registry}, {"repository", repository}, {"digest", o.Digest}} {
+				key := append(append([]string(nil), parent...), kv[0])
+				if err := setValue(filepath.Join(dir, "values.yaml"), key, kv[1]); err != nil {
+					return nil, err
+				}
 			}
 		}
 		if len(c.dependencies) > 0 {
@@ -221,7 +231,7 @@ func editChartYAML(path string, c chart, o ChartOptions, toolsRef string) error 
 			if dep != nil && dep["name"] == name {
 				dep["version"] = o.Version
 				if o.ChartRegistry != "" {
-					dep["repository"] = "oci://" + strings.TrimSuffix(o.ChartRegistry, "/") + "/kommons"
+					dep["repository"] = "oci://" + strings.TrimSuffix(o.ChartRegistry, "/")
 				}
 			}
 		}

@@ -1,9 +1,10 @@
 // Package release builds a kommons release into a directory (dist/), without
 // Docker and reproducibly: the same commit, version and creation time give the
 // same bytes. It produces the multi-architecture kommons-tools image as an OCI
-// image layout, the binary archives with their checksums, and the Helm charts
-// packaged with the image pinned by digest. Publishing (pushing the image and
-// charts, signing) is not done here. tools/release is its command;
+// image layout with a CycloneDX SBOM per platform, the binary archives and
+// the Helm 4 post-renderer plugin archives with their checksums, and the Helm
+// charts packaged with the image pinned by digest (Run); Publish pushes that to an OCI registry, signs the image and
+// attests its SBOMs with cosign. tools/release is its command;
 // docs/releasing.md describes a release.
 package release
 
@@ -53,7 +54,8 @@ type Options struct {
 	Source     string // source URL (the org.opencontainers.image.source label, chart links)
 
 	Helm          string // Helm 3 binary packaging the charts
-	ChartRegistry string // OCI registry the charts will be pushed to ("": the orthanc chart vendors postgres-init from file://)
+	ChartRegistry string // OCI registry (and path) the charts will be pushed to: dependencies oci://<ChartRegistry> ("": file://)
+	CycloneDX     string // cyclonedx-gomod binary writing each image's SBOM ("": no SBOM)
 
 	Logf func(format string, args ...any) // progress; nil: silent
 }
@@ -63,6 +65,7 @@ type Result struct {
 	IndexDigest     string            // digest of the kommons-tools image index
 	ManifestDigests map[string]string // per platform ("linux/amd64") image manifest digest
 	Files           []string          // every file checksums.txt lists, relative to Out
+	Manifest        Manifest          // what Out holds (also Out/release.json), for publishing
 }
 
 var versionRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$`)
@@ -159,6 +162,28 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	o.Logf("release: image index %s written to %s in %.1fs", res.IndexDigest, filepath.Join(o.Out, "image"), time.Since(start).Seconds())
+	res.Manifest = Manifest{
+		Version: o.Version, Revision: o.Revision, Image: o.Registry + "/" + o.Repository,
+		ChartRegistry: o.ChartRegistry, IndexDigest: res.IndexDigest,
+	}
+	for _, p := range ImagePlatforms {
+		pi := PlatformImageInfo{Platform: p.String(), Digest: res.ManifestDigests[p.String()]}
+		if o.CycloneDX != "" {
+			start = time.Now()
+			meta := ImageMeta{Version: o.Version, Revision: o.Revision, Source: o.Source, Created: o.Created}
+			sbom, err := SBOM(ctx, o.CycloneDX, meta, p, bins[p])
+			if err != nil {
+				return nil, err
+			}
+			pi.SBOM = filepath.ToSlash(filepath.Join("sbom", SBOMName(p)))
+			if err := writeFile(filepath.Join(o.Out, pi.SBOM), sbom); err != nil {
+				return nil, err
+			}
+			res.Files = append(res.Files, pi.SBOM)
+			o.Logf("release: SBOM of %s written to %s in %.1fs", p, pi.SBOM, time.Since(start).Seconds())
+		}
+		res.Manifest.Images = append(res.Manifest.Images, pi)
+	}
 
 	docs := map[string][]byte{}
 	for _, f := range []string{"LICENSE", "README.md"} {
@@ -173,7 +198,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		res.Files = append(res.Files, name)
 	}
-	o.Logf("release: %d archives written", len(ArchivePlatforms))
+	for _, p := range ArchivePlatforms {
+		name := PluginArchiveName(o.Version, p)
+		if err := WritePluginArchive(filepath.Join(o.Out, name), o.Repo, o.Version, p, bins[p]["postrender"], o.Created); err != nil {
+			return nil, err
+		}
+		res.Files = append(res.Files, name)
+	}
+	o.Logf("release: %d binary archives and %d Helm 4 plugin archives written", len(ArchivePlatforms), len(ArchivePlatforms))
 
 	if o.Helm != "" {
 		start = time.Now()
@@ -187,11 +219,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		for _, c := range charts {
 			res.Files = append(res.Files, filepath.Join("charts", c))
+			res.Manifest.Charts = append(res.Manifest.Charts, filepath.ToSlash(filepath.Join("charts", c)))
 		}
 		o.Logf("release: %d charts packaged in %.1fs", len(charts), time.Since(start).Seconds())
 	}
 
 	if err := WriteChecksums(o.Out, res.Files); err != nil {
+		return nil, err
+	}
+	if err := res.Manifest.Write(o.Out); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -218,7 +254,10 @@ func cleanOut(out string) error {
 		return fmt.Errorf("release: %w", err)
 	}
 	old, _ := filepath.Glob(filepath.Join(out, "kommons_*.tar.gz"))
-	old = append(old, filepath.Join(out, "image"), filepath.Join(out, "charts"), filepath.Join(out, "checksums.txt"))
+	plugins, _ := filepath.Glob(filepath.Join(out, PluginName+"-*.tgz"))
+	old = append(old, plugins...)
+	old = append(old, filepath.Join(out, "image"), filepath.Join(out, "charts"), filepath.Join(out, "sbom"),
+		filepath.Join(out, "checksums.txt"), filepath.Join(out, ManifestFile))
 	for _, p := range old {
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("release: clean %s: %w", p, err)

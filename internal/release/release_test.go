@@ -150,7 +150,7 @@ func TestEditChartYAMLDependency(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "Chart.yaml")
 	in := "apiVersion: v2\nname: orthanc\nversion: 0.1.0\nappVersion: \"26.8.1\"\ndependencies:\n  - name: postgres-init\n    version: 0.1.0\n    repository: file://../postgres-init\n    alias: postgresInit\n"
 	c := chart{name: "orthanc", ownAppVer: true, dependencies: []string{"postgres-init"}}
-	for _, tc := range []struct{ registry, repo string }{{"", "file://../postgres-init"}, {"ghcr.io/", "oci://ghcr.io/kommons"}} {
+	for _, tc := range []struct{ registry, repo string }{{"", "file://../postgres-init"}, {"ghcr.io/kommons/", "oci://ghcr.io/kommons"}, {"127.0.0.1:5000", "oci://127.0.0.1:5000"}} {
 		if err := os.WriteFile(path, []byte(in), 0o644); err != nil {
 			t.Fatal(err)
 		}

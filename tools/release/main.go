@@ -1,16 +1,15 @@
 // Command release builds a kommons release into dist/ without Docker (see
 // docs/releasing.md and internal/release): the kommons-tools image for
-// linux/amd64 and linux/arm64 as an OCI image layout, the binary archives
-// with checksums.txt, and the Helm charts pinned to the image's digest.
-// `make release VERSION=x.y.z DRY_RUN=1` runs it. Publishing (pushing the
-// image and charts) is not implemented: without --dry-run the command builds
-// dist/ and then fails at that step, saying so. It is not part of the
-// kommons-tools image (it lives outside cmd/).
+// linux/amd64 and linux/arm64 as an OCI image layout with a CycloneDX SBOM
+// per platform, the binary archives with checksums.txt, and the Helm charts
+// pinned to the image's digest; then, unless --dry-run, it publishes them
+// to --registry (image, cosign signature, SBOM attestations, charts).
+// `make release VERSION=x.y.z [DRY_RUN=1]` and `make publish` run it. It is
+// not part of the kommons-tools image (it lives outside cmd/).
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,31 +26,40 @@ import (
 
 // Exit codes.
 const (
-	exitOK           = 0
-	exitFailed       = 1
-	exitUsage        = 2
-	exitNotPublished = 3 // dist/ built, publishing not implemented
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
 )
 
 const usage = `release builds a kommons release into --out (default dist/), reproducibly and
 without Docker: image/ (OCI image layout of the kommons-tools index,
-linux/amd64 + linux/arm64), kommons_<version>_<os>_<arch>.tar.gz, charts/*.tgz
-(kommons-tools pinned by digest) and checksums.txt.
+linux/amd64 + linux/arm64), sbom/ (CycloneDX per platform),
+kommons_<version>_<os>_<arch>.tar.gz, charts/*.tgz (kommons-tools pinned by
+digest), checksums.txt and release.json; everything is meant for --registry
+(image <registry>/kommons-tools, charts oci://<registry>/<chart>).
+
+Then, unless --dry-run, it publishes --out to --registry: the image index
+(tag = version), a cosign signature of the index and of each platform
+manifest, each platform's SBOM as a signed CycloneDX attestation, and the
+charts (helm push, dependencies first). --publish-only publishes what --out
+holds without building. The cosign key is --key (its password in
+COSIGN_PASSWORD); without one cosign signs keyless (OIDC, as in CI).
+Registry credentials: Docker's config (cosign login) and helm registry login.
 
 The revision is the git commit (HEAD); the creation time SOURCE_DATE_EPOCH,
 else the commit time. A work tree with uncommitted changes is refused unless
 --allow-dirty (then the revision ends in -dirty).
 
-Exit codes: 0 built (with --dry-run), 1 failed, 2 invalid flags,
-3 built but not published (publishing is not implemented yet).
+Exit codes: 0 built (and published, without --dry-run), 1 failed, 2 invalid flags.
 
 Usage: release --release-version x.y.z [flags]
+       release --publish-only --registry host[:port]/path [--key cosign.key]
 
 `
 
 type config struct {
-	version, out, registry, repository, chartRegistry, helm, cacerts string
-	dryRun, allowDirty                                               bool
+	version, out, registry, helm, cacerts, cyclonedx, cosign, key string
+	dryRun, publishOnly, allowDirty, plainHTTP, noTlog            bool
 }
 
 func main() {
@@ -66,12 +74,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlagSet("release")
 	fs.String(&c.version, "release-version", "KOMMONS_RELEASE_VERSION", "", "version to release, x.y.z (no leading v)")
 	fs.String(&c.out, "out", "KOMMONS_RELEASE_OUT", "dist", "output directory (its earlier release outputs are replaced)")
-	fs.String(&c.registry, "registry", "KOMMONS_RELEASE_REGISTRY", release.DefaultRegistry, "registry of the kommons-tools image the charts reference")
-	fs.String(&c.repository, "repository", "KOMMONS_RELEASE_REPOSITORY", release.DefaultRepository, "repository of the kommons-tools image")
-	fs.String(&c.chartRegistry, "chart-registry", "KOMMONS_RELEASE_CHART_REGISTRY", "", "OCI registry the charts are meant for (orthanc's postgres-init dependency becomes oci://<it>/kommons); empty keeps file://")
+	fs.String(&c.registry, "registry", "KOMMONS_RELEASE_REGISTRY", release.DefaultRegistry+"/kommons", "OCI registry and path of the release, host[:port][/path]: image <registry>/kommons-tools, charts oci://<registry>/<chart>")
 	fs.String(&c.helm, "helm", "KOMMONS_HELM3", "", "Helm 3 binary; empty: the harness's cached one (~/.cache/kommons/helm3-<HELM3_VERSION>/helm)")
 	fs.String(&c.cacerts, "ca-certificates", "KOMMONS_RELEASE_CA_CERTIFICATES", "/etc/ssl/certs/ca-certificates.crt", "CA bundle copied into the image")
+	fs.String(&c.cyclonedx, "cyclonedx-gomod", "KOMMONS_CYCLONEDX_GOMOD", "", "cyclonedx-gomod binary (SBOMs); empty: the harness's cached one")
+	fs.String(&c.cosign, "cosign", "KOMMONS_COSIGN", "", "cosign binary (publishing); empty: the harness's cached one")
+	fs.String(&c.key, "key", "COSIGN_KEY", "", "cosign private key (file or KMS URI; password in COSIGN_PASSWORD); empty: keyless signing (OIDC)")
 	fs.Bool(&c.dryRun, "dry-run", "KOMMONS_RELEASE_DRY_RUN", false, "build dist/ only, publish nothing")
+	fs.Bool(&c.publishOnly, "publish-only", "KOMMONS_RELEASE_PUBLISH_ONLY", false, "publish what --out holds, build nothing")
+	fs.Bool(&c.plainHTTP, "plain-http", "KOMMONS_RELEASE_PLAIN_HTTP", false, "the registry speaks plain HTTP (a loopback test registry)")
+	fs.Bool(&c.noTlog, "no-tlog", "KOMMONS_RELEASE_NO_TLOG", false, "key-based signing without a transparency log upload (offline registries)")
 	fs.Bool(&c.allowDirty, "allow-dirty", "KOMMONS_RELEASE_ALLOW_DIRTY", false, "release from a work tree with uncommitted changes")
 	if help, err := fs.ParseArgs(args, stdout, usage); help {
 		return exitOK
@@ -79,15 +91,83 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "release:", err)
 		return exitUsage
 	}
-	if err := release.CheckVersion(c.version); err != nil {
+	if c.dryRun && c.publishOnly {
+		fmt.Fprintln(stderr, "release: --dry-run and --publish-only exclude each other (see --help)")
+		return exitUsage
+	}
+	if err := checkRegistry(c.registry); err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
-	code, err := build(ctx, c, stdout, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	if !c.publishOnly {
+		if err := release.CheckVersion(c.version); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitUsage
+		}
+		if code, err := build(ctx, c, stdout, stderr); err != nil {
+			fmt.Fprintln(stderr, err)
+			return code
+		}
 	}
-	return code
+	if c.dryRun {
+		fmt.Fprintln(stdout, "dry run: nothing published")
+		return exitOK
+	}
+	if err := publish(ctx, c, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// checkRegistry accepts host[:port][/path], no scheme, no tag.
+func checkRegistry(reg string) error {
+	host, _, _ := strings.Cut(reg, "/")
+	if reg == "" || strings.Contains(reg, "://") || strings.ContainsAny(reg, "@ ") || host == "" || strings.HasSuffix(reg, "/") {
+		return fmt.Errorf("release: --registry %q is not host[:port][/path] (e.g. ghcr.io/kommons, 127.0.0.1:5000/kommons; no scheme)", reg)
+	}
+	return nil
+}
+
+// outDir is --out made absolute.
+func outDir(c config) string {
+	if filepath.IsAbs(c.out) {
+		return c.out
+	}
+	if wd, err := os.Getwd(); err == nil {
+		return filepath.Join(wd, c.out)
+	}
+	return c.out
+}
+
+func publish(ctx context.Context, c config, stdout, stderr io.Writer) error {
+	var err error
+	if c.helm == "" {
+		if c.helm, err = toolcache.Binary("helm3", "HELM3_VERSION", "helm", ""); err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+	}
+	if c.cosign == "" {
+		if c.cosign, err = toolcache.Binary("cosign", "COSIGN_VERSION", "cosign", ""); err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+	}
+	if c.key == "" {
+		fmt.Fprintln(stderr, "release: no --key (COSIGN_KEY): cosign signs keyless (OIDC)")
+	}
+	res, err := release.Publish(ctx, release.PublishOptions{
+		Dir: outDir(c), Registry: c.registry, PlainHTTP: c.plainHTTP,
+		Cosign: c.cosign, Key: c.key, NoTlog: c.noTlog, Helm: c.helm,
+		Logf: func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) },
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "published %s (signed, SBOM attested)\n", res.Image)
+	for _, ch := range res.Charts {
+		fmt.Fprintln(stdout, ch)
+	}
+	return nil
 }
 
 func build(ctx context.Context, c config, stdout, stderr io.Writer) (int, error) {
@@ -104,16 +184,21 @@ func build(ctx context.Context, c config, stdout, stderr io.Writer) (int, error)
 			return exitFailed, fmt.Errorf("release: %w", err)
 		}
 	}
-	out := c.out
-	if !filepath.IsAbs(out) {
-		if wd, err := os.Getwd(); err == nil {
-			out = filepath.Join(wd, out)
+	if c.cyclonedx == "" {
+		if c.cyclonedx, err = toolcache.Binary("cyclonedx-gomod", "CYCLONEDX_GOMOD_VERSION", "cyclonedx-gomod", ""); err != nil {
+			return exitFailed, fmt.Errorf("release: %w", err)
 		}
+	}
+	out := outDir(c)
+	host, path, _ := strings.Cut(c.registry, "/")
+	repository := release.ImageName
+	if path != "" {
+		repository = path + "/" + release.ImageName
 	}
 	start := time.Now()
 	res, err := release.Run(ctx, release.Options{
 		Repo: repo, Out: out, Version: c.version, Revision: revision, Created: created, CACerts: c.cacerts,
-		Registry: c.registry, Repository: c.repository, Helm: c.helm, ChartRegistry: c.chartRegistry,
+		Registry: host, Repository: repository, Helm: c.helm, ChartRegistry: c.registry, CycloneDX: c.cyclonedx,
 		Logf: func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) },
 	})
 	if err != nil {
@@ -121,7 +206,7 @@ func build(ctx context.Context, c config, stdout, stderr io.Writer) (int, error)
 	}
 	fmt.Fprintf(stdout, "kommons %s (revision %s, created %s) built into %s in %.0fs\n",
 		c.version, revision, created.Format(time.RFC3339), out, time.Since(start).Seconds())
-	fmt.Fprintf(stdout, "image %s/%s:%s@%s (OCI layout: %s)\n", c.registry, c.repository, c.version, res.IndexDigest, filepath.Join(out, "image"))
+	fmt.Fprintf(stdout, "image %s:%s@%s (OCI layout: %s)\n", res.Manifest.Image, c.version, res.IndexDigest, filepath.Join(out, "image"))
 	for _, p := range release.ImagePlatforms {
 		fmt.Fprintf(stdout, "  %s %s\n", p, res.ManifestDigests[p.String()])
 	}
@@ -129,11 +214,7 @@ func build(ctx context.Context, c config, stdout, stderr io.Writer) (int, error)
 		fmt.Fprintf(stdout, "%s\n", filepath.Join(out, f))
 	}
 	fmt.Fprintf(stdout, "%s\n", filepath.Join(out, "checksums.txt"))
-	if c.dryRun {
-		fmt.Fprintln(stdout, "dry run: nothing published")
-		return exitOK, nil
-	}
-	return exitNotPublished, errors.New("release: dist/ is built, but publishing (pushing the image and charts, signing) is not implemented yet: nothing was pushed (docs/releasing.md); use --dry-run (DRY_RUN=1) to build only")
+	return exitOK, nil
 }
 
 // gitState returns the commit of HEAD and the release's creation time
