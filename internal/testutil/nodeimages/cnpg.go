@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -26,10 +27,14 @@ const (
 	// CNPGPostgresUID is the uid and gid of the postgres user in the
 	// operand image: CloudNativePG's default (spec.postgresUID/GID).
 	CNPGPostgresUID = 26
-	// CNPGManager is where the operator image holds the manager: the
-	// Deployment's command, and the file its bootstrap-controller init
-	// container copies (`/manager bootstrap /controller/manager`, relative
-	// to the working directory /) into every operand pod.
+	// CNPGManager is the operator image's manager command: the
+	// Deployment's, and the file its bootstrap-controller init container
+	// copies (`/manager bootstrap /controller/manager`: it copies ./manager
+	// of the working directory /) into every operand pod. As upstream, it
+	// is a symbolic link to operator/manager_<GOARCH>: the operator learns
+	// which architectures it can serve operand pods from those files, and
+	// refuses to reconcile a Cluster ("invalid architecture: amd64")
+	// without its own.
 	CNPGManager = "/manager"
 	// CNPGUpstreamImage is the operator image the release manifest names
 	// (in the Deployment and its OPERATOR_IMAGE_NAME), without the tag.
@@ -60,7 +65,8 @@ type CNPGSet struct {
 	// Version is the operator's version (CNPG_VERSION), e.g. v1.27.1.
 	Version string
 	// Operator holds the manager (static, test/cluster/build.sh cnpg) at
-	// CNPGManager, from scratch, user 65532 like the upstream image.
+	// operator/manager_<GOARCH>, CNPGManager linking to it, from scratch,
+	// user 65532, laid out like the upstream image.
 	Operator Image
 	// Operand is the PostgreSQL image of the Cluster's pods
 	// (spec.imageName); its tag starts with the major version, as
@@ -125,7 +131,8 @@ func (b *builder) cnpgOperator(manager, version string) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
-	entries = append(entries, file(strings.TrimPrefix(CNPGManager, "/"), 0o755, data))
+	arch := "operator/manager_" + runtime.GOARCH
+	entries = append(entries, dir("operator", 0o755), file(arch, 0o755, data), symlink(strings.TrimPrefix(CNPGManager, "/"), arch))
 	return b.image(spec{
 		name: "cnpg-operator", repository: "kommons/cloudnative-pg", tag: keyTag(version),
 		entries: entries,

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,9 +90,13 @@ func TestBuildCNPG(t *testing.T) {
 	assert.Equal(t, "65532:65532", cf.Config.User)
 	assert.Regexp(t, regexp.MustCompile(`^`+regexp.QuoteMeta(strings.TrimPrefix(set.Version, "v"))+`-[0-9a-f]{12}$`), set.Operator.Tag)
 	files := imageFiles(t, op)
+	arch := "operator/manager_" + runtime.GOARCH
 	require.NotNil(t, files["manager"])
-	assert.Equal(t, byte(tar.TypeReg), files["manager"].Typeflag)
-	assert.NotZero(t, files["manager"].Mode&0o111, "the manager is executable")
+	assert.Equal(t, byte(tar.TypeSymlink), files["manager"].Typeflag)
+	assert.Equal(t, arch, files["manager"].Linkname, "the operator finds its architectures in operator/manager_*")
+	require.NotNil(t, files[arch])
+	assert.Equal(t, byte(tar.TypeReg), files[arch].Typeflag)
+	assert.NotZero(t, files[arch].Mode&0o111, "the manager is executable")
 
 	pg, err := tarball.ImageFromPath(set.Operand.Path, nil)
 	require.NoError(t, err)
