@@ -85,9 +85,6 @@ func (s *CNPGSet) All() []Image { return []Image{s.Operator, s.Operand} }
 // operand image's root filesystem needs root, debootstrap and the Debian
 // mirror: build outside the real-node sandbox.
 func BuildCNPG(ctx context.Context, logf func(string, ...any)) (*CNPGSet, error) {
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
 	version, err := toolcache.Version("CNPG_VERSION")
 	if err != nil {
 		return nil, fmt.Errorf("nodeimages: %w", err)
@@ -100,11 +97,7 @@ func BuildCNPG(ctx context.Context, logf func(string, ...any)) (*CNPGSet, error)
 	if _, err := os.Stat(manifest); err != nil {
 		return nil, fmt.Errorf("nodeimages: CloudNativePG release manifest: %w (run test/cluster/build.sh cnpg)", err)
 	}
-	b := &builder{ctx: ctx, logf: logf, dir: filepath.Join(toolcache.Dir(), "images")}
-	if err := os.MkdirAll(b.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("nodeimages: cache directory: %w", err)
-	}
-	unlock, err := b.lock()
+	b, unlock, err := lockedBuilder(ctx, logf)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +111,7 @@ func BuildCNPG(ctx context.Context, logf func(string, ...any)) (*CNPGSet, error)
 	if s.Operand, err = b.cnpgOperand(); err != nil {
 		return nil, fmt.Errorf("nodeimages: %w", err)
 	}
-	logf("nodeimages: CloudNativePG %s images ready in %.1fs: %s, %s", version, time.Since(start).Seconds(), s.Operator.Ref(), s.Operand.Ref())
+	b.logf("nodeimages: CloudNativePG %s images ready in %.1fs: %s, %s", version, time.Since(start).Seconds(), s.Operator.Ref(), s.Operand.Ref())
 	return s, nil
 }
 
