@@ -392,8 +392,11 @@ func (s *scenario) failover(t *testing.T) {
 		require.Less(t, now, 10*time.Minute, "no write reached a new primary through -rw 10 minutes after the primary pod was deleted")
 		time.Sleep(200 * time.Millisecond)
 	}
-	after := s.clusterStatus(t)
-	assert.NotEqual(t, before.CurrentPrimary, after.CurrentPrimary, "a replica was promoted")
+	var after clusterStatus
+	assert.Eventually(t, func() bool {
+		after = s.clusterStatus(t)
+		return after.CurrentPrimary != "" && after.CurrentPrimary != before.CurrentPrimary
+	}, time.Minute, time.Second, "a replica was promoted (status.currentPrimary)")
 
 	// Closed before waiting below: an open session would hold up the old
 	// primary's smart shutdown when it rejoins.
