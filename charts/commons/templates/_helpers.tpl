@@ -157,39 +157,59 @@ helm.sh/resource-policy: keep
 
 {{/* ---------- PostgreSQL connection facts ---------- */}}
 
+{{/*
+commons.postgresql.mode: where PostgreSQL runs: postgresql.mode when set, else from the legacy
+postgresql.bundled (false: external), else bundled.
+{{ include "commons.postgresql.mode" $ }}
+*/}}
+{{- define "commons.postgresql.mode" -}}
+{{- if .Values.postgresql.mode -}}
+{{- .Values.postgresql.mode -}}
+{{- else if and (hasKey .Values.postgresql "bundled") (not .Values.postgresql.bundled) -}}
+external
+{{- else -}}
+bundled
+{{- end -}}
+{{- end -}}
+
+{{/* commons.postgresql.bundled: "true" when PostgreSQL runs as this release's StatefulSet. */}}
+{{- define "commons.postgresql.bundled" -}}
+{{- if eq (include "commons.postgresql.mode" .) "bundled" }}true{{ end -}}
+{{- end -}}
+
 {{/* commons.postgresql.host: the host Jobs and tenants connect to (the client Service FQDN when bundled). */}}
 {{- define "commons.postgresql.host" -}}
-{{- if .Values.postgresql.bundled -}}
+{{- if include "commons.postgresql.bundled" . -}}
 {{- printf "%s.%s.svc.%s" (include "commons.names.component" (dict "context" . "component" "postgresql")) .Release.Namespace .Values.clusterDomain -}}
 {{- else -}}
-{{- required "postgresql.external.host is required when postgresql.bundled is false" .Values.postgresql.external.host -}}
+{{- required "postgresql.external.host is required in external mode (postgresql.mode external, or postgresql.bundled false)" .Values.postgresql.external.host -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "commons.postgresql.port" -}}
-{{- if .Values.postgresql.bundled }}{{ .Values.postgresql.service.port }}{{ else }}{{ .Values.postgresql.external.port }}{{ end -}}
+{{- if include "commons.postgresql.bundled" . }}{{ .Values.postgresql.service.port }}{{ else }}{{ .Values.postgresql.external.port }}{{ end -}}
 {{- end -}}
 
 {{/* commons.postgresql.sslmode: the bundled server has no TLS configured. */}}
 {{- define "commons.postgresql.sslmode" -}}
-{{- if .Values.postgresql.bundled }}disable{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
+{{- if include "commons.postgresql.bundled" . }}disable{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
 {{- end -}}
 
 {{- define "commons.postgresql.database" -}}
-{{- if .Values.postgresql.bundled }}postgres{{ else }}{{ .Values.postgresql.external.database }}{{ end -}}
+{{- if include "commons.postgresql.bundled" . }}postgres{{ else }}{{ .Values.postgresql.external.database }}{{ end -}}
 {{- end -}}
 
 {{/* commons.postgresql.adminSecret: name of the Secret holding the admin password. */}}
 {{- define "commons.postgresql.adminSecret" -}}
-{{- if .Values.postgresql.bundled -}}
+{{- if include "commons.postgresql.bundled" . -}}
 {{- default (include "commons.names.component" (dict "context" . "component" "postgresql-admin")) .Values.postgresql.auth.existingSecret -}}
 {{- else -}}
-{{- required "postgresql.external.existingSecret (admin credentials) is required when postgresql.bundled is false" .Values.postgresql.external.existingSecret -}}
+{{- required "postgresql.external.existingSecret (admin credentials) is required in external mode (postgresql.mode external, or postgresql.bundled false)" .Values.postgresql.external.existingSecret -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "commons.postgresql.adminPasswordKey" -}}
-{{- if .Values.postgresql.bundled }}{{ .Values.postgresql.auth.passwordKey }}{{ else }}{{ .Values.postgresql.external.passwordKey }}{{ end -}}
+{{- if include "commons.postgresql.bundled" . }}{{ .Values.postgresql.auth.passwordKey }}{{ else }}{{ .Values.postgresql.external.passwordKey }}{{ end -}}
 {{- end -}}
 
 {{/* commons.postgresql.adminEnv: libpq environment of the admin connection (password from the Secret, never in the manifest). */}}
@@ -202,7 +222,7 @@ helm.sh/resource-policy: keep
   value: {{ include "commons.postgresql.database" . | quote }}
 - name: PGSSLMODE
   value: {{ include "commons.postgresql.sslmode" . | quote }}
-{{- if .Values.postgresql.bundled }}
+{{- if include "commons.postgresql.bundled" . }}
 - name: PGUSER
   value: {{ .Values.postgresql.auth.adminUser | quote }}
 {{- else }}
