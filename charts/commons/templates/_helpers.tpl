@@ -179,7 +179,9 @@ bundled
 
 {{/* commons.postgresql.host: the host Jobs and tenants connect to (the client Service FQDN when bundled). */}}
 {{- define "commons.postgresql.host" -}}
-{{- if include "commons.postgresql.bundled" . -}}
+{{- if include "commons.postgresql.cnpg" . -}}
+{{- printf "%s-rw.%s.svc.%s" (include "commons.postgresql.clusterName" .) .Release.Namespace .Values.clusterDomain -}}
+{{- else if include "commons.postgresql.bundled" . -}}
 {{- printf "%s.%s.svc.%s" (include "commons.names.component" (dict "context" . "component" "postgresql")) .Release.Namespace .Values.clusterDomain -}}
 {{- else -}}
 {{- required "postgresql.external.host is required in external mode (postgresql.mode external, or postgresql.bundled false)" .Values.postgresql.external.host -}}
@@ -187,21 +189,21 @@ bundled
 {{- end -}}
 
 {{- define "commons.postgresql.port" -}}
-{{- if include "commons.postgresql.bundled" . }}{{ .Values.postgresql.service.port }}{{ else }}{{ .Values.postgresql.external.port }}{{ end -}}
+{{- if include "commons.postgresql.cnpg" . }}5432{{ else if include "commons.postgresql.bundled" . }}{{ .Values.postgresql.service.port }}{{ else }}{{ .Values.postgresql.external.port }}{{ end -}}
 {{- end -}}
 
-{{/* commons.postgresql.sslmode: the bundled server has no TLS configured. */}}
+{{/* commons.postgresql.sslmode: of the commons Jobs: the bundled server has no TLS configured; a CloudNativePG Cluster's certificate is checked against its CA (commons.postgresql.caVolume). */}}
 {{- define "commons.postgresql.sslmode" -}}
-{{- if include "commons.postgresql.bundled" . }}disable{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
+{{- if include "commons.postgresql.cnpg" . }}verify-full{{ else if include "commons.postgresql.bundled" . }}disable{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
 {{- end -}}
 
 {{- define "commons.postgresql.database" -}}
-{{- if include "commons.postgresql.bundled" . }}postgres{{ else }}{{ .Values.postgresql.external.database }}{{ end -}}
+{{- if or (include "commons.postgresql.bundled" .) (include "commons.postgresql.cnpg" .) }}postgres{{ else }}{{ .Values.postgresql.external.database }}{{ end -}}
 {{- end -}}
 
 {{/* commons.postgresql.adminSecret: name of the Secret holding the admin password. */}}
 {{- define "commons.postgresql.adminSecret" -}}
-{{- if include "commons.postgresql.bundled" . -}}
+{{- if or (include "commons.postgresql.bundled" .) (include "commons.postgresql.cnpg" .) -}}
 {{- default (include "commons.names.component" (dict "context" . "component" "postgresql-admin")) .Values.postgresql.auth.existingSecret -}}
 {{- else -}}
 {{- required "postgresql.external.existingSecret (admin credentials) is required in external mode (postgresql.mode external, or postgresql.bundled false)" .Values.postgresql.external.existingSecret -}}
@@ -209,7 +211,7 @@ bundled
 {{- end -}}
 
 {{- define "commons.postgresql.adminPasswordKey" -}}
-{{- if include "commons.postgresql.bundled" . }}{{ .Values.postgresql.auth.passwordKey }}{{ else }}{{ .Values.postgresql.external.passwordKey }}{{ end -}}
+{{- if or (include "commons.postgresql.bundled" .) (include "commons.postgresql.cnpg" .) }}{{ .Values.postgresql.auth.passwordKey }}{{ else }}{{ .Values.postgresql.external.passwordKey }}{{ end -}}
 {{- end -}}
 
 {{/* commons.postgresql.adminEnv: libpq environment of the admin connection (password from the Secret, never in the manifest). */}}
@@ -222,7 +224,11 @@ bundled
   value: {{ include "commons.postgresql.database" . | quote }}
 - name: PGSSLMODE
   value: {{ include "commons.postgresql.sslmode" . | quote }}
-{{- if include "commons.postgresql.bundled" . }}
+{{- if include "commons.postgresql.cnpg" . }}
+- name: PGSSLROOTCERT
+  value: {{ include "commons.postgresql.caPath" . | quote }}
+{{- end }}
+{{- if or (include "commons.postgresql.bundled" .) (include "commons.postgresql.cnpg" .) }}
 - name: PGUSER
   value: {{ .Values.postgresql.auth.adminUser | quote }}
 {{- else }}
@@ -237,6 +243,50 @@ bundled
     secretKeyRef:
       name: {{ include "commons.postgresql.adminSecret" . }}
       key: {{ include "commons.postgresql.adminPasswordKey" . }}
+{{- end -}}
+
+{{/* ---------- cloudnativepg mode ---------- */}}
+
+{{/* commons.postgresql.cnpg: "true" in cloudnativepg mode. */}}
+{{- define "commons.postgresql.cnpg" -}}
+{{- if eq (include "commons.postgresql.mode" .) "cloudnativepg" }}true{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.clusterName: name of the CloudNativePG Cluster (its Services are <name>-rw, -ro, -r; its CA Secret <name>-ca). */}}
+{{- define "commons.postgresql.clusterName" -}}
+{{- include "commons.names.component" (dict "context" . "component" "postgresql") -}}
+{{- end -}}
+
+{{/* commons.postgresql.tenantSslmode: the sslmode handed to tenants. TODO(issue 19): verify-full once module charts can mount the Cluster's CA; until then require (encrypted, server not verified). */}}
+{{- define "commons.postgresql.tenantSslmode" -}}
+{{- if include "commons.postgresql.cnpg" . }}require{{ else }}{{ include "commons.postgresql.sslmode" . }}{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.caPath: where the Jobs find the Cluster's CA certificate (PGSSLROOTCERT). */}}
+{{- define "commons.postgresql.caPath" -}}
+/etc/kommons/postgresql-ca/ca.crt
+{{- end -}}
+
+{{/* commons.postgresql.caVolumeMount: the CA's volumeMount (list entry) in cloudnativepg mode, else nothing. */}}
+{{- define "commons.postgresql.caVolumeMount" -}}
+{{- if include "commons.postgresql.cnpg" . -}}
+- name: postgresql-ca
+  mountPath: {{ include "commons.postgresql.caPath" . | dir }}
+  readOnly: true
+{{- end -}}
+{{- end -}}
+
+{{/* commons.postgresql.caVolume: the CA's volume (list entry): ca.crt of the operator-generated <cluster>-ca Secret, in cloudnativepg mode; else nothing. */}}
+{{- define "commons.postgresql.caVolume" -}}
+{{- if include "commons.postgresql.cnpg" . -}}
+- name: postgresql-ca
+  secret:
+    secretName: {{ include "commons.postgresql.clusterName" . }}-ca
+    defaultMode: 0440
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end -}}
 {{- end -}}
 
 {{/* commons.provisioner.secret: name of the Secret (this namespace) holding each tenant's provisioner password, keyed by tenant namespace. */}}
@@ -408,6 +458,10 @@ Usage: include "commons.s3.physicalName" (dict "namespace" "imaging" "release" .
   args: ["--level", "auth", "--timeout", {{ .Values.jobs.waitTimeout | quote }}]
   env:
     {{- include "commons.postgresql.adminEnv" . | nindent 4 }}
+  {{- with include "commons.postgresql.caVolumeMount" . }}
+  volumeMounts:
+    {{- . | nindent 4 }}
+  {{- end }}
   securityContext:
     {{- toYaml .Values.jobs.containerSecurityContext | nindent 4 }}
   resources:
