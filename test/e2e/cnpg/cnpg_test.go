@@ -5,8 +5,11 @@
 // instances on the operand image nodeimages.BuildCNPG makes from Debian's
 // PostgreSQL, a row written and read through the -rw Service over verified
 // TLS, and a failover when the primary pod is deleted, with the time until
-// -rw accepts writes again logged (no timed assertion). It is the foundation
-// of commons' cloudnativepg mode; docs/operations.md says what it proves.
+// -rw accepts writes again logged (no timed assertion). Then charts/commons
+// in cloudnativepg mode on that operator: its provisioner Job over
+// verify-full to the Cluster's -rw, hello-module provisioned by pg-init in a
+// tenant namespace, and again after the primary pod is deleted.
+// docs/operations.md says what it proves.
 package cnpg
 
 import (
@@ -65,12 +68,14 @@ type scenario struct {
 	rw     string // -rw Service host name (verified by the server certificate)
 	caFile string // the Cluster's CA, written once into tmp
 	tmp    string // the whole test's temporary directory
+	cm     commonsMode
 }
 
 func TestCloudNativePG(t *testing.T) {
 	c := testcluster.StartNode(t)
 	s := &scenario{c: c, imgs: cnpgImages(t), tmp: t.TempDir()}
 	s.ns = c.Namespace(t, "cnpg") // the whole test's: a subtest's would go when it ends
+	s.prepareCommons(t)
 	t.Cleanup(func() {
 		if t.Failed() {
 			s.dump(t)
@@ -85,6 +90,9 @@ func TestCloudNativePG(t *testing.T) {
 		{"cluster", s.createCluster},
 		{"write-read", s.writeRead},
 		{"failover", s.failover},
+		{"commons", s.installCommons},
+		{"module", s.moduleFirstTenant},
+		{"module-after-failover", s.moduleAfterFailover},
 	} {
 		if !t.Run(step.name, step.fn) {
 			t.Fatalf("step %s failed; later steps depend on it", step.name)
@@ -251,7 +259,13 @@ type clusterStatus struct {
 
 func (s *scenario) clusterStatus(t *testing.T) clusterStatus {
 	t.Helper()
-	out := s.kubectl(t, "get", "-n", s.ns, "cluster/"+clusterName, "-o", "jsonpath={.status}")
+	return s.statusOf(t, s.ns, clusterName)
+}
+
+// statusOf is the status of Cluster ns/name.
+func (s *scenario) statusOf(t *testing.T, ns, name string) clusterStatus {
+	t.Helper()
+	out := s.kubectl(t, "get", "-n", ns, "cluster/"+name, "-o", "jsonpath={.status}")
 	var st clusterStatus
 	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
 	return st
@@ -273,20 +287,45 @@ func (s *scenario) instancePods(t *testing.T) []corev1.Pod {
 // server certificate checked for it.
 func (s *scenario) connConfig(t *testing.T, host string) *pgx.ConnConfig {
 	t.Helper()
-	ctx := context.Background()
-	app, err := s.c.Client().CoreV1().Secrets(s.ns).Get(ctx, clusterName+"-app", metav1.GetOptions{})
+	app, err := s.c.Client().CoreV1().Secrets(s.ns).Get(context.Background(), clusterName+"-app", metav1.GetOptions{})
 	require.NoError(t, err)
 	if s.caFile == "" {
-		ca, err := s.c.Client().CoreV1().Secrets(s.ns).Get(ctx, clusterName+"-ca", metav1.GetOptions{})
-		require.NoError(t, err)
-		require.NotEmpty(t, ca.Data["ca.crt"], "CA of the Cluster")
-		s.caFile = filepath.Join(s.tmp, "ca.crt")
-		require.NoError(t, os.WriteFile(s.caFile, ca.Data["ca.crt"], 0o600))
+		s.caFile = s.writeCA(t, s.ns, clusterName)
 	}
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=5432 dbname=%s user=%s sslmode=verify-full sslrootcert=%s connect_timeout=3",
-		host, app.Data["dbname"], app.Data["username"], s.caFile))
+	return s.verifyFullConfig(t, host, s.caFile, string(app.Data["username"]), string(app.Data["password"]), string(app.Data["dbname"]))
+}
+
+// writeCA writes the CA of Cluster ns/name (its <name>-ca Secret) into the
+// test's temporary directory and returns the file.
+func (s *scenario) writeCA(t *testing.T, ns, name string) string {
+	t.Helper()
+	ca, err := s.c.Client().CoreV1().Secrets(ns).Get(context.Background(), name+"-ca", metav1.GetOptions{})
 	require.NoError(t, err)
-	cfg.Password = string(app.Data["password"])
+	require.NotEmpty(t, ca.Data["ca.crt"], "CA of the Cluster %s/%s", ns, name)
+	file := filepath.Join(s.tmp, ns+"-"+name+"-ca.crt")
+	require.NoError(t, os.WriteFile(file, ca.Data["ca.crt"], 0o600))
+	return file
+}
+
+// clusterConnConfig is a verify-full connection to host (a Service of
+// Cluster ns/name) with the Cluster's CA.
+func (s *scenario) clusterConnConfig(t *testing.T, ns, name, host, user, password, db string) *pgx.ConnConfig {
+	t.Helper()
+	return s.verifyFullConfig(t, host, s.writeCA(t, ns, name), user, password, db)
+}
+
+func pgxConnect(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// verifyFullConfig: sslmode=verify-full with caFile, the host resolved
+// through the cluster's DNS.
+func (s *scenario) verifyFullConfig(t *testing.T, host, caFile, user, password, db string) *pgx.ConnConfig {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=5432 dbname=%s user=%s sslmode=verify-full sslrootcert=%s connect_timeout=3",
+		host, db, user, caFile))
+	require.NoError(t, err)
+	cfg.Password = password
 	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, testcluster.NodeIP+":53")
 	}}
@@ -458,7 +497,8 @@ func (s *scenario) dump(t *testing.T) {
 		return
 	}
 	for _, p := range pods.Items {
-		if p.Namespace != operatorNamespace && p.Namespace != s.ns {
+		if p.Namespace != operatorNamespace && p.Namespace != s.ns && p.Namespace != s.cm.ns &&
+			p.Namespace != s.cm.tenants[0] && p.Namespace != s.cm.tenants[1] {
 			continue
 		}
 		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
