@@ -57,9 +57,9 @@ func cnpgValues(pg map[string]any, more ...map[string]any) map[string]any {
 	return merge(append([]map[string]any{{"postgresql": pg}}, more...)...)
 }
 
-// TestCloudNativePGCluster: cloudnativepg mode renders a Cluster with the
+// TestCommonsCloudNativePGCluster: cloudnativepg mode renders a Cluster with the
 // values' fields and no bundled StatefulSet, Services or NetworkPolicy.
-func TestCloudNativePGCluster(t *testing.T) {
+func TestCommonsCloudNativePGCluster(t *testing.T) {
 	m := renderCommons(t, cnpgValues(nil, tenants(map[string]any{"namespace": "imaging"})))
 	o := m.MustGet(t, "Cluster", "commons", "commons-postgresql")
 	assert.Equal(t, "postgresql.cnpg.io/v1", o.APIVersion)
@@ -109,7 +109,7 @@ func TestCloudNativePGCluster(t *testing.T) {
 	assert.True(t, toCluster, "the Jobs' egress reaches the Cluster's pods on 5432")
 }
 
-func TestCloudNativePGClusterValues(t *testing.T) {
+func TestCommonsCloudNativePGClusterValues(t *testing.T) {
 	m := renderCommons(t, cnpgValues(map[string]any{"cloudnativepg": map[string]any{
 		"instances": 5, "imageName": "registry.example/pg:17.6-x", "minSyncReplicas": 1, "maxSyncReplicas": 2,
 		"affinity": map[string]any{"podAntiAffinityType": "required", "topologyKey": "topology.kubernetes.io/zone",
@@ -140,11 +140,11 @@ func TestCloudNativePGClusterValues(t *testing.T) {
 	assert.Equal(t, "", *c.Spec.Storage.StorageClass, `"-" renders an empty class`)
 }
 
-// TestCloudNativePGJobs: the provisioner Job (and its wait-for-pg) connect
+// TestCommonsCloudNativePGJobs: the provisioner Job (and its wait-for-pg) connect
 // to <cluster>-rw as the superuser with sslmode=verify-full and the
 // operator's CA mounted; tenants get -rw with sslmode=require (module charts
 // cannot mount a CA yet).
-func TestCloudNativePGJobs(t *testing.T) {
+func TestCommonsCloudNativePGJobs(t *testing.T) {
 	m := renderCommons(t, cnpgValues(nil, tenants(map[string]any{"namespace": "imaging"})))
 	job := render.Decode[batchv1.Job](t, m.One(t, "Job", "commons-provisioner-"))
 	pod := job.Spec.Template.Spec
@@ -183,8 +183,8 @@ func TestCloudNativePGJobs(t *testing.T) {
 	assert.NotContains(t, envOf(container(t, bundled.Spec.Template.Spec, "provisioner", false)), "PGSSLROOTCERT")
 }
 
-// TestCloudNativePGRefusesWrongValues: the mode's checks name the value to fix.
-func TestCloudNativePGRefusesWrongValues(t *testing.T) {
+// TestCommonsCloudNativePGRefusesWrongValues: the mode's checks name the value to fix.
+func TestCommonsCloudNativePGRefusesWrongValues(t *testing.T) {
 	for name, tc := range map[string]struct {
 		values map[string]any
 		want   string
