@@ -86,13 +86,14 @@ type scenario struct {
 	c        *testcluster.Cluster
 	registry string // host:port/kommons, where the releases are published
 	cosign   string
-	pubKey   string                     // cosign.pub of the key the releases are signed with
-	releases map[string]*release.Result // by version
-	dist     map[string]string          // dist/ directory by version
-	user     string                     // the user's directory: only what they downloaded
-	policy   string                     // policy file
-	helm4    func(testing.TB, ...string) string
-	digests  map[string]string // nodeimages (harness) image repository -> manifest digest
+	pubKey   string                             // cosign.pub of the key the releases are signed with
+	releases map[string]*release.Result         // by version
+	dist     map[string]string                  // dist/ directory by version
+	user     string                             // the user's directory: only what they downloaded
+	policy   string                             // policy file
+	helm     func(testing.TB, ...string) string // Helm 3, in the user's directory
+	helm4    func(testing.TB, ...string) string // Helm 4 with the plugin installed from its archive, in the user's directory
+	digests  map[string]string                  // nodeimages (harness) image repository -> manifest digest
 	run      string
 	top      *testing.T // the whole scenario: its temporary directories, environment and namespaces outlive the steps
 
@@ -205,6 +206,7 @@ func (s *scenario) download(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(s.dist[current], plugin))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(s.user, plugin), b, 0o644))
+	s.helm = s.inUserDir(s.c.Tools.Helm3, s.c.Env()...)
 	s.policy = filepath.Join(s.user, "policy.yaml")
 	require.NoError(t, os.WriteFile(s.policy, []byte(policy), 0o644))
 	entries, _ := os.ReadDir(s.user)
@@ -275,11 +277,26 @@ func (s *scenario) orthancValues() []string {
 	return append(v, s.imageValues("image", s.c.Images.Orthanc)...)
 }
 
+// inUserDir runs bin with env in the user's directory (no checkout there),
+// failing the test with its output on a non-zero exit.
+func (s *scenario) inUserDir(bin string, env ...string) func(testing.TB, ...string) string {
+	return func(t testing.TB, args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env, cmd.Dir = env, s.user
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s %s:\n%s", filepath.Base(bin), strings.Join(args, " "), out)
+		return string(out)
+	}
+}
+
 // helm3 runs Helm 3 from the user's directory and logs its duration.
 func (s *scenario) helm3(t *testing.T, args ...string) {
 	t.Helper()
 	start := time.Now()
-	s.c.Helm3(t, args...)
+	s.helm(t, args...)
 	t.Logf("helm %s %s --version %s: %.1fs", args[0], args[1], versionArg(args), time.Since(start).Seconds())
 }
 
@@ -365,17 +382,7 @@ func (s *scenario) upgrade(t *testing.T) {
 // data home and orthanc N through it.
 func (s *scenario) installHelm4(t *testing.T) {
 	data := s.top.TempDir()
-	env := append(s.c.Env(), "HELM_DATA_HOME="+data, "HELM_PLUGINS="+filepath.Join(data, "plugins"))
-	s.helm4 = func(t testing.TB, args ...string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, s.c.Tools.Helm4, args...)
-		cmd.Env, cmd.Dir = env, s.user
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "helm4 %s:\n%s", strings.Join(args, " "), out)
-		return string(out)
-	}
+	s.helm4 = s.inUserDir(s.c.Tools.Helm4, append(s.c.Env(), "HELM_DATA_HOME="+data, "HELM_PLUGINS="+filepath.Join(data, "plugins"))...)
 	archive := filepath.Join(s.user, fmt.Sprintf("kommons-postrender-%s-linux-%s.tgz", current, goarch()))
 	s.helm4(t, "plugin", "install", archive, "--verify=false")
 	list := s.helm4(t, "plugin", "list")
@@ -427,8 +434,8 @@ func (s *scenario) benchmark(t *testing.T) {
 			pg := s.onePod(t, commons, "app.kubernetes.io/component=database")
 			assert.Equal(t, "true", pg.Spec.NodeSelector["kommons.test/pool-db"], "the post-renderer placed PostgreSQL")
 		}
-		s.c.Helm3(t, "uninstall", "orthanc", "-n", tenant, "--wait", "--timeout", "5m")
-		s.c.Helm3(t, "uninstall", "commons", "-n", commons, "--wait", "--timeout", "5m")
+		s.helm(t, "uninstall", "orthanc", "-n", tenant, "--wait", "--timeout", "5m")
+		s.helm(t, "uninstall", "commons", "-n", commons, "--wait", "--timeout", "5m")
 	}
 	// The post-renderer alone, once per chart as Helm runs it, on the
 	// manifests of the "with" rounds (median of 5 each).
@@ -437,7 +444,7 @@ func (s *scenario) benchmark(t *testing.T) {
 		append([]string{"template", "commons", s.chart("commons"), "--version", current, "--plain-http", "-n", "bench"}, s.commonsValues("bench-t")...),
 		append([]string{"template", "orthanc", s.chart("orthanc"), "--version", current, "--plain-http", "-n", "bench-t"}, s.orthancValues()...),
 	} {
-		manifests := []byte(s.c.Helm3(t, args...))
+		manifests := []byte(s.helm(t, args...))
 		var runs []time.Duration
 		for range 5 {
 			cmd := exec.Command(s.postrender(current), "--config="+s.policy)
