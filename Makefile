@@ -39,7 +39,7 @@ deps: ## install the Debian packages the tests need, when missing (test/cluster/
 	test/cluster/deps.sh
 
 .PHONY: tools
-tools: ## build the harness tools once (PostgreSQL 16-18, Kubernetes, Helm 3/4, kwok, ct, kubeconform, kube-score, MinIO, CoreDNS, kube-router, cyclonedx-gomod, cosign, distribution, actionlint), cached in ~/.cache/kommons
+tools: ## build the harness tools once (PostgreSQL 16-18, Kubernetes, Helm 3/4, kwok, ct, kubeconform, kube-score, MinIO, CoreDNS, kube-router, cyclonedx-gomod, cosign, distribution, actionlint, CloudNativePG), cached in ~/.cache/kommons
 	test/cluster/build.sh
 
 .PHONY: lint
@@ -77,8 +77,8 @@ test: deps tools lint ## everything: unit, PostgreSQL (15-18), chart checks, clu
 	  KOMMONS_PG_DEFAULT_MAJOR=$$v KOMMONS_REQUIRE_PG=1 $(GO) test -count=1 -timeout 15m $(PG_SUITES) || exit 1; done
 
 .PHONY: e2e
-e2e: deps tools ## the real-node e2e alone: control plane + one node where pods run; commons, modules, Orthanc; NetworkPolicies enforced; a release installed by OCI reference (root)
-	KOMMONS_E2E=1 $(GO) test -count=1 -p 1 -timeout 40m -v ./test/e2e/realnode/ ./test/e2e/netpol/ ./test/e2e/ociinstall/
+e2e: deps tools ## the real-node e2e alone: control plane + one node where pods run; commons, modules, Orthanc; NetworkPolicies enforced; CloudNativePG; a release installed by OCI reference (root)
+	KOMMONS_E2E=1 $(GO) test -count=1 -p 1 -timeout 40m -v ./test/e2e/realnode/ ./test/e2e/netpol/ ./test/e2e/cnpg/ ./test/e2e/ociinstall/
 
 .PHONY: bench
 bench: ## benchmarks (see docs/benchmarks.md for the figures and their commands)

@@ -38,10 +38,11 @@ package pgnames
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/kommons/kommons/internal/scope"
 )
 
 // MaxLen is PostgreSQL's identifier limit (NAMEDATALEN-1) in bytes.
@@ -60,19 +61,15 @@ var (
 	trailingUnder  = regexp.MustCompile(`_+$`)
 )
 
-// ErrEmpty is returned when the namespace, release or logical name is empty.
-var ErrEmpty = errors.New("empty name")
+// ErrEmpty is returned when the namespace, release or logical name is empty
+// (scope.ErrEmpty).
+var ErrEmpty = scope.ErrEmpty
 
 // Physical returns the physical PostgreSQL name for logical name in the scope
 // namespace/release. It fails only when one of the three is empty.
 func Physical(namespace, release, logical string) (string, error) {
-	switch {
-	case namespace == "":
-		return "", fmt.Errorf("namespace: %w", ErrEmpty)
-	case release == "":
-		return "", fmt.Errorf("release: %w", ErrEmpty)
-	case logical == "":
-		return "", fmt.Errorf("logical name: %w", ErrEmpty)
+	if err := scope.RequireParts(namespace, release, logical); err != nil {
+		return "", err
 	}
 	return physical(namespace, release, logical, HashLen), nil
 }

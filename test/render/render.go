@@ -8,7 +8,8 @@
 //	sts := render.Decode[appsv1.StatefulSet](t, m.MustGet(t, "StatefulSet", "commons", "commons-postgresql"))
 //
 // Charts with file:// dependencies render without `helm dependency build`:
-// a dependency missing from charts/ is loaded from its file:// path.
+// such a dependency is always loaded from its file:// path (a copy in
+// charts/ is ignored, so a stale one cannot hide a change).
 package render
 
 import (
@@ -137,27 +138,39 @@ func Chart(dir string, o Options) (*Manifest, error) {
 	return m, nil
 }
 
-// Load loads a chart directory and, for every dependency declared with a
-// file:// repository that charts/ does not hold, loads it from that path.
+// Load loads a chart directory with every dependency declared with a
+// file:// repository loaded from that path, the source of truth in this
+// repository: a copy in charts/ (from an earlier `helm dependency build`,
+// possibly stale) is ignored.
 func Load(dir string) (*chart.Chart, error) {
 	chrt, err := loader.Load(dir)
 	if err != nil {
 		return nil, fmt.Errorf("load chart %s: %w", dir, err)
 	}
-	have := map[string]bool{}
-	for _, d := range chrt.Dependencies() {
-		have[d.Name()] = true
-	}
+	local := map[string]string{}
 	for _, dep := range chrt.Metadata.Dependencies {
-		if have[dep.Name] || !strings.HasPrefix(dep.Repository, "file://") {
+		if strings.HasPrefix(dep.Repository, "file://") {
+			local[dep.Name] = filepath.Join(dir, strings.TrimPrefix(dep.Repository, "file://"))
+		}
+	}
+	var kept []*chart.Chart
+	for _, d := range chrt.Dependencies() {
+		if _, fromSource := local[d.Name()]; !fromSource {
+			kept = append(kept, d)
+		}
+	}
+	chrt.SetDependencies(kept...)
+	for _, dep := range chrt.Metadata.Dependencies {
+		path, ok := local[dep.Name]
+		if !ok {
 			continue
 		}
-		sub, err := Load(filepath.Join(dir, strings.TrimPrefix(dep.Repository, "file://")))
+		sub, err := Load(path)
 		if err != nil {
 			return nil, fmt.Errorf("dependency %s of %s: %w", dep.Name, dir, err)
 		}
 		chrt.AddDependency(sub)
-		have[dep.Name] = true
+		delete(local, dep.Name)
 	}
 	return chrt, nil
 }

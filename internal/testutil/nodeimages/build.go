@@ -56,7 +56,7 @@ type builder struct {
 	repo string // module root
 	dir  string // cache: toolcache.Dir()/images
 
-	debian *debianBase // built or loaded once per Build
+	debian map[string]*debianBase // by key: built or loaded once per Build
 }
 
 // lock takes the cache's lock file (other test binaries may build at the

@@ -33,6 +33,21 @@ var debianPackages = []string{
 	"libboost-regex1.74.0",
 }
 
+// debianRoot describes one Debian root filesystem an image layer is built
+// from: what debootstrap installs, and what is checked and changed after.
+type debianRoot struct {
+	suite    string   // Debian suite, e.g. bookworm
+	packages []string // debootstrap's --include list
+	// variant tells roots of the same suite and packages apart in the cache
+	// key; empty for the shared bookworm root (its key predates variants).
+	variant   string
+	verify    func(rootfs string) (string, error) // checks, returns versions for the log
+	customize func(rootfs string) error
+}
+
+// bookwormRoot is the root filesystem the postgres and orthanc images share.
+var bookwormRoot = debianRoot{suite: debianSuite, packages: debianPackages, verify: verifyDebian, customize: customizeDebian}
+
 // debianBase is the packed root filesystem: one gzip-compressed layer.
 type debianBase struct {
 	key   string   // content key of the inputs
@@ -40,24 +55,34 @@ type debianBase struct {
 	layer v1.Layer // loaded on first use (digesting it takes seconds)
 }
 
-// debianBase returns the cached layer file, building it (debootstrap) when
-// missing.
-func (b *builder) debianBase() (*debianBase, error) {
-	if b.debian != nil {
-		return b.debian, nil
-	}
+// debianBase returns the cached layer of the shared bookworm root, building
+// it (debootstrap) when missing.
+func (b *builder) debianBase() (*debianBase, error) { return b.debianBaseOf(bookwormRoot) }
+
+// debianBaseOf returns the cached layer file of r, building it
+// (debootstrap) when missing.
+func (b *builder) debianBaseOf(r debianRoot) (*debianBase, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00debian\x00%s\x00%s\x00%s\x00", builderVersion, debianSuite, runtime.GOARCH, strings.Join(debianPackages, ","))
+	fmt.Fprintf(h, "%s\x00debian\x00%s\x00%s\x00%s\x00", builderVersion, r.suite, runtime.GOARCH, strings.Join(r.packages, ","))
+	if r.variant != "" {
+		fmt.Fprintf(h, "variant %s\x00", r.variant)
+	}
 	key := hex.EncodeToString(h.Sum(nil))
-	base := &debianBase{key: key, path: filepath.Join(b.dir, "debian-"+debianSuite+"-"+key[:16]+".tar.gz")}
+	if base := b.debian[key]; base != nil {
+		return base, nil
+	}
+	base := &debianBase{key: key, path: filepath.Join(b.dir, "debian-"+r.suite+"-"+key[:16]+".tar.gz")}
 	if _, err := os.Stat(base.path); err != nil {
-		if err := b.buildDebian(base.path); err != nil {
-			return nil, fmt.Errorf("debian root filesystem: %w", err)
+		if err := b.buildDebian(r, base.path); err != nil {
+			return nil, fmt.Errorf("debian %s root filesystem: %w", r.suite, err)
 		}
 	} else {
 		touch(base.path)
 	}
-	b.debian = base
+	if b.debian == nil {
+		b.debian = map[string]*debianBase{}
+	}
+	b.debian[key] = base
 	return base, nil
 }
 
@@ -80,8 +105,9 @@ func (b *builder) loadLayer(base *debianBase) (v1.Layer, error) {
 	return layer, nil
 }
 
-// buildDebian runs debootstrap and packs the cleaned root filesystem into
-// the layer file out.
+// buildDebian runs debootstrap for r and packs the cleaned root filesystem
+// into the layer file out. Every suite comes from the host's mirror of
+// bookworm (debianMirror): one archive serves them all.
 //
 // Why two stages: debootstrap --foreign only downloads and unpacks; then
 // /usr/sbin/policy-rc.d (exit 101, "action forbidden") is put in place so
@@ -92,7 +118,7 @@ func (b *builder) loadLayer(base *debianBase) (v1.Layer, error) {
 // can neither bind a host port nor outlive the namespace, and the /proc
 // and /sys mounts of the second stage never appear on the host. It needs
 // no network: the first stage downloaded every package.
-func (b *builder) buildDebian(out string) error {
+func (b *builder) buildDebian(r debianRoot, out string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("debootstrap needs root")
 	}
@@ -109,9 +135,9 @@ func (b *builder) buildDebian(out string) error {
 	logPath := filepath.Join(work, "debootstrap.log")
 	mirror := debianMirror()
 
-	b.logf("nodeimages: debootstrap %s from %s (first stage: download)", debianSuite, mirror)
+	b.logf("nodeimages: debootstrap %s from %s (first stage: download)", r.suite, mirror)
 	if err := b.run(logPath, "debootstrap", "--foreign", "--variant=minbase",
-		"--include="+strings.Join(debianPackages, ","), debianSuite, rootfs, mirror); err != nil {
+		"--include="+strings.Join(r.packages, ","), r.suite, rootfs, mirror); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(rootfs, "usr/sbin/policy-rc.d"), []byte("#!/bin/sh\nexit 101\n"), 0o755); err != nil {
@@ -125,11 +151,11 @@ func (b *builder) buildDebian(out string) error {
 		}
 		return err
 	}
-	versions, err := verifyDebian(rootfs)
+	versions, err := r.verify(rootfs)
 	if err != nil {
 		return err
 	}
-	if err := customizeDebian(rootfs); err != nil {
+	if err := r.customize(rootfs); err != nil {
 		return err
 	}
 	if err := cleanDebian(rootfs); err != nil {
@@ -144,7 +170,7 @@ func (b *builder) buildDebian(out string) error {
 		return err
 	}
 	b.logf("nodeimages: debian %s root filesystem (%s) built in %.0fs (packed in %.0fs, %d MiB compressed)",
-		debianSuite, versions, time.Since(start).Seconds(), time.Since(packStart).Seconds(), st.Size()>>20)
+		r.suite, versions, time.Since(start).Seconds(), time.Since(packStart).Seconds(), st.Size()>>20)
 	return nil
 }
 
@@ -361,11 +387,17 @@ func dpkgVersions(path string) (map[string]string, error) {
 //     image initializes its own in PGDATA;
 //   - host details debootstrap copied (resolv.conf, hostname) are reset
 //     (the container runtime mounts its own), policy-rc.d goes.
-func customizeDebian(rootfs string) error {
-	if err := rewriteIDs(rootfs, "postgres", PostgresUID, PostgresUID); err != nil {
+func customizeDebian(rootfs string) error { return preparePostgresRoot(rootfs, PostgresUID, 15) }
+
+// preparePostgresRoot is customizeDebian for a root filesystem with
+// Debian's PostgreSQL of the given major version, its postgres user and
+// group getting id.
+func preparePostgresRoot(rootfs string, id, major int) error {
+	if err := rewriteIDs(rootfs, "postgres", id, id); err != nil {
 		return err
 	}
-	for _, p := range []string{"etc/postgresql/15/main", "var/lib/postgresql/15", "usr/sbin/policy-rc.d"} {
+	m := strconv.Itoa(major)
+	for _, p := range []string{"etc/postgresql/" + m + "/main", "var/lib/postgresql/" + m, "usr/sbin/policy-rc.d"} {
 		if err := os.RemoveAll(filepath.Join(rootfs, p)); err != nil {
 			return err
 		}

@@ -81,22 +81,16 @@ func (s *Set) All() []Image {
 // unchanged; logf (may be nil) reports progress and build times. Concurrent
 // Builds (other test binaries) wait for each other on a lock file.
 func Build(ctx context.Context, logf func(string, ...any)) (*Set, error) {
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
 	repo, err := toolcache.RepoRoot()
 	if err != nil {
 		return nil, fmt.Errorf("nodeimages: %w", err)
 	}
-	b := &builder{ctx: ctx, logf: logf, repo: repo, dir: filepath.Join(toolcache.Dir(), "images")}
-	if err := os.MkdirAll(b.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("nodeimages: cache directory: %w", err)
-	}
-	unlock, err := b.lock()
+	b, unlock, err := lockedBuilder(ctx, logf)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	b.repo = repo
 
 	start := time.Now()
 	var s Set
@@ -118,16 +112,33 @@ func Build(ctx context.Context, logf func(string, ...any)) (*Set, error) {
 			return nil, fmt.Errorf("nodeimages: %w", err)
 		}
 		*step.img = img
-		logf("nodeimages: %s ready in %.1fs", img.Ref(), time.Since(stepStart).Seconds())
+		b.logf("nodeimages: %s ready in %.1fs", img.Ref(), time.Since(stepStart).Seconds())
 	}
 	keep := map[string]bool{}
 	for _, img := range s.All() {
 		keep[img.Path] = true
 	}
-	if b.debian != nil {
-		keep[b.debian.path] = true
+	for _, base := range b.debian {
+		keep[base.path] = true
 	}
 	b.prune(keep)
-	logf("nodeimages: %d images ready in %.1fs (cache %s)", len(steps), time.Since(start).Seconds(), b.dir)
+	b.logf("nodeimages: %d images ready in %.1fs (cache %s)", len(steps), time.Since(start).Seconds(), b.dir)
 	return &s, nil
+}
+
+// lockedBuilder returns a builder on the image cache holding the cache's
+// lock (call unlock when done); logf may be nil.
+func lockedBuilder(ctx context.Context, logf func(string, ...any)) (*builder, func(), error) {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	b := &builder{ctx: ctx, logf: logf, dir: filepath.Join(toolcache.Dir(), "images")}
+	if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("nodeimages: cache directory: %w", err)
+	}
+	unlock, err := b.lock()
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, unlock, nil
 }

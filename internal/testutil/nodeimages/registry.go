@@ -64,17 +64,24 @@ func (s *Server) Addr() string { return s.addr }
 // Push uploads one image tarball as <Addr>/<Repository>:<Tag> (layers the
 // registry already holds, such as the Debian layer shared by postgres and
 // orthanc, are not sent again).
-func (s *Server) Push(ctx context.Context, img Image) error {
-	i, err := tarball.ImageFromPath(img.Path, nil)
-	if err != nil {
-		return fmt.Errorf("nodeimages: load %s: %w", img.Path, err)
-	}
-	ref, err := name.NewTag(s.addr+"/"+img.Repository+":"+img.Tag, name.Insecure)
-	if err != nil {
-		return fmt.Errorf("nodeimages: reference of %s: %w", img.Name, err)
-	}
-	if err := remote.Write(ref, i, remote.WithContext(ctx)); err != nil {
-		return fmt.Errorf("nodeimages: push %s: %w", ref, err)
+func (s *Server) Push(ctx context.Context, img Image) error { return Push(ctx, s.addr, img) }
+
+// Push uploads image tarballs to the registry at addr (host:port, plain
+// HTTP), each as <addr>/<Repository>:<Tag>: images a test needs beyond
+// those the node's registry was started with (testcluster.RegistryAddr).
+func Push(ctx context.Context, addr string, images ...Image) error {
+	for _, img := range images {
+		i, err := tarball.ImageFromPath(img.Path, nil)
+		if err != nil {
+			return fmt.Errorf("nodeimages: load %s: %w", img.Path, err)
+		}
+		ref, err := name.NewTag(addr+"/"+img.Repository+":"+img.Tag, name.Insecure)
+		if err != nil {
+			return fmt.Errorf("nodeimages: reference of %s: %w", img.Name, err)
+		}
+		if err := remote.Write(ref, i, remote.WithContext(ctx)); err != nil {
+			return fmt.Errorf("nodeimages: push %s: %w", ref, err)
+		}
 	}
 	return nil
 }
