@@ -77,8 +77,8 @@ test: deps tools lint ## everything: unit, PostgreSQL (15-18), chart checks, clu
 	  KOMMONS_PG_DEFAULT_MAJOR=$$v KOMMONS_REQUIRE_PG=1 $(GO) test -count=1 -timeout 15m $(PG_SUITES) || exit 1; done
 
 .PHONY: e2e
-e2e: deps tools ## the real-node e2e alone: control plane + one node where pods run; commons, modules, Orthanc; NetworkPolicies enforced; CloudNativePG (root)
-	KOMMONS_E2E=1 $(GO) test -count=1 -p 1 -timeout 40m -v ./test/e2e/realnode/ ./test/e2e/netpol/ ./test/e2e/cnpg/
+e2e: deps tools ## the real-node e2e alone: control plane + one node where pods run; commons, modules, Orthanc; NetworkPolicies enforced; CloudNativePG; a release installed by OCI reference (root)
+	KOMMONS_E2E=1 $(GO) test -count=1 -p 1 -timeout 40m -v ./test/e2e/realnode/ ./test/e2e/netpol/ ./test/e2e/cnpg/ ./test/e2e/ociinstall/
 
 .PHONY: bench
 bench: ## benchmarks (see docs/benchmarks.md for the figures and their commands)

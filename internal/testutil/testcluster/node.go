@@ -48,6 +48,11 @@ type NodeOptions struct {
 	// kube-proxy), built by test/cluster/build.sh kube-router. Without it
 	// NetworkPolicies are stored but nothing enforces them.
 	NetworkPolicy bool
+	// PlainHTTPRegistries are further registry hosts (host:port, e.g. a
+	// registrytest registry on loopback inside the sandbox) the node's
+	// containerd pulls from over plain HTTP, by their own name: each gets a
+	// certs.d/<host>/hosts.toml.
+	PlainHTTPRegistries []string
 }
 
 // EnvKubeRouter names a kube-router binary to use instead of the cached one.
@@ -392,6 +397,13 @@ registerNode: true
     cache 30
 }
 `, NodeIP, c.Kubeconfig),
+	}
+	for _, host := range n.PlainHTTPRegistries {
+		files["certs.d/"+host+"/hosts.toml"] = fmt.Sprintf(`server = "http://%[1]s"
+
+[host."http://%[1]s"]
+  capabilities = ["pull", "resolve"]
+`, host)
 	}
 	for name, body := range files {
 		p := filepath.Join(d, name)

@@ -101,6 +101,12 @@ type NodeOption func(*NodeOptions)
 // NodeOptions.NetworkPolicy).
 func WithNetworkPolicy() NodeOption { return func(n *NodeOptions) { n.NetworkPolicy = true } }
 
+// WithPlainHTTPRegistry lets the node's containerd pull from host
+// (host:port) over plain HTTP (see NodeOptions.PlainHTTPRegistries).
+func WithPlainHTTPRegistry(host string) NodeOption {
+	return func(n *NodeOptions) { n.PlainHTTPRegistries = append(n.PlainHTTPRegistries, host) }
+}
+
 // StartNode returns the package's real-node cluster (NodeOptions), launching
 // it on first use: the images are built or taken from the cache
 // (nodeimages.Build), then the control plane and the node start inside the
