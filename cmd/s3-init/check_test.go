@@ -10,7 +10,8 @@ import (
 
 // TestCheckBuckets: --check-buckets with a tenant's own key passes on its
 // buckets, fails (exit 1, naming the bucket) on another tenant's bucket, a
-// missing bucket or a wrong key, and creates nothing.
+// missing bucket or a wrong key (retried until --deadline), and creates
+// nothing.
 func TestCheckBuckets(t *testing.T) {
 	srv := miniotest.Shared(t)
 	a, b := newTenant(t), newTenant(t)
@@ -34,7 +35,7 @@ func TestCheckBuckets(t *testing.T) {
 		"wrong key":             {as(a.accessKey, b.secret), a.data},
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := runS3Init(t, srv, c.env, "--check-buckets", c.bucket)
+			r := runS3Init(t, srv, c.env, "--check-buckets", c.bucket, "--deadline", "2s")
 			requireExit(t, r, 1)
 			require.Contains(t, r.stderr, c.bucket)
 			requireNoSecrets(t, r, a.secret, b.secret, srv.RootPassword())

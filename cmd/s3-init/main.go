@@ -19,6 +19,7 @@ import (
 
 	"github.com/kommons/kommons/internal/cli"
 	"github.com/kommons/kommons/internal/provisioncli"
+	"github.com/kommons/kommons/internal/retry"
 	"github.com/kommons/kommons/internal/s3provision"
 	"github.com/kommons/kommons/internal/secretfile"
 )
@@ -37,8 +38,8 @@ Logs go to stderr, --output json to stdout.
 
 With --check-buckets (no --spec) it only checks, with the credentials given,
 that each listed bucket (physical names) exists and lists its objects:
-nothing is created or changed (charts/commons' helm test hook runs it with a
-tenant's key).
+nothing is created or changed; failures are retried until --deadline
+(charts/commons' helm test hook runs it with a tenant's key).
 
 Admin credentials: --access-key-file/--secret-key-file, else the
 environment variables AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and
@@ -197,8 +198,16 @@ func check(ctx context.Context, t *provisioncli.Tool, conn s3provision.Connectio
 	}
 	runCtx, cancel := provisioncli.Context(ctx, o.deadline)
 	defer cancel()
-	t.Log.Info("checking buckets", "endpoint", o.endpoint, "buckets", buckets)
-	if err := s3provision.CheckBuckets(runCtx, conn, buckets); err != nil {
+	t.Log.Info("checking buckets", "endpoint", o.endpoint, "buckets", buckets, "deadline", o.deadline)
+	// Every failure is retried until --deadline: right after an install the
+	// key and the buckets appear only once s3-init's own Job has run.
+	err := retry.Do(runCtx, retry.Policy{
+		Transient: func(error) bool { return true },
+		OnRetry: func(n int, err error, pause time.Duration) {
+			t.Log.Warn("buckets not answering yet", "attempt", n, "error", err, "retryIn", pause.Round(time.Millisecond))
+		},
+	}, func(ctx context.Context, _ int) error { return s3provision.CheckBuckets(ctx, conn, buckets) })
+	if err != nil {
 		t.Log.Error("check failed", "error", err)
 		return 1
 	}

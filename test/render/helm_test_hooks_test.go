@@ -72,17 +72,17 @@ func podContainer(t *testing.T, p *corev1.Pod, name string) corev1.Container {
 
 // TestCommonsTestHookAgainstPostgreSQLAndMinIO: one test Pod per tenant, in
 // the tenant's namespace, reading the tenant's Secret. Run as rendered: the
-// provisioner login fails before the provisioner Job ran (no such role: exit
-// at once) and passes after; the tenant's key fails before s3-init created it
-// and lists the tenant's buckets after.
+// provisioner login fails (after tests.timeout) before the provisioner Job
+// ran and passes after; the tenant's key fails before s3-init created it and
+// lists the tenant's buckets after.
 func TestCommonsTestHookAgainstPostgreSQLAndMinIO(t *testing.T) {
 	s := pgtest.New(t, pgtest.Options{Major: 18}) // two tenants: PostgreSQL 16+ (the chart's default is 18)
 	srv := miniotest.New(t, miniotest.Options{})
 	bin := buildTools(t, "wait-for-pg", "pg-init", "s3-init")
-	m := renderCommons(t, tenants(
+	m := renderCommons(t, merge(tenants(
 		map[string]any{"namespace": "imaging", "buckets": []any{"dicom", "exports"}},
 		map[string]any{"namespace": "lab"},
-	))
+	), map[string]any{"tests": map[string]any{"timeout": "3s"}}))
 	hooks := testHooks(t, m)
 	require.Len(t, hooks, 2, "one test Pod per tenant")
 	for _, ns := range []string{"imaging", "lab"} {
@@ -113,7 +113,6 @@ func TestCommonsTestHookAgainstPostgreSQLAndMinIO(t *testing.T) {
 	login := podContainer(t, imaging, "provisioner-login")
 	out, err := runContainerIn(t, "imaging", bin, m, imaging.Spec, login, s, nil)
 	require.Error(t, err, "provisioner login before the provisioner Job ran:\n%s", out)
-	assert.Equal(t, 2, exitCode(err), "an authentication failure fails at once (--fail-fast-auth):\n%s", out)
 	job := render.Decode[batchv1.Job](t, m.One(t, "Job", "commons-provisioner-"))
 	admin := map[string]map[string]string{"Secret/commons-postgresql-admin": {"username": pgtest.AdminUser, "password": s.AdminPassword()}}
 	out, err = runContainer(t, bin, m, job.Spec.Template.Spec, container(t, job.Spec.Template.Spec, "provisioner", false), s, admin)
@@ -153,13 +152,6 @@ func TestCommonsTestHookAgainstPostgreSQLAndMinIO(t *testing.T) {
 	require.NoError(t, err, "the tenant's key after s3-init:\n%s", out)
 	assert.Contains(t, out, `"msg":"buckets answer"`)
 	assert.NotContains(t, out, tenant["S3_SECRET_ACCESS_KEY"])
-}
-
-func exitCode(err error) int {
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	return -1
 }
 
 // TestPostgresInitTestHookAgainstPostgreSQL: one container per role that has
