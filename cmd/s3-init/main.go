@@ -11,12 +11,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/minio/madmin-go/v3"
 
 	"github.com/kommons/kommons/internal/cli"
 	"github.com/kommons/kommons/internal/provisioncli"
+	"github.com/kommons/kommons/internal/retry"
 	"github.com/kommons/kommons/internal/s3provision"
 	"github.com/kommons/kommons/internal/secretfile"
 )
@@ -33,13 +36,18 @@ policy grants read-write on their own buckets. Nothing is deleted unless
 no longer lists and whose marker says reclaimPolicy delete.
 Logs go to stderr, --output json to stdout.
 
+With --check-buckets (no --spec) it only checks, with the credentials given,
+that each listed bucket (physical names) exists and lists its objects:
+nothing is created or changed; failures are retried until --deadline
+(charts/commons' helm test hook runs it with a tenant's key).
+
 Admin credentials: --access-key-file/--secret-key-file, else the
 environment variables AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and
 AWS_SESSION_TOKEN).
 
 Exit codes:
-  0  done: the object store matches the spec
-  1  runtime failure (endpoint unreachable before --deadline, credentials
+  0  done: the object store matches the spec (--check-buckets: every bucket answered)
+  1  runtime failure (--check-buckets: a bucket did not answer) (endpoint unreachable before --deadline, credentials
      rejected, S3 error, interrupted by SIGTERM/SIGINT)
   2  invalid spec or usage (the message names the file, field or flag)
   3  ownership conflict: a bucket, user or policy exists without this
@@ -57,7 +65,7 @@ func main() {
 }
 
 type options struct {
-	spec, namespace, release, output                       string
+	spec, namespace, release, output, checkBuckets         string
 	endpoint, region, accessKeyFile, secretKeyFile, caFile string
 	pathStyle, insecure, minioAdmin, adopt, prune          bool
 	deadline, unmarkedWait                                 time.Duration
@@ -69,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs := cli.NewFlagSet("s3-init")
 	fs.String(&o.spec, "spec", "S3_INIT_SPEC", "", "spec file (YAML) listing buckets and users (required)")
+	fs.String(&o.checkBuckets, "check-buckets", "S3_INIT_CHECK_BUCKETS", "", "comma-separated bucket names to check (exist, list) with the credentials given, creating nothing; replaces --spec")
 	fs.String(&o.namespace, "namespace", "S3_INIT_NAMESPACE", "", "scope namespace (must equal scope.namespace when the spec has one)")
 	fs.String(&o.release, "release", "S3_INIT_RELEASE", "", "scope release (must equal scope.release when the spec has one)")
 	fs.String(&o.endpoint, "endpoint", "S3_ENDPOINT", "", "S3 API URL, http(s)://host[:port] (required)")
@@ -90,8 +99,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	usage := t.Usage
 	switch {
-	case o.spec == "":
-		return usage("--spec", "required (the spec file)")
+	case o.spec == "" && o.checkBuckets == "":
+		return usage("--spec", "required (the spec file), or --check-buckets")
+	case o.spec != "" && o.checkBuckets != "":
+		return usage("--check-buckets", "replaces --spec: give one of them")
 	case o.endpoint == "":
 		return usage("--endpoint", "required (or env S3_ENDPOINT)")
 	case provisioncli.CheckOutput(o.output) != "":
@@ -120,6 +131,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	conn.SessionToken = os.Getenv("AWS_SESSION_TOKEN")
 	t.Hide(conn.SecretKey, conn.SessionToken)
+	if o.checkBuckets != "" {
+		return check(ctx, t, conn, o)
+	}
 
 	spec, err := s3provision.LoadSpecFile(o.spec)
 	if err != nil {
@@ -168,4 +182,35 @@ func credential(flag, file, env string) (string, error) {
 		return "", fmt.Errorf("%s %w", flag, err)
 	}
 	return v, nil
+}
+
+// check is --check-buckets: each bucket must exist and list with conn's
+// credentials; nothing is created or changed.
+func check(ctx context.Context, t *provisioncli.Tool, conn s3provision.Connection, o options) int {
+	var buckets []string
+	for _, b := range strings.Split(o.checkBuckets, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			buckets = append(buckets, b)
+		}
+	}
+	if len(buckets) == 0 {
+		return t.Usage("--check-buckets", "no bucket name in "+strconv.Quote(o.checkBuckets))
+	}
+	runCtx, cancel := provisioncli.Context(ctx, o.deadline)
+	defer cancel()
+	t.Log.Info("checking buckets", "endpoint", o.endpoint, "buckets", buckets, "deadline", o.deadline)
+	// Every failure is retried until --deadline: right after an install the
+	// key and the buckets appear only once s3-init's own Job has run.
+	err := retry.Do(runCtx, retry.Policy{
+		Transient: func(error) bool { return true },
+		OnRetry: func(n int, err error, pause time.Duration) {
+			t.Log.Warn("buckets not answering yet", "attempt", n, "error", err, "retryIn", pause.Round(time.Millisecond))
+		},
+	}, func(ctx context.Context, _ int) error { return s3provision.CheckBuckets(ctx, conn, buckets) })
+	if err != nil {
+		t.Log.Error("check failed", "error", err)
+		return 1
+	}
+	t.Log.Info("buckets answer", "buckets", len(buckets))
+	return 0
 }

@@ -3,6 +3,8 @@ package render_test
 import (
 	"bytes"
 	"context"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -38,19 +40,35 @@ func buildTools(t *testing.T, names ...string) string {
 func runContainer(t *testing.T, bin string, m *render.Manifest, pod corev1.PodSpec, c corev1.Container,
 	s *pgtest.Server, extra map[string]map[string]string) (string, error) {
 	t.Helper()
+	return runContainerIn(t, "commons", bin, m, pod, c, s, extra)
+}
+
+// runContainerIn is runContainer for a pod in namespace ns (its Secrets and
+// ConfigMaps are read there).
+func runContainerIn(t *testing.T, ns, bin string, m *render.Manifest, pod corev1.PodSpec, c corev1.Container,
+	s *pgtest.Server, extra map[string]map[string]string) (string, error) {
+	t.Helper()
 	root := t.TempDir()
-	mounts := m.MountFiles(t, "commons", pod, c.Name, root, extra)
+	mounts := m.MountFiles(t, ns, pod, c.Name, root, extra)
 	args := make([]string, len(c.Args))
 	for i, a := range c.Args {
 		args[i] = a
+		flag, val, isFlag := strings.Cut(a, "=") // --spec=/etc/... as well as /etc/...
+		if !isFlag || !strings.HasPrefix(flag, "-") {
+			flag, val = "", a
+		}
 		for mp, dir := range mounts {
-			if a == mp || strings.HasPrefix(a, mp+"/") {
-				args[i] = dir + strings.TrimPrefix(a, mp)
+			if val == mp || strings.HasPrefix(val, mp+"/") {
+				args[i] = dir + strings.TrimPrefix(val, mp)
+				if flag != "" {
+					args[i] = flag + "=" + args[i]
+				}
 			}
 		}
 	}
+	rebaseMountedFiles(t, mounts)
 	env := []string{"PATH=/usr/bin:/bin", "HOME=" + root}
-	for _, e := range m.Env(t, "commons", c, extra) {
+	for _, e := range m.Env(t, ns, c, extra) {
 		name, _, _ := strings.Cut(e, "=")
 		switch name {
 		case "PGHOST":
@@ -63,7 +81,7 @@ func runContainer(t *testing.T, bin string, m *render.Manifest, pod corev1.PodSp
 		env = append(env, e)
 	}
 	require.Len(t, c.Command, 1)
-	cmd := exec.CommandContext(context.Background(), filepath.Join(bin, c.Command[0]), args...)
+	cmd := exec.CommandContext(context.Background(), filepath.Join(bin, filepath.Base(c.Command[0])), args...)
 	cmd.Env = env
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
@@ -158,4 +176,33 @@ func TestRenderedProvisionerMigratesTheSharedProvisioner(t *testing.T) {
 	prov := pgtest.Connect(t, s.DSN(tenant["PGUSER"], tenant["PGPASSWORD"], "postgres"))
 	_, err = prov.Exec(ctx, "ALTER ROLE imaging_pacs_orthanc CONNECTION LIMIT 20")
 	require.NoError(t, err, "the tenant's provisioner administers its migrated module role")
+}
+
+// rebaseMountedFiles rewrites, in every mounted file, the absolute paths
+// under a mount (after a space, a quote or "=") to their directory under the
+// test's root: a spec that names other mounted files (pg-init's password
+// files) then works outside a pod.
+func rebaseMountedFiles(t *testing.T, mounts map[string]string) {
+	t.Helper()
+	for _, dir := range mounts {
+		require.NoError(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			orig := b
+			for mp, to := range mounts {
+				for _, lead := range []string{" ", `"`, "="} {
+					b = bytes.ReplaceAll(b, []byte(lead+mp+"/"), []byte(lead+to+"/"))
+				}
+			}
+			if bytes.Equal(b, orig) {
+				return nil
+			}
+			return os.WriteFile(path, b, 0o600)
+		}))
+	}
 }

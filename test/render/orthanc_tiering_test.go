@@ -99,7 +99,7 @@ func TestOrthancStorageTieringEgress(t *testing.T) {
 	var found bool
 	for _, r := range np.Spec.Egress {
 		if len(r.Ports) == 1 && r.Ports[0].Port.IntValue() == 8042 && len(r.To) == 1 && r.To[0].PodSelector != nil {
-			found = r.To[0].PodSelector.MatchLabels["app.kubernetes.io/component"] == "jobs"
+			found = found || r.To[0].PodSelector.MatchLabels["app.kubernetes.io/component"] == "jobs"
 		}
 	}
 	assert.True(t, found, "egress to the jobs instance's HTTP port: %+v", np.Spec.Egress)

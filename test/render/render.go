@@ -304,7 +304,7 @@ func Decode[T any](t testing.TB, o *Object) *T {
 }
 
 // MountFiles writes, under root, the files a rendered container would see
-// from its Secret and ConfigMap volumes (items honoured, every key when a
+// from its Secret, ConfigMap and projected volumes (items honoured, every key when a
 // volume lists none), taking the data from the rendered objects in the pod's
 // namespace; a Secret or ConfigMap the manifest does not hold (an existing
 // one) must be given in extra, keyed "Kind/name". It returns root+mountPath
@@ -362,33 +362,49 @@ func (m *Manifest) MountFiles(t testing.TB, namespace string, pod corev1.PodSpec
 		if vol == nil {
 			t.Fatalf("MountFiles: mount %s has no volume %q", vm.MountPath, vm.Name)
 		}
-		var d map[string]string
-		var items []corev1.KeyToPath
+		// One source per Secret or ConfigMap (several for a projected volume).
+		type source struct {
+			d     map[string]string
+			items []corev1.KeyToPath
+		}
+		var sources []source
 		switch {
 		case vol.Secret != nil:
-			d, items = data("Secret", vol.Secret.SecretName), vol.Secret.Items
+			sources = []source{{data("Secret", vol.Secret.SecretName), vol.Secret.Items}}
 		case vol.ConfigMap != nil:
-			d, items = data("ConfigMap", vol.ConfigMap.Name), vol.ConfigMap.Items
+			sources = []source{{data("ConfigMap", vol.ConfigMap.Name), vol.ConfigMap.Items}}
+		case vol.Projected != nil:
+			for _, ps := range vol.Projected.Sources {
+				switch {
+				case ps.Secret != nil:
+					sources = append(sources, source{data("Secret", ps.Secret.Name), ps.Secret.Items})
+				case ps.ConfigMap != nil:
+					sources = append(sources, source{data("ConfigMap", ps.ConfigMap.Name), ps.ConfigMap.Items})
+				}
+			}
 		default:
 			continue
 		}
-		if len(items) == 0 {
-			for k := range d {
-				items = append(items, corev1.KeyToPath{Key: k, Path: k})
-			}
-		}
 		dir := filepath.Join(root, vm.MountPath)
-		for _, it := range items {
-			v, ok := d[it.Key]
-			if !ok {
-				t.Fatalf("MountFiles: volume %q has no key %q", vm.Name, it.Key)
+		for _, src := range sources {
+			items := src.items
+			if len(items) == 0 {
+				for k := range src.d {
+					items = append(items, corev1.KeyToPath{Key: k, Path: k})
+				}
 			}
-			p := filepath.Join(dir, it.Path)
-			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
-				t.Fatal(err)
+			for _, it := range items {
+				v, ok := src.d[it.Key]
+				if !ok {
+					t.Fatalf("MountFiles: volume %q has no key %q", vm.Name, it.Key)
+				}
+				p := filepath.Join(dir, it.Path)
+				if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		written[vm.MountPath] = dir
