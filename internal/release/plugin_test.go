@@ -34,6 +34,12 @@ func TestPluginArchive(t *testing.T) {
 	if _, err := NewPluginSigner(PluginSigning{Keyring: secring, Key: testSigner}); err == nil || !strings.Contains(err.Error(), "HELM_KEY_PASSPHRASE") {
 		t.Fatalf("an encrypted key without a passphrase: %v, want an error naming HELM_KEY_PASSPHRASE", err)
 	}
+	if _, err := NewPluginSigner(PluginSigning{Keyring: secring, Key: testSigner, Passphrase: []byte("wrong")}); err == nil || !strings.Contains(err.Error(), "wrong HELM_KEY_PASSPHRASE") {
+		t.Fatalf("a wrong passphrase: %v, want an error saying so", err)
+	}
+	if _, err := NewPluginSigner(PluginSigning{Keyring: pubring, Key: testSigner}); err == nil || !strings.Contains(err.Error(), "not a private key") {
+		t.Fatalf("a public keyring: %v, want an error saying it holds no private key", err)
+	}
 	signer, err := NewPluginSigner(PluginSigning{Keyring: secring, Key: testSigner, Passphrase: []byte("test-passphrase")})
 	if err != nil {
 		t.Fatal(err)

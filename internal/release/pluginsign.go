@@ -52,6 +52,9 @@ func NewPluginSigner(s PluginSigning) (*PluginSigner, error) {
 		}
 		return s.Passphrase, nil
 	})
+	if err != nil && len(s.Passphrase) > 0 && sig.Entity.PrivateKey != nil && sig.Entity.PrivateKey.Encrypted {
+		return nil, fmt.Errorf("release: plugin signing: key %q in %s: not unlocked (wrong HELM_KEY_PASSPHRASE?): %w", s.Key, s.Keyring, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("release: plugin signing: key %q in %s: %w", s.Key, s.Keyring, err)
 	}
