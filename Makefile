@@ -100,7 +100,7 @@ demo: build ## the whole system end to end, locally (see README.md); KEEP=1 leav
 	KEEP=$(KEEP) test/demo/run.sh
 
 .PHONY: release
-release: $(HELM3) $(CYCLONEDX) $(if $(filter 1 true yes,$(DRY_RUN)),,$(COSIGN)) ## build a release into dist/ and publish it: make release VERSION=x.y.z [REGISTRY=host/path] [COSIGN_KEY=...] [DRY_RUN=1] (docs/releasing.md)
+release: $(HELM3) $(CYCLONEDX) $(if $(filter 1 true yes,$(DRY_RUN)),,$(COSIGN)) ## build a release into dist/ and publish it: make release VERSION=x.y.z [REGISTRY=host/path] [COSIGN_KEY=...] [HELM_SIGNING_KEY=... HELM_SIGNING_KEYRING=...] [DRY_RUN=1] (docs/releasing.md)
 	@if [[ "$(origin VERSION)" != command\ line && "$(origin VERSION)" != environment ]]; then \
 	  echo "make release: no VERSION: give the version to release, e.g. make release VERSION=0.2.0 DRY_RUN=1 (docs/releasing.md)" >&2; exit 2; fi
 	$(GO) run ./tools/release --release-version '$(VERSION)' --out $(CURDIR)/dist --helm $(HELM3) \

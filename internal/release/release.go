@@ -53,9 +53,10 @@ type Options struct {
 	Repository string // repository of the kommons-tools image (kommons/kommons-tools)
 	Source     string // source URL (the org.opencontainers.image.source label, chart links)
 
-	Helm          string // Helm 3 binary packaging the charts
-	ChartRegistry string // OCI registry (and path) the charts will be pushed to: dependencies oci://<ChartRegistry> ("": file://)
-	CycloneDX     string // cyclonedx-gomod binary writing each image's SBOM ("": no SBOM)
+	Helm          string         // Helm 3 binary packaging the charts
+	ChartRegistry string         // OCI registry (and path) the charts will be pushed to: dependencies oci://<ChartRegistry> ("": file://)
+	CycloneDX     string         // cyclonedx-gomod binary writing each image's SBOM ("": no SBOM)
+	PluginSigning *PluginSigning // signs each plugin archive (<archive>.prov, Helm 4 provenance); nil: unsigned
 
 	Logf func(format string, args ...any) // progress; nil: silent
 }
@@ -119,6 +120,14 @@ func (o *Options) defaults() error {
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
+	}
+	var signer *PluginSigner // loaded first: a wrong key fails before the build
+	if o.PluginSigning != nil {
+		s, err := NewPluginSigner(*o.PluginSigning)
+		if err != nil {
+			return nil, err
+		}
+		signer = s
 	}
 	if err := cleanOut(o.Out); err != nil {
 		return nil, err
@@ -204,8 +213,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		res.Files = append(res.Files, name)
+		if signer != nil {
+			if err := signer.Sign(filepath.Join(o.Out, name)); err != nil {
+				return nil, err
+			}
+			res.Files = append(res.Files, name+".prov")
+		}
 	}
-	o.Logf("release: %d binary archives and %d Helm 4 plugin archives written", len(ArchivePlatforms), len(ArchivePlatforms))
+	o.Logf("release: %d binary archives and %d Helm 4 plugin archives written (signed: %t)", len(ArchivePlatforms), len(ArchivePlatforms), signer != nil)
 
 	if o.Helm != "" {
 		start = time.Now()
@@ -255,7 +270,9 @@ func cleanOut(out string) error {
 	}
 	old, _ := filepath.Glob(filepath.Join(out, "kommons_*.tar.gz"))
 	plugins, _ := filepath.Glob(filepath.Join(out, PluginName+"-*.tgz"))
+	provs, _ := filepath.Glob(filepath.Join(out, PluginName+"-*.tgz.prov"))
 	old = append(old, plugins...)
+	old = append(old, provs...)
 	old = append(old, filepath.Join(out, "image"), filepath.Join(out, "charts"), filepath.Join(out, "sbom"),
 		filepath.Join(out, "checksums.txt"), filepath.Join(out, ManifestFile))
 	for _, p := range old {

@@ -34,8 +34,11 @@ const (
 const usage = `release builds a kommons release into --out (default dist/), reproducibly and
 without Docker: image/ (OCI image layout of the kommons-tools index,
 linux/amd64 + linux/arm64), sbom/ (CycloneDX per platform),
-kommons_<version>_<os>_<arch>.tar.gz, charts/*.tgz (kommons-tools pinned by
-digest), checksums.txt and release.json; everything is meant for --registry
+kommons_<version>_<os>_<arch>.tar.gz, the Helm 4 plugin archives
+kommons-postrender-<version>-<os>-<arch>.tgz (each with its PGP provenance
+<archive>.prov when --plugin-key and --plugin-keyring name a signing key, as
+helm package --sign; passphrase in HELM_KEY_PASSPHRASE), charts/*.tgz
+(kommons-tools pinned by digest), checksums.txt and release.json; everything is meant for --registry
 (image <registry>/kommons-tools, charts oci://<registry>/<chart>).
 
 Then, unless --dry-run, it publishes --out to --registry: the image index
@@ -59,6 +62,7 @@ Usage: release --release-version x.y.z [flags]
 
 type config struct {
 	version, out, registry, helm, cacerts, cyclonedx, cosign, key string
+	pluginKey, pluginKeyring                                      string
 	dryRun, publishOnly, allowDirty, plainHTTP, noTlog            bool
 }
 
@@ -80,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.String(&c.cyclonedx, "cyclonedx-gomod", "KOMMONS_CYCLONEDX_GOMOD", "", "cyclonedx-gomod binary (SBOMs); empty: the harness's cached one")
 	fs.String(&c.cosign, "cosign", "KOMMONS_COSIGN", "", "cosign binary (publishing); empty: the harness's cached one")
 	fs.String(&c.key, "key", "COSIGN_KEY", "", "cosign private key (file or KMS URI; password in COSIGN_PASSWORD); empty: keyless signing (OIDC)")
+	fs.String(&c.pluginKey, "plugin-key", "HELM_SIGNING_KEY", "", "PGP key (user ID or a part of it) signing the Helm 4 plugin archives (<archive>.prov); empty: unsigned")
+	fs.String(&c.pluginKeyring, "plugin-keyring", "HELM_SIGNING_KEYRING", "", "binary secret keyring holding --plugin-key (gpg --export-secret-keys >secring.gpg; not a .kbx keybox)")
 	fs.Bool(&c.dryRun, "dry-run", "KOMMONS_RELEASE_DRY_RUN", false, "build dist/ only, publish nothing")
 	fs.Bool(&c.publishOnly, "publish-only", "KOMMONS_RELEASE_PUBLISH_ONLY", false, "publish what --out holds, build nothing")
 	fs.Bool(&c.plainHTTP, "plain-http", "KOMMONS_RELEASE_PLAIN_HTTP", false, "the registry speaks plain HTTP (a loopback test registry)")
@@ -93,6 +99,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if c.dryRun && c.publishOnly {
 		fmt.Fprintln(stderr, "release: --dry-run and --publish-only exclude each other (see --help)")
+		return exitUsage
+	}
+	if (c.pluginKey == "") != (c.pluginKeyring == "") {
+		fmt.Fprintln(stderr, "release: --plugin-key (HELM_SIGNING_KEY) and --plugin-keyring (HELM_SIGNING_KEYRING) go together (see --help)")
 		return exitUsage
 	}
 	if err := checkRegistry(c.registry); err != nil {
@@ -195,11 +205,18 @@ func build(ctx context.Context, c config, stdout, stderr io.Writer) (int, error)
 	if path != "" {
 		repository = path + "/" + release.ImageName
 	}
+	var signing *release.PluginSigning
+	if c.pluginKey != "" {
+		signing = &release.PluginSigning{Keyring: c.pluginKeyring, Key: c.pluginKey, Passphrase: []byte(os.Getenv("HELM_KEY_PASSPHRASE"))}
+	} else {
+		fmt.Fprintln(stderr, "release: no --plugin-key (HELM_SIGNING_KEY): the plugin archives are not signed (no .prov)")
+	}
 	start := time.Now()
 	res, err := release.Run(ctx, release.Options{
 		Repo: repo, Out: out, Version: c.version, Revision: revision, Created: created, CACerts: c.cacerts,
 		Registry: host, Repository: repository, Helm: c.helm, ChartRegistry: c.registry, CycloneDX: c.cyclonedx,
-		Logf: func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) },
+		PluginSigning: signing,
+		Logf:          func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) },
 	})
 	if err != nil {
 		return exitFailed, err

@@ -9,6 +9,8 @@ import (
 
 func TestRunRefusesBadInvocations(t *testing.T) {
 	t.Setenv("KOMMONS_RELEASE_VERSION", "")
+	t.Setenv("HELM_SIGNING_KEY", "")
+	t.Setenv("HELM_SIGNING_KEYRING", "")
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -19,6 +21,7 @@ func TestRunRefusesBadInvocations(t *testing.T) {
 		{[]string{"--release-version", "1.2.3", "--registry", "oci://127.0.0.1:5000/kommons"}, "host[:port][/path]"},
 		{[]string{"--publish-only", "--registry", ""}, "host[:port][/path]"},
 		{[]string{"--publish-only", "--dry-run"}, "exclude each other"},
+		{[]string{"--release-version", "1.2.3", "--plugin-key", "release@kommons.io"}, "go together"},
 	} {
 		var out, errw bytes.Buffer
 		if code := run(context.Background(), tc.args, &out, &errw); code != exitUsage {
