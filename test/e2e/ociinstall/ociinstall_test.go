@@ -57,30 +57,6 @@ const (
 	current  = "0.9.0"
 )
 
-// policy places databases and object stores on pool db and everything else
-// on pool app; the single node carries both pools' labels.
-const policy = `apiVersion: postrender.kommons.io/v1alpha1
-kind: PlacementPolicy
-storage:
-  defaultClass: standard
-pools:
-- name: db
-  nodeSelector: {kommons.test/pool-db: "true"}
-  tolerations:
-  - {key: kommons.test/dedicated, operator: Equal, value: db, effect: NoSchedule}
-- name: app
-  nodeSelector: {kommons.test/pool-app: "true"}
-placement:
-  defaultPool: app
-  rules:
-  - name: databases
-    match: {labels: {kommons.io/workload-class: database}}
-    pool: db
-  - name: object-stores
-    match: {labels: {kommons.io/workload-class: object-store}}
-    pool: db
-`
-
 // scenario is the state shared by the ordered steps.
 type scenario struct {
 	c        *testcluster.Cluster
@@ -208,7 +184,7 @@ func (s *scenario) download(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(s.user, plugin), b, 0o644))
 	s.helm = s.inUserDir(s.c.Tools.Helm3, s.c.Env()...)
 	s.policy = filepath.Join(s.user, "policy.yaml")
-	require.NoError(t, os.WriteFile(s.policy, []byte(policy), 0o644))
+	require.NoError(t, os.WriteFile(s.policy, []byte(testcluster.PoolPolicy), 0o644))
 	entries, _ := os.ReadDir(s.user)
 	var names []string
 	for _, e := range entries {
@@ -217,13 +193,7 @@ func (s *scenario) download(t *testing.T) {
 	t.Logf("the user's directory: %s", strings.Join(names, " "))
 
 	// Label the node for both pools of the policy.
-	ctx := context.Background()
-	node, err := s.c.Client().CoreV1().Nodes().Get(ctx, testcluster.NodeName, metav1.GetOptions{})
-	require.NoError(t, err)
-	node.Labels["kommons.test/pool-db"] = "true"
-	node.Labels["kommons.test/pool-app"] = "true"
-	_, err = s.c.Client().CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
-	require.NoError(t, err)
+	s.c.LabelNodeForPools(t)
 
 	// The harness's third-party images (PostgreSQL, the object store,
 	// Orthanc) stand in for docker.io's: pinned by digest like a user pins

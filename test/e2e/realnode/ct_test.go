@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kommons/kommons/internal/testutil/nodeimages"
 	"github.com/kommons/kommons/internal/testutil/testcluster"
@@ -41,13 +40,7 @@ func TestChartTestingInstallUpgrade(t *testing.T) {
 	// NetworkPolicies enforced (kube-router): the charts' policies must let the test Pods through.
 	c := testcluster.StartNode(t, testcluster.WithNetworkPolicy())
 	img := c.Images
-	ctx := context.Background()
-	node, err := c.Client().CoreV1().Nodes().Get(ctx, testcluster.NodeName, metav1.GetOptions{})
-	require.NoError(t, err)
-	node.Labels["kommons.test/pool-db"] = "true"
-	node.Labels["kommons.test/pool-app"] = "true"
-	_, err = c.Client().CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
-	require.NoError(t, err)
+	c.LabelNodeForPools(t)
 
 	image := func(prefix string, i nodeimages.Image) string {
 		return fmt.Sprintf("%s:\n  registry: %s\n  repository: %s\n  tag: %q\n", prefix, nodeimages.Registry, i.Repository, i.Tag)

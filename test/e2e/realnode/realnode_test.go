@@ -45,30 +45,6 @@ import (
 
 func TestMain(m *testing.M) { testcluster.MainInSandbox(m) }
 
-// policy places databases and object stores on pool db and everything else
-// on pool app; the single node carries both pools' labels.
-const policy = `apiVersion: postrender.kommons.io/v1alpha1
-kind: PlacementPolicy
-storage:
-  defaultClass: standard
-pools:
-- name: db
-  nodeSelector: {kommons.test/pool-db: "true"}
-  tolerations:
-  - {key: kommons.test/dedicated, operator: Equal, value: db, effect: NoSchedule}
-- name: app
-  nodeSelector: {kommons.test/pool-app: "true"}
-placement:
-  defaultPool: app
-  rules:
-  - name: databases
-    match: {labels: {kommons.io/workload-class: database}}
-    pool: db
-  - name: object-stores
-    match: {labels: {kommons.io/workload-class: object-store}}
-    pool: db
-`
-
 // scenario is the state shared by the ordered steps.
 type scenario struct {
 	c        *testcluster.Cluster
@@ -121,13 +97,7 @@ func TestRealNode(t *testing.T) {
 }
 
 func (s *scenario) prepare(t *testing.T) {
-	ctx := context.Background()
-	node, err := s.c.Client().CoreV1().Nodes().Get(ctx, testcluster.NodeName, metav1.GetOptions{})
-	require.NoError(t, err)
-	node.Labels["kommons.test/pool-db"] = "true"
-	node.Labels["kommons.test/pool-app"] = "true"
-	_, err = s.c.Client().CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
-	require.NoError(t, err)
+	s.c.LabelNodeForPools(t)
 
 	root := s.c.Tools.RepoRoot
 	bin := filepath.Join(t.TempDir(), "postrender")
@@ -136,7 +106,7 @@ func (s *scenario) prepare(t *testing.T) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build ./cmd/postrender:\n%s", out)
 	policyPath := filepath.Join(t.TempDir(), "policy.yaml")
-	require.NoError(t, os.WriteFile(policyPath, []byte(policy), 0o644))
+	require.NoError(t, os.WriteFile(policyPath, []byte(testcluster.PoolPolicy), 0o644))
 	s.post = []string{"--post-renderer", bin, "--post-renderer-args", "--config=" + policyPath}
 	s.helm4 = s.c.Helm4WithPlugins(t, helmplugin.StagePostrender(t, root))
 	s.post4 = []string{"--post-renderer", helmplugin.Name, "--post-renderer-args", "--config=" + policyPath}
