@@ -3,6 +3,7 @@ package pgready
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -104,14 +105,15 @@ func TestDatabaseCreatedWhileWaiting(t *testing.T) {
 func TestWrongPasswordWaitsUntilDeadlineOrFailsFast(t *testing.T) {
 	s := pgtest.Shared(t)
 	cfg := parse(t, s.DSN(pgtest.AdminUser, "not-the-password", "postgres"))
-	res, err := Wait(context.Background(), cfg, Options{Timeout: 1500 * time.Millisecond, Backoff: fast()})
+	res, err := Wait(context.Background(), cfg, deadlineDuringAttempt(cfg, 3, Options{Backoff: fast()}))
 	require.ErrorIs(t, err, ErrDeadline)
 	require.Equal(t, LevelAccepting, res.Highest)
-	require.Greater(t, res.Attempts, 2)
+	require.Equal(t, 3, res.Attempts, "retried until the deadline")
 	require.Contains(t, err.Error(), "reached accepting (highest accepting), waiting for auth")
 	require.Contains(t, err.Error(), "SQLSTATE 28P01")
 	require.NotContains(t, err.Error(), "not-the-password")
 
+	cfg = parse(t, s.DSN(pgtest.AdminUser, "not-the-password", "postgres"))
 	res, err = Wait(context.Background(), cfg, Options{Timeout: time.Minute, FailFastAuth: true})
 	require.ErrorIs(t, err, ErrPermanent)
 	require.Equal(t, 1, res.Attempts)
@@ -153,17 +155,67 @@ func TestTargetLevels(t *testing.T) {
 	// auth: a missing database is fine.
 	_, err = Wait(context.Background(), parse(t, s.DSN(pgtest.AdminUser, s.AdminPassword(), "missing")), Options{Target: LevelAuth, Timeout: 10 * time.Second})
 	require.NoError(t, err)
-	// database: but not a missing one.
-	res, err := Wait(context.Background(), parse(t, s.DSN(pgtest.AdminUser, s.AdminPassword(), "missing")), Options{Target: LevelDatabase, Timeout: 500 * time.Millisecond, Backoff: fast()})
+	// database: but not a missing one. The deadline passes during the
+	// third attempt, however long attempts take on this machine.
+	cfg := parse(t, s.DSN(pgtest.AdminUser, s.AdminPassword(), "missing"))
+	res, err := Wait(context.Background(), cfg, deadlineDuringAttempt(cfg, 3, Options{Target: LevelDatabase, Backoff: fast()}))
 	require.ErrorIs(t, err, ErrDeadline)
-	require.Equal(t, LevelAuth, res.Level)
+	require.Equal(t, 3, res.Attempts, err.Error())
+	require.Equal(t, LevelAuth, res.Level, err.Error())
+	require.Equal(t, LevelAuth, res.Highest, err.Error())
+	require.Contains(t, err.Error(), "SQLSTATE 3D000")
 	// tcp: a closed port never counts.
 	port, perr := pgtest.FreePort()
 	require.NoError(t, perr)
-	res, err = Wait(context.Background(), parse(t, strings.Replace(s.AdminDSN(), ":"+itoa(s.Port()), ":"+itoa(port), 1)), Options{Target: LevelTCP, Timeout: 500 * time.Millisecond, Backoff: fast()})
+	cfg = parse(t, strings.Replace(s.AdminDSN(), ":"+itoa(s.Port()), ":"+itoa(port), 1))
+	res, err = Wait(context.Background(), cfg, deadlineDuringAttempt(cfg, 3, Options{Target: LevelTCP, Backoff: fast()}))
 	require.ErrorIs(t, err, ErrDeadline)
+	require.Equal(t, 3, res.Attempts, err.Error())
 	require.Equal(t, LevelNone, res.Highest)
 	require.Contains(t, err.Error(), "connection refused")
+}
+
+// attemptClock is Wait's clock in tests that reach the deadline without
+// depending on how fast this machine is: pauses return at once (advancing
+// the clock by the pause), and the deadline passes when the test says so.
+type attemptClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *attemptClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *attemptClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
+}
+
+// deadlineDuringAttempt returns o with a one-hour deadline on an
+// attemptClock that jumps past it when attempt n dials the server (cfg's
+// DialFunc is wrapped; one dial per attempt to a single address), so Wait
+// makes exactly n real attempts, each with a generous attempt timeout, and
+// then reports the deadline.
+func deadlineDuringAttempt(cfg *pgx.ConnConfig, n int, o Options) Options {
+	clock := &attemptClock{now: time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC)}
+	o.Clock, o.Timeout, o.AttemptTimeout = clock, time.Hour, 2*time.Minute
+	dial, dials := cfg.DialFunc, 0
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		clock.mu.Lock()
+		if dials++; dials == n {
+			clock.now = clock.now.Add(o.Timeout)
+		}
+		clock.mu.Unlock()
+		return dial(ctx, network, addr)
+	}
+	return o
 }
 
 func TestPrivilegeGrantedWhileWaiting(t *testing.T) {
