@@ -38,20 +38,6 @@ var (
 	buildErr       error
 )
 
-// requireTool is a cached harness tool: missing, it fails the test under
-// CI=true or KOMMONS_E2E=1 (make test) and skips it otherwise.
-func requireTool(t *testing.T, tool, versionKey, name, envOverride string) string {
-	t.Helper()
-	p, err := toolcache.Binary(tool, versionKey, name, envOverride)
-	if err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv("KOMMONS_E2E") == "1" {
-			t.Fatalf("%s is required here: %v", tool, err)
-		}
-		t.Skip(err)
-	}
-	return p
-}
-
 // requireRelease builds the release twice on first use. Under -short it is
 // skipped (it builds every binary for three platforms); a missing Helm
 // leaves the charts out, which fails the charts test under CI or
@@ -278,7 +264,7 @@ func TestArchives(t *testing.T) {
 func TestCharts(t *testing.T) {
 	requireRelease(t)
 	if builtHelm == "" {
-		requireTool(t, "helm3", "HELM3_VERSION", "helm", "KOMMONS_HELM3")
+		toolcache.Require(t, "helm3", "HELM3_VERSION", "helm", "KOMMONS_HELM3")
 	}
 	ref := "ghcr.io/kommons/kommons-tools:" + testVersion + "@" + resA.IndexDigest
 	repo, _ := toolcache.RepoRoot()
@@ -375,7 +361,7 @@ func tgzFiles(t *testing.T, path string) map[string]bool {
 func TestSBOMs(t *testing.T) {
 	requireRelease(t)
 	if builtCDX == "" {
-		requireTool(t, "cyclonedx-gomod", "CYCLONEDX_GOMOD_VERSION", "cyclonedx-gomod", "")
+		toolcache.Require(t, "cyclonedx-gomod", "CYCLONEDX_GOMOD_VERSION", "cyclonedx-gomod", "")
 	}
 	if len(resA.Manifest.Images) != len(ImagePlatforms) {
 		t.Fatalf("release.json images %+v", resA.Manifest.Images)

@@ -22,7 +22,7 @@ import (
 // archive with one byte changed must be refused.
 func TestPluginArchive(t *testing.T) {
 	requireRelease(t)
-	helm4 := requireTool(t, "helm4", "HELM4_VERSION", "helm", "KOMMONS_HELM4")
+	helm4 := toolcache.Require(t, "helm4", "HELM4_VERSION", "helm", "KOMMONS_HELM4")
 	p := Platform{runtime.GOOS, runtime.GOARCH}
 	built := filepath.Join(builtA, PluginArchiveName(testVersion, p))
 	orig, err := os.ReadFile(built)
@@ -139,10 +139,7 @@ func throwawayPGPKey(t *testing.T, uid, passphrase string) (secring, pubring str
 	t.Helper()
 	gpg, err := exec.LookPath("gpg")
 	if err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv("KOMMONS_E2E") == "1" {
-			t.Fatalf("gpg (Debian package gnupg) is required here: %v", err)
-		}
-		t.Skip(err)
+		toolcache.Missing(t, "gpg (Debian package gnupg)", err)
 	}
 	home, err := os.MkdirTemp("", "gpg-") // short: gpg-agent's socket path has a length limit
 	if err != nil {

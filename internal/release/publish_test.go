@@ -47,9 +47,9 @@ func TestPublish(t *testing.T) {
 		t.Skip("builds every binary for three platforms and publishes them")
 	}
 	reg := registrytest.Start(t)
-	helm := requireTool(t, "helm3", "HELM3_VERSION", "helm", "KOMMONS_HELM3")
-	cosign := requireTool(t, "cosign", "COSIGN_VERSION", "cosign", "")
-	cdx := requireTool(t, "cyclonedx-gomod", "CYCLONEDX_GOMOD_VERSION", "cyclonedx-gomod", "")
+	helm := toolcache.Require(t, "helm3", "HELM3_VERSION", "helm", "KOMMONS_HELM3")
+	cosign := toolcache.Require(t, "cosign", "COSIGN_VERSION", "cosign", "")
+	cdx := toolcache.Require(t, "cyclonedx-gomod", "CYCLONEDX_GOMOD_VERSION", "cyclonedx-gomod", "")
 	repo, err := toolcache.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

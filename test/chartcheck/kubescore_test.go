@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kommons/kommons/internal/testutil/testcluster"
 	"github.com/kommons/kommons/internal/testutil/toolcache"
 )
 
@@ -102,24 +101,8 @@ func kubeScore(t *testing.T, bin, manifest string) []finding {
 // one skips the test (fails under CI=true or KOMMONS_E2E=1).
 func kubeScoreTools(t *testing.T) (helm3, kubeScore string) {
 	t.Helper()
-	var missing []string
-	for _, tool := range []struct {
-		dir, key, name string
-		into           *string
-	}{{"helm3", "HELM3_VERSION", "helm", &helm3}, {"kube-score", "KUBE_SCORE_VERSION", "kube-score", &kubeScore}} {
-		p, err := toolcache.Binary(tool.dir, tool.key, tool.name, "")
-		if err != nil {
-			missing = append(missing, err.Error())
-		}
-		*tool.into = p
-	}
-	if len(missing) > 0 {
-		if os.Getenv("CI") == "true" || os.Getenv(testcluster.EnvRequire) == "1" {
-			t.Fatalf("kube-score check needs its tools (make tools): %s", strings.Join(missing, "; "))
-		}
-		t.Skipf("kube-score check needs its tools (make tools): %s", strings.Join(missing, "; "))
-	}
-	return helm3, kubeScore
+	return toolcache.Require(t, "helm3", "HELM3_VERSION", "helm", ""),
+		toolcache.Require(t, "kube-score", "KUBE_SCORE_VERSION", "kube-score", "")
 }
 
 // TestKubeScore: kube-score on every application chart, with default values and every

@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommons/kommons/internal/testutil/testcluster"
+	"github.com/kommons/kommons/internal/testutil/toolcache"
 )
 
 // demoBinary builds the demo and returns it with a fresh (empty) binary
@@ -35,10 +36,7 @@ func demoBinary(t *testing.T) (string, string) {
 		t.Skip("the demo starts a control plane: skipped with -short")
 	}
 	if _, err := testcluster.FindTools(); err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv(testcluster.EnvRequire) == "1" {
-			t.Fatalf("the demo needs the harness tools: %v", err)
-		}
-		t.Skipf("harness tools missing: %v", err)
+		toolcache.Missing(t, "the demo's harness tools", err)
 	}
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "kommons-demo-test-")

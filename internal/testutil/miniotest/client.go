@@ -2,7 +2,6 @@ package miniotest
 
 import (
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/kommons/kommons/internal/testutil/toolcache"
@@ -28,10 +27,7 @@ func RequireClient(t testing.TB) string {
 	t.Helper()
 	p, err := ClientBinary()
 	if err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv("KOMMONS_E2E") == "1" || os.Getenv("KOMMONS_REQUIRE_MINIO") == "1" {
-			t.Fatalf("the MinIO client is required here: %v", err)
-		}
-		t.Skipf("MinIO client unavailable: %v", err)
+		toolcache.Missing(t, "the MinIO client", err, EnvRequire)
 	}
 	return p
 }

@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kommons/kommons/internal/testutil/toolcache"
 )
 
 // RequireDcmtk fails (CI=true, or KOMMONS_E2E=1 as make test sets) or
@@ -26,11 +27,7 @@ func RequireDcmtk(t testing.TB) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := fmt.Sprintf("DCMTK tools %s not found (apt-get install dcmtk)", strings.Join(missing, ", "))
-	if os.Getenv("CI") == "true" || os.Getenv("KOMMONS_E2E") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	toolcache.Missing(t, "DCMTK", fmt.Errorf("%s not found (apt-get install dcmtk)", strings.Join(missing, ", ")))
 }
 
 // DcmtkResult is the outcome of one DCMTK command.

@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kommons/kommons/internal/testutil/toolcache"
 )
 
 // DebianPluginDir is where Debian's packages install the Orthanc plugins.
@@ -80,11 +82,7 @@ func Require(t testing.TB) {
 	if len(problems) == 0 {
 		return
 	}
-	msg := "real Orthanc unavailable: " + strings.Join(problems, "; ")
-	if os.Getenv("CI") == "true" || os.Getenv("KOMMONS_E2E") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	toolcache.Missing(t, "real Orthanc", errors.New(strings.Join(problems, "; ")))
 }
 
 // MapPlugins rewrites the "Plugins" entries of an Orthanc configuration to

@@ -105,7 +105,7 @@ func isFile(p string) bool {
 // skipping it: under CI=true, KOMMONS_E2E=1 (make test, make e2e) or
 // KOMMONS_REQUIRE_PG=1, as for every harness (docs/testing.md).
 func required() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("KOMMONS_E2E") == "1" || os.Getenv("KOMMONS_REQUIRE_PG") == "1"
+	return toolcache.Required("KOMMONS_REQUIRE_PG")
 }
 
 // EachVersion runs fn as one subtest per selected major version (pg15,

@@ -13,14 +13,16 @@ import (
 	"time"
 
 	"github.com/kommons/kommons/internal/testutil/nodeimages"
+	"github.com/kommons/kommons/internal/testutil/toolcache"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
 
 // EnvRequire makes a missing cluster fail instead of skip (set by `make test`
-// and implied by CI=true). `go test -short` always skips cluster tests.
-const EnvRequire = "KOMMONS_E2E"
+// and implied by CI=true; toolcache.Required decides). `go test -short`
+// always skips cluster tests.
+const EnvRequire = toolcache.EnvRequire
 
 // EnvAttach points tests at a cluster started by `make cluster-up` (its run
 // directory) instead of launching one per test package.
@@ -88,10 +90,7 @@ func requireShared(t testing.TB, what string) {
 	if sharedErr == nil {
 		return
 	}
-	if os.Getenv("CI") == "true" || os.Getenv(EnvRequire) == "1" {
-		t.Fatalf("%s is required here: %v", what, sharedErr)
-	}
-	t.Skipf("%s unavailable: %v", what, sharedErr)
+	toolcache.Missing(t, what, sharedErr)
 }
 
 // NodeOption adjusts the real node of StartNode.

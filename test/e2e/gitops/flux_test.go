@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kommons/kommons/internal/testutil/testcluster"
+	"github.com/kommons/kommons/internal/testutil/toolcache"
 )
 
 // fluxCRDs are the CustomResourceDefinitions the Flux examples use.
@@ -28,7 +29,7 @@ var fluxCRDs = []string{"gitrepositories.source.toolkit.fluxcd.io", "helmrelease
 // them), without the post-renderer, as helm-controller would install it.
 func TestFluxObjects(t *testing.T) {
 	c := testcluster.Start(t)
-	crds := cachedTool(t, c, "FLUX_VERSION", "flux-crds", "flux-crds", "")
+	crds := toolcache.Require(t, "flux-crds", "FLUX_VERSION", "", "")
 	root := repoCopy(t, c.Tools.RepoRoot)
 
 	c.Kubectl(t, "apply", "--server-side", "-f", crds)

@@ -31,26 +31,6 @@ func TestMain(m *testing.M) { testcluster.Main(m) }
 // one users start from.
 const policyFile = "examples/policies/db-app-split.yaml"
 
-// cachedTool returns <cache>/<dir>-<version of key>/<rel> as test/cluster/build.sh
-// lays it out; missing, it fails under CI=true or KOMMONS_E2E=1 and skips
-// otherwise, saying how to build it.
-func cachedTool(t *testing.T, c *testcluster.Cluster, key, dir, target, rel string) string {
-	t.Helper()
-	v := c.Tools.Versions[key]
-	if v == "" {
-		t.Fatalf("%s is not set in test/cluster/versions.env", key)
-	}
-	p := filepath.Join(c.Tools.Cache, dir+"-"+v, rel)
-	if _, err := os.Stat(p); err != nil {
-		msg := p + " is missing: build it with `test/cluster/build.sh " + target + "`"
-		if os.Getenv("CI") == "true" || os.Getenv(testcluster.EnvRequire) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
-}
-
 // postrenderBin builds cmd/postrender into a directory of its own that the
 // tests put first on PATH, as `make build` or `go install` provide it.
 func postrenderBin(t *testing.T, root string) string {

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kommons/kommons/internal/testutil/testcluster"
+	"github.com/kommons/kommons/internal/testutil/toolcache"
 )
 
 // helmRelease is the part of `helm list -o json` this test reads.
@@ -35,8 +36,8 @@ type helmRelease struct {
 func TestHelmfile(t *testing.T) {
 	c := testcluster.Start(t)
 	pools(t, c)
-	helmfile := cachedTool(t, c, "HELMFILE_VERSION", "helmfile", "helmfile", "helmfile")
-	diffPlugin := cachedTool(t, c, "HELM_DIFF_VERSION", "helm-diff", "helm-diff", "diff")
+	helmfile := toolcache.Require(t, "helmfile", "HELMFILE_VERSION", "helmfile", "")
+	diffPlugin := toolcache.Require(t, "helm-diff", "HELM_DIFF_VERSION", "diff", "")
 	root := repoCopy(t, c.Tools.RepoRoot)
 	bin := postrenderBin(t, c.Tools.RepoRoot)
 

@@ -112,25 +112,11 @@ func TestOCIInstall(t *testing.T) {
 	}
 }
 
-// requireTool is a cached tool; missing, it fails under KOMMONS_E2E=1 or
-// CI=true and skips otherwise.
-func requireTool(t *testing.T, tool, versionKey, name string) string {
-	t.Helper()
-	p, err := toolcache.Binary(tool, versionKey, name, "")
-	if err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv(testcluster.EnvRequire) == "1" {
-			t.Fatalf("%s is required here: %v", tool, err)
-		}
-		t.Skip(err)
-	}
-	return p
-}
-
 // publish builds releases N-1 and N from this tree for the test registry
 // and publishes them there, signed with a key generated here.
 func (s *scenario) publish(t *testing.T) {
-	s.cosign = requireTool(t, "cosign", "COSIGN_VERSION", "cosign")
-	cdx := requireTool(t, "cyclonedx-gomod", "CYCLONEDX_GOMOD_VERSION", "cyclonedx-gomod")
+	s.cosign = toolcache.Require(t, "cosign", "COSIGN_VERSION", "cosign", "")
+	cdx := toolcache.Require(t, "cyclonedx-gomod", "CYCLONEDX_GOMOD_VERSION", "cyclonedx-gomod", "")
 	keys := s.top.TempDir()
 	gen := exec.Command(s.cosign, "generate-key-pair")
 	gen.Dir = keys
