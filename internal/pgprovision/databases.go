@@ -86,6 +86,8 @@ func (r *run) reconcileDatabase(j *job, in databaseInput) (inside bool, err erro
 		in.st, in.renamedFrom = in.legacy, pd.Legacy
 	case n.warn:
 		r.warnBothNames(KindDatabase, pd.Name, pd.Physical, pd.Legacy)
+	case n.notOurs != "":
+		r.warnNotOurs(KindDatabase, pd.Name, pd.Physical, pd.Legacy, n.notOurs)
 	}
 	d := decideDatabase(in)
 	steps := d.steps
@@ -163,4 +165,14 @@ func (r *run) sessionUsers(j *job, database string) string {
 func (r *run) warnBothNames(kind, name, physical, legacyName string) {
 	r.log.Warn("legacy-named "+kind+" left alone: "+physical+" exists too and is used; the legacy one may hold data of an earlier kommons version, check it and drop it by hand",
 		"kind", kind, "name", name, "physicalName", physical, "legacyName", legacyName)
+}
+
+// warnNotOurs notes a legacy-named object that the server's facts say is
+// not this scope's, whatever its marker says (left by another owner, or
+// planted under this scope's legacy name by another tenant): it is neither
+// renamed nor used, and its sessions are not ended; this scope uses (or
+// creates) physical.
+func (r *run) warnNotOurs(kind, name, physical, legacyName, reason string) {
+	r.log.Warn("legacy-named "+kind+" left alone: it is not this scope's",
+		"kind", kind, "name", name, "physicalName", physical, "legacyName", legacyName, "reason", reason)
 }

@@ -93,12 +93,16 @@ const (
 	refuseLegacy
 )
 
-// naming is the decision about an object's name: which object, and
-// whether both names exist with the legacy one this scope's (warn).
+// naming is the decision about an object's name: which object, whether
+// both names exist with the legacy one this scope's (warn), and why a
+// legacy-named object that is not this scope's is left alone (notOurs, ""
+// when there is none): it may have been planted under this scope's legacy
+// name by another tenant.
 type naming struct {
-	use    existing
-	reason string // refuseLegacy
-	warn   bool
+	use     existing
+	reason  string // refuseLegacy
+	warn    bool
+	notOurs string
 }
 
 // roleInput is what deciding about one planned role needs.
@@ -118,22 +122,22 @@ type roleInput struct {
 // scope's. One whose marker names this scope but that the server facts make
 // only Adoptable is refused without --adopt (creating an empty namesake
 // would hide the module's data); any other is not this scope's and never
-// touched.
+// touched (notOurs says why), whatever its marker says.
 func decideRoleName(in roleInput) naming {
 	if in.legacy == nil {
 		return naming{}
 	}
 	markedOurs := markedFor(in.legacy.comment, in.scope, in.role.Name)
-	if in.st != nil {
-		return naming{warn: markedOurs}
-	}
-	switch verdict, reason := decideRoleOwnership(in.admin, in.legacy, markedOurs); {
-	case verdict == Ours, verdict == Adoptable && markedOurs && in.adopt:
+	verdict, reason := decideRoleOwnership(in.admin, in.legacy, markedOurs)
+	switch {
+	case verdict == Foreign, verdict == Adoptable && !markedOurs:
+		return naming{notOurs: reason}
+	case in.st != nil:
+		return naming{warn: true}
+	case verdict == Ours, in.adopt:
 		return naming{use: renameLegacy}
-	case verdict == Adoptable && markedOurs:
-		return naming{use: refuseLegacy, reason: "legacy-named role " + in.role.Legacy + ": " + reason + "; rerun with --adopt to rename and take it over"}
 	}
-	return naming{}
+	return naming{use: refuseLegacy, reason: "legacy-named role " + in.role.Legacy + ": " + reason + "; rerun with --adopt to rename and take it over"}
 }
 
 // decideRoleCreate creates a missing role with its marker; a non-superuser
@@ -256,16 +260,17 @@ type databaseInput struct {
 // when the planned name is missing and its owner is this scope's role (the
 // same decision as for any database). Any other is never touched.
 func decideDatabaseName(in databaseInput) naming {
-	switch {
-	case in.legacy == nil, !in.ownerOurs:
+	if in.legacy == nil || !in.ownerOurs {
 		return naming{}
+	}
+	verdict, reason := decideDatabaseOwnership(in.legacy, in.db.OwnerPhysical)
+	switch {
+	case verdict != Ours:
+		return naming{notOurs: reason}
 	case in.st != nil:
 		return naming{warn: markedFor(in.legacy.comment, in.scope, in.db.Name)}
 	}
-	if verdict, _ := decideDatabaseOwnership(in.legacy, in.db.OwnerPhysical); verdict == Ours {
-		return naming{use: renameLegacy}
-	}
-	return naming{}
+	return naming{use: renameLegacy}
 }
 
 // decideDatabase reconciles a database at the cluster level: refused when

@@ -59,18 +59,27 @@ func TestDecideRoleName(t *testing.T) {
 		want       existing
 		warn       bool
 		reason     string
+		notOurs    string // a part of the reason a legacy-named role is left alone ("": none)
 	}{
 		{name: "no legacy", admin: super15, want: useNew},
 		{name: "legacy this scope's: rename", admin: super15, legacy: managedRole(), want: renameLegacy},
 		{name: "legacy this scope's, provisioner 16+", admin: prov16, legacy: managedRole(), want: renameLegacy},
 		{name: "both names, legacy marked: warn", admin: super15, st: managedRole(), legacy: managedRole(), want: useNew, warn: true},
-		{name: "both names, legacy unmarked", admin: super15, st: managedRole(), legacy: unmarked, want: useNew},
-		{name: "legacy with other members: never touched", admin: super15, legacy: foreign, want: useNew},
-		{name: "legacy without marker: never touched", admin: super15, legacy: unmarked, want: useNew},
-		{name: "legacy without marker, --adopt: never touched", admin: super15, adopt: true, legacy: unmarked, want: useNew},
+		{name: "both names, legacy unmarked: not ours", admin: super15, st: managedRole(), legacy: unmarked, want: useNew,
+			notOurs: "role exists and it has no kommons ownership marker"},
+		{name: "both names, legacy marked with other members: not ours, not the both-names warning", admin: super15, st: managedRole(), legacy: foreign, want: useNew,
+			notOurs: "other roles hold membership in it (tenant_b)"},
+		{name: "legacy with other members: never touched", admin: super15, legacy: foreign, want: useNew,
+			notOurs: "other roles hold membership in it (tenant_b)"},
+		{name: "legacy with other members, --adopt: never touched", admin: super16, adopt: true, legacy: foreign, want: useNew,
+			notOurs: "not taken over, even with --adopt"},
+		{name: "legacy without marker: never touched", admin: super15, legacy: unmarked, want: useNew, notOurs: "has no kommons ownership marker"},
+		{name: "legacy without marker, --adopt: never touched", admin: super15, adopt: true, legacy: unmarked, want: useNew, notOurs: "has no kommons ownership marker"},
 		{name: "legacy another scope's: never touched", admin: super15,
-			legacy: with(managedRole(), func(s *roleState) { s.comment = markerOf(Scope{Namespace: "team", Release: "a-web"}, "app") }), want: useNew},
-		{name: "legacy not created by this provisioner: never touched", admin: prov16, legacy: unanchored, want: useNew},
+			legacy: with(managedRole(), func(s *roleState) { s.comment = markerOf(Scope{Namespace: "team", Release: "a-web"}, "app") }), want: useNew,
+			notOurs: "team/a-web"},
+		{name: "legacy not created by this provisioner: never touched", admin: prov16, legacy: unanchored, want: useNew,
+			notOurs: "this provisioner does not hold ADMIN OPTION on it"},
 		{name: "legacy marked, superuser 16+ without anchor: refused", admin: super16, legacy: unanchored, want: refuseLegacy,
 			reason: "legacy-named role team_a_web_app__01234567: role exists and its marker names scope team-a/web object app, and this admin did not create it"},
 		{name: "legacy marked, superuser 16+ without anchor, --adopt: rename", admin: super16, adopt: true, legacy: unanchored, want: renameLegacy},
@@ -80,6 +89,11 @@ func TestDecideRoleName(t *testing.T) {
 			n := decideRoleName(roleInput{admin: c.admin, adopt: c.adopt, scope: decideScope, role: plannedRole(), st: c.st, legacy: c.legacy})
 			assert.Equal(t, c.want, n.use)
 			assert.Equal(t, c.warn, n.warn)
+			if c.notOurs == "" {
+				assert.Empty(t, n.notOurs)
+			} else {
+				assert.Contains(t, n.notOurs, c.notOurs)
+			}
 			if c.reason != "" {
 				assert.Contains(t, n.reason, c.reason)
 				assert.Contains(t, n.reason, "rerun with --adopt to rename")
@@ -222,17 +236,25 @@ func TestDecideDatabaseName(t *testing.T) {
 		st, legacy *databaseState
 		want       existing
 		warn       bool
+		notOurs    string // a part of the reason a legacy-named database is left alone ("": none)
 	}{
-		{"no legacy", true, nil, nil, useNew, false},
-		{"legacy owned by this scope's role: rename", true, nil, managedDatabase(), renameLegacy, false},
-		{"legacy owned by another role: never touched", true, nil, otherOwner, useNew, false},
-		{"owner role refused: never touched", false, nil, managedDatabase(), useNew, false},
-		{"both names, legacy marked: warn", true, managedDatabase(), managedDatabase(), useNew, true},
+		{"no legacy", true, nil, nil, useNew, false, ""},
+		{"legacy owned by this scope's role: rename", true, nil, managedDatabase(), renameLegacy, false, ""},
+		{"legacy owned by another role, marked: never touched", true, nil, otherOwner, useNew, false,
+			"database exists owned by someone, not by this scope's role team_a_web_app__0123456789abcdef"},
+		{"owner role refused: never touched (the role's refusal says why)", false, nil, managedDatabase(), useNew, false, ""},
+		{"both names, legacy marked: warn", true, managedDatabase(), managedDatabase(), useNew, true, ""},
+		{"both names, legacy owned by another role: not ours, not the both-names warning", true, managedDatabase(), otherOwner, useNew, false, "owned by someone"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			n := decideDatabaseName(databaseInput{scope: decideScope, db: plannedDatabase(), ownerOurs: c.ownerOurs, st: c.st, legacy: c.legacy})
 			assert.Equal(t, c.want, n.use)
 			assert.Equal(t, c.warn, n.warn)
+			if c.notOurs == "" {
+				assert.Empty(t, n.notOurs)
+			} else {
+				assert.Contains(t, n.notOurs, c.notOurs)
+			}
 		})
 	}
 }

@@ -147,6 +147,8 @@ func (r *run) reconcileRole(j *job, in roleInput) error {
 		}
 	case n.warn:
 		r.warnBothNames(KindRole, pr.Name, pr.Physical, pr.Legacy)
+	case n.notOurs != "":
+		r.warnNotOurs(KindRole, pr.Name, pr.Physical, pr.Legacy, n.notOurs)
 	}
 	if in.st == nil {
 		d := decideRoleCreate(in)

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kommons/kommons/internal/outcome"
+	"github.com/kommons/kommons/internal/pgnames"
 	"github.com/kommons/kommons/internal/pgprovision"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/internal/testutil/syncbuf"
@@ -691,5 +692,117 @@ func TestOrphanedSquatAgainstASuperuserAdmin(t *testing.T) {
 			t.Fatalf("squats that can log in: %d (%v)", logins, err)
 		}
 		t.Logf("refused: %v", err)
+	})
+}
+
+// TestLegacyNamesPlantedByAnotherTenant: tenant b, through its own
+// provisioner, plants a role and a database under the legacy names
+// (pgnames.Legacy: version 1's 8-digit hash) of tenant a's next module, as
+// if an earlier kommons had made them: a's marker forged on both, the
+// database owned by the role, data in it and a session of the role open on
+// it. a's pg-init, run by a's provisioner and by a superuser admin, even
+// with --adopt and --prune (the forged markers say reclaimPolicy delete),
+// must rename and drop neither (the server says they are b's: b's
+// provisioner holds membership in the role, the role owns the database),
+// must not end b's session, creates a's objects under their current names,
+// and warns naming each legacy-named object it left alone and why.
+func TestLegacyNamesPlantedByAnotherTenant(t *testing.T) {
+	eachServer(t, func(t *testing.T, srv *pgtest.Server, version int) {
+		if version < 160000 {
+			t.Skip("not applicable: one tenant per server before PostgreSQL 16 (TestTenantAgainstTenant checks the refusal), so no other tenant to plant objects")
+		}
+		ctx := context.Background()
+		w, a, b := twoTenants(t, srv)
+		asB := w.connect(b.prov.Role, b.prov.Password, "postgres")
+		for _, admin := range []struct {
+			name string
+			cfg  *pgx.ConnConfig
+		}{{"provisioner", w.provCfg(a)}, {"superuser", w.admin}} {
+			t.Run(admin.name, func(t *testing.T) {
+				spec, _ := w.spec(a, "old"+admin.name[:3], "web", nil, nil)
+				legacy, ok := pgnames.Legacy(spec.Scope.Namespace, spec.Scope.Release, "web")
+				if !ok {
+					t.Fatalf("scope %s has no legacy names: the test needs hashed names", spec.Scope)
+				}
+				current := w.plan(spec).Roles[0].Physical
+				q := pgx.Identifier{legacy}.Sanitize()
+				pwB := randomPassword()
+				w.secrets = append(w.secrets, pwB)
+				forged := pgprovision.NewMarker(spec.Scope, "web", pgprovision.ReclaimDelete).String() // bait for --prune
+				for _, sql := range []string{
+					fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", q, pwB),
+					fmt.Sprintf("COMMENT ON ROLE %s IS '%s'", q, forged),
+					"GRANT " + q + " TO CURRENT_USER WITH SET TRUE",
+					"CREATE DATABASE " + q + " OWNER " + q,
+					fmt.Sprintf("COMMENT ON DATABASE %s IS '%s'", q, forged),
+				} {
+					if _, err := asB.Exec(ctx, sql); err != nil {
+						t.Fatalf("planting under a's legacy name: %s: %v", sql, err)
+					}
+				}
+				bSession := w.connect(legacy, pwB, legacy)
+				var pid int
+				if _, err := bSession.Exec(ctx, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('b''s')"); err != nil {
+					t.Fatal(err)
+				}
+				if err := bSession.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+					t.Fatal(err)
+				}
+				for _, adopt := range []bool{false, true} {
+					from := len(w.logs.String())
+					opts := pgprovision.Options{Adopt: adopt, Prune: adopt, Logger: w.logger()}
+					rep, err := pgprovision.Reconcile(ctx, admin.cfg, w.plan(spec), opts)
+					if err != nil {
+						t.Fatalf("adopt=%v: a's pg-init: %v", adopt, err)
+					}
+					if n := rep.Count(outcome.Deleted); n != 0 {
+						t.Errorf("adopt=%v: --prune deleted %d objects: %+v", adopt, n, rep.Pruned)
+					}
+					for _, kind := range []string{pgprovision.KindRole, pgprovision.KindDatabase} {
+						o, _ := rep.Find(kind, current)
+						if o.Physical != current || (o.Action != outcome.Created && o.Action != outcome.Unchanged) || strings.Contains(strings.Join(o.Changes, " "), "renamed") {
+							t.Errorf("adopt=%v: %s %+v: want created (then unchanged) under %s, not renamed", adopt, kind, o, current)
+						}
+					}
+					// The warnings name the object and why it is not a's: who
+					// controls the role, who owns the database.
+					logs := w.logs.String()[from:]
+					for kind, why := range map[string]string{
+						"role":     "other roles hold membership in it (" + b.prov.Role + ")",
+						"database": "database exists owned by " + legacy + ", not by this scope's role " + current,
+					} {
+						warn := `"msg":"legacy-named ` + kind + ` left alone: it is not this scope's"`
+						line := ""
+						for _, l := range strings.Split(logs, "\n") {
+							if strings.Contains(l, warn) {
+								line = l
+							}
+						}
+						if !strings.Contains(line, `"legacyName":"`+legacy+`"`) || !strings.Contains(line, why) {
+							t.Errorf("adopt=%v: want a warning %s naming %s and %q:\n%s", adopt, warn, legacy, why, logs)
+						} else if !adopt {
+							t.Logf("%s", line)
+						}
+					}
+				}
+				// b's objects are as b left them, and b's session was not ended.
+				var owner, roleMarker, dbMarker string
+				if err := w.queryRow(srv.AdminDSN(), `SELECT pg_catalog.pg_get_userbyid(d.datdba), pg_catalog.shobj_description(r.oid, 'pg_authid'),
+					pg_catalog.shobj_description(d.oid, 'pg_database') FROM pg_catalog.pg_database d, pg_catalog.pg_roles r
+					WHERE d.datname = $1 AND r.rolname = $1`, legacy).Scan(&owner, &roleMarker, &dbMarker); err != nil {
+					t.Fatalf("b's planted role or database is gone: %v", err)
+				}
+				if owner != legacy || roleMarker != forged || dbMarker != forged {
+					t.Errorf("b's planted objects changed: owner %s, markers %q %q", owner, roleMarker, dbMarker)
+				}
+				var kept string
+				var samePID int
+				if err := bSession.QueryRow(ctx, "SELECT v, pg_backend_pid() FROM kept").Scan(&kept, &samePID); err != nil || kept != "b's" || samePID != pid {
+					t.Fatalf("b's session was ended or its data changed: %q pid %d (was %d): %v", kept, samePID, pid, err)
+				}
+				w.connect(legacy, pwB, "postgres").Close(ctx) // b's password still works
+				t.Logf("left alone: role and database %s (b's), a's objects under %s", legacy, current)
+			})
+		}
 	})
 }
