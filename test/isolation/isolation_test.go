@@ -385,6 +385,16 @@ func twoTenants(t *testing.T, srv *pgtest.Server) (*world, *tenant, *tenant) {
 	return w, a, b
 }
 
+// twoConfinedTenants is twoTenants on PostgreSQL 16 and newer. Before 16 a
+// server takes one tenant (TestTenantAgainstTenant checks the refusal), so
+// an attack of one tenant on another does not apply: skipped, saying so.
+func twoConfinedTenants(t *testing.T, srv *pgtest.Server, version int) (*world, *tenant, *tenant) {
+	if version < 160000 {
+		t.Skip("not applicable: one tenant per server before PostgreSQL 16 (TestTenantAgainstTenant checks the refusal), so no other tenant to attack")
+	}
+	return twoTenants(t, srv)
+}
+
 // specOf is the spec tn's module was provisioned with.
 func specOf(tn *tenant) *pgprovision.Spec {
 	s := &pgprovision.Spec{Scope: tn.plan.Scope}
@@ -404,11 +414,8 @@ func specOf(tn *tenant) *pgprovision.Spec {
 // an object a controls.
 func TestSquatting(t *testing.T) {
 	eachServer(t, func(t *testing.T, srv *pgtest.Server, version int) {
-		if version < 160000 {
-			t.Skip("not applicable: one tenant per server before PostgreSQL 16 (TestTenantAgainstTenant checks the refusal), so no other tenant to squat")
-		}
+		w, a, b := twoConfinedTenants(t, srv, version)
 		ctx := context.Background()
-		w, a, b := twoTenants(t, srv)
 		spec, _ := w.spec(b, "next", "web", nil, nil)
 		target := w.plan(spec)
 		role, db := target.Roles[0].Physical, target.Databases[0].Physical
@@ -469,11 +476,8 @@ func TestSquatting(t *testing.T) {
 // must neither drop them nor fail because of them.
 func TestForgedMarkersAreNotTrustedByPrune(t *testing.T) {
 	eachServer(t, func(t *testing.T, srv *pgtest.Server, version int) {
-		if version < 160000 {
-			t.Skip("not applicable: one tenant per server before PostgreSQL 16, so no other tenant to forge markers for")
-		}
+		w, a, b := twoConfinedTenants(t, srv, version)
 		ctx := context.Background()
-		w, a, b := twoTenants(t, srv)
 		forged := pgprovision.NewMarker(b.plan.Scope, "decoy", pgprovision.ReclaimDelete).String()
 		asA := w.connect(a.prov.Role, a.prov.Password, "postgres")
 		for _, sql := range []string{
@@ -613,11 +617,8 @@ func TestSystemSchemasRefusedInSpec(t *testing.T) {
 // superuser) refuses both as well, even with --adopt.
 func TestOrphanedSquatAgainstASuperuserAdmin(t *testing.T) {
 	eachServer(t, func(t *testing.T, srv *pgtest.Server, version int) {
-		if version < 160000 {
-			t.Skip("not applicable: one tenant per server before PostgreSQL 16, so no other tenant to squat")
-		}
+		w, a, b := twoConfinedTenants(t, srv, version)
 		ctx := context.Background()
-		w, a, b := twoTenants(t, srv)
 		spec, _ := w.spec(b, "next", "web", nil, nil)
 		squat := w.plan(spec).Roles[0].Physical
 		futureProv := "kommons_tenant_c_" + w.id
@@ -708,11 +709,8 @@ func TestOrphanedSquatAgainstASuperuserAdmin(t *testing.T) {
 // and warns naming each legacy-named object it left alone and why.
 func TestLegacyNamesPlantedByAnotherTenant(t *testing.T) {
 	eachServer(t, func(t *testing.T, srv *pgtest.Server, version int) {
-		if version < 160000 {
-			t.Skip("not applicable: one tenant per server before PostgreSQL 16 (TestTenantAgainstTenant checks the refusal), so no other tenant to plant objects")
-		}
+		w, a, b := twoConfinedTenants(t, srv, version)
 		ctx := context.Background()
-		w, a, b := twoTenants(t, srv)
 		asB := w.connect(b.prov.Role, b.prov.Password, "postgres")
 		for _, admin := range []struct {
 			name string
