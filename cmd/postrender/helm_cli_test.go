@@ -7,18 +7,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-)
 
-// helmBinary returns the Helm CLI the harness build caches, or skips.
-func helmBinary(t *testing.T, dir string) string {
-	t.Helper()
-	home, _ := os.UserHomeDir()
-	bin := filepath.Join(home, ".cache", "kommons", dir, "helm")
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("%s not built (test/cluster/build.sh builds it): %v", bin, err)
-	}
-	return bin
-}
+	"github.com/kommons/kommons/internal/testutil/toolcache"
+)
 
 // helmEnv isolates Helm's config, data and cache directories.
 func helmEnv(t *testing.T) []string {
@@ -39,7 +30,7 @@ const chartPath = "../../pkg/postrender/testdata/chart"
 // TestHelm3Executable runs the real Helm 3 CLI with postrender as an
 // executable post-renderer: hooks are not post-rendered.
 func TestHelm3Executable(t *testing.T) {
-	h := helmBinary(t, "helm3-v3.22.0")
+	h := toolcache.Require(t, "helm3", "HELM3_VERSION", "helm", "KOMMONS_HELM3")
 	bin := buildBinary(t)
 	policy, _ := filepath.Abs(policyPath)
 	out, err := helm(t, h, helmEnv(t), "template", "demo", chartPath, "--post-renderer", bin, "--post-renderer-args", "--config="+policy)
@@ -63,7 +54,7 @@ func TestHelm3Executable(t *testing.T) {
 // home, renders the test chart through it (hooks included), and checks that a
 // failure's cause, which Helm 4 drops, is in the error log.
 func TestHelm4Plugin(t *testing.T) {
-	h := helmBinary(t, "helm4-v4.3.1")
+	h := toolcache.Require(t, "helm4", "HELM4_VERSION", "helm", "KOMMONS_HELM4")
 	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
 		t.Skip("plugin ships linux and darwin binaries only")
 	}
