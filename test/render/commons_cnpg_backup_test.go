@@ -26,32 +26,50 @@ type secretKeyRef struct {
 	Key  string `json:"key"`
 }
 
-// cnpgBackupCluster is the backup part of the Cluster the chart renders
-// (decoded from the Cluster's spec.backup alone: cnpgCluster has the rest).
+// cnpgBackupCluster is the backup and recovery part of the Cluster the
+// chart renders (decoded from the Cluster's spec.backup, spec.bootstrap and
+// spec.externalClusters alone: cnpgCluster has the rest).
 type cnpgBackupCluster struct {
 	Spec struct {
 		Backup *struct {
-			RetentionPolicy   string `json:"retentionPolicy"`
-			Target            string `json:"target"`
-			BarmanObjectStore struct {
-				DestinationPath string        `json:"destinationPath"`
-				EndpointURL     string        `json:"endpointURL"`
-				EndpointCA      *secretKeyRef `json:"endpointCA"`
-				S3Credentials   struct {
-					AccessKeyID     secretKeyRef  `json:"accessKeyId"`
-					SecretAccessKey secretKeyRef  `json:"secretAccessKey"`
-					Region          *secretKeyRef `json:"region"`
-				} `json:"s3Credentials"`
-				Wal struct {
-					Compression string `json:"compression"`
-					MaxParallel int    `json:"maxParallel"`
-				} `json:"wal"`
-				Data *struct {
-					Compression string `json:"compression"`
-				} `json:"data"`
-			} `json:"barmanObjectStore"`
+			RetentionPolicy   string            `json:"retentionPolicy"`
+			Target            string            `json:"target"`
+			BarmanObjectStore barmanObjectStore `json:"barmanObjectStore"`
 		} `json:"backup"`
+		Bootstrap *struct {
+			Recovery struct {
+				Source         string `json:"source"`
+				RecoveryTarget *struct {
+					TargetTime string `json:"targetTime"`
+				} `json:"recoveryTarget"`
+			} `json:"recovery"`
+		} `json:"bootstrap"`
+		ExternalClusters []struct {
+			Name              string            `json:"name"`
+			BarmanObjectStore barmanObjectStore `json:"barmanObjectStore"`
+		} `json:"externalClusters"`
 	} `json:"spec"`
+}
+
+// barmanObjectStore is barman-cloud's BarmanObjectStoreConfiguration, as
+// far as the chart renders it.
+type barmanObjectStore struct {
+	ServerName      string        `json:"serverName"`
+	DestinationPath string        `json:"destinationPath"`
+	EndpointURL     string        `json:"endpointURL"`
+	EndpointCA      *secretKeyRef `json:"endpointCA"`
+	S3Credentials   struct {
+		AccessKeyID     secretKeyRef  `json:"accessKeyId"`
+		SecretAccessKey secretKeyRef  `json:"secretAccessKey"`
+		Region          *secretKeyRef `json:"region"`
+	} `json:"s3Credentials"`
+	Wal struct {
+		Compression string `json:"compression"`
+		MaxParallel int    `json:"maxParallel"`
+	} `json:"wal"`
+	Data *struct {
+		Compression string `json:"compression"`
+	} `json:"data"`
 }
 
 // decodeClusterBackup decodes the spec.backup of a rendered Cluster.
@@ -59,7 +77,13 @@ func decodeClusterBackup(t *testing.T, o *render.Object) *cnpgBackupCluster {
 	t.Helper()
 	full := *render.Decode[map[string]any](t, o)
 	spec, _ := full["spec"].(map[string]any)
-	raw, err := json.Marshal(map[string]any{"spec": map[string]any{"backup": spec["backup"]}})
+	part := map[string]any{}
+	for _, k := range []string{"backup", "bootstrap", "externalClusters"} {
+		if v, ok := spec[k]; ok {
+			part[k] = v
+		}
+	}
+	raw, err := json.Marshal(map[string]any{"spec": part})
 	require.NoError(t, err)
 	var c cnpgBackupCluster
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -264,6 +288,74 @@ func TestCommonsCloudNativePGBackupRefusals(t *testing.T) {
 			m, err := render.Chart(commonsChart, render.Options{ReleaseName: "commons", Namespace: "commons", Values: tc.values})
 			require.Error(t, err, "values %v must be rejected", tc.values)
 			require.Nil(t, m)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+// TestCommonsCloudNativePGRecovery: postgresql.cloudnativepg.recovery
+// bootstraps the Cluster from the backups (by default its own, with the
+// backup key pair) to a target time, and the recovered Cluster archives
+// into a new folder; without a key pair, or archiving over its source, it
+// is refused.
+func TestCommonsCloudNativePGRecovery(t *testing.T) {
+	m := renderCommons(t, cnpgBackupValues(map[string]any{"serverName": "commons-postgresql-2"}, map[string]any{"postgresql": map[string]any{
+		"mode": "cloudnativepg", "cloudnativepg": map[string]any{
+			"backup":   map[string]any{"enabled": true, "serverName": "commons-postgresql-2"},
+			"recovery": map[string]any{"enabled": true, "targetTime": "2026-12-07T19:40:00.123456Z"}}}}))
+	c := decodeClusterBackup(t, m.MustGet(t, "Cluster", "commons", "commons-postgresql"))
+	require.NotNil(t, c.Spec.Bootstrap)
+	assert.Equal(t, "commons-postgresql", c.Spec.Bootstrap.Recovery.Source)
+	require.NotNil(t, c.Spec.Bootstrap.Recovery.RecoveryTarget)
+	assert.Equal(t, "2026-12-07T19:40:00.123456Z", c.Spec.Bootstrap.Recovery.RecoveryTarget.TargetTime)
+	require.Len(t, c.Spec.ExternalClusters, 1)
+	src := c.Spec.ExternalClusters[0]
+	assert.Equal(t, "commons-postgresql", src.Name)
+	bucket, err := s3names.Physical("commons", "commons", "postgresql-backups")
+	require.NoError(t, err)
+	assert.Equal(t, "commons-postgresql", src.BarmanObjectStore.ServerName, "the backed-up Cluster's folder")
+	assert.Equal(t, "s3://"+bucket+"/", src.BarmanObjectStore.DestinationPath)
+	assert.Equal(t, "http://commons-minio.commons.svc.cluster.local:9000", src.BarmanObjectStore.EndpointURL)
+	assert.Equal(t, secretKeyRef{"commons-postgresql-backup-s3", "ACCESS_KEY_ID"}, src.BarmanObjectStore.S3Credentials.AccessKeyID)
+	require.NotNil(t, src.BarmanObjectStore.S3Credentials.Region)
+	assert.Nil(t, src.BarmanObjectStore.Data, "nothing to compress when reading")
+	require.NotNil(t, c.Spec.Backup)
+	assert.Equal(t, "commons-postgresql-2", c.Spec.Backup.BarmanObjectStore.ServerName, "the recovered Cluster archives into a new folder")
+
+	// From elsewhere, with a named Secret and no backup of its own; all WAL.
+	other := renderCommons(t, cnpgValues(map[string]any{"cloudnativepg": map[string]any{"recovery": map[string]any{
+		"enabled": true, "serverName": "pg-old", "destinationPath": "s3://acme-pg/old/", "endpointURL": "https://s3.example.org",
+		"existingSecret": "old-creds"}}}))
+	c = decodeClusterBackup(t, other.MustGet(t, "Cluster", "commons", "commons-postgresql"))
+	assert.Nil(t, c.Spec.Backup)
+	require.NotNil(t, c.Spec.Bootstrap)
+	assert.Equal(t, "pg-old", c.Spec.Bootstrap.Recovery.Source)
+	assert.Nil(t, c.Spec.Bootstrap.Recovery.RecoveryTarget, "no target: all archived WAL")
+	src = c.Spec.ExternalClusters[0]
+	assert.Equal(t, "pg-old", src.BarmanObjectStore.ServerName)
+	assert.Equal(t, "s3://acme-pg/old/", src.BarmanObjectStore.DestinationPath)
+	assert.Equal(t, "https://s3.example.org", src.BarmanObjectStore.EndpointURL)
+	assert.Equal(t, secretKeyRef{"old-creds", "ACCESS_SECRET_KEY"}, src.BarmanObjectStore.S3Credentials.SecretAccessKey)
+	assert.Nil(t, src.BarmanObjectStore.S3Credentials.Region)
+
+	off := decodeClusterBackup(t, renderCommons(t, cnpgBackupValues(nil)).MustGet(t, "Cluster", "commons", "commons-postgresql"))
+	assert.Nil(t, off.Spec.Bootstrap, "initdb (the operator's default) without recovery")
+	assert.Empty(t, off.Spec.ExternalClusters)
+
+	for name, tc := range map[string]struct {
+		values map[string]any
+		want   string
+	}{
+		"no key pair": {cnpgValues(map[string]any{"cloudnativepg": map[string]any{"recovery": map[string]any{"enabled": true}}}),
+			"postgresql.cloudnativepg.recovery needs the key pair of the backups"},
+		"archive over the source": {cnpgValues(map[string]any{"cloudnativepg": map[string]any{"backup": map[string]any{"enabled": true},
+			"recovery": map[string]any{"enabled": true}}}), "set backup.serverName to a new name (e.g. commons-postgresql-2)"},
+		"bad target time": {cnpgValues(map[string]any{"cloudnativepg": map[string]any{"recovery": map[string]any{"enabled": true, "existingSecret": "s",
+			"targetTime": "yesterday"}}}), "/postgresql/cloudnativepg/recovery/targetTime"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := render.Chart(commonsChart, render.Options{ReleaseName: "commons", Namespace: "commons", Values: tc.values})
+			require.Error(t, err)
 			require.Contains(t, err.Error(), tc.want)
 		})
 	}

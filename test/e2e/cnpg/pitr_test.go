@@ -24,6 +24,10 @@ import (
 // commons' own, from commons' backups.
 const restoredCluster = "commons-restored"
 
+// inPlaceServerName is the archive folder of commons' Cluster once it is
+// recovered in place (its old folder holds the backups it came from).
+const inPlaceServerName = "commons-postgresql-2"
+
 // pitr is the state of TestPointInTimeRecovery: commons in cloudnativepg
 // mode with its bundled MinIO and postgresql.cloudnativepg.backup on, one
 // tenant with a bucket (whose key must not reach the backups, nor the
@@ -38,6 +42,7 @@ type pitr struct {
 	before    []string  // the rows written before target
 	after     []string  // the rows written after it
 	backupEnd time.Time // when the base backup the recovery starts from ended
+	values    []string  // commons' install values
 }
 
 // TestPointInTimeRecovery proves postgresql.cloudnativepg.backup on the real
@@ -74,6 +79,7 @@ func TestPointInTimeRecovery(t *testing.T) {
 		{"base-backup", p.baseBackup},
 		{"write-note-time-write", p.writeAroundTarget},
 		{"restore-to-time", p.restoreToTime},
+		{"restore-in-place-with-chart", p.restoreInPlace},
 	} {
 		if !t.Run(step.name, step.fn) {
 			t.Fatalf("step %s failed; later steps depend on it", step.name)
@@ -102,6 +108,7 @@ func (p *pitr) installCommonsWithBackup(t *testing.T) {
 	}
 	values = append(values, imageValues("tools.image", p.c.Images.Tools)...)
 	values = append(values, imageValues("objectStorage.minio.image", p.c.Images.MinIO)...)
+	p.values = values
 	start := time.Now()
 	out := p.c.Helm3(t, append([]string{"install", "commons", filepath.Join(p.cm.charts, "charts", "commons"), "-n", p.ns,
 		"--wait", "--wait-for-jobs", "--timeout", "15m"}, values...)...)
@@ -256,7 +263,9 @@ type backupStatus struct {
 		StartedAt time.Time `json:"startedAt"`
 		StoppedAt time.Time `json:"stoppedAt"`
 		Method    string    `json:"method"`
-		Instance  string    `json:"instanceID"`
+		Instance  struct {
+			PodName string `json:"podName"`
+		} `json:"instanceID"`
 	} `json:"status"`
 }
 
@@ -281,7 +290,7 @@ func (p *pitr) baseBackup(t *testing.T) {
 		return b.Status.Phase == "completed"
 	}, 10*time.Minute, 3*time.Second, "the ScheduledBackup's immediate Backup completes")
 	p.backupEnd = b.Status.StoppedAt
-	t.Logf("Backup %s completed: backupId %s, method %s, %s to %s (%.0fs)", b.Metadata.Name, b.Status.BackupID, b.Status.Method,
+	t.Logf("Backup %s completed on %s: backupId %s, method %s, %s to %s (%.0fs)", b.Metadata.Name, b.Status.Instance.PodName, b.Status.BackupID, b.Status.Method,
 		b.Status.StartedAt.Format(time.RFC3339), b.Status.StoppedAt.Format(time.RFC3339), b.Status.StoppedAt.Sub(b.Status.StartedAt).Seconds())
 }
 
@@ -386,6 +395,64 @@ func (p *pitr) restoreToTime(t *testing.T) {
 	require.NoError(t, conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery))
 	assert.False(t, inRecovery, "the recovered Cluster is promoted")
 	t.Logf("recovered Cluster holds %v (the source holds %d rows: %v then %v)", got, len(p.before)+len(p.after), p.before, p.after)
+}
+
+// restoreInPlace is the chart's runbook for restoring commons' own Cluster
+// to the target: the Cluster deleted (its volumes go with it), then helm
+// upgrade with postgresql.cloudnativepg.recovery (targetTime) and a new
+// backup.serverName; the Cluster comes back with exactly the rows from
+// before the target, the tenant's provisioner still logs in with the
+// password in its tenant Secret (roles come back with the data), and the
+// recovered Cluster archives WAL into its new folder.
+func (p *pitr) restoreInPlace(t *testing.T) {
+	ctx := context.Background()
+	p.kubectl(t, "delete", "-n", p.ns, "cluster/"+restoredCluster, "--wait=false")
+	start := time.Now()
+	p.kubectl(t, "delete", "-n", p.ns, "cluster/"+commonsCluster, "--timeout=5m")
+	require.Eventually(t, func() bool {
+		pvcs, err := p.c.Client().CoreV1().PersistentVolumeClaims(p.ns).List(ctx, metav1.ListOptions{LabelSelector: "cnpg.io/cluster=" + commonsCluster})
+		return err == nil && len(pvcs.Items) == 0
+	}, 5*time.Minute, 2*time.Second, "the deleted Cluster's volumes are gone")
+	t.Logf("Cluster %s and its volumes deleted in %.1fs", commonsCluster, time.Since(start).Seconds())
+
+	target := p.target.UTC().Format(rfc3339Micro)
+	start = time.Now()
+	out := p.c.Helm3(t, append([]string{"upgrade", "commons", filepath.Join(p.cm.charts, "charts", "commons"), "-n", p.ns,
+		"--wait", "--wait-for-jobs", "--timeout", "15m"}, append(p.values,
+		"--set", "postgresql.cloudnativepg.recovery.enabled=true",
+		"--set", "postgresql.cloudnativepg.recovery.targetTime="+target,
+		"--set", "postgresql.cloudnativepg.backup.serverName="+inPlaceServerName)...)...)
+	require.Contains(t, out, "STATUS: deployed")
+	p.kubectl(t, "wait", "-n", p.ns, "cluster/"+commonsCluster, "--for=condition=Ready", "--timeout=15m")
+	t.Logf("helm upgrade with recovery to %s: Cluster %s Ready %.1fs after the upgrade started", target, commonsCluster, time.Since(start).Seconds())
+
+	conn := p.conn(t, commonsCluster)
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT note FROM pitr_rows ORDER BY id")
+	require.NoError(t, err)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, p.before, got, "commons' Cluster recovered in place: exactly the rows committed before %s", target)
+
+	// The tenant's provisioner, recovered with the data, logs in with the
+	// password its tenant Secret holds.
+	ts, err := p.c.Client().CoreV1().Secrets(p.tenant).Get(ctx, "kommons-commons", metav1.GetOptions{})
+	require.NoError(t, err)
+	rw := fmt.Sprintf("%s-rw.%s.svc", commonsCluster, p.ns)
+	tc, err := pgx.ConnectConfig(ctx, p.clusterConnConfig(t, p.ns, commonsCluster, rw, string(ts.Data["PGUSER"]), string(ts.Data["PGPASSWORD"]), "postgres"))
+	require.NoError(t, err, "the tenant's provisioner %s logs in to the recovered Cluster", ts.Data["PGUSER"])
+	tc.Close(ctx)
+
+	// The recovered Cluster archives into its new folder.
+	seg := p.switchAndArchive(t, conn)
+	p.kubectl(t, "wait", "-n", p.ns, "cluster/"+commonsCluster, "--for=condition=ContinuousArchiving=True", "--timeout=5m")
+	backup := p.minioClient(t, "commons-postgresql-backup-s3", "ACCESS_KEY_ID", "ACCESS_SECRET_KEY")
+	var has bool
+	for o := range backup.ListObjects(ctx, p.bucket, minio.ListObjectsOptions{Prefix: inPlaceServerName + "/wals/", Recursive: true}) {
+		require.NoError(t, o.Err)
+		has = has || strings.Contains(o.Key, seg)
+	}
+	assert.True(t, has, "segment %s archived under %s/", seg, inPlaceServerName)
 }
 
 func (p *pitr) dumpPITR(t *testing.T) {
