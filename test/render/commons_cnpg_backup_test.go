@@ -307,7 +307,7 @@ func TestCommonsCloudNativePGRecovery(t *testing.T) {
 	require.NotNil(t, c.Spec.Bootstrap)
 	assert.Equal(t, "commons-postgresql", c.Spec.Bootstrap.Recovery.Source)
 	require.NotNil(t, c.Spec.Bootstrap.Recovery.RecoveryTarget)
-	assert.Equal(t, "2026-12-07T19:40:00.123456Z", c.Spec.Bootstrap.Recovery.RecoveryTarget.TargetTime)
+	assert.Equal(t, "2026-12-07 19:40:00.123456+00", c.Spec.Bootstrap.Recovery.RecoveryTarget.TargetTime, "PostgreSQL notation: CloudNativePG would hand PostgreSQL \"...Z\", which it refuses")
 	require.Len(t, c.Spec.ExternalClusters, 1)
 	src := c.Spec.ExternalClusters[0]
 	assert.Equal(t, "commons-postgresql", src.Name)
