@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,7 @@ type pitr struct {
 	after     []string  // the rows written after it
 	backupEnd time.Time // when the base backup the recovery starts from ended
 	values    []string  // commons' install values
+	orthanc   pitrOrthanc
 }
 
 // TestPointInTimeRecovery proves postgresql.cloudnativepg.backup on the real
@@ -77,6 +79,7 @@ func TestPointInTimeRecovery(t *testing.T) {
 		{"backup-key", p.backupKeyIsLimited},
 		{"wal-archiving", p.walArchiving},
 		{"base-backup", p.baseBackup},
+		{"orthanc", p.installOrthanc},
 		{"write-note-time-write", p.writeAroundTarget},
 		{"restore-to-time", p.restoreToTime},
 		{"restore-in-place-with-chart", p.restoreInPlace},
@@ -320,6 +323,7 @@ func (p *pitr) writeAroundTarget(t *testing.T) {
 		p.before = append(p.before, fmt.Sprintf("before %d", i))
 		insert(p.before[i-1])
 	}
+	p.orthanc.before = p.uploadInstances(t, 1, 3)
 	time.Sleep(1500 * time.Millisecond)
 	require.NoError(t, conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&p.target))
 	time.Sleep(1500 * time.Millisecond)
@@ -327,12 +331,14 @@ func (p *pitr) writeAroundTarget(t *testing.T) {
 		p.after = append(p.after, fmt.Sprintf("after %d", i))
 		insert(p.after[i-1])
 	}
+	p.orthanc.after = p.uploadInstances(t, 4, 3)
+	p.requireOrthancHolds(t, append(slices.Clone(p.orthanc.before), p.orthanc.after...), "Orthanc lists the 6 instances")
 	require.True(t, p.backupEnd.Before(p.target), "the base backup (ended %s) precedes the target %s", p.backupEnd, p.target)
 	seg := p.switchAndArchive(t, conn)
 	var n int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM pitr_rows").Scan(&n))
 	require.Equal(t, 10, n)
-	t.Logf("5 rows, target %s (server time), 5 rows; WAL up to %s archived", p.target.UTC().Format(rfc3339Micro), seg)
+	t.Logf("5 rows and 3 DICOM instances, target %s (server time), 5 rows and 3 instances; WAL up to %s archived", p.target.UTC().Format(rfc3339Micro), seg)
 }
 
 const rfc3339Micro = "2006-01-02T15:04:05.000000Z07:00"
@@ -402,6 +408,7 @@ func (p *pitr) restoreToTime(t *testing.T) {
 	var inRecovery bool
 	require.NoError(t, conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery))
 	assert.False(t, inRecovery, "the recovered Cluster is promoted")
+	assert.Equal(t, sortedCopy(p.orthanc.before), p.indexedInstances(t, restoredCluster), "Orthanc's index in the recovered Cluster: exactly the instances stored before %s", target)
 	t.Logf("recovered Cluster holds %v (the source holds %d rows: %v then %v)", got, len(p.before)+len(p.after), p.before, p.after)
 }
 
@@ -425,6 +432,7 @@ func rowNotes(t *testing.T, conn *pgx.Conn) []string {
 func (p *pitr) restoreInPlace(t *testing.T) {
 	ctx := context.Background()
 	p.kubectl(t, "delete", "-n", p.ns, "cluster/"+restoredCluster, "--wait=false")
+	p.scaleOrthanc(t, 0) // the runbook: writers stopped first
 	start := time.Now()
 	p.kubectl(t, "delete", "-n", p.ns, "cluster/"+commonsCluster, "--timeout=5m")
 	require.Eventually(t, func() bool {
@@ -456,6 +464,10 @@ func (p *pitr) restoreInPlace(t *testing.T) {
 	tc, err := pgx.ConnectConfig(ctx, p.clusterConnConfig(t, p.ns, commonsCluster, rw, string(ts.Data["PGUSER"]), string(ts.Data["PGPASSWORD"]), "postgres"))
 	require.NoError(t, err, "the tenant's provisioner %s logs in to the recovered Cluster", ts.Data["PGUSER"])
 	tc.Close(ctx)
+
+	// Orthanc, started again, lists exactly the instances stored before the target.
+	p.scaleOrthanc(t, 1)
+	p.requireOrthancHolds(t, p.orthanc.before, "Orthanc on the recovered Cluster: exactly the instances stored before "+target)
 
 	// The recovered Cluster archives into its new folder.
 	seg := p.switchAndArchive(t, conn)
