@@ -408,7 +408,9 @@ func (p *pitr) restoreToTime(t *testing.T) {
 	var inRecovery bool
 	require.NoError(t, conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery))
 	assert.False(t, inRecovery, "the recovered Cluster is promoted")
-	assert.Equal(t, sortedCopy(p.orthanc.before), p.indexedInstances(t, restoredCluster), "Orthanc's index in the recovered Cluster: exactly the instances stored before %s", target)
+	indexed := p.indexedInstances(t, restoredCluster)
+	assert.Equal(t, sortedCopy(p.orthanc.before), indexed, "Orthanc's index in the recovered Cluster: exactly the instances stored before %s", target)
+	t.Logf("Orthanc's index in the recovered Cluster: %d instances %v (stored before the target: %v; after: %v)", len(indexed), indexed, p.orthanc.before, p.orthanc.after)
 	t.Logf("recovered Cluster holds %v (the source holds %d rows: %v then %v)", got, len(p.before)+len(p.after), p.before, p.after)
 }
 
@@ -468,6 +470,7 @@ func (p *pitr) restoreInPlace(t *testing.T) {
 	// Orthanc, started again, lists exactly the instances stored before the target.
 	p.scaleOrthanc(t, 1)
 	p.requireOrthancHolds(t, p.orthanc.before, "Orthanc on the recovered Cluster: exactly the instances stored before "+target)
+	t.Logf("Orthanc restarted on the recovered Cluster lists the %d instances stored before the target", len(p.orthanc.before))
 
 	// The recovered Cluster archives into its new folder.
 	seg := p.switchAndArchive(t, conn)
