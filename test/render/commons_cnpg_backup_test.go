@@ -3,6 +3,8 @@ package render_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -183,6 +185,9 @@ func TestCommonsCloudNativePGBackup(t *testing.T) {
 	assert.Equal(t, "postgresql-backup", spec.Users[0].Name)
 	assert.Equal(t, []string{"postgresql-backups"}, spec.Users[0].Buckets, "the key reaches the backup bucket only")
 	assert.Equal(t, "true", envOf(job.Spec.Template.Spec.Containers[0])["S3_INIT_MINIO_ADMIN"].Value)
+	sum := sha256.Sum256([]byte(data["ACCESS_SECRET_KEY"]))
+	assert.Equal(t, hex.EncodeToString(sum[:])[:16], job.Spec.Template.Annotations["kommons.io/secret-key-sha256"],
+		"a rotated key changes the Job, so that s3-init sets it")
 
 	// The instances (pods labelled cnpg.io/cluster) reach MinIO's S3 port;
 	// the Jobs' policy exists without tenants, for the s3-init Job.
