@@ -93,6 +93,7 @@ func TestCloudNativePG(t *testing.T) {
 		{"commons", s.installCommons},
 		{"module", s.moduleFirstTenant},
 		{"module-after-failover", s.moduleAfterFailover},
+		{"orthanc-failover", s.orthancFailover},
 	} {
 		if !t.Run(step.name, step.fn) {
 			t.Fatalf("step %s failed; later steps depend on it", step.name)
