@@ -80,6 +80,12 @@ func (s *scenario) orthancFailover(t *testing.T) {
 	require.NoError(t, err)
 	api := orthanctest.Remote("http://"+net.JoinHostPort(o.Spec.ClusterIP, servicePort(t, o, "http")), user, pw, 90*time.Second)
 
+	// The loss count below rests on Orthanc answering 404 for an instance
+	// its index does not hold: check that it does, through the Service.
+	var none struct{ ID string }
+	code, err := api.GetJSON("/instances/00000000-00000000-00000000-00000000-00000000", &none)
+	require.Equal(t, http.StatusNotFound, code, "an unknown instance is 404 (%v)", err)
+
 	runs := 1
 	if v := os.Getenv(runsEnv); v != "" {
 		runs, err = strconv.Atoi(v)
