@@ -24,7 +24,7 @@ trap 'rm -f "$log"' EXIT
 status=0
 KOMMONS_E2E=1 KOMMONS_FAILOVER_RUNS="$RUNS" KOMMONS_FAILOVER_OUT="$OUT" \
   go test -count=1 -p 1 -timeout 120m -run '^TestCloudNativePG$' ./test/e2e/cnpg/ -v >"$log" 2>&1 || status=$?
-grep -E 'FAILOVER-ORTHANC|upload through the Service|helm upgrade commons|primary: synchronous_standby_names' "$log" | sed 's/^ *//' || true
+grep -E 'FAILOVER-ORTHANC|upload through the Service|"Message"|helm upgrade commons|primary: synchronous_standby_names' "$log" | sed 's/^ *//' || true
 if [[ $status -ne 0 ]]; then
   tail -n 80 "$log"
   echo "TestCloudNativePG failed (exit $status)" >&2

@@ -93,6 +93,7 @@ func TestCloudNativePG(t *testing.T) {
 		{"write-read", s.writeRead},
 		{"failover", s.failover},
 		{"commons", s.installCommons},
+		{"metrics", s.instanceMetrics},
 		{"module", s.moduleFirstTenant},
 		{"module-after-failover", s.moduleAfterFailover},
 		{"orthanc-failover", s.orthancFailover},
