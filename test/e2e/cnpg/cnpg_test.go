@@ -8,7 +8,9 @@
 // -rw accepts writes again logged (no timed assertion). Then charts/commons
 // in cloudnativepg mode on that operator: its provisioner Job over
 // verify-full to the Cluster's -rw, hello-module provisioned by pg-init in a
-// tenant namespace, and again after the primary pod is deleted.
+// tenant namespace, and again after the primary pod is deleted; and
+// charts/orthanc ingesting through failovers of commons' Cluster, per
+// replication mode (orthanc_failover_test.go).
 // docs/operations.md says what it proves.
 package cnpg
 
@@ -91,8 +93,10 @@ func TestCloudNativePG(t *testing.T) {
 		{"write-read", s.writeRead},
 		{"failover", s.failover},
 		{"commons", s.installCommons},
+		{"metrics", s.instanceMetrics},
 		{"module", s.moduleFirstTenant},
 		{"module-after-failover", s.moduleAfterFailover},
+		{"orthanc-failover", s.orthancFailover},
 	} {
 		if !t.Run(step.name, step.fn) {
 			t.Fatalf("step %s failed; later steps depend on it", step.name)

@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kommons/kommons/internal/testutil/nodeimages"
 	"github.com/kommons/kommons/internal/testutil/testcluster"
 )
 
@@ -39,11 +38,6 @@ func (s *scenario) prepareCommons(t *testing.T) {
 	s.cm.tenants = [2]string{s.c.Namespace(t, "tenant-a"), s.c.Namespace(t, "tenant-b")}
 }
 
-func imageValues(prefix string, img nodeimages.Image) []string {
-	return []string{"--set", prefix + ".registry=" + nodeimages.Registry, "--set", prefix + ".repository=" + img.Repository,
-		"--set", prefix + ".tag=" + img.Tag}
-}
-
 // installCommons installs charts/commons in cloudnativepg mode on the
 // operator installed above: a Cluster of 2 instances (one node) on the
 // operand image built here, no object store, two tenants. Helm waits for the
@@ -66,7 +60,7 @@ func (s *scenario) installCommons(t *testing.T) {
 		"--set", "tenants[0].namespace=" + s.cm.tenants[0],
 		"--set", "tenants[1].namespace=" + s.cm.tenants[1],
 	}
-	values = append(values, imageValues("tools.image", s.c.Images.Tools)...)
+	values = append(values, testcluster.ImageValues("tools.image", s.c.Images.Tools)...)
 	start := time.Now()
 	out := s.c.Helm3(t, append([]string{"install", "commons", filepath.Join(s.cm.charts, "charts", "commons"), "-n", s.cm.ns,
 		"--wait", "--wait-for-jobs", "--timeout", "15m"}, values...)...)
@@ -135,12 +129,8 @@ func jobVolumes(job batchv1.Job) []string {
 func (s *scenario) installModule(t *testing.T, ns string) {
 	values := []string{"install", "hello", filepath.Join(s.cm.charts, "examples", "charts", "hello-module"), "-n", ns,
 		"--wait", "--wait-for-jobs", "--timeout", "10m"}
-	values = append(values, imageValues("image", s.c.Images.Hello)...)
-	values = append(values, imageValues("postgresInit.image", s.c.Images.Tools)...)
-	for k, key := range map[string]string{"host": "PGHOST", "port": "PGPORT", "sslmode": "PGSSLMODE", "username": "PGUSER", "password": "PGPASSWORD"} {
-		values = append(values, "--set", "postgresInit.provisioner.keys."+k+"="+key)
-	}
-	values = append(values, "--set", "postgresInit.provisioner.secretName=kommons-commons")
+	values = append(values, testcluster.ImageValues("image", s.c.Images.Hello)...)
+	values = append(values, testcluster.ProvisionerValues("postgresInit", s.c.Images.Tools)...)
 	start := time.Now()
 	out := s.c.Helm3(t, values...)
 	t.Logf("helm install hello in %s --wait --wait-for-jobs: %.1fs", ns, time.Since(start).Seconds())

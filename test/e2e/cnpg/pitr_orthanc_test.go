@@ -18,13 +18,10 @@ import (
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kommons/kommons/internal/testutil/nodeimages"
+	"github.com/kommons/kommons/internal/testutil/testcluster"
 	"github.com/kommons/kommons/internal/testutil/orthanctest"
 )
 
-// orthancRelease is the Orthanc release of TestPointInTimeRecovery's tenant:
-// its index is a tenant database on commons' Cluster, restored with it.
-const orthancRelease = "pacs"
 
 // pitrOrthanc is the Orthanc part of the point-in-time recovery.
 type pitrOrthanc struct {
@@ -38,14 +35,9 @@ type pitrOrthanc struct {
 func (p *pitr) installOrthanc(t *testing.T) {
 	values := []string{"install", orthancRelease, filepath.Join(p.cm.charts, "charts", "orthanc"), "-n", p.tenant,
 		"--wait", "--wait-for-jobs", "--timeout", "10m",
-		"--set", "replicaCount=1", "--set", "storage.type=filesystem", "--set", "storage.filesystem.size=1Gi",
-		"--set", "orthanc.command=" + nodeimages.OrthancCommand, "--set", "orthanc.plugins.directory=" + nodeimages.OrthancPluginDir,
-		"--set", "postgresInit.provisioner.secretName=kommons-commons"}
-	values = append(values, imageValues("image", p.c.Images.Orthanc)...)
-	values = append(values, imageValues("postgresInit.image", p.c.Images.Tools)...)
-	for k, key := range map[string]string{"host": "PGHOST", "port": "PGPORT", "sslmode": "PGSSLMODE", "username": "PGUSER", "password": "PGPASSWORD"} {
-		values = append(values, "--set", "postgresInit.provisioner.keys."+k+"="+key)
-	}
+		"--set", "replicaCount=1", "--set", "storage.type=filesystem", "--set", "storage.filesystem.size=1Gi"}
+	values = append(values, testcluster.OrthancValues(p.c.Images.Orthanc)...)
+	values = append(values, testcluster.ProvisionerValues("postgresInit", p.c.Images.Tools)...)
 	start := time.Now()
 	out := p.c.Helm3(t, values...)
 	require.Contains(t, out, "STATUS: deployed")

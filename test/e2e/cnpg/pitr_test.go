@@ -109,8 +109,8 @@ func (p *pitr) installCommonsWithBackup(t *testing.T) {
 		"--set", "tenants[0].namespace=" + p.tenant,
 		"--set", "tenants[0].buckets[0]=dicom",
 	}
-	values = append(values, imageValues("tools.image", p.c.Images.Tools)...)
-	values = append(values, imageValues("objectStorage.minio.image", p.c.Images.MinIO)...)
+	values = append(values, testcluster.ImageValues("tools.image", p.c.Images.Tools)...)
+	values = append(values, testcluster.ImageValues("objectStorage.minio.image", p.c.Images.MinIO)...)
 	p.values = values
 	start := time.Now()
 	out := p.c.Helm3(t, append([]string{"install", "commons", filepath.Join(p.cm.charts, "charts", "commons"), "-n", p.ns,

@@ -129,19 +129,10 @@ func (s *scenario) helm(t *testing.T, args ...string) string {
 	return out
 }
 
-func imageValues(prefix string, img nodeimages.Image) []string {
-	return []string{"--set", prefix + ".registry=" + nodeimages.Registry, "--set", prefix + ".repository=" + img.Repository,
-		"--set", prefix + ".tag=" + img.Tag}
-}
-
 // provisionerValues points a postgres-init dependency (under prefix) at
 // commons' tenant Secret and the test's tools image.
 func (s *scenario) provisionerValues(prefix string) []string {
-	v := imageValues(prefix+".image", s.img.Tools)
-	for k, key := range map[string]string{"host": "PGHOST", "port": "PGPORT", "sslmode": "PGSSLMODE", "username": "PGUSER", "password": "PGPASSWORD"} {
-		v = append(v, "--set", prefix+".provisioner.keys."+k+"="+key)
-	}
-	return append(v, "--set", prefix+".provisioner.secretName=kommons-commons")
+	return testcluster.ProvisionerValues(prefix, s.img.Tools)
 }
 
 func (s *scenario) commonsValues() []string {
@@ -150,9 +141,9 @@ func (s *scenario) commonsValues() []string {
 		"--set", "tenants[2].namespace=" + s.imaging, "--set", "tenants[2].buckets[0]=dicom",
 		"--set", "postgresql.persistence.size=2Gi",
 	}
-	v = append(v, imageValues("tools.image", s.img.Tools)...)
-	v = append(v, imageValues("postgresql.image", s.img.Postgres)...)
-	return append(v, imageValues("objectStorage.minio.image", s.img.MinIO)...)
+	v = append(v, testcluster.ImageValues("tools.image", s.img.Tools)...)
+	v = append(v, testcluster.ImageValues("postgresql.image", s.img.Postgres)...)
+	return append(v, testcluster.ImageValues("objectStorage.minio.image", s.img.MinIO)...)
 }
 
 func (s *scenario) installCommons(t *testing.T) {
@@ -177,7 +168,7 @@ func (s *scenario) installCommons(t *testing.T) {
 func (s *scenario) installModules(t *testing.T) {
 	for i, ns := range s.modules {
 		values := append([]string{"install", "hello", filepath.Join(s.charts, "examples", "charts", "hello-module"), "-n", ns,
-			"--wait", "--wait-for-jobs", "--timeout", "5m"}, imageValues("image", s.img.Hello)...)
+			"--wait", "--wait-for-jobs", "--timeout", "5m"}, testcluster.ImageValues("image", s.img.Hello)...)
 		values = append(values, s.provisionerValues("postgresInit")...)
 		if i == 0 {
 			s.helm(t, values...)
@@ -261,12 +252,11 @@ func (s *scenario) tenantProvisionersConfined(t *testing.T, conn *pgx.Conn) {
 func (s *scenario) orthancValues() []string {
 	v := []string{
 		"--set", "replicaCount=2", "--set", "storage.type=filesystem", "--set", "storage.filesystem.size=1Gi",
-		"--set", "orthanc.command=" + nodeimages.OrthancCommand, "--set", "orthanc.plugins.directory=" + nodeimages.OrthancPluginDir,
 		// A wrong called AE title is refused; FINDSCU is the modality allowed to C-FIND (dicomOverTheWire).
 		"--set", "orthanc.dicomCheckCalledAet=true",
 		"--set-json", `orthanc.config={"DicomModalities": {"findscu": ["FINDSCU", "127.0.0.1", 104]}}`,
 	}
-	v = append(v, imageValues("image", s.img.Orthanc)...)
+	v = append(v, testcluster.OrthancValues(s.img.Orthanc)...)
 	return append(v, s.provisionerValues("postgresInit")...)
 }
 
