@@ -18,10 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kommons/kommons/internal/testutil/testcluster"
 	"github.com/kommons/kommons/internal/testutil/orthanctest"
+	"github.com/kommons/kommons/internal/testutil/testcluster"
 )
-
 
 // pitrOrthanc is the Orthanc part of the point-in-time recovery.
 type pitrOrthanc struct {
