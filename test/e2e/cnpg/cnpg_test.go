@@ -90,9 +90,14 @@ func TestCloudNativePG(t *testing.T) {
 		{"cluster", s.createCluster},
 		{"write-read", s.writeRead},
 		{"failover", s.failover},
+		{"pooler", s.poolerReady},
+		{"connection-budget", s.connectionBudget},
 		{"commons", s.installCommons},
+		{"commons-pooler", s.commonsPooler},
 		{"module", s.moduleFirstTenant},
 		{"module-after-failover", s.moduleAfterFailover},
+		{"module-through-pooler", s.moduleThroughPooler},
+		{"bench-pginit-pooler", s.benchPgInitPooler},
 	} {
 		if !t.Run(step.name, step.fn) {
 			t.Fatalf("step %s failed; later steps depend on it", step.name)

@@ -63,6 +63,11 @@ func (s *scenario) installCommons(t *testing.T) {
 		// The operator refuses a memory request below shared_buffers.
 		"--set", "postgresql.cloudnativepg.parameters.shared_buffers=128MB",
 		"--set", "objectStorage.bundled=false",
+		// The Pooler (session mode) on the PgBouncer image built here.
+		"--set", "postgresql.cloudnativepg.pooler.enabled=true",
+		"--set", "postgresql.cloudnativepg.pooler.instances=1",
+		"--set", "postgresql.cloudnativepg.pooler.image=" + s.imgs.PgBouncer.Ref(),
+		"--set", "postgresql.cloudnativepg.pooler.resources.requests.cpu=10m",
 		"--set", "tenants[0].namespace=" + s.cm.tenants[0],
 		"--set", "tenants[1].namespace=" + s.cm.tenants[1],
 	}
@@ -132,8 +137,12 @@ func jobVolumes(job batchv1.Job) []string {
 // installModule installs examples/charts/hello-module in a tenant namespace:
 // its pg-init Job provisions through -rw with the tenant's provisioner, and
 // its web pod's wait-for-pg passes and it answers from its database.
-func (s *scenario) installModule(t *testing.T, ns string) {
-	values := []string{"install", "hello", filepath.Join(s.cm.charts, "examples", "charts", "hello-module"), "-n", ns,
+func (s *scenario) installModule(t *testing.T, ns string) { s.installModuleAs(t, ns, "hello") }
+
+// installModuleAs installs hello-module as release in ns, with extra helm
+// arguments (later --set values win).
+func (s *scenario) installModuleAs(t *testing.T, ns, release string, extra ...string) {
+	values := []string{"install", release, filepath.Join(s.cm.charts, "examples", "charts", "hello-module"), "-n", ns,
 		"--wait", "--wait-for-jobs", "--timeout", "10m"}
 	values = append(values, imageValues("image", s.c.Images.Hello)...)
 	values = append(values, imageValues("postgresInit.image", s.c.Images.Tools)...)
@@ -141,9 +150,10 @@ func (s *scenario) installModule(t *testing.T, ns string) {
 		values = append(values, "--set", "postgresInit.provisioner.keys."+k+"="+key)
 	}
 	values = append(values, "--set", "postgresInit.provisioner.secretName=kommons-commons")
+	values = append(values, extra...)
 	start := time.Now()
 	out := s.c.Helm3(t, values...)
-	t.Logf("helm install hello in %s --wait --wait-for-jobs: %.1fs", ns, time.Since(start).Seconds())
+	t.Logf("helm install %s in %s --wait --wait-for-jobs: %.1fs", release, ns, time.Since(start).Seconds())
 	require.Contains(t, out, "STATUS: deployed")
 	ctx := context.Background()
 	jobs, err := s.c.Client().BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{})
