@@ -59,6 +59,7 @@ func main() {
 
 type options struct {
 	spec, namespace, release, dsn, adminPasswordFile, output string
+	poolerRole                                               string
 	adopt, prune                                             bool
 	parallel                                                 int
 	deadline                                                 time.Duration
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.String(&o.output, "output", "PG_INIT_OUTPUT", "none", "stdout format: none or json (physical names and connection facts, never a password)")
 		fs.Int(&o.parallel, "parallel", "PG_INIT_PARALLEL", pgprovision.DefaultParallel(),
 			"roles, then databases, reconciled at once, each over its own admin session (at most 2x this many connections)")
+		fs.String(&o.poolerRole, "pooler-role", "PG_INIT_POOLER_ROLE", "",
+			"role granted CONNECT on every database of the spec, when it exists: a connection pooler's auth_query role (CloudNativePG: cnpg_pooler_pgbouncer)")
 	} else {
 		fs.String(&o.tenants, "tenants", "PG_INIT_TENANTS", "", "tenant provisioners to create, as namespace=role,... (passwords in --passwords-dir)")
 		fs.String(&o.passwordsDir, "passwords-dir", "PG_INIT_PASSWORDS_DIR", "", "directory holding one password file per tenant, named after its namespace")
@@ -154,7 +157,7 @@ func provision(ctx context.Context, t *provisioncli.Tool, cfg *pgx.ConnConfig, o
 	t.Log.Info("provisioning", "scope", plan.Scope.String(), "server", pgconfig.Describe(cfg),
 		"roles", len(plan.Roles), "databases", len(plan.Databases), "adopt", o.adopt, "prune", o.prune)
 	rep, err := pgprovision.Run(ctx, cfg, plan, pgprovision.RunOptions{
-		Options: pgprovision.Options{Adopt: o.adopt, Prune: o.prune, Logger: t.Log, Parallel: o.parallel},
+		Options: pgprovision.Options{Adopt: o.adopt, Prune: o.prune, Logger: t.Log, Parallel: o.parallel, PoolerRole: o.poolerRole},
 		Ready:   pgready.Options{FailFastAuth: true, WatchInterval: 200 * time.Millisecond},
 	})
 	var output func() any

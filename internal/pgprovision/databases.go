@@ -21,8 +21,10 @@ func (r *run) readDatabases() (map[string]*databaseState, error) {
 	}
 	rows, err := r.admin.Query(r.stmtCtx, `SELECT d.datname, pg_catalog.pg_get_userbyid(d.datdba), pg_catalog.shobj_description(d.oid, 'pg_database'),
 		pg_catalog.has_database_privilege('public', d.oid, 'CONNECT'), pg_catalog.has_database_privilege('public', d.oid, 'TEMPORARY'),
-		pg_catalog.has_database_privilege(d.datdba, d.oid, 'CONNECT')
-		FROM pg_catalog.pg_database d WHERE d.datname = ANY($1)`, names)
+		pg_catalog.has_database_privilege(d.datdba, d.oid, 'CONNECT'),
+		CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $2)
+			THEN pg_catalog.has_database_privilege($2::name, d.oid, 'CONNECT') ELSE true END
+		FROM pg_catalog.pg_database d WHERE d.datname = ANY($1)`, names, r.opts.PoolerRole)
 	if err != nil {
 		return nil, r.redact(fmt.Errorf("read databases: %w", err))
 	}
@@ -30,7 +32,7 @@ func (r *run) readDatabases() (map[string]*databaseState, error) {
 	for rows.Next() {
 		var name string
 		s := &databaseState{}
-		if err := rows.Scan(&name, &s.owner, &s.comment, &s.publicConnect, &s.publicTemp, &s.ownerConnect); err != nil {
+		if err := rows.Scan(&name, &s.owner, &s.comment, &s.publicConnect, &s.publicTemp, &s.ownerConnect, &s.poolerConnect); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read databases: %w", err)
 		}
@@ -54,13 +56,17 @@ func (r *run) reconcileDatabases() error {
 	if err != nil {
 		return err
 	}
+	pooler, err := r.poolerRole()
+	if err != nil {
+		return err
+	}
 	subjects := make([]ObjectResult, len(r.plan.Databases))
 	for i, pd := range r.plan.Databases {
 		subjects[i] = ObjectResult{Kind: KindDatabase, Name: pd.Name, Physical: pd.Physical}
 	}
 	return r.each(subjects, func(i int, j *job) error {
 		pd := &r.plan.Databases[i]
-		in := databaseInput{adopt: r.opts.Adopt, scope: r.plan.Scope, db: pd, ownerOurs: r.roleIsOurs(pd.OwnerPhysical), st: states[pd.Physical]}
+		in := databaseInput{adopt: r.opts.Adopt, scope: r.plan.Scope, db: pd, ownerOurs: r.roleIsOurs(pd.OwnerPhysical), st: states[pd.Physical], pooler: pooler}
 		if pd.Legacy != "" {
 			in.legacy = states[pd.Legacy]
 		}
@@ -70,6 +76,23 @@ func (r *run) reconcileDatabases() error {
 		}
 		return r.reconcileInside(j, pd)
 	})
+}
+
+// poolerRole is Options.PoolerRole when that role exists, else "" (no
+// grant: a pooler created later needs another run).
+func (r *run) poolerRole() (string, error) {
+	if r.opts.PoolerRole == "" {
+		return "", nil
+	}
+	var exists bool
+	if err := r.admin.QueryRow(r.stmtCtx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)", r.opts.PoolerRole).Scan(&exists); err != nil {
+		return "", r.redact(fmt.Errorf("read pooler role %s: %w", r.opts.PoolerRole, err))
+	}
+	if !exists {
+		r.log.Info("pooler role does not exist: no CONNECT granted to it", "role", r.opts.PoolerRole)
+		return "", nil
+	}
+	return r.opts.PoolerRole, nil
 }
 
 // reconcileDatabase decides and acts on one database at the cluster level

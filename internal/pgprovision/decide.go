@@ -254,6 +254,8 @@ type databaseInput struct {
 	legacy    *databaseState // under its legacy name; nil: missing
 	// renamedFrom: st was just renamed from this legacy name (see decideDatabaseName).
 	renamedFrom string
+	// pooler: an existing role to grant CONNECT (Options.PoolerRole); "" for none.
+	pooler string
 }
 
 // decideDatabaseName decides whether a legacy-named database is renamed:
@@ -328,6 +330,9 @@ func decideDatabase(in databaseInput) decision {
 	}
 	if !ownerConnect {
 		d.add(verbGrant, grantConnectSQL(pd.Physical, pd.OwnerPhysical), nil, note("GRANT CONNECT to owner"))
+	}
+	if in.pooler != "" && (created || !st.poolerConnect) {
+		d.add(verbGrant, grantConnectSQL(pd.Physical, in.pooler), nil, note("GRANT CONNECT to pooler role "+in.pooler))
 	}
 	d.settle()
 	return d

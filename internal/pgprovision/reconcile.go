@@ -33,6 +33,13 @@ type Options struct {
 	// 2*Parallel connections. 0 means DefaultParallel(); 1 reconciles one
 	// object at a time over the coordinating session only.
 	Parallel int
+	// PoolerRole, when set, is a role granted CONNECT on every database of
+	// the plan, beside its owner: the role a connection pooler runs its
+	// auth_query as in the database a client asks for (CloudNativePG's
+	// PgBouncer: cnpg_pooler_pgbouncer), which pg-init's REVOKE CONNECT
+	// FROM PUBLIC would otherwise shut out. A role that does not exist
+	// (no pooler yet) is skipped; a later run grants it.
+	PoolerRole string
 }
 
 // LockKey is the default advisory lock key: the first 8 bytes of

@@ -21,6 +21,7 @@ type databaseState struct {
 	comment                   *string
 	publicConnect, publicTemp bool
 	ownerConnect              bool
+	poolerConnect             bool // the pooler role (Options.PoolerRole) may connect; true when none is asked for or it does not exist
 }
 
 // markedObject is a role or database carrying some pg-init marker.

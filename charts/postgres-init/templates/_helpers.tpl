@@ -273,6 +273,11 @@ containers:
         valueFrom:
           secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ . | quote }}}
       {{- end }}
+      {{- with $p.keys.poolerRole }}
+      - name: PG_INIT_POOLER_ROLE
+        valueFrom:
+          secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ . | quote }}, optional: true}
+      {{- end }}
     volumeMounts:
       - name: spec
         mountPath: /etc/pg-init/spec

@@ -74,10 +74,10 @@ PGDATABASE as physical names, PGPASSWORD from the role's Secret.
 {{- $p := $ctx.Values.provisioner -}}
 - name: PGHOST
   valueFrom:
-    secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.host | quote }}}
+    secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $ctx.Values.connection.hostKey | default $p.keys.host | quote }}}
 - name: PGPORT
   valueFrom:
-    secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.port | quote }}}
+    secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $ctx.Values.connection.portKey | default $p.keys.port | quote }}}
 - name: PGSSLMODE
   valueFrom:
     secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.sslmode | quote }}}
@@ -177,8 +177,8 @@ it for every role without existingSecret; "name" overrides the Secret name.
 {{- end -}}
 {{- $prov := (lookup "v1" "Secret" $ns $ctx.Values.provisioner.secretName).data | default dict -}}
 {{- $k := $ctx.Values.provisioner.keys -}}
-{{- $host := $ctx.Values.connection.host | default (index $prov $k.host | default "" | b64dec) | default (index $old "host" | default "" | b64dec) -}}
-{{- $port := toString ($ctx.Values.connection.port | default (index $prov $k.port | default "" | b64dec) | default "5432") -}}
+{{- $host := $ctx.Values.connection.host | default (index $prov ($ctx.Values.connection.hostKey | default $k.host) | default "" | b64dec) | default (index $old "host" | default "" | b64dec) -}}
+{{- $port := toString ($ctx.Values.connection.port | default (index $prov ($ctx.Values.connection.portKey | default $k.port) | default "" | b64dec) | default "5432") -}}
 {{- $sslmode := $ctx.Values.connection.sslmode | default (index $prov $k.sslmode | default "" | b64dec) -}}
 {{- $user := include "postgres-init.physicalName" (dict "namespace" (include "postgres-init.scopeNamespace" $ctx) "release" (include "postgres-init.scopeRelease" $ctx) "name" $role.name) -}}
 {{- $dbLogical := .database | default (include "postgres-init.roleDatabase" (dict "ctx" $ctx "role" $role)) -}}

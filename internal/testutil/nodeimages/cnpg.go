@@ -72,13 +72,17 @@ type CNPGSet struct {
 	// (spec.imageName); its tag starts with the major version, as
 	// CloudNativePG requires.
 	Operand Image
+	// PgBouncer is the image of the Poolers' pods (spec.template's
+	// pgbouncer container): Debian 13's PgBouncer laid out as the operator
+	// expects (pgbouncer.go).
+	PgBouncer Image
 	// Manifest is the release manifest of Version (releases/cnpg-<v>.yaml
 	// of the module), naming the upstream operator image.
 	Manifest string
 }
 
 // All lists the set's images (for Push).
-func (s *CNPGSet) All() []Image { return []Image{s.Operator, s.Operand} }
+func (s *CNPGSet) All() []Image { return []Image{s.Operator, s.Operand, s.PgBouncer} }
 
 // BuildCNPG builds the CloudNativePG images, or takes them from the cache
 // when their inputs are unchanged (like Build, whose lock it shares). The
@@ -111,7 +115,10 @@ func BuildCNPG(ctx context.Context, logf func(string, ...any)) (*CNPGSet, error)
 	if s.Operand, err = b.cnpgOperand(); err != nil {
 		return nil, fmt.Errorf("nodeimages: %w", err)
 	}
-	b.logf("nodeimages: CloudNativePG %s images ready in %.1fs: %s, %s", version, time.Since(start).Seconds(), s.Operator.Ref(), s.Operand.Ref())
+	if s.PgBouncer, err = b.cnpgPgBouncer(); err != nil {
+		return nil, fmt.Errorf("nodeimages: %w", err)
+	}
+	b.logf("nodeimages: CloudNativePG %s images ready in %.1fs: %s, %s, %s", version, time.Since(start).Seconds(), s.Operator.Ref(), s.Operand.Ref(), s.PgBouncer.Ref())
 	return s, nil
 }
 

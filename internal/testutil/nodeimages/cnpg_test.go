@@ -124,4 +124,53 @@ func TestBuildCNPG(t *testing.T) {
 	assert.NotRegexp(t, regexp.MustCompile(`(?m)^tape:`), group)
 	assert.Nil(t, files["var/lib/postgresql/"+major+"/main"], "the install-time cluster is gone")
 	assert.Nil(t, files["usr/sbin/policy-rc.d"])
+
+	// PgBouncer: the binary where the pooler's instance manager runs it,
+	// uid 998 named pgbouncer (peer authentication of the admin console).
+	pb, err := tarball.ImageFromPath(set.PgBouncer.Path, nil)
+	require.NoError(t, err)
+	cf, err = pb.ConfigFile()
+	require.NoError(t, err)
+	assert.Empty(t, cf.Config.Entrypoint, "CloudNativePG sets the command")
+	assert.Equal(t, "998:996", cf.Config.User)
+	files = imageFiles(t, pb)
+	bin := files[strings.TrimPrefix(CNPGPgBouncerBinary, "/")]
+	require.NotNil(t, bin, CNPGPgBouncerBinary)
+	assert.Equal(t, byte(tar.TypeSymlink), bin.Typeflag)
+	assert.Equal(t, "../sbin/pgbouncer", bin.Linkname)
+	require.NotNil(t, files["usr/sbin/pgbouncer"])
+	assert.NotZero(t, files["usr/sbin/pgbouncer"].Mode&0o111, "pgbouncer is executable")
+	assert.Regexp(t, regexp.MustCompile(`(?m)^pgbouncer:x:998:996:`), readImageFile(t, pb, "etc/passwd"))
+	assert.Regexp(t, regexp.MustCompile(`(?m)^pgbouncer:x:996:`), readImageFile(t, pb, "etc/group"))
+	status := readImageFile(t, pb, "var/lib/dpkg/status")
+	m := regexp.MustCompile(`(?m)^Package: pgbouncer\n(?:[^\n]+\n)*?Version: (\S+)`).FindStringSubmatch(status)
+	require.NotNil(t, m, "pgbouncer in dpkg's status")
+	assert.True(t, versionAtLeast(m[1], CNPGPgBouncerMinVersion), "pgbouncer %s >= %s", m[1], CNPGPgBouncerMinVersion)
+	t.Logf("PgBouncer image %s: pgbouncer %s", set.PgBouncer.Ref(), m[1])
+}
+
+func TestVersionAtLeast(t *testing.T) {
+	for v, want := range map[string]bool{"1.24.1-1": true, "1.21.0-1": true, "1.18.0-1": false, "1:1.21-2": true, "1.2": false, "2.0": true, "1.21": true} {
+		assert.Equal(t, want, versionAtLeast(v, "1.21"), v)
+	}
+}
+
+// ensureUser adds a missing user and group with the given ids, and refuses
+// ids another entry holds.
+func TestEnsureUser(t *testing.T) {
+	root := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
+	for f, c := range map[string]string{"passwd": "root:x:0:0:root:/root:/bin/bash\n", "group": "root:x:0:\n", "shadow": "root:*:1::::::\n"} {
+		require.NoError(t, os.WriteFile(filepath.Join(root, "etc", f), []byte(c), 0o640))
+	}
+	require.NoError(t, ensureUser(root, "pgbouncer", 998, 996, "/var/lib/pgbouncer"))
+	passwd, err := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	require.NoError(t, err)
+	assert.Equal(t, "root:x:0:0:root:/root:/bin/bash\npgbouncer:x:998:996:PgBouncer:/var/lib/pgbouncer:/usr/sbin/nologin\n", string(passwd))
+	group, err := os.ReadFile(filepath.Join(root, "etc/group"))
+	require.NoError(t, err)
+	assert.Equal(t, "root:x:0:\npgbouncer:x:996:\n", string(group))
+	err = ensureUser(root, "other", 0, 997, "/x")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "already held by root")
 }

@@ -397,10 +397,20 @@ func preparePostgresRoot(rootfs string, id, major int) error {
 		return err
 	}
 	m := strconv.Itoa(major)
-	for _, p := range []string{"etc/postgresql/" + m + "/main", "var/lib/postgresql/" + m, "usr/sbin/policy-rc.d"} {
+	for _, p := range []string{"etc/postgresql/" + m + "/main", "var/lib/postgresql/" + m} {
 		if err := os.RemoveAll(filepath.Join(rootfs, p)); err != nil {
 			return err
 		}
+	}
+	return resetHostFiles(rootfs)
+}
+
+// resetHostFiles drops policy-rc.d and resets the host details debootstrap
+// copied (resolv.conf, hostname, hosts): the container runtime mounts its
+// own.
+func resetHostFiles(rootfs string) error {
+	if err := os.RemoveAll(filepath.Join(rootfs, "usr/sbin/policy-rc.d")); err != nil {
+		return err
 	}
 	files := map[string]string{
 		"etc/resolv.conf": "",

@@ -92,10 +92,15 @@ func TestCloudNativePG(t *testing.T) {
 		{"cluster", s.createCluster},
 		{"write-read", s.writeRead},
 		{"failover", s.failover},
+		{"pooler", s.poolerReady},
+		{"connection-budget", s.connectionBudget},
 		{"commons", s.installCommons},
 		{"metrics", s.instanceMetrics},
+		{"commons-pooler", s.commonsPooler},
 		{"module", s.moduleFirstTenant},
 		{"module-after-failover", s.moduleAfterFailover},
+		{"module-through-pooler", s.moduleThroughPooler},
+		{"bench-pginit-pooler", s.benchPgInitPooler},
 		{"orthanc-failover", s.orthancFailover},
 	} {
 		if !t.Run(step.name, step.fn) {

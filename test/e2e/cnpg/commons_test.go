@@ -57,6 +57,15 @@ func (s *scenario) installCommons(t *testing.T) {
 		// The operator refuses a memory request below shared_buffers.
 		"--set", "postgresql.cloudnativepg.parameters.shared_buffers=128MB",
 		"--set", "objectStorage.bundled=false",
+		// The Pooler (session mode) on the PgBouncer image built here.
+		// PgBouncer's (and Orthanc's) pooled server connections would hold a
+		// deleted primary in its smart shutdown for the operator's default
+		// 180 s before the failover starts (docs/operations.md).
+		"--set", "postgresql.cloudnativepg.smartShutdownTimeout=5",
+		"--set", "postgresql.cloudnativepg.pooler.enabled=true",
+		"--set", "postgresql.cloudnativepg.pooler.instances=1",
+		"--set", "postgresql.cloudnativepg.pooler.image=" + s.imgs.PgBouncer.Ref(),
+		"--set", "postgresql.cloudnativepg.pooler.resources.requests.cpu=10m",
 		"--set", "tenants[0].namespace=" + s.cm.tenants[0],
 		"--set", "tenants[1].namespace=" + s.cm.tenants[1],
 	}
@@ -126,14 +135,19 @@ func jobVolumes(job batchv1.Job) []string {
 // installModule installs examples/charts/hello-module in a tenant namespace:
 // its pg-init Job provisions through -rw with the tenant's provisioner, and
 // its web pod's wait-for-pg passes and it answers from its database.
-func (s *scenario) installModule(t *testing.T, ns string) {
-	values := []string{"install", "hello", filepath.Join(s.cm.charts, "examples", "charts", "hello-module"), "-n", ns,
+func (s *scenario) installModule(t *testing.T, ns string) { s.installModuleAs(t, ns, "hello") }
+
+// installModuleAs installs hello-module as release in ns, with extra helm
+// arguments (later --set values win).
+func (s *scenario) installModuleAs(t *testing.T, ns, release string, extra ...string) {
+	values := []string{"install", release, filepath.Join(s.cm.charts, "examples", "charts", "hello-module"), "-n", ns,
 		"--wait", "--wait-for-jobs", "--timeout", "10m"}
 	values = append(values, testcluster.ImageValues("image", s.c.Images.Hello)...)
 	values = append(values, testcluster.ProvisionerValues("postgresInit", s.c.Images.Tools)...)
+	values = append(values, extra...)
 	start := time.Now()
 	out := s.c.Helm3(t, values...)
-	t.Logf("helm install hello in %s --wait --wait-for-jobs: %.1fs", ns, time.Since(start).Seconds())
+	t.Logf("helm install %s in %s --wait --wait-for-jobs: %.1fs", release, ns, time.Since(start).Seconds())
 	require.Contains(t, out, "STATUS: deployed")
 	ctx := context.Background()
 	jobs, err := s.c.Client().BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{})

@@ -97,7 +97,7 @@ func (s *scenario) orthancFailover(t *testing.T) {
 		require.Positive(t, runs, runsEnv)
 	}
 	modes := []failoverMode{
-		{name: "async, smartShutdownTimeout 180 s (operator default)", runs: defaultRuns},
+		{name: "async, smartShutdownTimeout 180 s (operator default)", runs: defaultRuns, values: []string{"--set", "postgresql.cloudnativepg.smartShutdownTimeout=180"}},
 		{name: "async", runs: runs, values: []string{"--set", "postgresql.cloudnativepg.smartShutdownTimeout=5"}},
 		{name: "sync (any 1, required)", runs: runs, synchronous: true, values: []string{
 			"--set", "postgresql.cloudnativepg.synchronous.method=any",
