@@ -170,7 +170,7 @@ func chartOf(t *testing.T, c *testcluster.Cluster, ref string) string {
 	out, err := archive.CombinedOutput()
 	require.NoError(t, err, "git archive %s: %s", ref, out)
 	c.Helm3(t, "dependency", "build", filepath.Join(dir, "charts", "commons"))
-	t.Logf("charts of %s (%s)", ref, chartsRefEnv)
+	t.Logf("charts/commons of %s", ref)
 	return filepath.Join(dir, "charts", "commons")
 }
 
