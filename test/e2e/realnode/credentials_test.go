@@ -114,14 +114,17 @@ func (r *credsRun) installUpgrade(t *testing.T) {
 	chart := filepath.Join(r.charts, "examples", "charts", "hello-module")
 	r.helm(t, append([]string{"install", "hello", chart, "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "5m"}, r.helloValues()...)...)
 	r.checkModule(t, ns, "installed")
-	r.helm(t, append([]string{"upgrade", "hello", chart, "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "5m"}, r.helloValues("--set", "replicaCount=2")...)...)
-	r.checkModule(t, ns, "upgraded, replicaCount=2")
+	// A new revision runs the Job again (secret-init and pg-init) on the
+	// existing Secret and role.
+	r.helm(t, append([]string{"upgrade", "hello", chart, "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "5m"},
+		r.helloValues("--set", "replicaCount=2", "--set", "postgresInit.job.revision=2")...)...)
+	r.checkModule(t, ns, "upgraded, replicaCount=2, a new Job")
 }
 
 func (r *credsRun) uninstallReinstall(t *testing.T) {
 	ns := r.modules[1]
 	chart := filepath.Join(r.charts, "examples", "charts", "hello-module")
-	r.helm(t, "uninstall", "hello", "-n", ns, "--wait", "--timeout", "5m")
+	r.c.Helm3(t, "uninstall", "hello", "-n", ns, "--wait", "--timeout", "5m")
 	sec, err := r.c.Client().CoreV1().Secrets(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=postgres-init,app.kubernetes.io/component=credentials"})
 	require.NoError(t, err)
 	require.Len(t, sec.Items, 1, "the role's connection Secret outlives the release")
