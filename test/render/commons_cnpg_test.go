@@ -94,7 +94,7 @@ func TestCommonsCloudNativePGCluster(t *testing.T) {
 	assert.Equal(t, corev1.SecretTypeBasicAuth, admin.Type)
 	assert.Equal(t, "postgres", string(admin.Data["username"]))
 	assert.Len(t, admin.Data["password"], 32)
-	assert.Equal(t, "keep", admin.Annotations["helm.sh/resource-policy"])
+	assert.Equal(t, "kommons-secret-init", admin.Labels["app.kubernetes.io/managed-by"], "generated in the cluster")
 
 	// The Jobs may reach the Cluster's pods.
 	np := render.Decode[networkingv1.NetworkPolicy](t, m.MustGet(t, "NetworkPolicy", "commons", "commons-jobs"))

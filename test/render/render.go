@@ -44,6 +44,10 @@ type Options struct {
 	IsUpgrade bool
 	// KubeVersion is the cluster version templates see (default 1.33.0).
 	KubeVersion string
+	// NoSecretInit leaves out the Secrets the rendered secret-init Jobs
+	// write in a cluster, which Chart otherwise adds (RunSecretInit): the
+	// charts render no credential themselves.
+	NoSecretInit bool
 }
 
 // Object is one rendered Kubernetes object.
@@ -134,6 +138,9 @@ func Chart(dir string, o Options) (*Manifest, error) {
 	}
 	if err := m.decode(o.Namespace); err != nil {
 		return nil, err
+	}
+	if !o.NoSecretInit {
+		return m.RunSecretInit()
 	}
 	return m, nil
 }

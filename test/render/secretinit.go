@@ -1,82 +1,158 @@
 package render
 
 import (
-	"testing"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"sort"
+	"strconv"
 
+	"github.com/kommons/kommons/internal/kubeapi"
 	"github.com/kommons/kommons/internal/secretinit"
 	"github.com/kommons/kommons/internal/specfile"
+	"sigs.k8s.io/yaml"
 )
 
-// SecretInitRun computes what secret-init writes from the spec a chart
-// renders (the spec.yaml of ConfigMap namespace/configMap) on a cluster
-// holding only the Secrets in existing (namespace/name -> key -> value):
-// the spec is validated as secret-init validates it, then each Secret is
-// decided in spec order with secretinit.Decide (generated values from
-// crypto/rand), later Secrets reading earlier ones, as a run does. It
-// returns every Secret written, by namespace/name, so render tests can check
-// the connection Secrets a chart no longer renders itself. An existing
-// Secret the spec names keeps its generated keys and gets its facts
-// recomputed, as a run's patch does (the decision is taken as for a
-// create, the live generated values standing in for new ones).
-func (m *Manifest) SecretInitRun(t testing.TB, namespace, configMap string, existing map[string]map[string]string) map[string]map[string]string {
-	t.Helper()
-	cm := m.MustGet(t, "ConfigMap", namespace, configMap)
-	data, _ := cm.Fields["data"].(map[string]any)
-	text, _ := data["spec.yaml"].(string)
-	return SecretInitRun(t, namespace+"/"+configMap+"/spec.yaml", namespace, text, existing)
+// SecretInitSource is the Source of the Secrets RunSecretInit adds.
+const SecretInitSource = "secret-init (run by test/render)"
+
+// RunSecretInit does what the chart's secret-init Jobs do in a cluster, for
+// rendered-manifest tests: it runs every rendered secret-init spec (a
+// ConfigMap with key spec.yaml, labelled app.kubernetes.io/component
+// secret-init) through the real internal/secretinit reconciler, over an
+// in-memory store holding existing (Secrets that exist before, e.g. an
+// existingSecret), and adds the Secrets it writes to the manifest. It
+// returns m.
+func (m *Manifest) RunSecretInit(existing ...*kubeapi.Secret) (*Manifest, error) {
+	store := &memoryAPI{secrets: map[string]*kubeapi.Secret{}}
+	for _, s := range existing {
+		store.secrets[s.Metadata.Namespace+"/"+s.Metadata.Name] = s
+	}
+	ran := false
+	for _, o := range m.ByKind("ConfigMap") {
+		md, _ := o.Fields["metadata"].(map[string]any)
+		labels, _ := md["labels"].(map[string]any)
+		data, _ := o.Fields["data"].(map[string]any)
+		text, ok := data["spec.yaml"].(string)
+		if !ok || labels["app.kubernetes.io/component"] != "secret-init" {
+			continue
+		}
+		spec, err := specfile.DecodeAs[secretinit.Spec](o.Name, []byte(text))
+		if err != nil {
+			return nil, err
+		}
+		if err := spec.Validate(o.Name, o.Namespace); err != nil {
+			return nil, err
+		}
+		r := &secretinit.Runner{API: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		if err := r.Run(context.Background(), spec); err != nil {
+			return nil, fmt.Errorf("secret-init %s/%s: %w", o.Namespace, o.Name, err)
+		}
+		ran = true
+	}
+	if !ran {
+		return m, nil
+	}
+	for _, k := range sortedKeys(store.secrets) {
+		s := store.secrets[k]
+		if s.Metadata.Labels[secretinit.ManagedByLabel] != secretinit.ManagedByValue {
+			continue // existing, not written
+		}
+		b, err := json.Marshal(s)
+		if err != nil {
+			return nil, err
+		}
+		y, err := yaml.JSONToYAML(b)
+		if err != nil {
+			return nil, err
+		}
+		var fields map[string]any
+		if err := yaml.Unmarshal(y, &fields); err != nil {
+			return nil, err
+		}
+		m.Objects = append(m.Objects, &Object{APIVersion: "v1", Kind: "Secret", Namespace: s.Metadata.Namespace,
+			Name: s.Metadata.Name, Source: SecretInitSource, YAML: y, Fields: fields})
+	}
+	return m, nil
 }
 
-// SecretInitRun is Manifest.SecretInitRun for a spec's text (source names
-// it in errors; namespace is the pod's, the default of the spec's Secrets).
-func SecretInitRun(t testing.TB, source, namespace, specYAML string, existing map[string]map[string]string) map[string]map[string]string {
-	t.Helper()
-	spec, err := specfile.DecodeAs[secretinit.Spec](source, []byte(specYAML))
-	if err != nil {
-		t.Fatalf("secret-init spec: %v", err)
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	if err := spec.Validate(source, namespace); err != nil {
-		t.Fatalf("secret-init spec: %v", err)
-	}
-	cluster := map[string]map[string]string{}
-	for k, v := range existing {
-		cluster[k] = v
-	}
-	out := map[string]map[string]string{}
-	for _, s := range spec.Secrets {
-		id := s.Namespace + "/" + s.Name
-		live := cluster[id]
-		obs := &secretinit.Observed{From: map[string]string{}, Candidates: map[string]string{}}
-		for key, src := range s.Data {
-			switch {
-			case src.Generate != nil && live[key] != "":
-				obs.Candidates[key] = live[key] // a generated value is never replaced
-			case src.Generate != nil:
-				v, err := secretinit.GenerateValue(*src.Generate, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				obs.Candidates[key] = v
-			case src.FromSecret != nil:
-				if v, ok := cluster[src.FromSecret.Namespace+"/"+src.FromSecret.Name][src.FromSecret.Key]; ok {
-					obs.From[secretinit.RefID(*src.FromSecret)] = v
-				}
-			}
-		}
-		a, err := secretinit.Decide(s, obs)
-		if err != nil {
-			t.Fatalf("secret-init: Secret %s: %v", id, err)
-		}
-		if a.Verb != secretinit.Create {
-			t.Fatalf("secret-init: Secret %s: %s (%s), want create", id, a.Verb, a.Reason)
-		}
-		written := map[string]string{}
-		for k, v := range live {
-			written[k] = v
-		}
-		for k, v := range a.Secret.Data {
-			written[k] = string(v)
-		}
-		cluster[id], out[id] = written, written
-	}
-	return out
+	sort.Strings(keys)
+	return keys
 }
+
+// memoryAPI is the Secret store of RunSecretInit: get, create and JSON
+// merge patch with the resourceVersion precondition, like the API server.
+type memoryAPI struct {
+	secrets map[string]*kubeapi.Secret
+	rv      int
+}
+
+func (a *memoryAPI) GetSecret(_ context.Context, ns, name string) (*kubeapi.Secret, error) {
+	s, ok := a.secrets[ns+"/"+name]
+	if !ok {
+		return nil, &kubeapi.StatusError{Verb: "get", Code: 404, Reason: "NotFound", Message: ns + "/" + name}
+	}
+	c := *s
+	c.Data = maps.Clone(s.Data)
+	c.Metadata.Labels = maps.Clone(s.Metadata.Labels)
+	c.Metadata.Annotations = maps.Clone(s.Metadata.Annotations)
+	return &c, nil
+}
+
+func (a *memoryAPI) CreateSecret(_ context.Context, s *kubeapi.Secret) (*kubeapi.Secret, error) {
+	k := s.Metadata.Namespace + "/" + s.Metadata.Name
+	if _, ok := a.secrets[k]; ok {
+		return nil, &kubeapi.StatusError{Verb: "create", Code: 409, Reason: "AlreadyExists", Message: k}
+	}
+	a.rv++
+	c := *s
+	c.Metadata.ResourceVersion = strconv.Itoa(a.rv)
+	if c.Type == "" {
+		c.Type = "Opaque"
+	}
+	a.secrets[k] = &c
+	return &c, nil
+}
+
+func (a *memoryAPI) PatchSecret(_ context.Context, ns, name string, patch []byte) (*kubeapi.Secret, error) {
+	k := ns + "/" + name
+	s, ok := a.secrets[k]
+	if !ok {
+		return nil, &kubeapi.StatusError{Verb: "patch", Code: 404, Reason: "NotFound", Message: k}
+	}
+	var p struct {
+		Metadata kubeapi.ObjectMeta `json:"metadata"`
+		Data     map[string][]byte  `json:"data"`
+	}
+	if err := json.Unmarshal(patch, &p); err != nil {
+		return nil, err
+	}
+	if p.Metadata.ResourceVersion != "" && p.Metadata.ResourceVersion != s.Metadata.ResourceVersion {
+		return nil, &kubeapi.StatusError{Verb: "patch", Code: 409, Reason: "Conflict", Message: k}
+	}
+	if s.Metadata.Labels == nil {
+		s.Metadata.Labels = map[string]string{}
+	}
+	if s.Metadata.Annotations == nil {
+		s.Metadata.Annotations = map[string]string{}
+	}
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	maps.Copy(s.Metadata.Labels, p.Metadata.Labels)
+	maps.Copy(s.Metadata.Annotations, p.Metadata.Annotations)
+	maps.Copy(s.Data, p.Data)
+	a.rv++
+	s.Metadata.ResourceVersion = strconv.Itoa(a.rv)
+	return s, nil
+}
+
+var _ secretinit.API = (*memoryAPI)(nil)

@@ -150,10 +150,7 @@ topologySpreadConstraints:
 
 {{/* ---------- secrets ---------- */}}
 
-{{/* commons.secrets.keepAnnotations: annotations of Secrets that hold data credentials: Helm never deletes them. */}}
-{{- define "commons.secrets.keepAnnotations" -}}
-helm.sh/resource-policy: keep
-{{- end -}}
+{{/* The credentials Secrets are written by secret-init (secret-init.yaml), never rendered. */}}
 
 {{/* ---------- PostgreSQL connection facts ---------- */}}
 
@@ -308,33 +305,6 @@ Usage: include "commons.provisioner.role" (dict "context" $ "namespace" "imaging
 {{- else -}}
 {{- printf "%s%s_%s" $prefix (trunc (int (sub 46 (len $prefix))) $ns | trimSuffix "_") (sha256sum .namespace | trunc 16) -}}
 {{- end -}}
-{{- end -}}
-
-{{/*
-commons.provisioner.password: base64 password of one tenant's provisioner (generated once and
-kept, or read from provisioner.existingSecret, key = the tenant namespace).
-Usage: include "commons.provisioner.password" (dict "context" $ "namespace" "imaging")
-*/}}
-{{- define "commons.provisioner.password" -}}
-{{- $ctx := .context -}}
-{{- $required := "" -}}
-{{- if $ctx.Values.provisioner.existingSecret }}{{ $required = "provisioner.existingSecret" }}{{ end -}}
-{{- include "kommons-common.secrets.value" (dict "name" (include "commons.provisioner.secret" $ctx) "namespace" $ctx.Release.Namespace "key" .namespace "length" 32 "required" $required "context" $ctx) -}}
-{{- end -}}
-
-{{/*
-commons.provisioner.passwordsHash: 16 hex digits of SHA-256 over the tenants' provisioner passwords
-this render gives the provisioner Secret (commons.provisioner.password: the kept values read back
-from the cluster, else the values generated in this render). In the Job's pod template it makes
-the Job run again exactly when the passwords the Secret is given change: a rotation (a changed
-Secret value, then `helm upgrade`) or an offline render that generated new ones; the first
-upgrade after install reads back the passwords the install generated and keeps the finished Job.
-Usage: include "commons.provisioner.passwordsHash" $
-*/}}
-{{- define "commons.provisioner.passwordsHash" -}}
-{{- $parts := list -}}
-{{- range .Values.tenants }}{{ $parts = append $parts (printf "%s=%s" .namespace (include "commons.provisioner.password" (dict "context" $ "namespace" .namespace))) }}{{ end -}}
-{{- join "\n" $parts | sha256sum | trunc 16 -}}
 {{- end -}}
 
 {{/* commons.provisioner.tenants: the --tenants argument of the provisioner Job: namespace=role,... */}}
