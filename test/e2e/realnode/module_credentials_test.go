@@ -21,12 +21,12 @@ import (
 	"github.com/kommons/kommons/internal/testutil/testcluster"
 )
 
-// chartsFromEnv names another checkout whose charts TestCredentials
+// chartsFromEnv names another checkout whose charts TestModuleCredentials
 // installs instead of this one's (e.g. main's, to prove the sequence fails
 // there: a render without a cluster generated a new password every time).
-const chartsFromEnv = "KOMMONS_CREDENTIALS_CHARTS_FROM"
+const chartsFromEnv = "KOMMONS_MODULE_CREDS_CHARTS_FROM"
 
-// TestCredentials (issue 18 item 1): a module's database credentials are
+// TestModuleCredentials (issue 18 item 1): a module's database credentials are
 // generated in the cluster, once, by the pg-init Job's secret-init init
 // container, and survive every way a platform team deploys: `helm template |
 // postrender | kubectl apply` twice with a values upgrade in between (what
@@ -34,7 +34,7 @@ const chartsFromEnv = "KOMMONS_CREDENTIALS_CHARTS_FROM"
 // then `helm upgrade`, and uninstall then reinstall. After each step the
 // module's pods are restarted and must connect again, the password must be
 // the one of the first step, and the rows written before must still be there.
-func TestCredentials(t *testing.T) {
+func TestModuleCredentials(t *testing.T) {
 	c := testcluster.StartNode(t)
 	s := &scenario{c: c, img: c.Images, run: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
 	t.Cleanup(func() {
@@ -117,7 +117,7 @@ func (r *credsRun) installUpgrade(t *testing.T) {
 	// A new revision runs the Job again (secret-init and pg-init) on the
 	// existing Secret and role.
 	r.helm(t, append([]string{"upgrade", "hello", chart, "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "5m"},
-		r.helloValues("--set", "replicaCount=2", "--set", "postgresInit.job.revision=2")...)...)
+		r.helloValues("--set", "replicaCount=2", "--set-string", "postgresInit.job.revision=r2")...)...)
 	r.checkModule(t, ns, "upgraded, replicaCount=2, a new Job")
 }
 
