@@ -155,6 +155,32 @@ Helm keeps its release records in Secrets of this namespace. */ -}}
 {{- end -}}
 {{- end -}}
 
+{{/* postgres-init.caMountPath: where pods mount the tenant Secret's ca.crt (PGSSLROOTCERT's directory). */}}
+{{- define "postgres-init.caMountPath" -}}
+/etc/kommons/postgres-ca
+{{- end -}}
+
+{{/* postgres-init.caVolumeOf: (dict "ctx" CTX "volumeName" NAME): the CA volume of postgres-init.caVolume. */}}
+{{- define "postgres-init.caVolumeOf" -}}
+{{- $p := .ctx.Values.provisioner -}}
+- name: {{ .volumeName | default "postgres-ca" }}
+  secret:
+    secretName: {{ $p.secretName | quote }}
+    optional: true
+    defaultMode: 0444
+    items:
+      - key: {{ $p.keys.ca | quote }}
+        path: ca.crt
+{{- end -}}
+
+{{/* postgres-init.sslRootCertEnv (ctx): PGSSLROOTCERT from the provisioner Secret, optional (an env list entry). */}}
+{{- define "postgres-init.sslRootCertEnv" -}}
+{{- $p := .Values.provisioner -}}
+- name: PGSSLROOTCERT
+  valueFrom:
+    secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.sslrootcert | quote }}, optional: true}
+{{- end -}}
+
 {{/* postgres-init.passwordPath (role name): where the Job reads a role's password. */}}
 {{- define "postgres-init.passwordPath" -}}
 {{- printf "/etc/pg-init/passwords/%s/password" . -}}
@@ -262,6 +288,7 @@ containers:
       - name: PGSSLMODE
         valueFrom:
           secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.sslmode | quote }}}
+      {{- include "postgres-init.sslRootCertEnv" . | nindent 6 }}
       - name: PGUSER
         valueFrom:
           secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.username | quote }}}
@@ -277,6 +304,7 @@ containers:
       - name: spec
         mountPath: /etc/pg-init/spec
         readOnly: true
+      {{- include "postgres-init.caVolumeMount" (dict) | nindent 6 }}
       {{- if .Values.roles }}
       - name: passwords
         mountPath: /etc/pg-init/passwords
@@ -290,6 +318,7 @@ volumes:
   - name: spec
     configMap:
       name: {{ include "postgres-init.prefix" . }}-init-spec
+  {{- include "postgres-init.caVolumeOf" (dict "ctx" .) | nindent 2 }}
   {{- if .Values.roles }}
   - name: passwords
     projected:

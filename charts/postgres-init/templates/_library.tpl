@@ -59,9 +59,11 @@ postgres-init.credentialsPasswordKey: the key of the password in that Secret.
 
 {{/*
 postgres-init.connectionEnv: libpq environment (a list of env entries) for
-role "role" on database "database": PGHOST, PGPORT, PGSSLMODE from the
-provisioner Secret (connection facts only, never its credentials), PGUSER and
-PGDATABASE as physical names, PGPASSWORD from the role's Secret.
+role "role" on database "database": PGHOST, PGPORT, PGSSLMODE and, when the
+tenant has a CA, PGSSLROOTCERT (optional) from the provisioner Secret
+(connection facts only, never its credentials), PGUSER and PGDATABASE as
+physical names, PGPASSWORD from the role's Secret. PGSSLROOTCERT names a file
+under postgres-init.caVolumeMount: mount postgres-init.caVolume in the pod.
   env:
     {{- include "postgres-init.connectionEnv" (dict "root" $ "role" "app" "database" "app") | nindent 4 }}
 */}}
@@ -81,6 +83,7 @@ PGDATABASE as physical names, PGPASSWORD from the role's Secret.
 - name: PGSSLMODE
   valueFrom:
     secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.sslmode | quote }}}
+{{ include "postgres-init.sslRootCertEnv" $ctx }}
 - name: PGUSER
   value: {{ include "postgres-init.roleName" (dict "root" .root "alias" .alias "role" .role) | quote }}
 - name: PGDATABASE
@@ -119,10 +122,41 @@ the file named by postgres-init.credentialsPasswordKey.
 {{- end -}}
 
 {{/*
+postgres-init.caVolume: a pod volume (list entry) with the CA certificate of
+the PostgreSQL server from the tenant Secret (commons writes its `ca.crt` when
+the server's CA is known: verify-full). Optional: a tenant without a CA (sslmode
+disable or require) mounts an empty directory. "volumeName" defaults to postgres-ca.
+Every pod that uses postgres-init.connectionEnv or
+postgres-init.waitForPgInitContainer needs it.
+  volumes:
+    {{- include "postgres-init.caVolume" (dict "root" $) | nindent 4 }}
+*/}}
+{{- define "postgres-init.caVolume" -}}
+{{- $s := dict -}}
+{{- include "postgres-init.resolve" (dict "in" . "out" $s) -}}
+{{- include "postgres-init.caVolumeOf" (dict "ctx" $s.ctx "volumeName" .volumeName) -}}
+{{- end -}}
+
+{{/*
+postgres-init.caVolumeMount: the matching volumeMount (list entry), read-only
+at /etc/kommons/postgres-ca, where PGSSLROOTCERT (from the tenant Secret) points:
+/etc/kommons/postgres-ca/ca.crt.
+  volumeMounts:
+    {{- include "postgres-init.caVolumeMount" (dict "root" $) | nindent 4 }}
+*/}}
+{{- define "postgres-init.caVolumeMount" -}}
+- name: {{ .volumeName | default "postgres-ca" }}
+  mountPath: {{ include "postgres-init.caMountPath" . }}
+  readOnly: true
+{{- end -}}
+
+{{/*
 postgres-init.waitForPgInitContainer: the wait-for-pg init container (a list
 entry) waiting at level "level" (default database) until role "role" can
 connect to database "database"; "name" defaults to wait-for-pg, "timeout" to
-waitForPg.timeout.
+waitForPg.timeout. It mounts postgres-init.caVolume (add it to the pod's
+volumes; "caVolume" false leaves the mount out, for a pod without it, which
+then cannot use a tenant's verify-full).
   initContainers:
     {{- include "postgres-init.waitForPgInitContainer" (dict "root" $ "role" "app" "database" "app") | nindent 4 }}
 */}}
@@ -140,6 +174,10 @@ waitForPg.timeout.
     - "--log-format=json"
   env:
     {{- include "postgres-init.connectionEnv" . | nindent 4 }}
+  {{- if not (eq .caVolume false) }}
+  volumeMounts:
+    {{- include "postgres-init.caVolumeMount" . | nindent 4 }}
+  {{- end }}
   securityContext:
     {{- include "postgres-init.securityContext" $ctx | nindent 4 }}
   resources:
@@ -151,8 +189,8 @@ postgres-init.connectionSecret: a Secret in CloudNativePG's `-app` layout
 (username, password, host, port, dbname, uri, jdbc-uri, pgpass) for role
 "role" on "database" (default: the role's database, else the first it owns).
 The password is generated once and kept across upgrades (lookup of the
-existing Secret); host, port and sslmode come from values.connection, else
-from the provisioner Secret (lookup at install time). postgres-init renders
+existing Secret); host, port, sslmode and sslrootcert come from
+values.connection, else from the provisioner Secret (lookup at install time). postgres-init renders
 it for every role without existingSecret; "name" overrides the Secret name.
 */}}
 {{- define "postgres-init.connectionSecret" -}}
@@ -180,6 +218,7 @@ it for every role without existingSecret; "name" overrides the Secret name.
 {{- $host := $ctx.Values.connection.host | default (index $prov $k.host | default "" | b64dec) | default (index $old "host" | default "" | b64dec) -}}
 {{- $port := toString ($ctx.Values.connection.port | default (index $prov $k.port | default "" | b64dec) | default "5432") -}}
 {{- $sslmode := $ctx.Values.connection.sslmode | default (index $prov $k.sslmode | default "" | b64dec) -}}
+{{- $rootcert := $ctx.Values.connection.sslrootcert | default (index $prov $k.sslrootcert | default "" | b64dec) -}}
 {{- $user := include "postgres-init.physicalName" (dict "namespace" (include "postgres-init.scopeNamespace" $ctx) "release" (include "postgres-init.scopeRelease" $ctx) "name" $role.name) -}}
 {{- $dbLogical := .database | default (include "postgres-init.roleDatabase" (dict "ctx" $ctx "role" $role)) -}}
 {{- $db := "" -}}
@@ -188,9 +227,12 @@ it for every role without existingSecret; "name" overrides the Secret name.
 {{- end -}}
 {{- $pwq := urlquery $password | replace "+" "%20" -}}
 {{- $query := "" -}}
-{{- if $sslmode -}}{{- $query = printf "?sslmode=%s" $sslmode -}}{{- end -}}
+{{- $params := list -}}
+{{- if $sslmode -}}{{- $params = append $params (printf "sslmode=%s" $sslmode) -}}{{- end -}}
+{{- if $rootcert -}}{{- $params = append $params (printf "sslrootcert=%s" (urlquery $rootcert | replace "%2F" "/")) -}}{{- end -}}
+{{- if $params -}}{{- $query = printf "?%s" (join "&" $params) -}}{{- end -}}
 {{- $jdbcQuery := printf "?password=%s&user=%s" $pwq $user -}}
-{{- if $sslmode -}}{{- $jdbcQuery = printf "%s&sslmode=%s" $jdbcQuery $sslmode -}}{{- end -}}
+{{- range $params -}}{{- $jdbcQuery = printf "%s&%s" $jdbcQuery . -}}{{- end -}}
 apiVersion: v1
 kind: Secret
 metadata:
