@@ -192,9 +192,31 @@ bundled
 {{- if include "commons.postgresql.cnpg" . }}5432{{ else if include "commons.postgresql.bundled" . }}{{ .Values.postgresql.service.port }}{{ else }}{{ .Values.postgresql.external.port }}{{ end -}}
 {{- end -}}
 
-{{/* commons.postgresql.sslmode: of the commons Jobs: the bundled server has no TLS configured; a CloudNativePG Cluster's certificate is checked against its CA (commons.postgresql.caVolume). */}}
+{{/* commons.postgresql.sslmode: of the commons Jobs: the bundled server has no TLS configured; a CloudNativePG Cluster's certificate, and an external server's when postgresql.external.tls.ca is set, is checked against its CA (commons.postgresql.caVolume): verify-full (verify-ca when external.sslmode asks for it). */}}
 {{- define "commons.postgresql.sslmode" -}}
-{{- if include "commons.postgresql.cnpg" . }}verify-full{{ else if include "commons.postgresql.bundled" . }}disable{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
+{{- if include "commons.postgresql.cnpg" . }}verify-full{{ else if include "commons.postgresql.bundled" . }}disable{{ else if include "commons.postgresql.externalCA" . }}{{ ternary "verify-ca" "verify-full" (eq .Values.postgresql.external.sslmode "verify-ca") }}{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.externalCA: the external server's CA certificate (PEM) when postgresql.external.tls.ca holds one, in external mode; else nothing. */}}
+{{- define "commons.postgresql.externalCA" -}}
+{{- if eq (include "commons.postgresql.mode" .) "external" -}}
+{{- ((.Values.postgresql.external.tls | default dict).ca | default "") | trim -}}
+{{- end -}}
+{{- end -}}
+
+{{/* commons.postgresql.hasCA: "true" when the commons Jobs verify the server against a CA (cloudnativepg, or external with tls.ca). */}}
+{{- define "commons.postgresql.hasCA" -}}
+{{- if or (include "commons.postgresql.cnpg" .) (include "commons.postgresql.externalCA" .) }}true{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.caConfigMap: name of the ConfigMap holding postgresql.external.tls.ca (external mode). */}}
+{{- define "commons.postgresql.caConfigMap" -}}
+{{- include "commons.names.component" (dict "context" . "component" "postgresql-ca") -}}
+{{- end -}}
+
+{{/* commons.postgresql.tenantCAPath: PGSSLROOTCERT in the tenant Secrets: where charts/postgres-init's caVolumeMount puts the Secret's ca.crt. */}}
+{{- define "commons.postgresql.tenantCAPath" -}}
+/etc/kommons/postgres-ca/ca.crt
 {{- end -}}
 
 {{- define "commons.postgresql.database" -}}
@@ -224,7 +246,7 @@ bundled
   value: {{ include "commons.postgresql.database" . | quote }}
 - name: PGSSLMODE
   value: {{ include "commons.postgresql.sslmode" . | quote }}
-{{- if include "commons.postgresql.cnpg" . }}
+{{- if include "commons.postgresql.hasCA" . }}
 - name: PGSSLROOTCERT
   value: {{ include "commons.postgresql.caPath" . | quote }}
 {{- end }}
@@ -257,7 +279,7 @@ bundled
 {{- include "commons.names.component" (dict "context" . "component" "postgresql") -}}
 {{- end -}}
 
-{{/* commons.postgresql.tenantSslmode: the sslmode handed to tenants. TODO(issue 19): verify-full once module charts can mount the Cluster's CA; until then require (encrypted, server not verified). */}}
+{{/* commons.postgresql.tenantSslmode: the sslmode handed to tenants. In cloudnativepg mode require (encrypted, server not verified) until the tenant Secrets carry the Cluster's CA (copied at run time by secret-init, issue 19); external with tls.ca: verify-full, the CA in the tenant Secret. */}}
 {{- define "commons.postgresql.tenantSslmode" -}}
 {{- if include "commons.postgresql.cnpg" . }}require{{ else }}{{ include "commons.postgresql.sslmode" . }}{{ end -}}
 {{- end -}}
@@ -267,22 +289,30 @@ bundled
 /etc/kommons/postgresql-ca/ca.crt
 {{- end -}}
 
-{{/* commons.postgresql.caVolumeMount: the CA's volumeMount (list entry) in cloudnativepg mode, else nothing. */}}
+{{/* commons.postgresql.caVolumeMount: the CA's volumeMount (list entry) when the Jobs verify the server (commons.postgresql.hasCA), else nothing. */}}
 {{- define "commons.postgresql.caVolumeMount" -}}
-{{- if include "commons.postgresql.cnpg" . -}}
+{{- if include "commons.postgresql.hasCA" . -}}
 - name: postgresql-ca
   mountPath: {{ include "commons.postgresql.caPath" . | dir }}
   readOnly: true
 {{- end -}}
 {{- end -}}
 
-{{/* commons.postgresql.caVolume: the CA's volume (list entry): ca.crt of the operator-generated <cluster>-ca Secret, in cloudnativepg mode; else nothing. */}}
+{{/* commons.postgresql.caVolume: the CA's volume (list entry): ca.crt of the operator-generated <cluster>-ca Secret in cloudnativepg mode, of the ConfigMap with postgresql.external.tls.ca in external mode; else nothing. */}}
 {{- define "commons.postgresql.caVolume" -}}
 {{- if include "commons.postgresql.cnpg" . -}}
 - name: postgresql-ca
   secret:
     secretName: {{ include "commons.postgresql.clusterName" . }}-ca
     defaultMode: 0440
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- else if include "commons.postgresql.externalCA" . -}}
+- name: postgresql-ca
+  configMap:
+    name: {{ include "commons.postgresql.caConfigMap" . }}
+    defaultMode: 0444
     items:
       - key: ca.crt
         path: ca.crt
