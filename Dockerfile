@@ -28,7 +28,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 
 FROM gcr.io/distroless/static-debian12:nonroot
 LABEL org.opencontainers.image.title="kommons-tools" \
-      org.opencontainers.image.description="pg-init, wait-for-pg, postrender and friends for kommons" \
+      org.opencontainers.image.description="pg-init, wait-for-pg, s3-init, secret-init, postrender and friends for kommons" \
       org.opencontainers.image.source="https://github.com/kommons/kommons" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/ /usr/local/bin/

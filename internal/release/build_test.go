@@ -267,7 +267,7 @@ func TestArchives(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		list := string(out)
-		for _, f := range []string{"LICENSE", "README.md", "pg-init", "wait-for-pg", "s3-init", "postrender", "orthanc-tiering"} {
+		for _, f := range []string{"LICENSE", "README.md", "pg-init", "wait-for-pg", "s3-init", "secret-init", "postrender", "orthanc-tiering"} {
 			if !strings.Contains(list, strings.TrimSuffix(name, ".tar.gz")+"/"+f+"\n") {
 				t.Errorf("%s lacks %s:\n%s", name, f, list)
 			}
@@ -438,7 +438,7 @@ func checkSBOM(t *testing.T, data []byte, platform string) {
 			}
 		}
 	}
-	for _, b := range []string{"pg-init", "wait-for-pg", "s3-init", "postrender", "orthanc-tiering"} {
+	for _, b := range []string{"pg-init", "wait-for-pg", "s3-init", "secret-init", "postrender", "orthanc-tiering"} {
 		if !paths["/usr/local/bin/"+b] {
 			t.Errorf("no component for /usr/local/bin/%s", b)
 		}

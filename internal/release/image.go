@@ -23,7 +23,7 @@ const (
 	imagePath   = "PATH=/usr/local/bin"
 	entrypoint  = "/usr/local/bin/wait-for-pg"
 	imageTitle  = "kommons-tools"
-	description = "pg-init, wait-for-pg, s3-init, postrender and orthanc-tiering for kommons"
+	description = "pg-init, wait-for-pg, s3-init, secret-init, postrender and orthanc-tiering for kommons"
 )
 
 // ImageMeta is what the image's labels and times say.

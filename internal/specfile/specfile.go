@@ -129,6 +129,21 @@ func shapeProblems(t reflect.Type, v any, path string) []string {
 			out = append(out, shapeProblems(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i))...)
 		}
 		return out
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: must be an object", orRoot(path))}
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var out []string
+		for _, k := range keys {
+			out = append(out, shapeProblems(t.Elem(), m[k], joinPath(path, k))...)
+		}
+		return out
 	case reflect.String:
 		if _, ok := v.(string); !ok {
 			return []string{fmt.Sprintf("%s: must be a string (quote it)", path)}

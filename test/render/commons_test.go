@@ -2,6 +2,7 @@ package render_test
 
 import (
 	"encoding/base64"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,7 +15,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 
+	"github.com/kommons/kommons/internal/kubeapi"
 	"github.com/kommons/kommons/internal/s3names"
 	"github.com/kommons/kommons/internal/s3provision"
 	"github.com/kommons/kommons/test/render"
@@ -22,10 +25,23 @@ import (
 
 const commonsChart = "../../charts/commons"
 
-// renderCommons renders charts/commons as release "commons" in namespace "commons".
+// renderCommons renders charts/commons as release "commons" in namespace
+// "commons"; the secret-init Job's work is done with the CloudNativePG
+// operator's CA Secret (commons-postgresql-ca, ca.crt operatorCAPEM) present,
+// as the operator creates it in cloudnativepg mode.
 func renderCommons(t *testing.T, values map[string]any) *render.Manifest {
 	t.Helper()
-	return render.MustChart(t, commonsChart, render.Options{ReleaseName: "commons", Namespace: "commons", Values: values})
+	return render.MustChart(t, commonsChart, render.Options{ReleaseName: "commons", Namespace: "commons", Values: values,
+		Existing: []*kubeapi.Secret{operatorCA()}})
+}
+
+// operatorCAPEM stands for the certificate of the CA CloudNativePG generates.
+const operatorCAPEM = "-----BEGIN CERTIFICATE-----\noperator CA of commons-postgresql\n-----END CERTIFICATE-----\n"
+
+func operatorCA() *kubeapi.Secret {
+	s := &kubeapi.Secret{Type: "Opaque", Data: map[string][]byte{"ca.crt": []byte(operatorCAPEM)}}
+	s.Metadata.Namespace, s.Metadata.Name = "commons", "commons-postgresql-ca"
+	return s
 }
 
 func tenants(specs ...map[string]any) map[string]any {
@@ -226,7 +242,7 @@ func TestDefaultsHaveNoTenantObjects(t *testing.T) {
 	for _, o := range m.Objects {
 		assert.Equal(t, "commons", o.Namespace, "%s %s rendered outside the release namespace without tenants", o.Kind, o.Name)
 	}
-	assert.Empty(t, m.ByKind("ConfigMap"), "no s3-init spec without tenant buckets")
+	assert.Empty(t, s3InitConfigMaps(m), "no s3-init spec without tenant buckets")
 	np := render.Decode[networkingv1.NetworkPolicy](t, m.MustGet(t, "NetworkPolicy", "commons", "commons-postgresql"))
 	for _, rule := range np.Spec.Ingress {
 		for _, peer := range rule.From {
@@ -316,15 +332,67 @@ func TestTenantSecretsAndNetworkPolicies(t *testing.T) {
 	}
 }
 
-func TestCredentialSecretsAreKept(t *testing.T) {
-	m := renderCommons(t, tenants(map[string]any{"namespace": "imaging", "buckets": []any{"dicom"}}))
-	for _, name := range []string{"commons-postgresql-admin", "commons-provisioner", "commons-minio-root", "commons-tenant-s3-keys"} {
-		s := render.Decode[corev1.Secret](t, m.MustGet(t, "Secret", "commons", name))
-		assert.Equal(t, "keep", s.Annotations["helm.sh/resource-policy"], name)
+// TestCredentialsFromSecretInit: the chart renders no Secret and reads none
+// (no lookup): every credential Secret is written by the secret-init Job
+// (here run on the rendered spec, as in a cluster), whose spec holds no
+// value that is secret.
+func TestCredentialsFromSecretInit(t *testing.T) {
+	values := tenants(map[string]any{"namespace": "imaging", "buckets": []any{"dicom"}})
+	plain := render.MustChart(t, commonsChart, render.Options{ReleaseName: "commons", Namespace: "commons", Values: values, NoSecretInit: true})
+	assert.Empty(t, plain.ByKind("Secret"), "no Secret rendered")
+	m := renderCommons(t, values)
+	for _, id := range []string{"commons/commons-postgresql-admin", "commons/commons-provisioner", "commons/commons-minio-root",
+		"commons/commons-tenant-s3-keys", "imaging/kommons-commons"} {
+		ns, name, _ := strings.Cut(id, "/")
+		o := m.MustGet(t, "Secret", ns, name)
+		assert.Equal(t, render.SecretInitSource, o.Source, id)
+		s := render.Decode[corev1.Secret](t, o)
+		assert.Equal(t, "kommons-secret-init", s.Labels["app.kubernetes.io/managed-by"], id)
+		for k, v := range s.Data {
+			if slices.Contains([]string{"password", "rootPassword", "imaging", "imaging.secretKey", "PGPASSWORD", "S3_SECRET_ACCESS_KEY"}, k) {
+				assert.GreaterOrEqual(t, len(v), 32, "%s key %s", id, k)
+				assert.NotContains(t, plain.Raw, string(v), "%s key %s is in the rendered manifest", id, k)
+			}
+		}
 	}
-	// A tenant Secret is a copy: removing the tenant removes it.
-	s := render.Decode[corev1.Secret](t, m.MustGet(t, "Secret", "imaging", "kommons-commons"))
-	assert.NotContains(t, s.Annotations, "helm.sh/resource-policy")
+	tenant := secretData(t, m.MustGet(t, "Secret", "imaging", "kommons-commons"))
+	assert.Equal(t, secretData(t, m.MustGet(t, "Secret", "commons", "commons-provisioner"))["imaging"], tenant["PGPASSWORD"])
+	assert.Equal(t, secretData(t, m.MustGet(t, "Secret", "commons", "commons-tenant-s3-keys"))["imaging.secretKey"], tenant["S3_SECRET_ACCESS_KEY"])
+	assert.Equal(t, plain.Raw, render.MustChart(t, commonsChart, render.Options{ReleaseName: "commons", Namespace: "commons", Values: values, NoSecretInit: true}).Raw,
+		"two renders are identical: nothing random in the template")
+
+	// No template of commons reads a Secret.
+	files, err := filepath.Glob(filepath.Join(commonsChart, "templates", "*.*"))
+	require.NoError(t, err)
+	more, err := filepath.Glob(filepath.Join(commonsChart, "templates", "tests", "*"))
+	require.NoError(t, err)
+	for _, f := range append(files, more...) {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		assert.NotContains(t, string(b), "lookup", f)
+		assert.NotContains(t, string(b), "kommons-common.secrets.value", f)
+	}
+
+	// The ServiceAccount gets and patches only the Secrets it writes or reads.
+	role := render.Decode[rbacv1.Role](t, m.MustGet(t, "Role", "imaging", "commons-secret-init"))
+	var named []string
+	for _, r := range role.Rules {
+		assert.NotContains(t, r.Verbs, "list")
+		assert.NotContains(t, r.Verbs, "delete")
+		named = append(named, r.ResourceNames...)
+	}
+	assert.Equal(t, []string{"kommons-commons"}, named)
+}
+
+// s3InitConfigMaps are the s3-init spec ConfigMaps of m.
+func s3InitConfigMaps(m *render.Manifest) []*render.Object {
+	var out []*render.Object
+	for _, o := range m.ByKind("ConfigMap") {
+		if strings.HasPrefix(o.Name, "commons-s3-init-") {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func TestProvisionerJob(t *testing.T) {
@@ -369,20 +437,24 @@ func TestProvisionerJob(t *testing.T) {
 	assert.Equal(t, []string{"--level", "auth", "--timeout", "10m"}, wait.Args)
 	assert.Equal(t, env, envOf(wait), "the init container waits with the same admin connection")
 
-	// The name hashes the pod template, which carries a hash of the
-	// provisioner passwords the Secret is given: an offline render generates
-	// new ones, so its Job is new too (it must set them); a cluster render
-	// reads the kept ones back and keeps the finished Job (test/e2e/commons).
-	assert.Regexp(t, `^[0-9a-f]{16}$`, job.Spec.Template.Annotations["kommons.io/provisioner-passwords"])
+	// The name hashes the pod template, which holds no password (the pod
+	// reads them at run time): a render without the cluster names the same
+	// Job, so a re-apply keeps the finished one; secretInit.revision (a
+	// rotation) renames it.
+	assert.NotContains(t, job.Spec.Template.Annotations, "kommons.io/provisioner-passwords")
 	again := renderCommons(t, two).One(t, "Job", "commons-provisioner-")
-	assert.NotEqual(t, o.Name, again.Name, "new passwords, new Job")
+	assert.Equal(t, o.Name, again.Name, "same inputs, same Job")
+	rotated := renderCommons(t, merge(two, map[string]any{"secretInit": map[string]any{"revision": 1}})).One(t, "Job", "commons-provisioner-")
+	assert.NotEqual(t, o.Name, rotated.Name, "a new revision runs the Job again")
 	renamed := renderCommons(t, map[string]any{"provisioner": map[string]any{"rolePrefix": "platform_"}, "tenants": two["tenants"]}).One(t, "Job", "commons-provisioner-")
 	assert.NotEqual(t, o.Name, renamed.Name)
 	// Adding a tenant reruns the provisioner: it creates the new tenant's role.
 	three := renderCommons(t, tenants(map[string]any{"namespace": "imaging"}, map[string]any{"namespace": "lab-2"}, map[string]any{"namespace": "x"})).One(t, "Job", "commons-provisioner-")
 	assert.NotEqual(t, o.Name, three.Name)
 	// No tenant, no provisioner Job.
-	assert.Empty(t, renderCommons(t, nil).ByKind("Job"))
+	for _, j := range renderCommons(t, nil).ByKind("Job") {
+		assert.False(t, strings.HasPrefix(j.Name, "commons-provisioner-"), j.Name)
+	}
 }
 
 func s3InitJobs(t *testing.T, m *render.Manifest) map[string]*batchv1.Job {
@@ -520,7 +592,7 @@ func TestExternalS3(t *testing.T) {
 	m := renderCommons(t, merge(external, ten))
 	_, ok := m.Get("StatefulSet", "commons", "commons-minio")
 	assert.False(t, ok, "no bundled object store")
-	assert.Empty(t, m.ByKind("ConfigMap"), "no s3-init without provisionBuckets")
+	assert.Empty(t, s3InitConfigMaps(m), "no s3-init without provisionBuckets")
 	s := secretData(t, m.MustGet(t, "Secret", "imaging", "kommons-commons"))
 	assert.Equal(t, "https://s3.eu-west-1.amazonaws.com", s["S3_ENDPOINT"])
 	assert.Equal(t, "virtual", s["S3_ADDRESSING"])
@@ -636,5 +708,5 @@ func TestCommonsKommonsToolsImageOnePlace(t *testing.T) {
 		}
 		jobs++
 	}
-	assert.Equal(t, 2, jobs, "the provisioner and s3-init Jobs")
+	assert.Equal(t, 3, jobs, "the secret-init, provisioner and s3-init Jobs")
 }

@@ -13,6 +13,8 @@
 package render
 
 import (
+	"github.com/kommons/kommons/internal/kubeapi"
+
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,6 +46,13 @@ type Options struct {
 	IsUpgrade bool
 	// KubeVersion is the cluster version templates see (default 1.33.0).
 	KubeVersion string
+	// NoSecretInit leaves out the Secrets the rendered secret-init Jobs
+	// write in a cluster, which Chart otherwise adds (RunSecretInit): the
+	// charts render no credential themselves.
+	NoSecretInit bool
+	// Existing are Secrets that exist before secret-init runs, made by
+	// someone else (e.g. the CloudNativePG operator's <cluster>-ca).
+	Existing []*kubeapi.Secret
 }
 
 // Object is one rendered Kubernetes object.
@@ -134,6 +143,9 @@ func Chart(dir string, o Options) (*Manifest, error) {
 	}
 	if err := m.decode(o.Namespace); err != nil {
 		return nil, err
+	}
+	if !o.NoSecretInit {
+		return m.RunSecretInit(o.Existing...)
 	}
 	return m, nil
 }

@@ -150,10 +150,7 @@ topologySpreadConstraints:
 
 {{/* ---------- secrets ---------- */}}
 
-{{/* commons.secrets.keepAnnotations: annotations of Secrets that hold data credentials: Helm never deletes them. */}}
-{{- define "commons.secrets.keepAnnotations" -}}
-helm.sh/resource-policy: keep
-{{- end -}}
+{{/* The credentials Secrets are written by secret-init (secret-init.yaml), never rendered. */}}
 
 {{/* ---------- PostgreSQL connection facts ---------- */}}
 
@@ -279,9 +276,24 @@ bundled
 {{- include "commons.names.component" (dict "context" . "component" "postgresql") -}}
 {{- end -}}
 
-{{/* commons.postgresql.tenantSslmode: the sslmode handed to tenants. In cloudnativepg mode require (encrypted, server not verified) until the tenant Secrets carry the Cluster's CA (copied at run time by secret-init, issue 19); external with tls.ca: verify-full, the CA in the tenant Secret. */}}
+{{/* commons.postgresql.tenantSslmode: the sslmode handed to tenants: the Jobs' own. With a CA (cloudnativepg, external with tls.ca) verify-full, the CA in the tenant Secret (commons.postgresql.tenantCA). */}}
 {{- define "commons.postgresql.tenantSslmode" -}}
-{{- if include "commons.postgresql.cnpg" . }}require{{ else }}{{ include "commons.postgresql.sslmode" . }}{{ end -}}
+{{- include "commons.postgresql.sslmode" . -}}
+{{- end -}}
+
+{{/*
+commons.postgresql.tenantCA: the secret-init source (YAML) of the tenant Secrets' ca.crt: the
+operator's <cluster>-ca Secret in cloudnativepg mode (copied at run time, kept current on every
+run), postgresql.external.tls.ca in external mode; else nothing (no CA: sslmode disable or require).
+JSON (toYaml would drop the PEM's final newline).
+{{ include "commons.postgresql.tenantCA" $ | fromYaml }}
+*/}}
+{{- define "commons.postgresql.tenantCA" -}}
+{{- if include "commons.postgresql.cnpg" . -}}
+{{- toJson (dict "fromSecret" (dict "name" (printf "%s-ca" (include "commons.postgresql.clusterName" .)) "namespace" .Release.Namespace "key" "ca.crt")) -}}
+{{- else if include "commons.postgresql.externalCA" . -}}
+{{- toJson (dict "value" (printf "%s\n" (include "commons.postgresql.externalCA" .))) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* commons.postgresql.caPath: where the Jobs find the Cluster's CA certificate (PGSSLROOTCERT). */}}
@@ -338,33 +350,6 @@ Usage: include "commons.provisioner.role" (dict "context" $ "namespace" "imaging
 {{- else -}}
 {{- printf "%s%s_%s" $prefix (trunc (int (sub 46 (len $prefix))) $ns | trimSuffix "_") (sha256sum .namespace | trunc 16) -}}
 {{- end -}}
-{{- end -}}
-
-{{/*
-commons.provisioner.password: base64 password of one tenant's provisioner (generated once and
-kept, or read from provisioner.existingSecret, key = the tenant namespace).
-Usage: include "commons.provisioner.password" (dict "context" $ "namespace" "imaging")
-*/}}
-{{- define "commons.provisioner.password" -}}
-{{- $ctx := .context -}}
-{{- $required := "" -}}
-{{- if $ctx.Values.provisioner.existingSecret }}{{ $required = "provisioner.existingSecret" }}{{ end -}}
-{{- include "kommons-common.secrets.value" (dict "name" (include "commons.provisioner.secret" $ctx) "namespace" $ctx.Release.Namespace "key" .namespace "length" 32 "required" $required "context" $ctx) -}}
-{{- end -}}
-
-{{/*
-commons.provisioner.passwordsHash: 16 hex digits of SHA-256 over the tenants' provisioner passwords
-this render gives the provisioner Secret (commons.provisioner.password: the kept values read back
-from the cluster, else the values generated in this render). In the Job's pod template it makes
-the Job run again exactly when the passwords the Secret is given change: a rotation (a changed
-Secret value, then `helm upgrade`) or an offline render that generated new ones; the first
-upgrade after install reads back the passwords the install generated and keeps the finished Job.
-Usage: include "commons.provisioner.passwordsHash" $
-*/}}
-{{- define "commons.provisioner.passwordsHash" -}}
-{{- $parts := list -}}
-{{- range .Values.tenants }}{{ $parts = append $parts (printf "%s=%s" .namespace (include "commons.provisioner.password" (dict "context" $ "namespace" .namespace))) }}{{ end -}}
-{{- join "\n" $parts | sha256sum | trunc 16 -}}
 {{- end -}}
 
 {{/* commons.provisioner.tenants: the --tenants argument of the provisioner Job: namespace=role,... */}}

@@ -5,7 +5,7 @@
 // docker-save format that go-containerregistry and `ctr images import` read):
 //
 //   - pause: the sandbox container (./pause), from scratch.
-//   - kommons-tools: this module's ./cmd/... (pg-init, s3-init, wait-for-pg,
+//   - kommons-tools: this module's ./cmd/... (pg-init, s3-init, secret-init, wait-for-pg,
 //     postrender) in /usr/local/bin, from scratch, user nonroot (65532).
 //   - hello: the example module's web server (./hello), from scratch.
 //   - minio: the cached MinIO server binary (test/cluster/build.sh minio) as

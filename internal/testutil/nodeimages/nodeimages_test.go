@@ -122,7 +122,7 @@ func TestBuild(t *testing.T) {
 	wants := map[string]want{
 		"pause": {"pause", `^3\.10$`, []string{"/pause"}, "65535:65535", "PATH=/usr/local/sbin", []string{"pause"}},
 		"kommons-tools": {"kommons/kommons-tools", `^dev-[0-9a-f]{12}$`, nil, "65532:65532", "PATH=/usr/local/bin:",
-			[]string{"usr/local/bin/pg-init", "usr/local/bin/s3-init", "usr/local/bin/wait-for-pg", "usr/local/bin/postrender",
+			[]string{"usr/local/bin/pg-init", "usr/local/bin/s3-init", "usr/local/bin/secret-init", "usr/local/bin/wait-for-pg", "usr/local/bin/postrender",
 				"etc/passwd", "etc/group", "etc/ssl/certs/ca-certificates.crt", "tmp"}},
 		"hello": {"kommons/hello", `^dev-[0-9a-f]{12}$`, []string{"/usr/local/bin/hello"}, "65532:65532", "PATH=/usr/local/bin:",
 			[]string{"usr/local/bin/hello", "etc/passwd", "tmp"}},

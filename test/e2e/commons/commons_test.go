@@ -4,7 +4,10 @@
 // Helm 4 CLIs, and checks what a platform team relies on: the bundled data
 // layer becomes ready under the restricted Pod Security level, tenant
 // Secrets and NetworkPolicies exist for tenant namespaces only, upgrades
-// keep every generated password, and uninstalling keeps the data.
+// keep every generated password, and uninstalling keeps the data. No
+// container runs here, so after each install or upgrade the tests do the
+// secret-init Job's work with the real binary, its spec and its
+// ServiceAccount (internal/testutil/secretinitjob).
 package commons
 
 import (
@@ -23,6 +26,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kommons/kommons/internal/testutil/secretinitjob"
 	"github.com/kommons/kommons/internal/testutil/testcluster"
 )
 
@@ -33,6 +37,14 @@ const release = "commons"
 // credentialSecrets are the Secrets (in the commons namespace) that hold data
 // credentials and must survive upgrades and uninstalls unchanged.
 var credentialSecrets = []string{"commons-postgresql-admin", "commons-provisioner", "commons-minio-root", "commons-tenant-s3-keys"}
+
+// generate does the newest secret-init Job's work in ns (see secretinitjob)
+// and returns that Job's name.
+func generate(t *testing.T, c *testcluster.Cluster, ns string) string {
+	t.Helper()
+	secretinitjob.Run(t, c, ns, "app.kubernetes.io/instance="+release+",app.kubernetes.io/component=secret-init")
+	return waitJob(t, c, ns, "secret-init")
+}
 
 // chartDir stages the charts (dependencies built, never in the work tree)
 // and returns the staged charts/commons.
@@ -82,6 +94,7 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 		require.Equal(t, corev1.ClaimBound, pvc.Status.Phase)
 		require.Equal(t, testcluster.DefaultStorageClass, *pvc.Spec.StorageClassName)
 	}
+	siJob := generate(t, c, ns)
 	provJob := waitJob(t, c, ns, "provisioner")
 	waitJob(t, c, ns, "s3-init")
 
@@ -107,19 +120,22 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 	assertNoTenantSecret(t, c, stranger)
 	assertPolicyNamespaces(t, c, ns, imaging, lab)
 
-	// An unchanged upgrade right after install reads back the passwords the
-	// install generated: the finished provisioner Job is kept, not run again.
+	// An unchanged upgrade renders no password: the finished secret-init and
+	// provisioner Jobs are kept, not run again.
 	helm(t, "upgrade", release, chartDir(t, c), "-n", ns, "--wait", "--timeout", "5m",
 		"--set", "tenants[0].namespace="+imaging, "--set", "tenants[0].buckets[0]=dicom",
 		"--set", "tenants[1].namespace="+lab)
+	require.Equal(t, siJob, generate(t, c, ns), "an unchanged upgrade keeps the secret-init Job")
 	require.Equal(t, provJob, waitJob(t, c, ns, "provisioner"), "an unchanged upgrade keeps the provisioner Job")
 
-	// Upgrade: a new tenant; every generated password is kept (lookup).
+	// Upgrade: a new tenant; every generated password is kept (secret-init
+	// never overwrites a generated key).
 	third := c.Namespace(t, "reports")
 	// The whole list is passed: --reuse-values would not merge lists.
 	helm(t, "upgrade", release, chartDir(t, c), "-n", ns, "--wait", "--timeout", "5m",
 		"--set", "tenants[0].namespace="+imaging, "--set", "tenants[0].buckets[0]=dicom",
 		"--set", "tenants[1].namespace="+lab, "--set", "tenants[2].namespace="+third, "--set", "tenants[2].buckets[0]=pdf")
+	require.NotEqual(t, siJob, generate(t, c, ns), "a new tenant runs secret-init again")
 	for _, name := range credentialSecrets {
 		after := secret(t, c, ns, name).Data
 		for k, v := range before[name] {
@@ -136,22 +152,29 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 	provJob2 := waitJob(t, c, ns, "provisioner")
 	require.NotEqual(t, provJob, provJob2, "a new tenant reruns the provisioner")
 
-	// Rotation: a new password in the provisioner Secret, then an upgrade,
-	// runs the provisioner Job again (it sets the role's password) and hands
-	// the new password to that tenant only.
-	rotated := "rotated-" + strings.Repeat("x", 24)
-	c.Kubectl(t, "patch", "secret", "commons-provisioner", "-n", ns, "--type=merge",
-		"-p", `{"stringData":{"`+imaging+`":"`+rotated+`"}}`)
-	helm(t, "upgrade", release, chartDir(t, c), "-n", ns, "--wait", "--timeout", "5m",
+	// Rotation (docs/secret-init.md): delete the key, bump
+	// secretInit.revision: secret-init generates a new password, the
+	// provisioner Job runs again (it sets the role's password) and the new
+	// password reaches that tenant only.
+	old := string(img["PGPASSWORD"])
+	c.Kubectl(t, "patch", "secret", "commons-provisioner", "-n", ns, "--type=json",
+		"-p", `[{"op":"remove","path":"/data/`+imaging+`"}]`)
+	helm(t, "upgrade", release, chartDir(t, c), "-n", ns, "--wait", "--timeout", "5m", "--set", "secretInit.revision=1",
 		"--set", "tenants[0].namespace="+imaging, "--set", "tenants[0].buckets[0]=dicom",
 		"--set", "tenants[1].namespace="+lab, "--set", "tenants[2].namespace="+third, "--set", "tenants[2].buckets[0]=pdf")
+	generate(t, c, ns)
+	rotated := string(secret(t, c, ns, "commons-provisioner").Data[imaging])
+	require.Len(t, rotated, 32)
+	require.NotEqual(t, old, rotated)
 	require.Equal(t, rotated, string(secret(t, c, imaging, "kommons-commons").Data["PGPASSWORD"]), "the tenant Secret carries the rotated password")
 	require.Equal(t, rep["PGPASSWORD"], secret(t, c, third, "kommons-commons").Data["PGPASSWORD"], "other tenants keep theirs")
 	require.NotEqual(t, provJob2, waitJob(t, c, ns, "provisioner"), "a rotated password reruns the provisioner Job")
 	img = secret(t, c, imaging, "kommons-commons").Data
 	waitJob(t, c, ns, "s3-init") // the new spec runs a new s3-init Job
 
-	// Uninstall keeps the data: claims (volumeClaimTemplates) and credential Secrets.
+	// Uninstall keeps the data: claims (volumeClaimTemplates) and credential
+	// Secrets, which Helm never owned; the tenant Secrets too, so modules keep
+	// connecting across a reinstall (docs/secret-init.md: removing a tenant).
 	keptData := map[string]map[string][]byte{}
 	for _, name := range credentialSecrets {
 		keptData[name] = secret(t, c, ns, name).Data
@@ -166,16 +189,17 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, helm func(testing.TB, ...st
 	}
 	_, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "commons-postgresql", metav1.GetOptions{})
 	require.True(t, apierrors.IsNotFound(err), "the StatefulSet is removed: %v", err)
-	assertNoTenantSecret(t, c, imaging)
+	require.Equal(t, img, secret(t, c, imaging, "kommons-commons").Data, "the tenant Secret is kept")
 
 	// Reinstall over the kept data: the same admin password opens the same data directory.
 	helm(t, "install", release, chartDir(t, c), "-n", ns, "--wait", "--timeout", "5m",
 		"--set", "tenants[0].namespace="+imaging, "--set", "tenants[0].buckets[0]=dicom")
+	generate(t, c, ns)
 	for _, name := range credentialSecrets {
 		after := secret(t, c, ns, name).Data
 		for k, v := range keptData[name] {
 			if name == "commons-tenant-s3-keys" && !strings.HasPrefix(k, imaging+".") || name == "commons-provisioner" && k != imaging {
-				continue // only the listed tenants' keys and provisioner passwords are rendered again
+				continue // only the listed tenants' keys are reconciled again
 			}
 			require.Equal(t, string(v), string(after[k]), "%s key %s changed on reinstall", name, k)
 		}
@@ -199,7 +223,8 @@ func TestProvisionerFailureFailsInstall(t *testing.T) {
 				"--set", "jobs.backoffLimit=0", "--set-string", "jobs.podAnnotations."+strings.ReplaceAll(testcluster.FailAnnotation, ".", `\.`)+"=true")
 			require.Error(t, err, "install must fail:\n%s", out)
 			t.Logf("%s failed after %.1fs: %s", tc.name, time.Since(start).Seconds(), strings.TrimSpace(out))
-			require.Contains(t, out, "commons-provisioner-", "the failure names the Job:\n%s", out)
+			// Every Job gets the failure annotation: the first to fail is named.
+			require.Regexp(t, `commons-(provisioner|secret-init)-`, out, "the failure names the Job")
 			require.Contains(t, strings.ToLower(out), "fail")
 		})
 	}

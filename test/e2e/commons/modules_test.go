@@ -37,6 +37,7 @@ func TestCommonsThenTwoModules(t *testing.T) {
 	stranger := c.Namespace(t, "stranger")
 	c.Helm3(t, "install", release, chartDir(t, c), "-n", commonsNS, "--wait", "--timeout", "5m",
 		"--set", "tenants[0].namespace="+teamA, "--set", "tenants[1].namespace="+teamB)
+	generate(t, c, commonsNS)
 
 	module := stageHelloModule(t, c)
 	passwords := map[string]string{}
@@ -68,6 +69,7 @@ func TestCommonsThenTwoModules(t *testing.T) {
 	// Upgrades (commons and a module) keep every generated password.
 	c.Helm3(t, "upgrade", release, chartDir(t, c), "-n", commonsNS, "--wait", "--timeout", "5m",
 		"--set", "tenants[0].namespace="+teamA, "--set", "tenants[1].namespace="+teamB)
+	generate(t, c, commonsNS)
 	c.Helm3(t, "upgrade", "hello", module, "-n", teamA, "--wait", "--wait-for-jobs", "--timeout", "5m")
 	for key, pw := range passwords {
 		ns, name := filepath.Split(key)
