@@ -191,7 +191,7 @@ bundled
 
 {{/* commons.postgresql.sslmode: of the commons Jobs: the bundled server has no TLS configured; a CloudNativePG Cluster's certificate, and an external server's when postgresql.external.tls.ca is set, is checked against its CA (commons.postgresql.caVolume): verify-full (verify-ca when external.sslmode asks for it). */}}
 {{- define "commons.postgresql.sslmode" -}}
-{{- if include "commons.postgresql.cnpg" . }}verify-full{{ else if include "commons.postgresql.bundled" . }}disable{{ else if include "commons.postgresql.externalCA" . }}{{ ternary "verify-ca" "verify-full" (eq .Values.postgresql.external.sslmode "verify-ca") }}{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
+{{- if or (include "commons.postgresql.cnpg" .) (include "commons.postgresql.bundledTLS" .) }}verify-full{{ else if include "commons.postgresql.bundled" . }}disable{{ else if include "commons.postgresql.externalCA" . }}{{ ternary "verify-ca" "verify-full" (eq .Values.postgresql.external.sslmode "verify-ca") }}{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
 {{- end -}}
 
 {{/* commons.postgresql.externalCA: the external server's CA certificate (PEM) when postgresql.external.tls.ca holds one, in external mode; else nothing. */}}
@@ -201,9 +201,30 @@ bundled
 {{- end -}}
 {{- end -}}
 
-{{/* commons.postgresql.hasCA: "true" when the commons Jobs verify the server against a CA (cloudnativepg, or external with tls.ca). */}}
+{{/* commons.postgresql.hasCA: "true" when the commons Jobs verify the server against a CA (cloudnativepg, external with tls.ca, bundled with tls.enabled). */}}
 {{- define "commons.postgresql.hasCA" -}}
-{{- if or (include "commons.postgresql.cnpg" .) (include "commons.postgresql.externalCA" .) }}true{{ end -}}
+{{- if or (include "commons.postgresql.cnpg" .) (include "commons.postgresql.externalCA" .) (include "commons.postgresql.bundledTLS" .) }}true{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.bundledTLS: "true" when the bundled server runs with TLS (postgresql.tls.enabled). */}}
+{{- define "commons.postgresql.bundledTLS" -}}
+{{- if and (include "commons.postgresql.bundled" .) (.Values.postgresql.tls | default dict).enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.tlsSecret: the Secret secret-init issues for the bundled server (tls.crt, tls.key, ca.crt). */}}
+{{- define "commons.postgresql.tlsSecret" -}}
+{{- include "commons.names.component" (dict "context" . "component" "postgresql-tls") -}}
+{{- end -}}
+
+{{/* commons.postgresql.tlsCertificate: the secret-init certificates entry of the bundled server (YAML): every name of the client Service. */}}
+{{- define "commons.postgresql.tlsCertificate" -}}
+{{- $svc := include "commons.names.component" (dict "context" . "component" "postgresql") -}}
+{{- $ns := .Release.Namespace -}}
+{{- toYaml (dict "name" (include "commons.postgresql.tlsSecret" .) "namespace" $ns
+      "labels" (include "commons.secretInit.labels" (dict "context" . "component" "database") | fromYaml)
+      "commonName" (include "commons.postgresql.host" .)
+      "dnsNames" (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (include "commons.postgresql.host" .))
+      "validityDays" (int (.Values.postgresql.tls.validityDays | default 3650))) -}}
 {{- end -}}
 
 {{/* commons.postgresql.caConfigMap: name of the ConfigMap holding postgresql.external.tls.ca (external mode). */}}
@@ -291,6 +312,8 @@ JSON (toYaml would drop the PEM's final newline).
 {{- define "commons.postgresql.tenantCA" -}}
 {{- if include "commons.postgresql.cnpg" . -}}
 {{- toJson (dict "fromSecret" (dict "name" (printf "%s-ca" (include "commons.postgresql.clusterName" .)) "namespace" .Release.Namespace "key" "ca.crt")) -}}
+{{- else if include "commons.postgresql.bundledTLS" . -}}
+{{- toJson (dict "fromSecret" (dict "name" (include "commons.postgresql.tlsSecret" .) "namespace" .Release.Namespace "key" "ca.crt")) -}}
 {{- else if include "commons.postgresql.externalCA" . -}}
 {{- toJson (dict "value" (printf "%s\n" (include "commons.postgresql.externalCA" .))) -}}
 {{- end -}}
@@ -316,6 +339,14 @@ JSON (toYaml would drop the PEM's final newline).
 - name: postgresql-ca
   secret:
     secretName: {{ include "commons.postgresql.clusterName" . }}-ca
+    defaultMode: 0440
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- else if include "commons.postgresql.bundledTLS" . -}}
+- name: postgresql-ca
+  secret:
+    secretName: {{ include "commons.postgresql.tlsSecret" . }}
     defaultMode: 0440
     items:
       - key: ca.crt
