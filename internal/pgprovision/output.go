@@ -27,7 +27,8 @@ type ServerFacts struct {
 type RoleOutput struct {
 	Name         string `json:"name"`
 	PhysicalName string `json:"physicalName"`
-	PasswordFile string `json:"passwordFile"`
+	PasswordFile string `json:"passwordFile,omitempty"`
+	PasswordEnv  string `json:"passwordEnv,omitempty"`
 	Action       Action `json:"action"`
 }
 
@@ -55,7 +56,7 @@ func NewOutput(plan *Plan, cfg *pgx.ConnConfig, rep *Report) Output {
 		return o.Action
 	}
 	for _, r := range plan.Roles {
-		out.Roles = append(out.Roles, RoleOutput{Name: r.Name, PhysicalName: r.Physical, PasswordFile: r.PasswordFile, Action: action(KindRole, r.Physical)})
+		out.Roles = append(out.Roles, RoleOutput{Name: r.Name, PhysicalName: r.Physical, PasswordFile: r.PasswordFile, PasswordEnv: r.PasswordEnv, Action: action(KindRole, r.Physical)})
 	}
 	for _, d := range plan.Databases {
 		out.Databases = append(out.Databases, DatabaseOutput{Name: d.Name, PhysicalName: d.Physical, Owner: d.Owner,

@@ -2,6 +2,7 @@ package pgprovision
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/kommons/kommons/internal/pgnames"
 	"github.com/kommons/kommons/internal/secretfile"
@@ -56,6 +57,33 @@ func ReadPassword(path string) (string, error) {
 	return pw, nil
 }
 
+// ReadPasswordEnv reads a password from environment variable name and checks
+// it (CheckPassword); errors name the variable, never quoting the value.
+func ReadPasswordEnv(name string) (string, error) {
+	pw, ok := os.LookupEnv(name)
+	if !ok {
+		return "", fmt.Errorf("environment variable %s is not set", name)
+	}
+	if pw == "" {
+		return "", fmt.Errorf("environment variable %s is empty", name)
+	}
+	if err := CheckPassword(pw); err != nil {
+		return "", fmt.Errorf("environment variable %s: %w", name, err)
+	}
+	return pw, nil
+}
+
+// rolePassword reads r's password from its file or environment variable and
+// returns the spec field it came from (for errors).
+func rolePassword(r Role) (pw, field string, err error) {
+	if r.PasswordEnv != "" {
+		pw, err = ReadPasswordEnv(r.PasswordEnv)
+		return pw, "passwordEnv", err
+	}
+	pw, err = ReadPassword(r.PasswordFile)
+	return pw, "passwordFile", err
+}
+
 // NewPlan validates spec (whose Scope must be set), derives physical names
 // and reads the password files. Every problem is a *SpecError.
 func NewPlan(source string, spec *Spec) (*Plan, error) {
@@ -84,9 +112,9 @@ func NewPlan(source string, spec *Spec) (*Plan, error) {
 			probs = append(probs, fmt.Sprintf("%s.name: physical name %s clashes with %s", path, pr.Physical, other))
 		}
 		seen[pr.Physical] = path
-		pw, err := ReadPassword(r.PasswordFile)
+		pw, field, err := rolePassword(r)
 		if err != nil {
-			probs = append(probs, fmt.Sprintf("%s.passwordFile: %v", path, err))
+			probs = append(probs, fmt.Sprintf("%s.%s: %v", path, field, err))
 		}
 		pr.password = pw
 		owners[r.Name] = pr.Physical

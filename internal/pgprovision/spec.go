@@ -24,12 +24,16 @@ type Spec struct {
 // written into every object's ownership marker: package scope's.
 type Scope = scope.Scope
 
-// Role is a LOGIN role with a password from a mounted Secret.
+// Role is a LOGIN role with a password from a mounted Secret (PasswordFile)
+// or an environment variable (PasswordEnv, e.g. a Secret key the container's
+// env references): exactly one of the two.
 type Role struct {
 	// Name is the logical name; the physical name is pgnames.Physical(scope, Name).
 	Name string `json:"name"`
 	// PasswordFile holds the password (one trailing newline is ignored).
-	PasswordFile string `json:"passwordFile"`
+	PasswordFile string `json:"passwordFile,omitempty"`
+	// PasswordEnv names the environment variable holding the password.
+	PasswordEnv string `json:"passwordEnv,omitempty"`
 	// ConnectionLimit is the role's CONNECTION LIMIT, -1 to
 	// MaxConnectionLimit; nil or -1 means none.
 	ConnectionLimit *int `json:"connectionLimit,omitempty"`
@@ -86,6 +90,7 @@ func DecodeSpec(source string, data []byte) (*Spec, error) {
 var (
 	extensionName = regexp.MustCompile(`^[a-z0-9_][a-z0-9_-]{0,62}$`)
 	schemaName    = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	envName       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // IsSystemSchema reports whether a schema name belongs to the server:
@@ -111,8 +116,13 @@ func (s *Spec) Validate(source string) error {
 		path := fmt.Sprintf("roles[%d]", i)
 		p.LogicalName(path+".name", r.Name)
 		p.Unique(roles, path+".name", "role", r.Name)
-		if r.PasswordFile == "" {
-			p.Add(path+".passwordFile", "required (a file holding the password, e.g. a mounted Secret)")
+		switch {
+		case r.PasswordFile == "" && r.PasswordEnv == "":
+			p.Add(path+".passwordFile", "required (a file holding the password, e.g. a mounted Secret), or passwordEnv")
+		case r.PasswordFile != "" && r.PasswordEnv != "":
+			p.Add(path+".passwordEnv", "set passwordFile or passwordEnv, not both")
+		case r.PasswordEnv != "" && !envName.MatchString(r.PasswordEnv):
+			p.Add(path+".passwordEnv", "%q is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)", r.PasswordEnv)
 		}
 		if r.ConnectionLimit == nil {
 			none := -1

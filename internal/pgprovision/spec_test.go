@@ -131,6 +131,39 @@ func TestNewPlanPasswordProblemsNeverShowThePassword(t *testing.T) {
 	assert.NotContains(t, err.Error(), "sécret")
 }
 
+func TestNewPlanPasswordEnv(t *testing.T) {
+	t.Setenv("PG_INIT_TEST_PW_OK", "s3cret-from-env")
+	t.Setenv("PG_INIT_TEST_PW_EMPTY", "")
+	t.Setenv("PG_INIT_TEST_PW_BAD", "sécret-ünïcode-long")
+	s := &Spec{Scope: Scope{Namespace: "imaging", Release: "orthanc"}, Roles: []Role{{Name: "ok", PasswordEnv: "PG_INIT_TEST_PW_OK"}}}
+	p, err := NewPlan("spec.yaml", s)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"s3cret-from-env"}, p.Secrets())
+
+	s = &Spec{Scope: Scope{Namespace: "imaging", Release: "orthanc"}, Roles: []Role{
+		{Name: "a", PasswordEnv: "PG_INIT_TEST_PW_EMPTY"}, {Name: "b", PasswordEnv: "PG_INIT_TEST_PW_UNSET_XYZ"}, {Name: "c", PasswordEnv: "PG_INIT_TEST_PW_BAD"}}}
+	_, err = NewPlan("spec.yaml", s)
+	var se *SpecError
+	require.ErrorAs(t, err, &se)
+	require.Len(t, se.Problems, 3, err.Error())
+	assert.Contains(t, se.Problems[0], "roles[0].passwordEnv: environment variable PG_INIT_TEST_PW_EMPTY is empty")
+	assert.Contains(t, se.Problems[1], "roles[1].passwordEnv: environment variable PG_INIT_TEST_PW_UNSET_XYZ is not set")
+	assert.Contains(t, se.Problems[2], "roles[2].passwordEnv: environment variable PG_INIT_TEST_PW_BAD: password has a character outside printable ASCII")
+	assert.NotContains(t, err.Error(), "sécret")
+}
+
+func TestValidatePasswordSource(t *testing.T) {
+	s := &Spec{Scope: Scope{Namespace: "imaging", Release: "orthanc"}, Roles: []Role{
+		{Name: "both", PasswordFile: "/p", PasswordEnv: "PW"}, {Name: "bad", PasswordEnv: "1-PW"}, {Name: "none"}}}
+	err := s.Validate("spec.yaml")
+	var se *SpecError
+	require.ErrorAs(t, err, &se)
+	require.Len(t, se.Problems, 3, err.Error())
+	assert.Contains(t, se.Problems[0], "roles[0].passwordEnv: set passwordFile or passwordEnv, not both")
+	assert.Contains(t, se.Problems[1], `roles[1].passwordEnv: "1-PW" is not an environment variable name`)
+	assert.Contains(t, se.Problems[2], "roles[2].passwordFile: required")
+}
+
 func TestMarkerRoundTrip(t *testing.T) {
 	m := NewMarker(Scope{Namespace: "imaging", Release: "orthanc"}, `o'r"thanc`, ReclaimDelete)
 	got, ok := ParseMarker(m.String())

@@ -6,10 +6,11 @@ package specfile
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -104,13 +105,8 @@ func shapeProblems(t reflect.Type, v any, path string) []string {
 				fields[name] = t.Field(i).Type
 			}
 		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		var out []string
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			ft, ok := fields[k]
 			if !ok {
 				out = append(out, fmt.Sprintf("%s: unknown field %q", joinPath(path, k), k))
@@ -134,13 +130,8 @@ func shapeProblems(t reflect.Type, v any, path string) []string {
 		if !ok {
 			return []string{fmt.Sprintf("%s: must be an object", orRoot(path))}
 		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		var out []string
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			out = append(out, shapeProblems(t.Elem(), m[k], joinPath(path, k))...)
 		}
 		return out

@@ -498,6 +498,17 @@ func runFakeProvisioner(args []string) error {
 	}
 	ctx, cancel := cli.SignalContext(context.Background())
 	defer cancel()
+	// The kwok pods of the charts' secret-init Jobs (testcluster.SecretInitComponent):
+	// commons' credentials, the tenant Secret the data path reads.
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		return err
+	}
+	root, err := testcluster.RepoRoot()
+	if err != nil {
+		return err
+	}
+	go testcluster.RunSecretInitPods(ctx, c.Client(), cfg, root, c.Dir, nil)
 	testcluster.RunProvisioner(ctx, c.Client(), testcluster.ProvisionerName, nil)
 	return nil
 }

@@ -180,6 +180,12 @@ func TestPostgresInitTestHookAgainstPostgreSQL(t *testing.T) {
 	// The provisioner Secret commons renders in the tenant namespace.
 	prov := map[string]map[string]string{"Secret/kommons-commons": {"PGHOST": "commons-postgresql.commons.svc.cluster.local",
 		"PGPORT": "5432", "PGSSLMODE": "disable", "PGUSER": pgtest.AdminUser, "PGPASSWORD": s.AdminPassword(), "PGDATABASE": "postgres"}}
+	// The connection Secrets the Job's secret-init init container writes.
+	for id, data := range m.SecretInitRun(t, "commons", "billing-pg-secret-init", map[string]map[string]string{"commons/kommons-commons": prov["Secret/kommons-commons"]}) {
+		prov["Secret/"+strings.TrimPrefix(id, "commons/")] = data
+	}
+	pw := prov["Secret/billing-pg-app"]["password"]
+	require.NotEmpty(t, pw)
 	out, err := runContainer(t, bin, m, p.Spec, c, s, prov)
 	require.Error(t, err, "the role's login before pg-init ran:\n%s", out)
 	job := render.Decode[batchv1.Job](t, m.One(t, "Job", "billing-pg-init-"))
@@ -187,7 +193,6 @@ func TestPostgresInitTestHookAgainstPostgreSQL(t *testing.T) {
 	require.NoError(t, err, "pg-init Job:\n%s", out)
 	out, err = runContainer(t, bin, m, p.Spec, c, s, prov)
 	require.NoError(t, err, "the role's login after pg-init:\n%s", out)
-	pw := secretData(t, m.MustGet(t, "Secret", "commons", "billing-pg-app"))["password"]
 	assert.NotContains(t, out, pw)
 }
 
@@ -217,8 +222,8 @@ func TestOrthancTestHook(t *testing.T) {
 	assert.Equal(t, "pacs-orthanc-auth", env["ORTHANC_TIERING_USER"].ValueFrom.SecretKeyRef.Name)
 	assert.Equal(t, "username", env["ORTHANC_TIERING_USER"].ValueFrom.SecretKeyRef.Key)
 	assert.Equal(t, "password", env["ORTHANC_TIERING_PASSWORD"].ValueFrom.SecretKeyRef.Key)
-	auth := secretData(t, m.MustGet(t, "Secret", "imaging", "pacs-orthanc-auth"))
-	assert.NotEmpty(t, auth["username"])
+	auth := m.SecretInitRun(t, "imaging", "pacs-orthanc-secret-init", nil)["imaging/pacs-orthanc-auth"]
+	assert.NotEmpty(t, auth["username"], "the account the secret-init Job writes")
 
 	np := render.Decode[networkingv1.NetworkPolicy](t, m.MustGet(t, "NetworkPolicy", "imaging", "pacs-orthanc"))
 	selected := true

@@ -19,9 +19,11 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 )
 
 const orthancNS = "imaging"
@@ -192,24 +194,22 @@ func TestOrthancDefaults(t *testing.T) {
 	m.MustGet(t, "NetworkPolicy", orthancNS, "pacs-orthanc")
 }
 
-// TestOrthancNoSecretOutsideSecrets: no password of any rendered Secret
-// appears in a ConfigMap or a pod spec.
+// TestOrthancNoSecretOutsideSecrets: the chart renders no Secret (every
+// credential is generated in the cluster), and none of the values its
+// secret-init Jobs would generate could appear in what it renders.
 func TestOrthancNoSecretOutsideSecrets(t *testing.T) {
 	m := orthancRender(t, map[string]any{"storage": map[string]any{"type": "s3", "s3": map[string]any{"encryption": map[string]any{"enabled": true}}}})
+	assert.Empty(t, m.ByKind("Secret"), "no Secret rendered: generated in the cluster")
 	var secrets []string
-	for _, o := range m.ByKind("Secret") {
-		s := Decode[corev1.Secret](t, o)
-		for k, v := range s.Data {
-			if k == "password" || k == "master-key" || k == "uri" || k == "pgpass" || k == "jdbc-uri" {
-				secrets = append(secrets, string(v))
+	for _, data := range orthancGenerated(t, m, nil) {
+		for k, v := range data {
+			if k == "password" || k == "master-key" {
+				secrets = append(secrets, v)
 			}
 		}
 	}
-	require.NotEmpty(t, secrets)
+	require.Len(t, secrets, 2, "the account's password and the master key")
 	for _, o := range m.Objects {
-		if o.Kind == "Secret" {
-			continue
-		}
 		for _, s := range secrets {
 			assert.NotContains(t, string(o.YAML), s, "%s %s carries a secret value", o.Kind, o.Name)
 			assert.NotContains(t, string(o.YAML), base64.StdEncoding.EncodeToString([]byte(s)), "%s %s carries a secret value (base64)", o.Kind, o.Name)
@@ -220,14 +220,12 @@ func TestOrthancNoSecretOutsideSecrets(t *testing.T) {
 
 func TestOrthancGeneratedSecrets(t *testing.T) {
 	m := orthancRender(t, map[string]any{"storage": map[string]any{"s3": map[string]any{"encryption": map[string]any{"enabled": true, "keyId": 3}}}})
-	auth := Decode[corev1.Secret](t, m.MustGet(t, "Secret", orthancNS, "pacs-orthanc-auth"))
-	assert.Equal(t, "keep", auth.Annotations["helm.sh/resource-policy"])
-	assert.Equal(t, "admin", string(auth.Data["username"]))
-	assert.Regexp(t, `^[A-Za-z0-9]{32}$`, string(auth.Data["password"]))
-
-	key := Decode[corev1.Secret](t, m.MustGet(t, "Secret", orthancNS, "pacs-orthanc-s3-encryption"))
-	assert.Equal(t, "keep", key.Annotations["helm.sh/resource-policy"])
-	raw, err := base64.StdEncoding.DecodeString(string(key.Data["master-key"]))
+	assert.Empty(t, m.ByKind("Secret"))
+	generated := orthancGenerated(t, m, nil)
+	auth := generated["Secret/pacs-orthanc-auth"]
+	assert.Equal(t, "admin", auth["username"])
+	assert.Regexp(t, `^[A-Za-z0-9]{32}$`, auth["password"])
+	raw, err := base64.StdEncoding.DecodeString(generated["Secret/pacs-orthanc-s3-encryption"]["master-key"])
 	require.NoError(t, err, "the master key file holds base64")
 	assert.Len(t, raw, 32, "AES-256 key")
 
@@ -240,6 +238,36 @@ func TestOrthancGeneratedSecrets(t *testing.T) {
 		mounted = mounted || (vm.Name == "encryption" && vm.MountPath == "/etc/orthanc-secrets/encryption" && vm.ReadOnly)
 	}
 	assert.True(t, mounted, "master key mounted where MasterKey points")
+
+	// The secret-init Job: its own ServiceAccount, allowed to write only
+	// these two Secrets; its pod is outside Orthanc's NetworkPolicy (it
+	// talks to the API server) and under its own.
+	job := Decode[batchv1.Job](t, m.One(t, "Job", "pacs-orthanc-secret-init-"))
+	pod := job.Spec.Template.Spec
+	assert.Equal(t, "pacs-orthanc-secret-init", pod.ServiceAccountName)
+	require.NotNil(t, pod.AutomountServiceAccountToken)
+	assert.False(t, *pod.AutomountServiceAccountToken, "only the secret-init container mounts a token")
+	role := Decode[rbacv1.Role](t, m.MustGet(t, "Role", orthancNS, "pacs-orthanc-secret-init"))
+	var names []string
+	for _, r := range role.Rules {
+		names = append(names, r.ResourceNames...)
+	}
+	assert.ElementsMatch(t, []string{"pacs-orthanc-auth", "pacs-orthanc-s3-encryption"}, names)
+	np := Decode[networkingv1.NetworkPolicy](t, m.MustGet(t, "NetworkPolicy", orthancNS, "pacs-orthanc"))
+	selected := true
+	for k, v := range np.Spec.PodSelector.MatchLabels {
+		selected = selected && job.Spec.Template.Labels[k] == v
+	}
+	assert.False(t, selected, "Orthanc's egress policy would cut secret-init off the API server")
+	own := Decode[networkingv1.NetworkPolicy](t, m.MustGet(t, "NetworkPolicy", orthancNS, "pacs-orthanc-secret-init"))
+	for k, v := range own.Spec.PodSelector.MatchLabels {
+		assert.Equal(t, v, job.Spec.Template.Labels[k], k)
+	}
+
+	// With existing Secrets, nothing to generate: no Job.
+	m = orthancRender(t, map[string]any{"auth": map[string]any{"existingSecret": "mine"}})
+	_, ok := m.Get("ConfigMap", orthancNS, "pacs-orthanc-secret-init")
+	assert.False(t, ok)
 }
 
 func TestOrthancConfigDeepMerge(t *testing.T) {
@@ -565,6 +593,7 @@ func TestOrthancRefusesHybridMigrationWithEncryption(t *testing.T) {
 // files its ConfigMap volume mounts.
 func orthancStartConfig(t *testing.T, m *Manifest, name string, secrets map[string]map[string]string) map[string]any {
 	t.Helper()
+	secrets = orthancGenerated(t, m, secrets)
 	d := orthancDeployment(t, m, name)
 	c := orthancContainer(t, d)
 	env := map[string]string{}
@@ -593,6 +622,34 @@ func orthancStartConfig(t *testing.T, m *Manifest, name string, secrets map[stri
 	var cfg map[string]any
 	require.NoError(t, json.Unmarshal(raw, &cfg))
 	return cfg
+}
+
+// orthancGenerated adds to secrets ("Secret/<name>" -> data) the Secrets the
+// chart's secret-init Job writes (the account, the S3 master key) and, when
+// secrets holds the tenant Secret, the role's connection Secret the pg-init
+// Job's init container writes, as runs on a cluster without them would.
+func orthancGenerated(t *testing.T, m *Manifest, secrets map[string]map[string]string) map[string]map[string]string {
+	t.Helper()
+	out := map[string]map[string]string{}
+	for k, v := range secrets {
+		out[k] = v
+	}
+	existing := map[string]map[string]string{}
+	for k, v := range secrets {
+		existing[orthancNS+"/"+strings.TrimPrefix(k, "Secret/")] = v
+	}
+	for _, cm := range []string{"pacs-pg-secret-init", "pacs-orthanc-secret-init"} { // postgres-init's, Orthanc's
+		if _, ok := m.Get("ConfigMap", orthancNS, cm); !ok {
+			continue
+		}
+		if _, ok := existing[orthancNS+"/kommons-commons"]; !ok && cm == "pacs-pg-secret-init" {
+			continue // the role's Secret copies the tenant Secret's connection facts
+		}
+		for id, data := range m.SecretInitRun(t, orthancNS, cm, existing) {
+			out["Secret/"+strings.TrimPrefix(id, orthancNS+"/")] = data
+		}
+	}
+	return out
 }
 
 // TestOrthancS3AddressingFromTenant: storage.s3.virtualAddressing unset takes
@@ -703,7 +760,7 @@ func TestOrthancGlobalImagePullSecrets(t *testing.T) {
 				}
 				assert.Equal(t, want, pod.ImagePullSecrets, name)
 			}
-			assert.Equal(t, 1, jobs, "the pg-init Job")
+			assert.Equal(t, 2, jobs, "the pg-init Job and the secret-init Job")
 		})
 	}
 	for name, pod := range orthancPodSpecs(t, orthancRender(t, nil)) {

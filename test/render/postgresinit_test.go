@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kommons/kommons/internal/pgnames"
@@ -172,20 +174,46 @@ func pgiJob(t *testing.T, m *pgiManifests) *batchv1.Job {
 	return &j
 }
 
+// pgiSpec is pg-init's spec (the ConfigMap <prefix>-init-spec).
 func pgiSpec(t *testing.T, m *pgiManifests) *pgprovision.Spec {
-	var cm corev1.ConfigMap
-	m.One(t, "ConfigMap").Into(t, &cm)
-	spec, err := pgprovision.DecodeSpec("rendered ConfigMap", []byte(cm.Data["spec.yaml"]))
-	require.NoError(t, err)
+	var spec *pgprovision.Spec
+	for _, d := range m.ByKind("ConfigMap") {
+		if strings.HasSuffix(d.Name, "-init-spec") {
+			var cm corev1.ConfigMap
+			d.Into(t, &cm)
+			var err error
+			spec, err = pgprovision.DecodeSpec("rendered ConfigMap", []byte(cm.Data["spec.yaml"]))
+			require.NoError(t, err)
+		}
+	}
+	require.NotNil(t, spec, "no pg-init spec ConfigMap rendered (have %v)", m.names())
 	return spec
 }
 
-func pgiSecretData(t *testing.T, d pgiDoc) map[string]string {
-	var s corev1.Secret
-	d.Into(t, &s)
-	out := map[string]string{}
-	for k, v := range s.Data {
-		out[k] = string(v)
+// pgiTenantSecret is the tenant Secret charts/commons gives a namespace.
+func pgiTenantSecret(ns string) map[string]map[string]string {
+	return map[string]map[string]string{ns + "/kommons-commons": {
+		"PGHOST": "commons-postgresql.commons.svc.cluster.local", "PGPORT": "5432", "PGSSLMODE": "disable",
+		"PGUSER": "kommons_tenant", "PGPASSWORD": "provisioner-Pw-123", "PGDATABASE": "postgres"}}
+}
+
+// pgiSecretInit is what the Job's secret-init init container writes from
+// the rendered spec (ConfigMap <prefix>-secret-init) on a cluster holding
+// existing (namespace/name -> data), by Secret name.
+func pgiSecretInit(t *testing.T, m *pgiManifests, ns string, existing map[string]map[string]string) map[string]map[string]string {
+	t.Helper()
+	var cm corev1.ConfigMap
+	found := false
+	for _, d := range m.ByKind("ConfigMap") {
+		if strings.HasSuffix(d.Name, "-secret-init") {
+			d.Into(t, &cm)
+			found = true
+		}
+	}
+	require.True(t, found, "no secret-init spec ConfigMap rendered (have %v)", m.names())
+	out := map[string]map[string]string{}
+	for id, data := range SecretInitRun(t, cm.Name, ns, cm.Data["spec.yaml"], existing) {
+		out[strings.TrimPrefix(id, ns+"/")] = data
 	}
 	return out
 }
@@ -200,7 +228,9 @@ func TestPostgresInitDefaults(t *testing.T) {
 			others = append(others, n)
 		}
 	}
-	assert.Equal(t, []string{"ConfigMap/billing-pg-init-spec", "NetworkPolicy/billing-pg-init", "NetworkPolicy/billing-pg-test", "Pod/billing-pg-test", "Secret/billing-pg-app"}, others)
+	assert.Equal(t, []string{"ConfigMap/billing-pg-init-spec", "ConfigMap/billing-pg-secret-init", "NetworkPolicy/billing-pg-init", "NetworkPolicy/billing-pg-test",
+		"Pod/billing-pg-test", "Role/billing-pg-secret-init", "RoleBinding/billing-pg-secret-init", "ServiceAccount/billing-pg-secret-init"}, others,
+		"no Secret: the connection Secret is written in the cluster by secret-init")
 	assert.Len(t, m.ByKind("Job"), 1)
 
 	job := pgiJob(t, m)
@@ -257,32 +287,62 @@ func TestPostgresInitDefaults(t *testing.T) {
 	assert.Equal(t, pgprovision.Scope{Namespace: "sandbox", Release: "billing"}, spec.Scope)
 	require.Len(t, spec.Roles, 1)
 	assert.Equal(t, "app", spec.Roles[0].Name)
-	assert.Equal(t, "/etc/pg-init/passwords/app/password", spec.Roles[0].PasswordFile)
+	assert.Equal(t, "PG_INIT_PASSWORD_APP", spec.Roles[0].PasswordEnv)
+	assert.Empty(t, spec.Roles[0].PasswordFile)
 	require.NoError(t, spec.Validate("rendered"))
 
-	// The password file path in the spec is where the Job mounts the Secret.
-	var projected *corev1.ProjectedVolumeSource
+	// The password reaches pg-init through env (resolved when pg-init
+	// starts, after the init container wrote the Secret), never a volume
+	// (set up before init containers run).
+	require.Contains(t, env, "PG_INIT_PASSWORD_APP")
+	ref := env["PG_INIT_PASSWORD_APP"].ValueFrom.SecretKeyRef
+	assert.Equal(t, "billing-pg-app", ref.Name)
+	assert.Equal(t, "password", ref.Key)
 	for _, v := range pod.Volumes {
-		if v.Projected != nil {
-			projected = v.Projected
+		if v.Name == "postgres-ca" && v.Secret != nil && v.Secret.SecretName == "kommons-commons" {
+			continue // the tenant Secret's CA: commons writes that Secret, never this pod
+		}
+		assert.Nil(t, v.Secret, "volume %s: no Secret volume in the pod whose init container writes it", v.Name)
+	}
+
+	// The init container: secret-init with the spec, under its own
+	// ServiceAccount, whose token only that container mounts.
+	require.Len(t, pod.InitContainers, 1)
+	ic := pod.InitContainers[0]
+	assert.Equal(t, "secret-init", ic.Name)
+	assert.Equal(t, c.Image, ic.Image)
+	assert.Equal(t, "billing-pg-secret-init", pod.ServiceAccountName)
+	for _, vm := range c.VolumeMounts {
+		assert.NotEqual(t, "/var/run/secrets/kubernetes.io/serviceaccount", vm.MountPath, "pg-init gets no API token")
+	}
+	var role rbacv1.Role
+	m.Named(t, "Role", "billing-pg-secret-init").Into(t, &role)
+	var written, read []string
+	for _, r := range role.Rules {
+		switch {
+		case slices.Contains(r.Verbs, "patch"):
+			written = r.ResourceNames
+		case len(r.ResourceNames) > 0:
+			read = r.ResourceNames
 		}
 	}
-	require.NotNil(t, projected)
-	require.Len(t, projected.Sources, 1)
-	assert.Equal(t, "billing-pg-app", projected.Sources[0].Secret.Name)
-	assert.Equal(t, "app/password", projected.Sources[0].Secret.Items[0].Path)
+	assert.Equal(t, []string{"billing-pg-app"}, written, "get/patch only the Secrets it writes")
+	assert.Equal(t, []string{"kommons-commons"}, read, "get only the Secrets it reads")
 
-	// The credentials Secret: CloudNativePG -app layout, kept on uninstall.
-	sec := m.Named(t, "Secret", "billing-pg-app")
-	md := sec.Object["metadata"].(map[string]any)
-	assert.Equal(t, "keep", md["annotations"].(map[string]any)["helm.sh/resource-policy"])
-	data := pgiSecretData(t, sec)
-	for _, k := range []string{"username", "password", "host", "port", "dbname", "uri", "jdbc-uri", "pgpass"} {
+	// The credentials Secret secret-init writes: CloudNativePG -app layout.
+	data := pgiSecretInit(t, m, "sandbox", pgiTenantSecret("sandbox"))["billing-pg-app"]
+	for _, k := range []string{"username", "user", "password", "host", "port", "sslmode", "dbname", "uri", "jdbc-uri", "pgpass"} {
 		assert.Contains(t, data, k)
 	}
 	assert.Equal(t, "sandbox_billing_app", data["username"])
 	assert.Equal(t, "sandbox_billing_app", data["dbname"])
+	assert.Equal(t, "commons-postgresql.commons.svc.cluster.local", data["host"], "host from the tenant Secret, in the cluster")
+	assert.Equal(t, "5432", data["port"])
+	assert.Equal(t, "disable", data["sslmode"])
 	assert.Regexp(t, `^[A-Za-z0-9]{32}$`, data["password"])
+	for _, d := range m.Docs {
+		assert.NotContains(t, d.YAML, data["password"], "%s/%s", d.Kind, d.Name)
+	}
 }
 
 func TestPostgresInitConnectionSecretLayout(t *testing.T) {
@@ -290,7 +350,8 @@ func TestPostgresInitConnectionSecretLayout(t *testing.T) {
 		"connection": map[string]any{"host": "pg.commons.svc", "port": 6432, "sslmode": "require"},
 		"roles":      []any{map[string]any{"name": "app"}, map[string]any{"name": "reader", "database": "app"}},
 	})
-	data := pgiSecretData(t, m.Named(t, "Secret", "shop-pg-reader"))
+	written := pgiSecretInit(t, m, "tenant1", nil)
+	data := written["shop-pg-reader"]
 	pw := data["password"]
 	assert.Equal(t, "tenant1_shop_reader", data["username"])
 	assert.Equal(t, "tenant1_shop_app", data["dbname"], "roles[].database picks the connection database")
@@ -304,7 +365,46 @@ func TestPostgresInitConnectionSecretLayout(t *testing.T) {
 	assert.Equal(t, "jdbc:postgresql://pg.commons.svc:6432/tenant1_shop_app?password="+pw+"&user=tenant1_shop_reader&sslmode=require", data["jdbc-uri"])
 	assert.Equal(t, "pg.commons.svc:6432:tenant1_shop_app:tenant1_shop_reader:"+pw+"\n", data["pgpass"])
 	// Two roles, two independent passwords.
-	assert.NotEqual(t, pw, pgiSecretData(t, m.Named(t, "Secret", "shop-pg-app"))["password"])
+	assert.NotEqual(t, pw, written["shop-pg-app"]["password"])
+
+	// A password needing escapes: the templates escape it as the chart did.
+	written = pgiSecretInit(t, m, "tenant1", map[string]map[string]string{
+		"tenant1/shop-pg-reader": {"password": `p@ss:w/o\rd 1`}})
+	data = written["shop-pg-reader"]
+	assert.Equal(t, `p@ss:w/o\rd 1`, data["password"], "an existing password is kept")
+	assert.Equal(t, "postgresql://tenant1_shop_reader:p%40ss%3Aw%2Fo%5Crd%201@pg.commons.svc:6432/tenant1_shop_app?sslmode=require", data["uri"])
+	u, err = url.Parse(data["uri"])
+	require.NoError(t, err)
+	upw, _ = u.User.Password()
+	assert.Equal(t, `p@ss:w/o\rd 1`, upw)
+	assert.Equal(t, `pg.commons.svc:6432:tenant1_shop_app:tenant1_shop_reader:p@ss\:w/o\\rd 1`+"\n", data["pgpass"])
+}
+
+// TestPostgresInitConnectionSecrets: extra connection Secrets (values
+// connectionSecrets) copy the role's password, so both always agree; a role
+// with existingSecret copies it from there.
+func TestPostgresInitConnectionSecrets(t *testing.T) {
+	m := pgiMustRender(t, pgiChart(t), "shop", "tenant1", map[string]any{
+		"roles": []any{map[string]any{"name": "app"}, map[string]any{"name": "ext", "existingSecret": "mine", "existingSecretPasswordKey": "pw", "database": "app"}},
+		"connectionSecrets": []any{
+			map[string]any{"name": "{{ .Release.Name }}-database", "role": "app"},
+			map[string]any{"name": "ext-conn", "role": "ext"},
+		},
+	})
+	written := pgiSecretInit(t, m, "tenant1", map[string]map[string]string{
+		"tenant1/kommons-commons": pgiTenantSecret("tenant1")["tenant1/kommons-commons"],
+		"tenant1/mine":            {"pw": "my-Own-password-1"}})
+	require.Contains(t, written, "shop-database", "name rendered with tpl")
+	assert.Equal(t, written["shop-pg-app"]["password"], written["shop-database"]["password"])
+	assert.Equal(t, written["shop-pg-app"]["uri"], written["shop-database"]["uri"])
+	assert.Equal(t, "my-Own-password-1", written["ext-conn"]["password"])
+	assert.Equal(t, "tenant1_shop_ext", written["ext-conn"]["username"])
+	assert.NotContains(t, written, "mine", "an existingSecret is only read")
+
+	_, err := pgiRender(t, pgiChart(t), "shop", "tenant1", map[string]any{
+		"connectionSecrets": []any{map[string]any{"name": "x", "role": "ghost"}}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `role "ghost" is not in the postgres-init values' roles`)
 }
 
 func TestPostgresInitJobNameHash(t *testing.T) {
@@ -372,10 +472,11 @@ func TestPostgresInitHookMode(t *testing.T) {
 		ann := d.Object["metadata"].(map[string]any)["annotations"].(map[string]any)
 		assert.Equal(t, "pre-install,pre-upgrade", ann["helm.sh/hook"], d.Name)
 		assert.Equal(t, "before-hook-creation", ann["helm.sh/hook-delete-policy"], d.Name)
-		weights[d.Kind] = fmt.Sprint(ann["helm.sh/hook-weight"])
+		weights[d.Kind+"/"+d.Name] = fmt.Sprint(ann["helm.sh/hook-weight"])
 	}
-	assert.Equal(t, map[string]string{"Secret": "-10", "ConfigMap": "-5", "Job": "0"}, weights,
-		"Secrets and spec exist before the Job runs")
+	assert.Equal(t, map[string]string{"ConfigMap/billing-pg-init-spec": "-5", "ConfigMap/billing-pg-secret-init": "-10", "Job/billing-pg-init": "0",
+		"ServiceAccount/billing-pg-secret-init": "-10", "Role/billing-pg-secret-init": "-10", "RoleBinding/billing-pg-secret-init": "-10"}, weights,
+		"secret-init's access and both specs exist before the Job runs")
 	assert.Equal(t, "billing-pg-init", pgiJob(t, m).Name, "hooks are replaced by name (before-hook-creation)")
 }
 
@@ -383,16 +484,21 @@ func TestPostgresInitExistingSecret(t *testing.T) {
 	m := pgiMustRender(t, pgiChart(t), "billing", "sandbox", map[string]any{
 		"roles": []any{map[string]any{"name": "app", "existingSecret": "mine", "existingSecretPasswordKey": "pw"}},
 	})
-	assert.Empty(t, m.ByKind("Secret"), "no generated Secret for a role with existingSecret")
+	assert.Empty(t, m.ByKind("Secret"), "no Secret rendered")
+	assert.Empty(t, m.ByKind("ServiceAccount"), "nothing for secret-init to write")
 	job := pgiJob(t, m)
-	for _, v := range job.Spec.Template.Spec.Volumes {
-		if v.Projected != nil {
-			s := v.Projected.Sources[0].Secret
-			assert.Equal(t, "mine", s.Name)
-			assert.Equal(t, "pw", s.Items[0].Key)
-			assert.Equal(t, "app/password", s.Items[0].Path)
+	pod := job.Spec.Template.Spec
+	assert.Empty(t, pod.InitContainers)
+	assert.Empty(t, pod.ServiceAccountName)
+	var ref *corev1.SecretKeySelector
+	for _, e := range pod.Containers[0].Env {
+		if e.Name == "PG_INIT_PASSWORD_APP" {
+			ref = e.ValueFrom.SecretKeyRef
 		}
 	}
+	require.NotNil(t, ref)
+	assert.Equal(t, "mine", ref.Name)
+	assert.Equal(t, "pw", ref.Key)
 }
 
 func TestPostgresInitMultiRoleSpec(t *testing.T) {
@@ -425,7 +531,7 @@ func TestPostgresInitMultiRoleSpec(t *testing.T) {
 	assert.Empty(t, pgiMustRender(t, pgiChart(t), "billing", "sandbox", vals).ByKind("NetworkPolicy"))
 
 	// Hashed physical names agree with pg-init's Go function.
-	data := pgiSecretData(t, m.Named(t, "Secret", "billing-pg-reporting"))
+	data := pgiSecretInit(t, m, "sandbox", nil)["billing-pg-reporting"]
 	want, err := pgnames.Physical("sandbox-7", "Billing.v2", "reporting")
 	require.NoError(t, err)
 	assert.Equal(t, want, data["username"])
@@ -545,7 +651,7 @@ func TestHelloModuleUsesLibrary(t *testing.T) {
 			// The Job provisions exactly the names the module connects with.
 			spec := pgiSpec(t, m)
 			assert.Equal(t, pgprovision.Scope{Namespace: tc.ns, Release: scopeRelease}, spec.Scope)
-			data := pgiSecretData(t, m.Named(t, "Secret", secretName))
+			data := pgiSecretInit(t, m, tc.ns, pgiTenantSecret(tc.ns))[secretName]
 			assert.Equal(t, wantRole, data["username"])
 			assert.Equal(t, wantRole, data["dbname"])
 		})
@@ -642,6 +748,9 @@ func TestPostgresInitCAConvention(t *testing.T) {
 		require.NotNil(t, vol.Secret.Optional, kind)
 		assert.True(t, *vol.Secret.Optional, "%s: tenants without a CA keep working", kind)
 		for _, c := range append(append([]corev1.Container{}, pod.InitContainers...), pod.Containers...) {
+			if c.Name == "secret-init" {
+				continue // writes Secrets; never connects to PostgreSQL
+			}
 			var env *corev1.EnvVar
 			for i := range c.Env {
 				if c.Env[i].Name == "PGSSLROOTCERT" {
@@ -667,8 +776,9 @@ func TestPostgresInitCAConvention(t *testing.T) {
 	m = pgiMustRender(t, pgiChart(t), "shop", "tenant1", map[string]any{
 		"connection": map[string]any{"host": "pg.commons.svc", "port": 5432, "sslmode": "verify-full", "sslrootcert": "/etc/kommons/postgres-ca/ca.crt"},
 	})
-	data := pgiSecretData(t, m.Named(t, "Secret", "shop-pg-app"))
+	data := pgiSecretInit(t, m, "tenant1", nil)["shop-pg-app"]
 	pw := data["password"]
+	assert.Equal(t, "/etc/kommons/postgres-ca/ca.crt", data["sslrootcert"])
 	assert.Equal(t, "postgresql://tenant1_shop_app:"+pw+"@pg.commons.svc:5432/tenant1_shop_app?sslmode=verify-full&sslrootcert=/etc/kommons/postgres-ca/ca.crt", data["uri"])
 	assert.Equal(t, "jdbc:postgresql://pg.commons.svc:5432/tenant1_shop_app?password="+pw+"&user=tenant1_shop_app&sslmode=verify-full&sslrootcert=/etc/kommons/postgres-ca/ca.crt", data["jdbc-uri"])
 	cfg, err := pgx.ParseConfig(strings.Replace(data["uri"], "/etc/kommons/postgres-ca/ca.crt", writeTestCA(t), 1))

@@ -181,18 +181,13 @@ Helm keeps its release records in Secrets of this namespace. */ -}}
     secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.sslrootcert | quote }}, optional: true}
 {{- end -}}
 
-{{/* postgres-init.passwordPath (role name): where the Job reads a role's password. */}}
-{{- define "postgres-init.passwordPath" -}}
-{{- printf "/etc/pg-init/passwords/%s/password" . -}}
-{{- end -}}
-
 {{/* postgres-init.specYAML (ctx): pg-init's spec file, one-to-one from the values. */}}
 {{- define "postgres-init.specYAML" -}}
 {{- $roles := list -}}
 {{- range .Values.roles -}}
 {{- $limit := -1 -}}
 {{- if and (hasKey . "connectionLimit") (not (kindIs "invalid" .connectionLimit)) -}}{{- $limit = int .connectionLimit -}}{{- end -}}
-{{- $roles = append $roles (dict "name" .name "passwordFile" (include "postgres-init.passwordPath" .name) "connectionLimit" $limit "reclaimPolicy" (.reclaimPolicy | default "retain")) -}}
+{{- $roles = append $roles (dict "name" .name "passwordEnv" (include "postgres-init.passwordEnv" .name) "connectionLimit" $limit "reclaimPolicy" (.reclaimPolicy | default "retain")) -}}
 {{- end -}}
 {{- $dbs := list -}}
 {{- range .Values.databases -}}
@@ -254,13 +249,22 @@ template:
 {{- define "postgres-init.jobPodSpec" -}}
 {{- $ctx := . -}}
 {{- $p := .Values.provisioner -}}
+{{- $secretInit := include "postgres-init.secretInitSpec" . -}}
 restartPolicy: Never
 automountServiceAccountToken: false
 enableServiceLinks: false
+{{- if $secretInit }}
+serviceAccountName: {{ include "postgres-init.secretInitName" . }}
+{{- end }}
 {{- include "kommons-common.images.pullSecrets" (dict "secrets" .Values.imagePullSecrets "global" .Values.global) }}
 securityContext:
   {{- toYaml .Values.job.podSecurityContext | nindent 2 }}
 {{- include "kommons-common.scheduling" (dict "values" .Values.job) }}
+{{- if $secretInit }}
+initContainers:
+  {{- /* Writes the roles' connection Secrets (passwords generated once, in the cluster). */}}
+  {{- include "kommons-common.secretInit.container" (dict "image" (include "postgres-init.image" . | quote) "pullPolicy" .Values.image.pullPolicy "securityContext" .Values.job.securityContext "resources" .Values.job.resources "deadline" .Values.job.deadline) | nindent 2 }}
+{{- end }}
 containers:
   - name: pg-init
     image: {{ include "postgres-init.image" . | quote }}
@@ -300,16 +304,19 @@ containers:
         valueFrom:
           secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ . | quote }}}
       {{- end }}
+      {{- /* Each role's password through env, resolved when this container
+      starts, after secret-init wrote the Secrets (a Secret volume would be
+      set up before the init container runs). */}}
+      {{- range .Values.roles }}
+      - name: {{ include "postgres-init.passwordEnv" .name }}
+        valueFrom:
+          secretKeyRef: {name: {{ include "postgres-init.roleSecretName" (dict "ctx" $ctx "role" .) | quote }}, key: {{ include "postgres-init.rolePasswordKey" . | quote }}}
+      {{- end }}
     volumeMounts:
       - name: spec
         mountPath: /etc/pg-init/spec
         readOnly: true
       {{- include "postgres-init.caVolumeMount" (dict) | nindent 6 }}
-      {{- if .Values.roles }}
-      - name: passwords
-        mountPath: /etc/pg-init/passwords
-        readOnly: true
-      {{- end }}
     securityContext:
       {{- toYaml .Values.job.securityContext | nindent 6 }}
     resources:
@@ -319,17 +326,7 @@ volumes:
     configMap:
       name: {{ include "postgres-init.prefix" . }}-init-spec
   {{- include "postgres-init.caVolumeOf" (dict "ctx" .) | nindent 2 }}
-  {{- if .Values.roles }}
-  - name: passwords
-    projected:
-      defaultMode: 0440
-      sources:
-        {{- range .Values.roles }}
-        - secret:
-            name: {{ include "postgres-init.roleSecretName" (dict "ctx" $ctx "role" .) }}
-            items:
-              - key: {{ include "postgres-init.rolePasswordKey" . }}
-                path: {{ .name }}/password
-        {{- end }}
+  {{- if $secretInit }}
+  {{- include "kommons-common.secretInit.volumes" (dict "configMap" (include "postgres-init.secretInitName" .)) | nindent 2 }}
   {{- end }}
 {{- end -}}

@@ -185,79 +185,25 @@ then cannot use a tenant's verify-full).
 {{- end -}}
 
 {{/*
-postgres-init.connectionSecret: a Secret in CloudNativePG's `-app` layout
-(username, password, host, port, dbname, uri, jdbc-uri, pgpass) for role
-"role" on "database" (default: the role's database, else the first it owns).
-The password is generated once and kept across upgrades (lookup of the
-existing Secret); host, port, sslmode and sslrootcert come from
-values.connection, else from the provisioner Secret (lookup at install time). postgres-init renders
-it for every role without existingSecret; "name" overrides the Secret name.
+postgres-init.connectionSecret: one entry of the secret-init spec (YAML, no
+secret value) for a Secret in CloudNativePG's `-app` layout (username, user,
+password, host, port, sslmode, dbname, uri, jdbc-uri, pgpass) of role "role"
+on "database" (default: the role's database, else the first it owns). The
+pg-init Job's secret-init init container writes it: the password is
+generated once in the cluster and never overwritten (a role with
+existingSecret, or a "name" other than the role's own Secret, copies it from
+that Secret instead); host, port and sslmode are values.connection, else
+copied from the provisioner Secret at run time; the URIs and pgpass are
+templates over those keys. postgres-init lists one for every role without
+existingSecret, and one for each values.connectionSecrets entry ("name"
+overrides the Secret name). Module charts add Secrets through
+connectionSecrets; this define is public for reading the layout.
+  {{ include "postgres-init.connectionSecret" (dict "root" $ "role" "app") | fromYaml }}
 */}}
 {{- define "postgres-init.connectionSecret" -}}
 {{- $s := dict -}}
 {{- include "postgres-init.resolve" (dict "in" . "out" $s) -}}
-{{- $ctx := $s.ctx -}}
-{{- $r := dict -}}
-{{- include "postgres-init.roleEntry" (dict "ctx" $ctx "role" .role "out" $r) -}}
-{{- $role := $r.role -}}
-{{- if and $role.existingSecret (not .name) -}}
-{{- fail (printf "postgres-init.connectionSecret: role %q uses existingSecret %q: pass \"name\" for the connection Secret" $role.name $role.existingSecret) -}}
-{{- end -}}
-{{- $name := .name | default (include "postgres-init.roleSecretName" (dict "ctx" $ctx "role" $role)) -}}
-{{- $ns := $ctx.Release.Namespace -}}
-{{- $old := (lookup "v1" "Secret" $ns $name).data | default dict -}}
-{{- $password := "" -}}
-{{- if $role.existingSecret -}}
-{{- $ext := (lookup "v1" "Secret" $ns $role.existingSecret).data | default dict -}}
-{{- $password = index $ext (include "postgres-init.rolePasswordKey" $role) | default "" | b64dec -}}
-{{- else -}}
-{{- $password = include "kommons-common.secrets.value" (dict "name" $name "namespace" $ns "key" "password" "length" 32 "context" $ctx) | b64dec -}}
-{{- end -}}
-{{- $prov := (lookup "v1" "Secret" $ns $ctx.Values.provisioner.secretName).data | default dict -}}
-{{- $k := $ctx.Values.provisioner.keys -}}
-{{- $host := $ctx.Values.connection.host | default (index $prov $k.host | default "" | b64dec) | default (index $old "host" | default "" | b64dec) -}}
-{{- $port := toString ($ctx.Values.connection.port | default (index $prov $k.port | default "" | b64dec) | default "5432") -}}
-{{- $sslmode := $ctx.Values.connection.sslmode | default (index $prov $k.sslmode | default "" | b64dec) -}}
-{{- $rootcert := $ctx.Values.connection.sslrootcert | default (index $prov $k.sslrootcert | default "" | b64dec) -}}
-{{- $user := include "postgres-init.physicalName" (dict "namespace" (include "postgres-init.scopeNamespace" $ctx) "release" (include "postgres-init.scopeRelease" $ctx) "name" $role.name) -}}
-{{- $dbLogical := .database | default (include "postgres-init.roleDatabase" (dict "ctx" $ctx "role" $role)) -}}
-{{- $db := "" -}}
-{{- if $dbLogical -}}
-{{- $db = include "postgres-init.databaseName" (dict "root" .root "alias" .alias "database" $dbLogical) -}}
-{{- end -}}
-{{- $pwq := urlquery $password | replace "+" "%20" -}}
-{{- $query := "" -}}
-{{- $params := list -}}
-{{- if $sslmode -}}{{- $params = append $params (printf "sslmode=%s" $sslmode) -}}{{- end -}}
-{{- if $rootcert -}}{{- $params = append $params (printf "sslrootcert=%s" (urlquery $rootcert | replace "%2F" "/")) -}}{{- end -}}
-{{- if $params -}}{{- $query = printf "?%s" (join "&" $params) -}}{{- end -}}
-{{- $jdbcQuery := printf "?password=%s&user=%s" $pwq $user -}}
-{{- range $params -}}{{- $jdbcQuery = printf "%s&%s" $jdbcQuery . -}}{{- end -}}
-apiVersion: v1
-kind: Secret
-metadata:
-  name: {{ $name }}
-  namespace: {{ $ns }}
-  labels:
-    {{- include "postgres-init.labels" $ctx | nindent 4 }}
-    app.kubernetes.io/component: credentials
-    kommons.io/postgres-role: {{ $role.name | quote }}
-  annotations:
-    helm.sh/resource-policy: keep
-    {{- with include "postgres-init.hookAnnotations" (dict "ctx" $ctx "weight" -10) }}
-    {{- . | nindent 4 }}
-    {{- end }}
-type: kubernetes.io/basic-auth
-data:
-  username: {{ $user | b64enc | quote }}
-  user: {{ $user | b64enc | quote }}
-  password: {{ $password | b64enc | quote }}
-  host: {{ $host | b64enc | quote }}
-  port: {{ $port | b64enc | quote }}
-  dbname: {{ $db | b64enc | quote }}
-  uri: {{ printf "postgresql://%s:%s@%s:%s/%s%s" $user $pwq $host $port $db $query | b64enc | quote }}
-  jdbc-uri: {{ printf "jdbc:postgresql://%s:%s/%s%s" $host $port $db $jdbcQuery | b64enc | quote }}
-  pgpass: {{ printf "%s:%s:%s:%s:%s\n" $host $port $db $user ($password | replace "\\" "\\\\" | replace ":" "\\:") | b64enc | quote }}
+{{- include "postgres-init.connectionSecretEntry" (dict "ctx" $s.ctx "role" .role "database" .database "name" .name) -}}
 {{- end -}}
 
 {{/*

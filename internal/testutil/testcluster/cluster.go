@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -207,7 +210,26 @@ func launchOnce(ctx context.Context, tools *Tools, o Options) (_ *Cluster, err e
 		if c.node {
 			root = filepath.Join(o.Dir, "volumes")
 		}
-		go func() { defer close(c.bgDone); runProvisioner(bg, c.client, ProvisionerName, root, nil) }()
+		var runner sync.WaitGroup
+		runner.Add(1)
+		go func() { defer runner.Done(); runProvisioner(bg, c.client, ProvisionerName, root, nil) }()
+		if !c.node {
+			cfg, err := c.RESTConfig()
+			if err != nil {
+				cancel()
+				return nil, err
+			}
+			runner.Add(1)
+			logger := log.New(io.Discard, "", 0)
+			if f, err := os.Create(filepath.Join(o.Dir, "logs", "secret-init-pods.log")); err == nil {
+				logger = log.New(f, "", log.LstdFlags)
+			}
+			go func() {
+				defer runner.Done()
+				RunSecretInitPods(bg, c.client, cfg, tools.RepoRoot, o.Dir, logger)
+			}()
+		}
+		go func() { runner.Wait(); close(c.bgDone) }()
 	}
 	if err := c.bootstrapObjects(ctx); err != nil {
 		return nil, err

@@ -29,7 +29,8 @@ const (
 // writeKwokStages writes kwok's upstream "fast" stages plus two of ours:
 // every run-to-completion pod (restartPolicy Never or OnFailure: Jobs, Helm
 // hooks and tests, bare pods) succeeds unless annotated FailAnnotation=true,
-// in which case it fails with exit code 1.
+// in which case it fails with exit code 1, and except the secret-init pods,
+// which RunSecretInitPods runs and finishes (see SecretInitComponent).
 func writeKwokStages(upstream, out string) error {
 	var b strings.Builder
 	for _, f := range []string{"node-initialize.yaml", "node-heartbeat-with-lease.yaml", "pod-ready.yaml", "pod-delete.yaml"} {
@@ -48,7 +49,8 @@ func writeKwokStages(upstream, out string) error {
 	for old, repl := range map[string]string{
 		"name: pod-complete\n": "name: pod-complete-run-to-completion\n",
 		"    - key: '.metadata.ownerReferences.[].kind'\n      operator: 'In'\n      values:\n      - 'Job'\n": "    - key: '.spec.restartPolicy'\n      operator: 'In'\n      values: ['Never', 'OnFailure']\n" +
-			"    - key: '.metadata.annotations[\"" + FailAnnotation + "\"]'\n      operator: 'NotIn'\n      values: ['true']\n",
+			"    - key: '.metadata.annotations[\"" + FailAnnotation + "\"]'\n      operator: 'NotIn'\n      values: ['true']\n" +
+			"    - key: '.metadata.labels[\"app.kubernetes.io/component\"]'\n      operator: 'NotIn'\n      values: ['" + SecretInitComponent + "']\n",
 	} {
 		if !strings.Contains(s, old) {
 			return fmt.Errorf("testcluster: kwok's pod-complete stage changed shape (missing %q): update writeKwokStages", old)

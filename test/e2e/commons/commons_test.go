@@ -5,9 +5,8 @@
 // layer becomes ready under the restricted Pod Security level, tenant
 // Secrets and NetworkPolicies exist for tenant namespaces only, upgrades
 // keep every generated password, and uninstalling keeps the data. No
-// container runs here, so after each install or upgrade the tests do the
-// secret-init Job's work with the real binary, its spec and its
-// ServiceAccount (internal/testutil/secretinitjob).
+// container runs here except secret-init's: testcluster runs the pods of the
+// secret-init Jobs with the real binary, their spec and their ServiceAccount.
 package commons
 
 import (
@@ -26,7 +25,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kommons/kommons/internal/testutil/secretinitjob"
 	"github.com/kommons/kommons/internal/testutil/testcluster"
 )
 
@@ -38,11 +36,11 @@ const release = "commons"
 // credentials and must survive upgrades and uninstalls unchanged.
 var credentialSecrets = []string{"commons-postgresql-admin", "commons-provisioner", "commons-minio-root", "commons-tenant-s3-keys"}
 
-// generate does the newest secret-init Job's work in ns (see secretinitjob)
-// and returns that Job's name.
+// generate waits for the newest secret-init Job in ns, which writes the
+// credentials (on kwok, testcluster runs its pod with the real secret-init:
+// testcluster.SecretInitComponent), and returns its name.
 func generate(t *testing.T, c *testcluster.Cluster, ns string) string {
 	t.Helper()
-	secretinitjob.Run(t, c, ns, "app.kubernetes.io/instance="+release+",app.kubernetes.io/component=secret-init")
 	return waitJob(t, c, ns, "secret-init")
 }
 

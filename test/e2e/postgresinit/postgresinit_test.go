@@ -76,6 +76,25 @@ func renderModule(t *testing.T, s *pgtest.Server, namespace, release string, val
 		"PGHOST": []byte(s.Host()), "PGPORT": []byte(strconv.Itoa(s.Port())), "PGSSLMODE": []byte("disable"),
 		"PGDATABASE": []byte("postgres"), "PGUSER": []byte(provisionerRole), "PGPASSWORD": []byte(provisionerPw),
 	}
+	// What the Job's secret-init init container writes before pg-init
+	// starts: the role's connection Secret (secretinit.Decide on the
+	// rendered spec, the tenant Secret being the only one in the namespace).
+	tenant := map[string]string{}
+	for k, v := range objs.Secrets["kommons-commons"] {
+		tenant[k] = string(v)
+	}
+	for _, o := range m.ByKind("ConfigMap") {
+		if !strings.HasSuffix(o.Name, "-secret-init") {
+			continue
+		}
+		for id, data := range m.SecretInitRun(t, namespace, o.Name, map[string]map[string]string{namespace + "/kommons-commons": tenant}) {
+			sec := map[string][]byte{}
+			for k, v := range data {
+				sec[k] = []byte(v)
+			}
+			objs.Secrets[strings.TrimPrefix(id, namespace+"/")] = sec
+		}
+	}
 	jobs := m.ByKind("Job")
 	require.Len(t, jobs, 1)
 	deps := m.ByKind("Deployment")
@@ -96,7 +115,8 @@ func (md *module) runWaitForPg(t *testing.T, bins map[string]string) runResult {
 	return podRun(t, pod, pod.InitContainers[0], md.Objects, bins, processTimeout)
 }
 
-// roleSecret is the rendered credentials Secret of logical role "hello".
+// roleSecret is the credentials Secret of logical role "hello" (as the
+// Job's secret-init init container writes it).
 func (md *module) roleSecret(t *testing.T) map[string][]byte {
 	for name, data := range md.Objects.Secrets {
 		if strings.HasSuffix(name, "-pg-hello") {

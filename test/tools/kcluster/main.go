@@ -123,6 +123,13 @@ func fakeprov(kubeconfig string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	testcluster.RunProvisioner(ctx, cs, testcluster.ProvisionerName, log.New(os.Stderr, "", log.LstdFlags))
+	logger := log.New(os.Stderr, "", log.LstdFlags)
+	// The kwok pods of the charts' secret-init Jobs (testcluster.SecretInitComponent).
+	if root, err := testcluster.RepoRoot(); err == nil {
+		go testcluster.RunSecretInitPods(ctx, cs, cfg, root, filepath.Dir(kubeconfig), logger)
+	} else {
+		logger.Printf("secret-init pods will not run: %v", err)
+	}
+	testcluster.RunProvisioner(ctx, cs, testcluster.ProvisionerName, logger)
 	return nil
 }

@@ -90,7 +90,9 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, charts string, helm func(te
 	commonsNS := c.Namespace(t, "commons")
 	ns := c.Namespace(t, "imaging")
 
-	helm(t, append([]string{"install", "commons", filepath.Join(charts, "commons"), "-n", commonsNS, "--wait", "--timeout", "5m",
+	// --wait-for-jobs: commons' secret-init Job writes the tenant Secret
+	// orthanc's postgres-init checks for.
+	helm(t, append([]string{"install", "commons", filepath.Join(charts, "commons"), "-n", commonsNS, "--wait", "--wait-for-jobs", "--timeout", "5m",
 		"--set", "tenants[0].namespace=" + ns, "--set", "tenants[0].buckets[0]=dicom"}, post...)...)
 
 	// The provisioner facts come from commons' tenant Secret (libpq key names).

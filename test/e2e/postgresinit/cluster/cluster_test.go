@@ -1,7 +1,9 @@
 // Package cluster installs the example module examples/charts/hello-module
 // (which depends on charts/postgres-init) on the test Kubernetes cluster with
 // Helm 3 and Helm 4: `--wait --wait-for-jobs` succeeds with the pg-init Job,
-// an upgrade keeps the generated password and runs a new Job only when the
+// the connection Secret secret-init writes (run as a process with the chart's
+// ServiceAccount and spec: kwok runs no container) keeps its password across
+// upgrades and a reinstall, a new Job runs only when the
 // spec changed, hook mode works, and a failing pg-init Job (kwok's failure
 // annotation, set through postgresInit.job.podAnnotations) fails the install
 // with a message naming the Job instead of hanging. kwok runs no containers:
@@ -20,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kommons/kommons/internal/testutil/testcluster"
@@ -115,10 +118,15 @@ func TestInstallUpgradeKeepsPassword(t *testing.T) {
 			assert.Regexp(t, `^hello-pg-init-[0-9a-f]{10}$`, first.Name)
 			assert.Empty(t, first.Annotations["helm.sh/hook"])
 
+			// The Job's init container (kwok runs none: a process here)
+			// writes the connection Secret; the chart renders none.
+			_, err := c.Client().CoreV1().Secrets(ns).Get(context.Background(), "hello-pg-hello", metav1.GetOptions{})
+			require.True(t, apierrors.IsNotFound(err), "the chart renders no credentials Secret: %v", err)
+			runSecretInit(t, c, ns, "hello-pg")
 			sec := secretData(t, c, ns, "hello-pg-hello")
 			pw := sec["password"]
 			require.Regexp(t, `^[A-Za-z0-9]{32}$`, pw)
-			// Connection facts were read from the tenant Secret at install time.
+			// Connection facts were copied from the tenant Secret in the cluster.
 			assert.Equal(t, "commons-postgresql.commons.svc", sec["host"])
 			assert.Equal(t, "5432", sec["port"])
 			user := ns + "_hello_hello"
@@ -130,12 +138,14 @@ func TestInstallUpgradeKeepsPassword(t *testing.T) {
 
 			// Same values: same Job, same password.
 			c.Run(t, tc.helm, "upgrade", "hello", chart, "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "3m")
+			runSecretInit(t, c, ns, "hello-pg")
 			assert.Equal(t, pw, secretData(t, c, ns, "hello-pg-hello")["password"], "upgrade keeps the generated password")
 			waitJobsGone(t, c, ns, first.Name)
 
 			// A spec change runs a new Job (Jobs are immutable) and keeps the password.
 			c.Run(t, tc.helm, "upgrade", "hello", chart, "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "3m",
 				"--set", "postgresInit.databases[0].name=hello,postgresInit.databases[0].owner=hello,postgresInit.databases[0].extensions[0]=pgcrypto")
+			runSecretInit(t, c, ns, "hello-pg")
 			assert.Equal(t, pw, secretData(t, c, ns, "hello-pg-hello")["password"], "upgrade keeps the generated password")
 			var second batchv1.Job
 			for _, j := range jobsOf(t, c, ns) {
@@ -147,10 +157,14 @@ func TestInstallUpgradeKeepsPassword(t *testing.T) {
 			assert.True(t, jobComplete(second))
 			waitJobsGone(t, c, ns, second.Name)
 
-			// Uninstall keeps the credentials (resource-policy keep): a
-			// reinstall must reuse the password the database role has.
+			// Uninstall keeps the credentials (secret-init's Secret is not
+			// part of the release): a reinstall reuses the password the
+			// database role has.
 			c.Run(t, tc.helm, "uninstall", "hello", "-n", ns, "--wait")
 			assert.Equal(t, pw, secretData(t, c, ns, "hello-pg-hello")["password"], "uninstall keeps the credentials Secret")
+			c.Run(t, tc.helm, "install", "hello", chart, "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "3m")
+			runSecretInit(t, c, ns, "hello-pg")
+			assert.Equal(t, pw, secretData(t, c, ns, "hello-pg-hello")["password"], "a reinstall keeps the password")
 		})
 	}
 }
@@ -165,8 +179,11 @@ func TestHookMode(t *testing.T) {
 	require.Len(t, jobs, 1)
 	assert.Equal(t, "hello-pg-init", jobs[0].Name)
 	assert.True(t, jobComplete(jobs[0]), "Helm waits for a hook Job")
+	runSecretInit(t, c, ns, "hello-pg") // its RBAC and spec exist: hooks of lower weight
 	pw := secretData(t, c, ns, "hello-pg-hello")["password"]
+	require.NotEmpty(t, pw)
 	c.Run(t, c.Tools.Helm3, "upgrade", "hello", chart, "-n", ns, "--wait", "--timeout", "3m", "--set", "postgresInit.hook=true")
+	runSecretInit(t, c, ns, "hello-pg")
 	assert.Equal(t, pw, secretData(t, c, ns, "hello-pg-hello")["password"], "hook-mode upgrade keeps the password")
 }
 

@@ -1,0 +1,240 @@
+package realnode
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kommons/kommons/internal/testutil/testcluster"
+)
+
+// chartsRefEnv, when set (e.g. "main"), makes TestCredentialsAcrossRenders
+// install the charts of that git revision instead of the work tree's: the
+// proof that the test fails on a chart that renders its passwords
+// (docs/testing.md).
+const chartsRefEnv = "KOMMONS_CREDS_CHARTS_REF"
+
+// creds are the generated credentials of one commons installation that its
+// consumers depend on.
+type creds struct{ admin, provisioner, s3Secret string }
+
+// TestCredentialsAcrossRenders runs issue #18's sequences for commons with a
+// tenant on the real node, where the secret-init, provisioner and s3-init
+// Jobs and the data pods really run: (a) `helm template | kubectl apply`
+// twice with a values change in between (a new tenant, a PostgreSQL
+// resource change that rolls its pod), (b) `helm install` then `helm
+// upgrade`, (c) `helm uninstall` then `helm install` over the kept claims.
+// After each: every generated credential is unchanged, and after restarting
+// the PostgreSQL and MinIO pods the admin, the tenant's provisioner (from
+// the tenant Secret, as a module's pg-init uses it) and the tenant's S3 key
+// still authenticate; (c) also finds the data written before.
+func TestCredentialsAcrossRenders(t *testing.T) {
+	c := testcluster.StartNode(t)
+	s := &scenario{c: c, img: c.Images}
+	t.Cleanup(func() {
+		if t.Failed() {
+			s.dump(t)
+		}
+	})
+	chart := credsChart(t, c)
+	tenantA, tenantB := c.Namespace(t, "creds-a"), c.Namespace(t, "creds-b")
+	s.modules = [2]string{tenantA, tenantB}
+	values := func(extra ...string) []string {
+		v := []string{"--set", "tenants[0].namespace=" + tenantA, "--set", "tenants[0].buckets[0]=dicom",
+			"--set", "postgresql.persistence.size=1Gi", "--set", "objectStorage.minio.persistence.size=1Gi"}
+		v = append(v, imageValues("tools.image", s.img.Tools)...)
+		v = append(v, imageValues("postgresql.image", s.img.Postgres)...)
+		v = append(v, imageValues("objectStorage.minio.image", s.img.MinIO)...)
+		return append(v, extra...)
+	}
+	changed := values("--set", "tenants[1].namespace="+tenantB, "--set", "postgresql.resources.limits.memory=600Mi")
+
+	t.Run("template-apply", func(t *testing.T) {
+		s.commons, s.pgAddr = c.Namespace(t, "commons-tpl"), ""
+		apply := func(vals []string) {
+			out := c.Helm3(t, append([]string{"template", "commons", chart, "-n", s.commons}, vals...)...)
+			f := filepath.Join(t.TempDir(), "commons.yaml")
+			require.NoError(t, os.WriteFile(f, []byte(out), 0o600))
+			c.Kubectl(t, "apply", "-f", f) // every object names its namespace
+			s.waitCommons(t)
+		}
+		apply(values())
+		before := s.creds(t, tenantA)
+		s.requireAuth(t, tenantA, before)
+		apply(changed)
+		require.Equal(t, before, s.creds(t, tenantA), "a second render and apply changed a credential")
+		s.restartData(t)
+		s.requireAuth(t, tenantA, before)
+		s.creds(t, tenantB)
+		c.Kubectl(t, "delete", "namespace", s.commons, "--wait=false")
+	})
+
+	t.Run("install-upgrade-uninstall-reinstall", func(t *testing.T) {
+		s.commons, s.pgAddr = c.Namespace(t, "commons-helm"), ""
+		c.Helm3(t, append([]string{"install", "commons", chart, "-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, values()...)...)
+		s.waitCommons(t)
+		before := s.creds(t, tenantA)
+		s.requireAuth(t, tenantA, before)
+		conn := s.connect(t, "postgres", before.admin, "postgres")
+		_, err := conn.Exec(context.Background(), "CREATE TABLE kept(v text); INSERT INTO kept VALUES ('"+s.commons+"')")
+		require.NoError(t, err)
+		conn.Close(context.Background())
+
+		c.Helm3(t, append([]string{"upgrade", "commons", chart, "-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, changed...)...)
+		s.waitCommons(t)
+		require.Equal(t, before, s.creds(t, tenantA), "helm upgrade changed a credential")
+		s.restartData(t)
+		s.requireAuth(t, tenantA, before)
+
+		c.Helm3(t, "uninstall", "commons", "-n", s.commons, "--wait", "--timeout", "5m")
+		c.Helm3(t, append([]string{"install", "commons", chart, "-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, changed...)...)
+		s.waitCommons(t)
+		require.Equal(t, before, s.creds(t, tenantA), "uninstall and reinstall changed a credential")
+		s.restartData(t)
+		s.requireAuth(t, tenantA, before)
+		var v string
+		require.NoError(t, s.connect(t, "postgres", before.admin, "postgres").QueryRow(context.Background(), "SELECT v FROM kept").Scan(&v))
+		require.Equal(t, s.commons, v, "the data written before the uninstall")
+		c.Helm3(t, "uninstall", "commons", "-n", s.commons, "--wait", "--timeout", "5m")
+	})
+}
+
+// credsChart stages the charts (the work tree's, or those of
+// $KOMMONS_CREDS_CHARTS_REF) and returns charts/commons.
+func credsChart(t *testing.T, c *testcluster.Cluster) string {
+	t.Helper()
+	ref := os.Getenv(chartsRefEnv)
+	if ref == "" {
+		return filepath.Join(c.StageCharts(t), "charts", "commons")
+	}
+	dir := t.TempDir()
+	archive := exec.Command("sh", "-c", "git archive "+ref+" charts | tar -x -C "+dir)
+	archive.Dir = c.Tools.RepoRoot
+	out, err := archive.CombinedOutput()
+	require.NoError(t, err, "git archive %s: %s", ref, out)
+	c.Helm3(t, "dependency", "build", filepath.Join(dir, "charts", "commons"))
+	t.Logf("charts of %s (%s)", ref, chartsRefEnv)
+	return filepath.Join(dir, "charts", "commons")
+}
+
+// waitCommons waits until every Job of commons' namespace has completed (a
+// failed Job fails the test) and its PostgreSQL and MinIO pods are Ready.
+func (s *scenario) waitCommons(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	s.eventually(t, "commons' Jobs complete and data pods Ready in "+s.commons, 10*time.Minute, func() error {
+		jobs, err := s.c.Client().BatchV1().Jobs(s.commons).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		if len(jobs.Items) == 0 {
+			return fmt.Errorf("no Jobs yet")
+		}
+		for _, j := range jobs.Items {
+			done := false
+			for _, cond := range j.Status.Conditions {
+				if cond.Status != corev1.ConditionTrue {
+					continue
+				}
+				if cond.Type == batchv1.JobFailed {
+					t.Fatalf("Job %s/%s failed: %s", s.commons, j.Name, cond.Message)
+				}
+				done = done || cond.Type == batchv1.JobComplete
+			}
+			if !done {
+				return fmt.Errorf("Job %s not complete", j.Name)
+			}
+		}
+		for _, sel := range []string{"app.kubernetes.io/component=database", "app.kubernetes.io/component=object-store"} {
+			pods, err := s.c.Client().CoreV1().Pods(s.commons).List(ctx, metav1.ListOptions{LabelSelector: sel})
+			if err != nil {
+				return err
+			}
+			if len(pods.Items) != 1 || !testcluster.PodReady(&pods.Items[0]) || pods.Items[0].DeletionTimestamp != nil {
+				return fmt.Errorf("%s not Ready", sel)
+			}
+		}
+		return nil
+	})
+}
+
+// creds reads the generated credentials: the admin's, and the tenant's
+// provisioner password and S3 secret key from its Secret.
+func (s *scenario) creds(t *testing.T, tenant string) creds {
+	t.Helper()
+	var admin string
+	s.eventually(t, "the admin Secret", 2*time.Minute, func() error {
+		sec, err := s.c.Client().CoreV1().Secrets(s.commons).Get(context.Background(), "commons-postgresql-admin", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		admin = string(sec.Data["password"])
+		return nil
+	})
+	ten := s.secret(t, tenant, "kommons-commons")
+	require.NotEmpty(t, admin)
+	require.NotEmpty(t, ten["PGPASSWORD"])
+	return creds{admin: admin, provisioner: ten["PGPASSWORD"], s3Secret: ten["S3_SECRET_ACCESS_KEY"]}
+}
+
+// requireAuth connects as the admin and as the tenant's provisioner (its
+// Secret's PGUSER and PGPASSWORD), and lists the tenant's bucket with its
+// access key.
+func (s *scenario) requireAuth(t *testing.T, tenant string, want creds) {
+	t.Helper()
+	ten := s.secret(t, tenant, "kommons-commons")
+	s.pgAddr = s.serviceAddr(t, s.commons, strings.Split(ten["PGHOST"], ".")[0], "postgresql")
+	s.eventually(t, "PostgreSQL accepts the admin and the provisioner", 3*time.Minute, func() error {
+		for _, u := range [][2]string{{"postgres", want.admin}, {ten["PGUSER"], want.provisioner}} {
+			conn, err := s.tryConnect(u[0], u[1], "postgres")
+			if err != nil {
+				return fmt.Errorf("%s: %w", u[0], err)
+			}
+			conn.Close(context.Background())
+		}
+		return nil
+	})
+	mc, err := minio.New(s.serviceAddr(t, s.commons, "commons-minio", "s3"), &minio.Options{
+		Creds: credentials.NewStaticV4(ten["S3_ACCESS_KEY_ID"], want.s3Secret, ""), Region: ten["S3_REGION"]})
+	require.NoError(t, err)
+	s.eventually(t, "MinIO accepts the tenant's key", 3*time.Minute, func() error {
+		ok, err := mc.BucketExists(context.Background(), ten["S3_BUCKET_DICOM"])
+		if err == nil && !ok {
+			err = fmt.Errorf("bucket %s missing", ten["S3_BUCKET_DICOM"])
+		}
+		return err
+	})
+}
+
+// restartData deletes the PostgreSQL and MinIO pods and waits for their
+// replacements to be Ready.
+func (s *scenario) restartData(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	for _, sel := range []string{"app.kubernetes.io/component=database", "app.kubernetes.io/component=object-store"} {
+		old := s.onePod(t, s.commons, sel)
+		require.NoError(t, s.c.Client().CoreV1().Pods(s.commons).Delete(ctx, old.Name, metav1.DeleteOptions{}))
+		s.eventually(t, sel+" pod recreated and Ready", 5*time.Minute, func() error {
+			p, err := s.c.Client().CoreV1().Pods(s.commons).Get(ctx, old.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if p.UID == old.UID || !testcluster.PodReady(p) {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+	}
+}
