@@ -90,15 +90,21 @@ type PasswordFunc func(ctx context.Context) (string, error)
 // returns at that moment, instead of the one cfg held when it was parsed:
 // the plug for token authentication, where a password lives minutes. It
 // runs after the network (and TLS) connection is up, before the startup
-// message; an error from get fails that connection attempt with it.
+// message; an error from get fails that connection attempt with it. A copy
+// of cfg made for another user or password (pg-init logs in as a role to
+// check its password) keeps its own: only connections still carrying cfg's
+// user and password get the fresh one.
 func FreshPassword(cfg *pgx.ConnConfig, get PasswordFunc) {
 	next := cfg.AfterNetConnect
+	user, parsed := cfg.User, cfg.Password
 	cfg.AfterNetConnect = func(ctx context.Context, c *pgconn.Config, conn net.Conn) (net.Conn, error) {
-		pw, err := get(ctx)
-		if err != nil {
-			return conn, err // pgconn closes conn
+		if c.User == user && c.Password == parsed {
+			pw, err := get(ctx)
+			if err != nil {
+				return conn, err // pgconn closes conn
+			}
+			c.Password = pw // c is this connection's own copy of the config
 		}
-		c.Password = pw // c is this connection's own copy of the config
 		if next != nil {
 			return next(ctx, c, conn)
 		}

@@ -57,6 +57,14 @@ func TestPasswordFileIsReadPerConnection(t *testing.T) {
 	write("token-two-9876543210")
 	require.NoError(t, connect(), "the renewed token, read at connect time from the same config")
 	require.Equal(t, "token-one-0123456789", cfg.Password, "the parsed config is left as it was")
+	// A copy for another role and its own password (pg-init checks a role's
+	// password by logging in as it) keeps that password.
+	s.Exec(t, "CREATE ROLE other_user LOGIN PASSWORD 'other-password-0123'")
+	other := cfg.Copy()
+	other.User, other.Password = "other_user", "other-password-0123"
+	conn, err := pgx.ConnectConfig(ctx, other)
+	require.NoError(t, err, "a derived config's own password is not replaced by the token")
+	conn.Close(ctx)
 
 	// An expired (stale) token: the server refuses it, and the error says so.
 	s.Exec(t, "ALTER ROLE token_user PASSWORD 'token-three-1111111111'")
