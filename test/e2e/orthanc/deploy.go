@@ -167,15 +167,7 @@ const CACertPath = "/etc/kommons/postgres-ca/ca.crt"
 // ProvisionWith is Provision with the tenant Secret's TLS facts.
 func ProvisionWith(t testing.TB, pg *pgtest.Server, namespace string, values map[string]any, tls TenantTLS) *Stack {
 	t.Helper()
-	m, err := render.Chart(ChartDir(), render.Options{ReleaseName: Release, Namespace: namespace, Values: values})
-	if err != nil {
-		t.Fatalf("render charts/orthanc: %v", err)
-	}
-	s := &Stack{Manifest: m, Namespace: namespace, PG: pg, Secrets: map[string]map[string]string{}}
-	for _, o := range m.ByKind("Secret") {
-		s.Secrets[o.Name] = secretData(t, o)
-	}
-	// The provisioner Secret commons renders in the tenant namespace (both
+	// The provisioner Secret commons writes in the tenant namespace (both
 	// key spellings: postgres-init's defaults and commons' libpq names).
 	provPassword := bootstrapProvisioner(t, pg)
 	prov := map[string]string{
@@ -194,9 +186,30 @@ func ProvisionWith(t testing.TB, pg *pgtest.Server, namespace string, values map
 	if tls.CAPEM != nil {
 		prov["ca.crt"], prov["PGSSLROOTCERT"] = string(tls.CAPEM), CACertPath
 	}
+	m, err := render.Chart(ChartDir(), render.Options{ReleaseName: Release, Namespace: namespace, Values: values})
+	if err != nil {
+		t.Fatalf("render charts/orthanc: %v", err)
+	}
+	s := &Stack{Manifest: m, Namespace: namespace, PG: pg, Secrets: map[string]map[string]string{}}
+	for _, o := range m.ByKind("Secret") {
+		s.Secrets[o.Name] = secretData(t, o)
+	}
 	for _, name := range []string{"kommons-postgres-provisioner", "kommons-commons"} {
 		if _, rendered := s.Secrets[name]; !rendered {
 			s.Secrets[name] = prov
+		}
+	}
+	// The chart's secret-init specs (the pg-init Job's init container,
+	// Orthanc's own Job) run as in the cluster, with commons' tenant Secret
+	// present: the Secrets they write join those the pods read.
+	existing := map[string]map[string]string{namespace + "/kommons-commons": prov, namespace + "/kommons-postgres-provisioner": prov}
+	for _, o := range m.ByKind("ConfigMap") {
+		if data, _ := o.Fields["data"].(map[string]any); data["spec.yaml"] != nil && strings.HasSuffix(o.Name, "-secret-init") {
+			for id, kv := range m.SecretInitRun(t, namespace, o.Name, existing) {
+				existing[id] = kv
+				_, name, _ := strings.Cut(id, "/")
+				s.Secrets[name] = kv
+			}
 		}
 	}
 	s.runPgInit(t)
@@ -233,7 +246,12 @@ func secretData(t testing.TB, o *render.Object) map[string]string {
 // mount paths in the args and the mounted files.
 func (s *Stack) runPgInit(t testing.TB) {
 	t.Helper()
-	jobs := s.Manifest.ByKind("Job")
+	var jobs []*render.Object
+	for _, j := range s.Manifest.ByKind("Job") {
+		if strings.Contains(j.Name, "-pg-init") { // not Orthanc's own secret-init Job
+			jobs = append(jobs, j)
+		}
+	}
 	if len(jobs) != 1 {
 		t.Fatalf("want exactly one pg-init Job, rendered %d: %s", len(jobs), s.Manifest.Index())
 	}
