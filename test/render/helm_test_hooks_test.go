@@ -222,7 +222,7 @@ func TestOrthancTestHook(t *testing.T) {
 	assert.Equal(t, "pacs-orthanc-auth", env["ORTHANC_TIERING_USER"].ValueFrom.SecretKeyRef.Name)
 	assert.Equal(t, "username", env["ORTHANC_TIERING_USER"].ValueFrom.SecretKeyRef.Key)
 	assert.Equal(t, "password", env["ORTHANC_TIERING_PASSWORD"].ValueFrom.SecretKeyRef.Key)
-	auth := m.SecretInitRun(t, "imaging", "pacs-orthanc-secret-init", nil)["imaging/pacs-orthanc-auth"]
+	auth := secretData(t, m.MustGet(t, "Secret", "imaging", "pacs-orthanc-auth"))
 	assert.NotEmpty(t, auth["username"], "the account the secret-init Job writes")
 
 	np := render.Decode[networkingv1.NetworkPolicy](t, m.MustGet(t, "NetworkPolicy", "imaging", "pacs-orthanc"))

@@ -199,7 +199,9 @@ func TestOrthancDefaults(t *testing.T) {
 // secret-init Jobs would generate could appear in what it renders.
 func TestOrthancNoSecretOutsideSecrets(t *testing.T) {
 	m := orthancRender(t, map[string]any{"storage": map[string]any{"type": "s3", "s3": map[string]any{"encryption": map[string]any{"enabled": true}}}})
-	assert.Empty(t, m.ByKind("Secret"), "no Secret rendered: generated in the cluster")
+	for _, o := range m.ByKind("Secret") {
+		assert.Equal(t, SecretInitSource, o.Source, "Secret %s: generated in the cluster, never rendered", o.Name)
+	}
 	var secrets []string
 	for _, data := range orthancGenerated(t, m, nil) {
 		for k, v := range data {
@@ -210,6 +212,9 @@ func TestOrthancNoSecretOutsideSecrets(t *testing.T) {
 	}
 	require.Len(t, secrets, 2, "the account's password and the master key")
 	for _, o := range m.Objects {
+		if o.Source == SecretInitSource {
+			continue
+		}
 		for _, s := range secrets {
 			assert.NotContains(t, string(o.YAML), s, "%s %s carries a secret value", o.Kind, o.Name)
 			assert.NotContains(t, string(o.YAML), base64.StdEncoding.EncodeToString([]byte(s)), "%s %s carries a secret value (base64)", o.Kind, o.Name)
@@ -220,7 +225,6 @@ func TestOrthancNoSecretOutsideSecrets(t *testing.T) {
 
 func TestOrthancGeneratedSecrets(t *testing.T) {
 	m := orthancRender(t, map[string]any{"storage": map[string]any{"s3": map[string]any{"encryption": map[string]any{"enabled": true, "keyId": 3}}}})
-	assert.Empty(t, m.ByKind("Secret"))
 	generated := orthancGenerated(t, m, nil)
 	auth := generated["Secret/pacs-orthanc-auth"]
 	assert.Equal(t, "admin", auth["username"])
@@ -638,14 +642,19 @@ func orthancGenerated(t *testing.T, m *Manifest, secrets map[string]map[string]s
 	for k, v := range secrets {
 		existing[orthancNS+"/"+strings.TrimPrefix(k, "Secret/")] = v
 	}
-	for _, cm := range []string{"pacs-pg-secret-init", "pacs-orthanc-secret-init"} { // postgres-init's, Orthanc's
-		if _, ok := m.Get("ConfigMap", orthancNS, cm); !ok {
-			continue
+	// Orthanc's own (no source to read): render.Chart ran it (RunSecretInit).
+	for _, o := range m.ByKind("Secret") {
+		if o.Source == SecretInitSource {
+			data := map[string]string{}
+			for k, v := range Decode[corev1.Secret](t, o).Data {
+				data[k] = string(v)
+			}
+			out["Secret/"+o.Name] = data
 		}
-		if _, ok := existing[orthancNS+"/kommons-commons"]; !ok && cm == "pacs-pg-secret-init" {
-			continue // the role's Secret copies the tenant Secret's connection facts
-		}
-		for id, data := range m.SecretInitRun(t, orthancNS, cm, existing) {
+	}
+	// postgres-init's reads the tenant Secret: run when the test gives one.
+	if _, ok := existing[orthancNS+"/kommons-commons"]; ok {
+		for id, data := range m.SecretInitRun(t, orthancNS, "pacs-pg-secret-init", existing) {
 			out["Secret/"+strings.TrimPrefix(id, orthancNS+"/")] = data
 		}
 	}

@@ -44,6 +44,7 @@ func TestCommonsThenTwoModules(t *testing.T) {
 	for _, ns := range []string{teamA, teamB} {
 		out := c.Helm3(t, "install", "hello", module, "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "5m")
 		require.Contains(t, out, "STATUS: deployed", ns)
+		runModuleSecretInit(t, c, ns)
 		dep, err := cs.AppsV1().Deployments(ns).Get(ctx, "hello-hello", metav1.GetOptions{})
 		require.NoError(t, err)
 		require.EqualValues(t, *dep.Spec.Replicas, dep.Status.ReadyReplicas, "module ready in %s", ns)
@@ -71,6 +72,7 @@ func TestCommonsThenTwoModules(t *testing.T) {
 		"--set", "tenants[0].namespace="+teamA, "--set", "tenants[1].namespace="+teamB)
 	generate(t, c, commonsNS)
 	c.Helm3(t, "upgrade", "hello", module, "-n", teamA, "--wait", "--wait-for-jobs", "--timeout", "5m")
+	runModuleSecretInit(t, c, teamA)
 	for key, pw := range passwords {
 		ns, name := filepath.Split(key)
 		s, err := cs.CoreV1().Secrets(filepath.Clean(ns)).Get(ctx, name, metav1.GetOptions{})
@@ -89,6 +91,18 @@ func TestCommonsThenTwoModules(t *testing.T) {
 		require.NoError(t, err, "credentials Secret %s kept after uninstall", key)
 		require.Equal(t, pw, string(s.Data["password"]))
 	}
+}
+
+// runModuleSecretInit does what the module's pg-init Job's secret-init init
+// container does on a node (kwok runs none): write the role's connection
+// Secret.
+func runModuleSecretInit(t *testing.T, c *testcluster.Cluster, ns string) {
+	t.Helper()
+	jobs, err := c.Client().BatchV1().Jobs(ns).List(context.Background(), metav1.ListOptions{
+		LabelSelector: "app.kubernetes.io/name=postgres-init,app.kubernetes.io/component=provisioning"})
+	require.NoError(t, err)
+	require.Len(t, jobs.Items, 1, "the module's pg-init Job in %s", ns)
+	c.RunSecretInitJob(t, &jobs.Items[0])
 }
 
 func keysOf(m map[string]string) []string {

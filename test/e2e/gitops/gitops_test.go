@@ -153,15 +153,6 @@ func waitNamespaceGone(t *testing.T, c *testcluster.Cluster, name string) {
 	}
 }
 
-// createModuleSecrets creates, in ns, the Secrets examples/argocd/orthanc-values.yaml
-// names as existingSecret, as its comment tells users to.
-func createModuleSecrets(t *testing.T, c *testcluster.Cluster, ns string) {
-	t.Helper()
-	c.Kubectl(t, "-n", ns, "create", "secret", "generic", "orthanc-db", "--from-literal=password=db-password-of-the-test")
-	c.Kubectl(t, "-n", ns, "create", "secret", "generic", "orthanc-admin", "--from-literal=username=admin",
-		"--from-literal=password=admin-password-of-the-test")
-}
-
 // assertCommonsPlaced checks a commons release named release in ns as the
 // policy places it: PostgreSQL and MinIO on the db pool (selector and
 // toleration) with fast-ssd claims Bound, its Jobs on the app pool, and every

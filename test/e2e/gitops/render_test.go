@@ -64,9 +64,9 @@ func TestRenderInCI(t *testing.T) {
 		require.Equal(t, os.FileMode(0o644), st.Mode().Perm(), "%s is committed: readable by all", f)
 	}
 
-	// orthanc's values name existing Secrets: its rendering holds no secret
-	// and is the same, byte for byte, on every render (commons' is not:
-	// docs/gitops.md, "Credentials").
+	// orthanc generates its credentials in the cluster (secret-init): its
+	// rendering holds no secret and is the same, byte for byte, on every
+	// render (docs/gitops.md, "Credentials").
 	first, err := os.ReadFile(filepath.Join(out, "imaging", "orthanc.yaml"))
 	require.NoError(t, err)
 	require.NotContains(t, string(first), "\nkind: Secret\n")
@@ -78,7 +78,6 @@ func TestRenderInCI(t *testing.T) {
 	for _, ns := range []string{"commons", "imaging"} {
 		createNamespace(t, c, ns)
 	}
-	createModuleSecrets(t, c, "imaging")
 	c.Kubectl(t, "apply", "--server-side", "--field-manager=kustomize-controller", "--recursive", "-f", out)
 	assertCommonsPlaced(t, c, "commons", "commons")
 	dep, err := c.Client().AppsV1().Deployments("imaging").Get(context.Background(), "orthanc", metav1.GetOptions{})

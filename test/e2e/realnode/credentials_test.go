@@ -26,6 +26,11 @@ import (
 // (docs/testing.md).
 const chartsRefEnv = "KOMMONS_CREDS_CHARTS_REF"
 
+// upgradeFromEnv, when set to a git revision whose charts render their
+// passwords (e.g. the last release tag), adds the sequence of an upgrade from
+// it: install that revision's commons, then upgrade to the work tree's.
+const upgradeFromEnv = "KOMMONS_CREDS_UPGRADE_FROM"
+
 // creds are the generated credentials of one commons installation that its
 // consumers depend on.
 type creds struct{ admin, provisioner, s3Secret string }
@@ -49,8 +54,7 @@ func TestCredentialsAcrossRenders(t *testing.T) {
 		}
 	})
 	chart := credsChart(t, c)
-	tenantA, tenantB := c.Namespace(t, "creds-a"), c.Namespace(t, "creds-b")
-	s.modules = [2]string{tenantA, tenantB}
+	var tenantA, tenantB string
 	values := func(extra ...string) []string {
 		v := []string{"--set", "tenants[0].namespace=" + tenantA, "--set", "tenants[0].buckets[0]=dicom",
 			"--set", "postgresql.persistence.size=1Gi", "--set", "objectStorage.minio.persistence.size=1Gi"}
@@ -59,10 +63,21 @@ func TestCredentialsAcrossRenders(t *testing.T) {
 		v = append(v, imageValues("objectStorage.minio.image", s.img.MinIO)...)
 		return append(v, extra...)
 	}
-	changed := values("--set", "tenants[1].namespace="+tenantB, "--set", "postgresql.resources.limits.memory=600Mi")
+	// The values change: a new tenant, and a PostgreSQL resource change
+	// that rolls its pod.
+	changed := func() []string {
+		return values("--set", "tenants[1].namespace="+tenantB, "--set", "postgresql.resources.limits.memory=600Mi")
+	}
+	// Fresh tenant namespaces per sequence: objects kubectl applied there
+	// cannot be adopted by a Helm release.
+	newTenants := func(t *testing.T) {
+		tenantA, tenantB = c.Namespace(t, "creds-a"), c.Namespace(t, "creds-b")
+		s.modules = [2]string{tenantA, tenantB}
+	}
 
 	t.Run("template-apply", func(t *testing.T) {
 		s.commons, s.pgAddr = c.Namespace(t, "commons-tpl"), ""
+		newTenants(t)
 		apply := func(vals []string) {
 			out := c.Helm3(t, append([]string{"template", "commons", chart, "-n", s.commons}, vals...)...)
 			f := filepath.Join(t.TempDir(), "commons.yaml")
@@ -73,7 +88,7 @@ func TestCredentialsAcrossRenders(t *testing.T) {
 		apply(values())
 		before := s.creds(t, tenantA)
 		s.requireAuth(t, tenantA, before)
-		apply(changed)
+		apply(changed())
 		require.Equal(t, before, s.creds(t, tenantA), "a second render and apply changed a credential")
 		s.restartData(t)
 		s.requireAuth(t, tenantA, before)
@@ -83,6 +98,7 @@ func TestCredentialsAcrossRenders(t *testing.T) {
 
 	t.Run("install-upgrade-uninstall-reinstall", func(t *testing.T) {
 		s.commons, s.pgAddr = c.Namespace(t, "commons-helm"), ""
+		newTenants(t)
 		c.Helm3(t, append([]string{"install", "commons", chart, "-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, values()...)...)
 		s.waitCommons(t)
 		before := s.creds(t, tenantA)
@@ -92,14 +108,14 @@ func TestCredentialsAcrossRenders(t *testing.T) {
 		require.NoError(t, err)
 		conn.Close(context.Background())
 
-		c.Helm3(t, append([]string{"upgrade", "commons", chart, "-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, changed...)...)
+		c.Helm3(t, append([]string{"upgrade", "commons", chart, "-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, changed()...)...)
 		s.waitCommons(t)
 		require.Equal(t, before, s.creds(t, tenantA), "helm upgrade changed a credential")
 		s.restartData(t)
 		s.requireAuth(t, tenantA, before)
 
 		c.Helm3(t, "uninstall", "commons", "-n", s.commons, "--wait", "--timeout", "5m")
-		c.Helm3(t, append([]string{"install", "commons", chart, "-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, changed...)...)
+		c.Helm3(t, append([]string{"install", "commons", chart, "-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, changed()...)...)
 		s.waitCommons(t)
 		require.Equal(t, before, s.creds(t, tenantA), "uninstall and reinstall changed a credential")
 		s.restartData(t)
@@ -109,6 +125,29 @@ func TestCredentialsAcrossRenders(t *testing.T) {
 		require.Equal(t, s.commons, v, "the data written before the uninstall")
 		c.Helm3(t, "uninstall", "commons", "-n", s.commons, "--wait", "--timeout", "5m")
 	})
+
+	// The upgrade from a chart that rendered its Secrets: secret-init adopts
+	// them (values kept) and writes again the tenant Secret Helm deletes.
+	if from := os.Getenv(upgradeFromEnv); from != "" {
+		t.Run("upgrade-from-"+from, func(t *testing.T) {
+			s.commons, s.pgAddr = c.Namespace(t, "commons-up"), ""
+			newTenants(t)
+			c.Helm3(t, append([]string{"install", "commons", chartOf(t, c, from), "-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, values()...)...)
+			s.waitCommons(t)
+			before := s.creds(t, tenantA)
+			s.requireAuth(t, tenantA, before)
+			c.Helm3(t, append([]string{"upgrade", "commons", chart, "-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, values()...)...)
+			s.waitCommons(t)
+			s.eventually(t, "the tenant Secret written again", 3*time.Minute, func() error {
+				_, err := c.Client().CoreV1().Secrets(tenantA).Get(context.Background(), "kommons-commons", metav1.GetOptions{})
+				return err
+			})
+			require.Equal(t, before, s.creds(t, tenantA), "the upgrade changed a credential")
+			s.restartData(t)
+			s.requireAuth(t, tenantA, before)
+			c.Helm3(t, "uninstall", "commons", "-n", s.commons, "--wait", "--timeout", "5m")
+		})
+	}
 }
 
 // credsChart stages the charts (the work tree's, or those of
@@ -119,6 +158,12 @@ func credsChart(t *testing.T, c *testcluster.Cluster) string {
 	if ref == "" {
 		return filepath.Join(c.StageCharts(t), "charts", "commons")
 	}
+	return chartOf(t, c, ref)
+}
+
+// chartOf stages charts/commons of git revision ref.
+func chartOf(t *testing.T, c *testcluster.Cluster, ref string) string {
+	t.Helper()
 	dir := t.TempDir()
 	archive := exec.Command("sh", "-c", "git archive "+ref+" charts | tar -x -C "+dir)
 	archive.Dir = c.Tools.RepoRoot

@@ -124,13 +124,23 @@ func lifecycle(t *testing.T, c *testcluster.Cluster, charts string, helm func(te
 			assert.True(t, strings.HasPrefix(p.Spec.NodeName, "kwok-imaging-"), "pod %s on %s", p.Name, p.Spec.NodeName)
 		}
 	}
-	auth, err := cs.CoreV1().Secrets(ns).Get(ctx, "pacs-orthanc-auth", metav1.GetOptions{})
-	require.NoError(t, err)
+	// The account is written by the chart's secret-init Job (kwok runs it
+	// with the real binary, testcluster.RunSecretInitPods), not rendered.
+	var auth *corev1.Secret
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		auth, err = cs.CoreV1().Secrets(ns).Get(ctx, "pacs-orthanc-auth", metav1.GetOptions{})
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	require.NoError(t, err, "the secret-init Job writes the account Secret")
 	password := string(auth.Data["password"])
 	require.Len(t, password, 32)
 	hash := dep.Spec.Template.Annotations["kommons.io/config-hash"]
 
-	// Upgrade with a configuration change: same password (lookup), new pod template.
+	// Upgrade with a configuration change: same password (never overwritten), new pod template.
 	helm(t, append(append([]string{"upgrade", "pacs", filepath.Join(charts, "orthanc"), "-n", ns, "--wait", "--timeout", "5m",
 		"--set", "orthanc.config.StableAge=30"}, values...), post...)...)
 	auth, err = cs.CoreV1().Secrets(ns).Get(ctx, "pacs-orthanc-auth", metav1.GetOptions{})

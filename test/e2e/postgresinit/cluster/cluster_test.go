@@ -49,6 +49,21 @@ func tenantSecret(t *testing.T, c *testcluster.Cluster, ns string) {
 	require.NoError(t, err)
 }
 
+// runPgSecretInit runs the secret-init init container of the newest pg-init
+// Job of ns as its pod would on a node (kwok runs no container).
+func runPgSecretInit(t *testing.T, c *testcluster.Cluster, ns string) {
+	t.Helper()
+	jobs := jobsOf(t, c, ns)
+	require.NotEmpty(t, jobs, "no pg-init Job in %s", ns)
+	newest := jobs[0]
+	for _, j := range jobs[1:] {
+		if j.CreationTimestamp.After(newest.CreationTimestamp.Time) {
+			newest = j
+		}
+	}
+	c.RunSecretInitJob(t, &newest)
+}
+
 func jobsOf(t *testing.T, c *testcluster.Cluster, ns string) []batchv1.Job {
 	t.Helper()
 	l, err := c.Client().BatchV1().Jobs(ns).List(context.Background(), metav1.ListOptions{
@@ -122,7 +137,7 @@ func TestInstallUpgradeKeepsPassword(t *testing.T) {
 			// writes the connection Secret; the chart renders none.
 			_, err := c.Client().CoreV1().Secrets(ns).Get(context.Background(), "hello-pg-hello", metav1.GetOptions{})
 			require.True(t, apierrors.IsNotFound(err), "the chart renders no credentials Secret: %v", err)
-			runSecretInit(t, c, ns, "hello-pg")
+			runPgSecretInit(t, c, ns)
 			sec := secretData(t, c, ns, "hello-pg-hello")
 			pw := sec["password"]
 			require.Regexp(t, `^[A-Za-z0-9]{32}$`, pw)
@@ -138,14 +153,14 @@ func TestInstallUpgradeKeepsPassword(t *testing.T) {
 
 			// Same values: same Job, same password.
 			c.Run(t, tc.helm, "upgrade", "hello", chart, "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "3m")
-			runSecretInit(t, c, ns, "hello-pg")
+			runPgSecretInit(t, c, ns)
 			assert.Equal(t, pw, secretData(t, c, ns, "hello-pg-hello")["password"], "upgrade keeps the generated password")
 			waitJobsGone(t, c, ns, first.Name)
 
 			// A spec change runs a new Job (Jobs are immutable) and keeps the password.
 			c.Run(t, tc.helm, "upgrade", "hello", chart, "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "3m",
 				"--set", "postgresInit.databases[0].name=hello,postgresInit.databases[0].owner=hello,postgresInit.databases[0].extensions[0]=pgcrypto")
-			runSecretInit(t, c, ns, "hello-pg")
+			runPgSecretInit(t, c, ns)
 			assert.Equal(t, pw, secretData(t, c, ns, "hello-pg-hello")["password"], "upgrade keeps the generated password")
 			var second batchv1.Job
 			for _, j := range jobsOf(t, c, ns) {
@@ -163,7 +178,7 @@ func TestInstallUpgradeKeepsPassword(t *testing.T) {
 			c.Run(t, tc.helm, "uninstall", "hello", "-n", ns, "--wait")
 			assert.Equal(t, pw, secretData(t, c, ns, "hello-pg-hello")["password"], "uninstall keeps the credentials Secret")
 			c.Run(t, tc.helm, "install", "hello", chart, "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "3m")
-			runSecretInit(t, c, ns, "hello-pg")
+			runPgSecretInit(t, c, ns)
 			assert.Equal(t, pw, secretData(t, c, ns, "hello-pg-hello")["password"], "a reinstall keeps the password")
 		})
 	}
@@ -179,11 +194,11 @@ func TestHookMode(t *testing.T) {
 	require.Len(t, jobs, 1)
 	assert.Equal(t, "hello-pg-init", jobs[0].Name)
 	assert.True(t, jobComplete(jobs[0]), "Helm waits for a hook Job")
-	runSecretInit(t, c, ns, "hello-pg") // its RBAC and spec exist: hooks of lower weight
+	runPgSecretInit(t, c, ns) // its RBAC and spec exist: hooks of lower weight
 	pw := secretData(t, c, ns, "hello-pg-hello")["password"]
 	require.NotEmpty(t, pw)
 	c.Run(t, c.Tools.Helm3, "upgrade", "hello", chart, "-n", ns, "--wait", "--timeout", "3m", "--set", "postgresInit.hook=true")
-	runSecretInit(t, c, ns, "hello-pg")
+	runPgSecretInit(t, c, ns)
 	assert.Equal(t, pw, secretData(t, c, ns, "hello-pg-hello")["password"], "hook-mode upgrade keeps the password")
 }
 
