@@ -8,6 +8,7 @@
 package pgconfig
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -32,7 +33,10 @@ type Source struct {
 	// PasswordFile is a file holding only the password, e.g. a mounted Secret,
 	// read by secretfile.Read (a regular file of at most 64 KiB; one trailing
 	// newline, \n or \r\n, is removed); it overrides any password from the
-	// DSN, PGPASSWORD or PGPASSFILE.
+	// DSN, PGPASSWORD or PGPASSFILE. It is read again for every connection
+	// (see FreshPassword), so a short-lived token that another process
+	// renews in the file (RDS IAM, Azure Entra, Cloud SQL IAM) is used as
+	// it is at connect time.
 	PasswordFile string
 	// PasswordFileFlag names PasswordFile in errors, e.g. "--password-file".
 	PasswordFileFlag string
@@ -53,11 +57,19 @@ func Load(src Source) (*pgx.ConnConfig, error) {
 		return nil, fmt.Errorf("connection settings (%s): %s", where, parseErrorReason(err, src.DSN))
 	}
 	if src.PasswordFile != "" {
+		what := orDefault(src.PasswordFileFlag, "password file")
 		pw, err := secretfile.Read(src.PasswordFile)
 		if err != nil {
-			return nil, fmt.Errorf("%s %w", orDefault(src.PasswordFileFlag, "password file"), err)
+			return nil, fmt.Errorf("%s %w", what, err)
 		}
 		cfg.Password = pw
+		FreshPassword(cfg, func(context.Context) (string, error) {
+			pw, err := secretfile.Read(src.PasswordFile)
+			if err != nil {
+				return "", fmt.Errorf("%s %w", what, err)
+			}
+			return pw, nil
+		})
 	}
 	if src.Database != "" {
 		cfg.Database = src.Database
@@ -66,6 +78,38 @@ func Load(src Source) (*pgx.ConnConfig, error) {
 		return nil, errors.New("connection settings: no user (set PGUSER, user= in --dsn)")
 	}
 	return cfg, nil
+}
+
+// PasswordFunc returns the password of one new connection, e.g. a
+// short-lived authentication token read from where a token provider keeps it
+// fresh.
+type PasswordFunc func(ctx context.Context) (string, error)
+
+// FreshPassword makes every connection opened with cfg (pgx.ConnectConfig,
+// which works on a copy per connection) authenticate with the password get
+// returns at that moment, instead of the one cfg held when it was parsed:
+// the plug for token authentication, where a password lives minutes. It
+// runs after the network (and TLS) connection is up, before the startup
+// message; an error from get fails that connection attempt with it. A copy
+// of cfg made for another user or password (pg-init logs in as a role to
+// check its password) keeps its own: only connections still carrying cfg's
+// user and password get the fresh one.
+func FreshPassword(cfg *pgx.ConnConfig, get PasswordFunc) {
+	next := cfg.AfterNetConnect
+	user, parsed := cfg.User, cfg.Password
+	cfg.AfterNetConnect = func(ctx context.Context, c *pgconn.Config, conn net.Conn) (net.Conn, error) {
+		if c.User == user && c.Password == parsed {
+			pw, err := get(ctx)
+			if err != nil {
+				return conn, err // pgconn closes conn
+			}
+			c.Password = pw // c is this connection's own copy of the config
+		}
+		if next != nil {
+			return next(ctx, c, conn)
+		}
+		return conn, nil
+	}
 }
 
 func orDefault(s, def string) string {

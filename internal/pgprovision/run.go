@@ -16,8 +16,9 @@ import (
 // Retryable reports whether running the reconcile again can succeed: the
 // connection was lost (server restarted, network), the server was not
 // accepting connections, or a concurrent pg-init created the same object
-// first. Ownership conflicts, invalid specs, missing privileges, deadlines
-// and interruptions are not retryable. Several failures (*ObjectErrors)
+// first. Ownership conflicts, invalid specs, missing privileges, deadlines,
+// interruptions and client configuration errors (pgready.IsPermanent: a
+// server certificate that fails verification, TLS refused) are not retryable. Several failures (*ObjectErrors)
 // are retryable only when each one is.
 func Retryable(err error) bool {
 	var conflict *ConflictError
@@ -36,6 +37,10 @@ func Retryable(err error) bool {
 	switch {
 	case err == nil, errors.As(err, &conflict), errors.As(err, &spec), errors.Is(err, ErrInterrupted),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false
+	case pgready.IsPermanent(err):
+		// the client's configuration (TLS verification, TLS refused,
+		// invalid options): every attempt would fail the same way
 		return false
 	}
 	code := pgready.SQLState(err)

@@ -46,6 +46,14 @@ func levelOfConnectError(err error, dialed bool) Level {
 // class 28: wrong password, unknown role, no pg_hba.conf entry).
 func IsAuthError(err error) bool { return strings.HasPrefix(SQLState(err), "28") }
 
+// IsPermanent reports whether retrying err cannot help because the client is
+// configured wrong: TLS verification failed (wrong CA, a host name the
+// certificate does not name, an expired certificate), TLS required but
+// refused, invalid connection options. Authentication failures are not
+// included (the role may not exist yet). pg-init uses it to stop at once
+// instead of retrying until its deadline.
+func IsPermanent(err error) bool { return isPermanent(err, false) }
+
 // isPermanent reports whether retrying err cannot help: configuration
 // mistakes on the client side (TLS verification against the wrong CA or
 // host name, TLS required but refused, invalid connection options) and, with

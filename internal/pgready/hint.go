@@ -34,6 +34,7 @@ func Hint(err error) string {
 	var dnsErr *net.DNSError
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
 	msg := err.Error()
 	switch {
 	case errors.As(err, &dnsErr):
@@ -44,7 +45,13 @@ func Hint(err error) string {
 		return "no answer within the connect timeout: check NetworkPolicies, the host and the port"
 	case strings.Contains(msg, "server refused TLS connection"):
 		return "sslmode requires TLS but the server has SSL off: use sslmode=prefer/disable or enable SSL on the server"
-	case errors.As(err, &unknownCA) || errors.As(err, &hostname) || strings.Contains(msg, "failed to verify certificate"):
+	case errors.As(err, &unknownCA):
+		return "the server certificate is not signed by the CA in sslrootcert (PGSSLROOTCERT): mount the CA of the server's certificate (the tenant Secret's ca.crt)"
+	case errors.As(err, &hostname):
+		return "the server certificate does not name the host connected to (PGHOST): connect by a name the certificate lists, or reissue it with that name"
+	case errors.As(err, &invalid):
+		return "the server certificate is expired, not yet valid or not usable for a server: renew it (check the clocks too)"
+	case strings.Contains(msg, "failed to verify certificate"):
 		return "the server certificate failed verification: check sslrootcert and that the host name matches the certificate"
 	case strings.HasPrefix(msg, "check "):
 		return "connected, but a --primary/--require-* check fails: migrations or grants may not have run yet"

@@ -47,19 +47,21 @@ type errRace struct{ err error }
 func (e *errRace) Error() string { return e.err.Error() }
 func (e *errRace) Unwrap() error { return e.err }
 
-// Run processes the spec's Secrets in order, then its certificates, each
-// until it matches or ctx ends; it stops at the first Secret that fails.
+// Run processes the spec's certificates, then its Secrets in order (a
+// Secret may copy a certificate's ca.crt with fromSecret; certificates
+// depend on nothing), each until it matches or ctx ends; it stops at the
+// first that fails.
 func (r *Runner) Run(ctx context.Context, spec *Spec) error {
-	for i := range spec.Secrets {
-		s := spec.Secrets[i]
-		if err := r.retry(ctx, s.Namespace, s.Name, func(ctx context.Context) (Action, error) { return r.secret(ctx, s) }); err != nil {
-			return fmt.Errorf("Secret %s/%s: %w", s.Namespace, s.Name, err)
-		}
-	}
 	for i := range spec.Certificates {
 		c := spec.Certificates[i]
 		if err := r.retry(ctx, c.Namespace, c.Name, func(ctx context.Context) (Action, error) { return r.certificate(ctx, c) }); err != nil {
 			return fmt.Errorf("certificate Secret %s/%s: %w", c.Namespace, c.Name, err)
+		}
+	}
+	for i := range spec.Secrets {
+		s := spec.Secrets[i]
+		if err := r.retry(ctx, s.Namespace, s.Name, func(ctx context.Context) (Action, error) { return r.secret(ctx, s) }); err != nil {
+			return fmt.Errorf("Secret %s/%s: %w", s.Namespace, s.Name, err)
 		}
 	}
 	return nil

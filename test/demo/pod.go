@@ -103,7 +103,7 @@ func (d *dataPathRun) volumeFiles(pod *corev1.PodSpec, c corev1.Container) (map[
 	}
 	files := map[string]string{}
 	isConfig := map[string]bool{}
-	add := func(mount, kind, name string, items []corev1.KeyToPath, data map[string]string) error {
+	add := func(mount, kind, name string, items []corev1.KeyToPath, data map[string]string, optional *bool) error {
 		if len(items) == 0 {
 			for k := range data {
 				items = append(items, corev1.KeyToPath{Key: k, Path: k})
@@ -111,6 +111,9 @@ func (d *dataPathRun) volumeFiles(pod *corev1.PodSpec, c corev1.Container) (map[
 		}
 		for _, it := range items {
 			v, ok := data[it.Key]
+			if !ok && optional != nil && *optional {
+				continue // the kubelet skips a missing key of an optional volume
+			}
 			if !ok {
 				return fmt.Errorf("%s %s has no key %q", kind, name, it.Key)
 			}
@@ -133,12 +136,12 @@ func (d *dataPathRun) volumeFiles(pod *corev1.PodSpec, c corev1.Container) (map[
 		case v.ConfigMap != nil:
 			var data map[string]string
 			if data, err = d.configMap(v.ConfigMap.Name); err == nil {
-				err = add(vm.MountPath, "ConfigMap", v.ConfigMap.Name, v.ConfigMap.Items, data)
+				err = add(vm.MountPath, "ConfigMap", v.ConfigMap.Name, v.ConfigMap.Items, data, v.ConfigMap.Optional)
 			}
 		case v.Secret != nil:
 			var data map[string]string
 			if data, err = d.secret(v.Secret.SecretName); err == nil {
-				err = add(vm.MountPath, "Secret", v.Secret.SecretName, v.Secret.Items, data)
+				err = add(vm.MountPath, "Secret", v.Secret.SecretName, v.Secret.Items, data, v.Secret.Optional)
 			}
 		case v.Projected != nil:
 			for _, src := range v.Projected.Sources {
@@ -146,11 +149,11 @@ func (d *dataPathRun) volumeFiles(pod *corev1.PodSpec, c corev1.Container) (map[
 				switch {
 				case src.Secret != nil:
 					if data, err = d.secret(src.Secret.Name); err == nil {
-						err = add(vm.MountPath, "Secret", src.Secret.Name, src.Secret.Items, data)
+						err = add(vm.MountPath, "Secret", src.Secret.Name, src.Secret.Items, data, src.Secret.Optional)
 					}
 				case src.ConfigMap != nil:
 					if data, err = d.configMap(src.ConfigMap.Name); err == nil {
-						err = add(vm.MountPath, "ConfigMap", src.ConfigMap.Name, src.ConfigMap.Items, data)
+						err = add(vm.MountPath, "ConfigMap", src.ConfigMap.Name, src.ConfigMap.Items, data, src.ConfigMap.Optional)
 					}
 				default:
 					err = fmt.Errorf("volume %s: unsupported projected source", v.Name)

@@ -1,6 +1,8 @@
 package render_test
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -8,8 +10,11 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kommons/kommons/internal/secretinit"
+	"github.com/kommons/kommons/internal/specfile"
 	"github.com/kommons/kommons/test/render"
 )
 
@@ -142,8 +147,10 @@ func TestCommonsCloudNativePGClusterValues(t *testing.T) {
 
 // TestCommonsCloudNativePGJobs: the provisioner Job (and its wait-for-pg) connect
 // to <cluster>-rw as the superuser with sslmode=verify-full and the
-// operator's CA mounted; tenants get -rw with sslmode=require (module charts
-// cannot mount a CA yet).
+// operator's CA mounted; tenants get -rw with sslmode=verify-full, and the
+// secret-init Job copies the operator's CA into their Secret (ca.crt, with
+// PGSSLROOTCERT where postgres-init mounts it), so module pods verify the
+// server too.
 func TestCommonsCloudNativePGJobs(t *testing.T) {
 	m := renderCommons(t, cnpgValues(nil, tenants(map[string]any{"namespace": "imaging"})))
 	job := render.Decode[batchv1.Job](t, m.One(t, "Job", "commons-provisioner-"))
@@ -172,7 +179,33 @@ func TestCommonsCloudNativePGJobs(t *testing.T) {
 	s := secretData(t, m.MustGet(t, "Secret", "imaging", "kommons-commons"))
 	assert.Equal(t, "commons-postgresql-rw.commons.svc.cluster.local", s["PGHOST"])
 	assert.Equal(t, "5432", s["PGPORT"])
-	assert.Equal(t, "require", s["PGSSLMODE"], "TODO(issue 19): verify-full once module charts mount the CA")
+	assert.Equal(t, "verify-full", s["PGSSLMODE"])
+	assert.Equal(t, operatorCAPEM, s["ca.crt"], "the operator's CA, copied by secret-init")
+	assert.Equal(t, "/etc/kommons/postgres-ca/ca.crt", s["PGSSLROOTCERT"])
+	// The secret-init Job may read the operator's CA Secret, and only by name.
+	spec := secretInitSpecOf(t, m)
+	found := false
+	for _, sec := range spec.Secrets {
+		if sec.Namespace == "imaging" {
+			src := sec.Data["ca.crt"]
+			require.NotNil(t, src.FromSecret)
+			found = src.FromSecret.Name == "commons-postgresql-ca" && src.FromSecret.Namespace == "commons" && !src.FromSecret.Optional
+		}
+	}
+	assert.True(t, found, "the tenant Secret's ca.crt comes from the operator's CA Secret")
+	var role rbacv1.Role
+	for _, o := range m.ByKind("Role") {
+		if o.Namespace == "commons" && strings.Contains(o.Name, "secret-init") {
+			role = *render.Decode[rbacv1.Role](t, o)
+		}
+	}
+	readable := false
+	for _, r := range role.Rules {
+		if slices.Contains(r.Verbs, "get") && slices.Contains(r.ResourceNames, "commons-postgresql-ca") {
+			readable = true
+		}
+	}
+	assert.True(t, readable, "secret-init's Role gets commons-postgresql-ca by name: %+v", role.Rules)
 	assert.Equal(t, "kommons_tenant_imaging", s["PGUSER"])
 
 	// Outside cloudnativepg mode nothing of the CA is rendered.
@@ -207,4 +240,19 @@ func TestCommonsCloudNativePGRefusesWrongValues(t *testing.T) {
 			require.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// secretInitSpecOf decodes the rendered secret-init spec of commons.
+func secretInitSpecOf(t *testing.T, m *render.Manifest) *secretinit.Spec {
+	t.Helper()
+	for _, o := range m.ByKind("ConfigMap") {
+		cm := render.Decode[corev1.ConfigMap](t, o)
+		if cm.Labels["app.kubernetes.io/component"] == "secret-init" {
+			spec, err := specfile.DecodeAs[secretinit.Spec](cm.Name, []byte(cm.Data["spec.yaml"]))
+			require.NoError(t, err)
+			return spec
+		}
+	}
+	t.Fatal("no secret-init spec rendered")
+	return nil
 }

@@ -68,15 +68,26 @@ func runContainerIn(t *testing.T, ns, bin string, m *render.Manifest, pod corev1
 	}
 	rebaseMountedFiles(t, mounts)
 	env := []string{"PATH=/usr/bin:/bin", "HOME=" + root}
+	external := false // an external server's host and port are the test server's already
 	for _, e := range m.Env(t, ns, c, extra) {
-		name, _, _ := strings.Cut(e, "=")
-		switch name {
-		case "PGHOST":
+		if e == "PGHOST=localhost" || e == "PGHOST="+s.Host() {
+			external = true
+		}
+	}
+	for _, e := range m.Env(t, ns, c, extra) {
+		name, val, _ := strings.Cut(e, "=")
+		switch {
+		case name == "PGHOST" && !external:
 			require.Equal(t, "PGHOST=commons-postgresql.commons.svc.cluster.local", e)
 			e = "PGHOST=" + s.Host() // the Service name only resolves in a cluster
-		case "PGPORT":
+		case name == "PGPORT" && !external:
 			require.Equal(t, "PGPORT=5432", e)
 			e = "PGPORT=" + strconv.Itoa(s.Port())
+		}
+		for mp, dir := range mounts { // e.g. PGSSLROOTCERT, a file in a mounted volume
+			if strings.HasPrefix(val, mp+"/") {
+				e = name + "=" + dir + strings.TrimPrefix(val, mp)
+			}
 		}
 		env = append(env, e)
 	}

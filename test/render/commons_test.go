@@ -17,6 +17,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 
+	"github.com/kommons/kommons/internal/kubeapi"
 	"github.com/kommons/kommons/internal/s3names"
 	"github.com/kommons/kommons/internal/s3provision"
 	"github.com/kommons/kommons/test/render"
@@ -24,10 +25,23 @@ import (
 
 const commonsChart = "../../charts/commons"
 
-// renderCommons renders charts/commons as release "commons" in namespace "commons".
+// renderCommons renders charts/commons as release "commons" in namespace
+// "commons"; the secret-init Job's work is done with the CloudNativePG
+// operator's CA Secret (commons-postgresql-ca, ca.crt operatorCAPEM) present,
+// as the operator creates it in cloudnativepg mode.
 func renderCommons(t *testing.T, values map[string]any) *render.Manifest {
 	t.Helper()
-	return render.MustChart(t, commonsChart, render.Options{ReleaseName: "commons", Namespace: "commons", Values: values})
+	return render.MustChart(t, commonsChart, render.Options{ReleaseName: "commons", Namespace: "commons", Values: values,
+		Existing: []*kubeapi.Secret{operatorCA()}})
+}
+
+// operatorCAPEM stands for the certificate of the CA CloudNativePG generates.
+const operatorCAPEM = "-----BEGIN CERTIFICATE-----\noperator CA of commons-postgresql\n-----END CERTIFICATE-----\n"
+
+func operatorCA() *kubeapi.Secret {
+	s := &kubeapi.Secret{Type: "Opaque", Data: map[string][]byte{"ca.crt": []byte(operatorCAPEM)}}
+	s.Metadata.Namespace, s.Metadata.Name = "commons", "commons-postgresql-ca"
+	return s
 }
 
 func tenants(specs ...map[string]any) map[string]any {

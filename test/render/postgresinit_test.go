@@ -18,6 +18,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"helm.sh/helm/v3/pkg/action"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/kommons/kommons/internal/pgnames"
 	"github.com/kommons/kommons/internal/pgprovision"
+	"github.com/kommons/kommons/internal/testutil/testca"
 )
 
 // pgiRepoRoot is the repository root, found from this file's path.
@@ -297,6 +299,9 @@ func TestPostgresInitDefaults(t *testing.T) {
 	assert.Equal(t, "billing-pg-app", ref.Name)
 	assert.Equal(t, "password", ref.Key)
 	for _, v := range pod.Volumes {
+		if v.Name == "postgres-ca" && v.Secret != nil && v.Secret.SecretName == "kommons-commons" {
+			continue // the tenant Secret's CA: commons writes that Secret, never this pod
+		}
 		assert.Nil(t, v.Secret, "volume %s: no Secret volume in the pod whose init container writes it", v.Name)
 	}
 
@@ -712,4 +717,76 @@ func TestHelloModuleRejectsBadValues(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// TestPostgresInitCAConvention: every container that connects (the pg-init
+// Job, hello-module's wait-for-pg and web containers) takes PGSSLROOTCERT
+// from the tenant Secret, optionally, and mounts only that Secret's ca.crt,
+// optionally, where PGSSLROOTCERT points; the connection Secret's uri and
+// jdbc-uri carry sslrootcert when it is known.
+func TestPostgresInitCAConvention(t *testing.T) {
+	m := pgiMustRender(t, pgiHelloChart(t), "hello", "imaging", nil)
+	var dep struct {
+		Spec struct {
+			Template corev1.PodTemplateSpec `json:"template"`
+		} `json:"spec"`
+	}
+	m.One(t, "Deployment").Into(t, &dep)
+	job := pgiJob(t, m)
+	pods := map[string]corev1.PodSpec{"Deployment": dep.Spec.Template.Spec, "Job": job.Spec.Template.Spec}
+	for kind, pod := range pods {
+		var vol *corev1.Volume
+		for i := range pod.Volumes {
+			if pod.Volumes[i].Name == "postgres-ca" {
+				vol = &pod.Volumes[i]
+			}
+		}
+		require.NotNil(t, vol, "%s has the CA volume", kind)
+		require.NotNil(t, vol.Secret, kind)
+		assert.Equal(t, "kommons-commons", vol.Secret.SecretName, kind)
+		assert.Equal(t, []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}, vol.Secret.Items, "%s: only the CA, never the provisioner's credentials", kind)
+		require.NotNil(t, vol.Secret.Optional, kind)
+		assert.True(t, *vol.Secret.Optional, "%s: tenants without a CA keep working", kind)
+		for _, c := range append(append([]corev1.Container{}, pod.InitContainers...), pod.Containers...) {
+			if c.Name == "secret-init" {
+				continue // writes Secrets; never connects to PostgreSQL
+			}
+			var env *corev1.EnvVar
+			for i := range c.Env {
+				if c.Env[i].Name == "PGSSLROOTCERT" {
+					env = &c.Env[i]
+				}
+			}
+			require.NotNil(t, env, "%s/%s sets PGSSLROOTCERT", kind, c.Name)
+			ref := env.ValueFrom.SecretKeyRef
+			assert.Equal(t, "kommons-commons", ref.Name)
+			assert.Equal(t, "PGSSLROOTCERT", ref.Key)
+			require.NotNil(t, ref.Optional)
+			assert.True(t, *ref.Optional, "%s/%s", kind, c.Name)
+			mounted := false
+			for _, vm := range c.VolumeMounts {
+				if vm.Name == "postgres-ca" {
+					mounted = vm.MountPath == "/etc/kommons/postgres-ca" && vm.ReadOnly
+				}
+			}
+			assert.True(t, mounted, "%s/%s mounts the CA read-only at /etc/kommons/postgres-ca", kind, c.Name)
+		}
+	}
+
+	m = pgiMustRender(t, pgiChart(t), "shop", "tenant1", map[string]any{
+		"connection": map[string]any{"host": "pg.commons.svc", "port": 5432, "sslmode": "verify-full", "sslrootcert": "/etc/kommons/postgres-ca/ca.crt"},
+	})
+	data := pgiSecretInit(t, m, "tenant1", nil)["shop-pg-app"]
+	pw := data["password"]
+	assert.Equal(t, "/etc/kommons/postgres-ca/ca.crt", data["sslrootcert"])
+	assert.Equal(t, "postgresql://tenant1_shop_app:"+pw+"@pg.commons.svc:5432/tenant1_shop_app?sslmode=verify-full&sslrootcert=/etc/kommons/postgres-ca/ca.crt", data["uri"])
+	assert.Equal(t, "jdbc:postgresql://pg.commons.svc:5432/tenant1_shop_app?password="+pw+"&user=tenant1_shop_app&sslmode=verify-full&sslrootcert=/etc/kommons/postgres-ca/ca.crt", data["jdbc-uri"])
+	cfg, err := pgx.ParseConfig(strings.Replace(data["uri"], "/etc/kommons/postgres-ca/ca.crt", writeTestCA(t), 1))
+	require.NoError(t, err, "the uri parses as libpq/pgx read it")
+	assert.False(t, cfg.TLSConfig.InsecureSkipVerify)
+	assert.Equal(t, "pg.commons.svc", cfg.TLSConfig.ServerName, "verify-full checks the host name")
+}
+
+func writeTestCA(t *testing.T) string {
+	return testca.New(t, "render test CA").WriteCert(t, t.TempDir(), "ca.crt")
 }

@@ -13,6 +13,8 @@
 package render
 
 import (
+	"github.com/kommons/kommons/internal/kubeapi"
+
 	"fmt"
 	"os"
 	"path/filepath"
@@ -48,6 +50,9 @@ type Options struct {
 	// write in a cluster, which Chart otherwise adds (RunSecretInit): the
 	// charts render no credential themselves.
 	NoSecretInit bool
+	// Existing are Secrets that exist before secret-init runs, made by
+	// someone else (e.g. the CloudNativePG operator's <cluster>-ca).
+	Existing []*kubeapi.Secret
 }
 
 // Object is one rendered Kubernetes object.
@@ -140,7 +145,7 @@ func Chart(dir string, o Options) (*Manifest, error) {
 		return nil, err
 	}
 	if !o.NoSecretInit {
-		return m.RunSecretInit()
+		return m.RunSecretInit(o.Existing...)
 	}
 	return m, nil
 }
@@ -314,7 +319,8 @@ func Decode[T any](t testing.TB, o *Object) *T {
 // from its Secret, ConfigMap and projected volumes (items honoured, every key when a
 // volume lists none), taking the data from the rendered objects in the pod's
 // namespace; a Secret or ConfigMap the manifest does not hold (an existing
-// one) must be given in extra, keyed "Kind/name". It returns root+mountPath
+// one) must be given in extra, keyed "Kind/name"; as the kubelet does, a
+// volume marked optional skips keys (or a whole Secret) that are missing. It returns root+mountPath
 // for each mount it wrote, keyed by mountPath, so a test can run the real
 // binary with the rendered args after prefixing their paths with root.
 func (m *Manifest) MountFiles(t testing.TB, namespace string, pod corev1.PodSpec, container, root string, extra map[string]map[string]string) map[string]string {
@@ -371,28 +377,45 @@ func (m *Manifest) MountFiles(t testing.TB, namespace string, pod corev1.PodSpec
 		}
 		// One source per Secret or ConfigMap (several for a projected volume).
 		type source struct {
-			d     map[string]string
-			items []corev1.KeyToPath
+			d        map[string]string
+			items    []corev1.KeyToPath
+			optional bool
+		}
+		optionalData := func(kind, name string, optional *bool) (map[string]string, bool) {
+			opt := optional != nil && *optional
+			if _, inExtra := extra[kind+"/"+name]; opt && !inExtra {
+				if _, rendered := m.Get(kind, namespace, name); !rendered {
+					return map[string]string{}, true
+				}
+			}
+			return data(kind, name), opt
 		}
 		var sources []source
 		switch {
 		case vol.Secret != nil:
-			sources = []source{{data("Secret", vol.Secret.SecretName), vol.Secret.Items}}
+			d, opt := optionalData("Secret", vol.Secret.SecretName, vol.Secret.Optional)
+			sources = []source{{d, vol.Secret.Items, opt}}
 		case vol.ConfigMap != nil:
-			sources = []source{{data("ConfigMap", vol.ConfigMap.Name), vol.ConfigMap.Items}}
+			d, opt := optionalData("ConfigMap", vol.ConfigMap.Name, vol.ConfigMap.Optional)
+			sources = []source{{d, vol.ConfigMap.Items, opt}}
 		case vol.Projected != nil:
 			for _, ps := range vol.Projected.Sources {
 				switch {
 				case ps.Secret != nil:
-					sources = append(sources, source{data("Secret", ps.Secret.Name), ps.Secret.Items})
+					d, opt := optionalData("Secret", ps.Secret.Name, ps.Secret.Optional)
+					sources = append(sources, source{d, ps.Secret.Items, opt})
 				case ps.ConfigMap != nil:
-					sources = append(sources, source{data("ConfigMap", ps.ConfigMap.Name), ps.ConfigMap.Items})
+					d, opt := optionalData("ConfigMap", ps.ConfigMap.Name, ps.ConfigMap.Optional)
+					sources = append(sources, source{d, ps.ConfigMap.Items, opt})
 				}
 			}
 		default:
 			continue
 		}
 		dir := filepath.Join(root, vm.MountPath)
+		if err := os.MkdirAll(dir, 0o700); err != nil { // mounted even when empty (optional keys missing)
+			t.Fatal(err)
+		}
 		for _, src := range sources {
 			items := src.items
 			if len(items) == 0 {
@@ -402,6 +425,9 @@ func (m *Manifest) MountFiles(t testing.TB, namespace string, pod corev1.PodSpec
 			}
 			for _, it := range items {
 				v, ok := src.d[it.Key]
+				if !ok && src.optional {
+					continue
+				}
 				if !ok {
 					t.Fatalf("MountFiles: volume %q has no key %q", vm.Name, it.Key)
 				}

@@ -47,6 +47,24 @@ func (m *Manifest) RunSecretInit(existing ...*kubeapi.Secret) (*Manifest, error)
 		if err := spec.Validate(o.Name, o.Namespace); err != nil {
 			return nil, err
 		}
+		// A source nobody writes would make the real reconciler wait
+		// forever: name it instead (pass such Secrets as existing).
+		for _, sec := range spec.Secrets {
+			for key, src := range sec.Data {
+				ref := src.FromSecret
+				if ref == nil || ref.Optional {
+					continue
+				}
+				ns := ref.Namespace
+				if ns == "" {
+					ns = sec.Namespace
+				}
+				if _, ok := store.secrets[ns+"/"+ref.Name]; !ok && !writes(spec, ns, ref.Name) {
+					return nil, fmt.Errorf("secret-init %s/%s: Secret %s/%s key %s reads Secret %s/%s, which neither the spec writes nor exists (give it as existing)",
+						o.Namespace, o.Name, sec.Namespace, sec.Name, key, ns, ref.Name)
+				}
+			}
+		}
 		r := &secretinit.Runner{API: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		if err := r.Run(context.Background(), spec); err != nil {
 			return nil, fmt.Errorf("secret-init %s/%s: %w", o.Namespace, o.Name, err)
@@ -77,6 +95,21 @@ func (m *Manifest) RunSecretInit(existing ...*kubeapi.Secret) (*Manifest, error)
 			Name: s.Metadata.Name, Source: SecretInitSource, YAML: y, Fields: fields})
 	}
 	return m, nil
+}
+
+// writes reports whether spec writes Secret ns/name.
+func writes(spec *secretinit.Spec, ns, name string) bool {
+	for _, s := range spec.Secrets {
+		if s.Namespace == ns && s.Name == name {
+			return true
+		}
+	}
+	for _, c := range spec.Certificates {
+		if c.Namespace == ns && c.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -189,9 +189,52 @@ bundled
 {{- if include "commons.postgresql.cnpg" . }}5432{{ else if include "commons.postgresql.bundled" . }}{{ .Values.postgresql.service.port }}{{ else }}{{ .Values.postgresql.external.port }}{{ end -}}
 {{- end -}}
 
-{{/* commons.postgresql.sslmode: of the commons Jobs: the bundled server has no TLS configured; a CloudNativePG Cluster's certificate is checked against its CA (commons.postgresql.caVolume). */}}
+{{/* commons.postgresql.sslmode: of the commons Jobs: the bundled server has no TLS configured; a CloudNativePG Cluster's certificate, and an external server's when postgresql.external.tls.ca is set, is checked against its CA (commons.postgresql.caVolume): verify-full (verify-ca when external.sslmode asks for it). */}}
 {{- define "commons.postgresql.sslmode" -}}
-{{- if include "commons.postgresql.cnpg" . }}verify-full{{ else if include "commons.postgresql.bundled" . }}disable{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
+{{- if or (include "commons.postgresql.cnpg" .) (include "commons.postgresql.bundledTLS" .) }}verify-full{{ else if include "commons.postgresql.bundled" . }}disable{{ else if include "commons.postgresql.externalCA" . }}{{ ternary "verify-ca" "verify-full" (eq .Values.postgresql.external.sslmode "verify-ca") }}{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.externalCA: the external server's CA certificate (PEM) when postgresql.external.tls.ca holds one, in external mode; else nothing. */}}
+{{- define "commons.postgresql.externalCA" -}}
+{{- if eq (include "commons.postgresql.mode" .) "external" -}}
+{{- ((.Values.postgresql.external.tls | default dict).ca | default "") | trim -}}
+{{- end -}}
+{{- end -}}
+
+{{/* commons.postgresql.hasCA: "true" when the commons Jobs verify the server against a CA (cloudnativepg, external with tls.ca, bundled with tls.enabled). */}}
+{{- define "commons.postgresql.hasCA" -}}
+{{- if or (include "commons.postgresql.cnpg" .) (include "commons.postgresql.externalCA" .) (include "commons.postgresql.bundledTLS" .) }}true{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.bundledTLS: "true" when the bundled server runs with TLS (postgresql.tls.enabled). */}}
+{{- define "commons.postgresql.bundledTLS" -}}
+{{- if and (include "commons.postgresql.bundled" .) (.Values.postgresql.tls | default dict).enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.tlsSecret: the Secret secret-init issues for the bundled server (tls.crt, tls.key, ca.crt). */}}
+{{- define "commons.postgresql.tlsSecret" -}}
+{{- include "commons.names.component" (dict "context" . "component" "postgresql-tls") -}}
+{{- end -}}
+
+{{/* commons.postgresql.tlsCertificate: the secret-init certificates entry of the bundled server (YAML): every name of the client Service. */}}
+{{- define "commons.postgresql.tlsCertificate" -}}
+{{- $svc := include "commons.names.component" (dict "context" . "component" "postgresql") -}}
+{{- $ns := .Release.Namespace -}}
+{{- toYaml (dict "name" (include "commons.postgresql.tlsSecret" .) "namespace" $ns
+      "labels" (include "commons.secretInit.labels" (dict "context" . "component" "database") | fromYaml)
+      "commonName" (include "commons.postgresql.host" .)
+      "dnsNames" (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (include "commons.postgresql.host" .))
+      "validityDays" (int (.Values.postgresql.tls.validityDays | default 3650))) -}}
+{{- end -}}
+
+{{/* commons.postgresql.caConfigMap: name of the ConfigMap holding postgresql.external.tls.ca (external mode). */}}
+{{- define "commons.postgresql.caConfigMap" -}}
+{{- include "commons.names.component" (dict "context" . "component" "postgresql-ca") -}}
+{{- end -}}
+
+{{/* commons.postgresql.tenantCAPath: PGSSLROOTCERT in the tenant Secrets: where charts/postgres-init's caVolumeMount puts the Secret's ca.crt. */}}
+{{- define "commons.postgresql.tenantCAPath" -}}
+/etc/kommons/postgres-ca/ca.crt
 {{- end -}}
 
 {{- define "commons.postgresql.database" -}}
@@ -221,7 +264,7 @@ bundled
   value: {{ include "commons.postgresql.database" . | quote }}
 - name: PGSSLMODE
   value: {{ include "commons.postgresql.sslmode" . | quote }}
-{{- if include "commons.postgresql.cnpg" . }}
+{{- if include "commons.postgresql.hasCA" . }}
 - name: PGSSLROOTCERT
   value: {{ include "commons.postgresql.caPath" . | quote }}
 {{- end }}
@@ -254,9 +297,26 @@ bundled
 {{- include "commons.names.component" (dict "context" . "component" "postgresql") -}}
 {{- end -}}
 
-{{/* commons.postgresql.tenantSslmode: the sslmode handed to tenants. TODO(issue 19): verify-full once module charts can mount the Cluster's CA; until then require (encrypted, server not verified). */}}
+{{/* commons.postgresql.tenantSslmode: the sslmode handed to tenants: the Jobs' own. With a CA (cloudnativepg, external with tls.ca) verify-full, the CA in the tenant Secret (commons.postgresql.tenantCA). */}}
 {{- define "commons.postgresql.tenantSslmode" -}}
-{{- if include "commons.postgresql.cnpg" . }}require{{ else }}{{ include "commons.postgresql.sslmode" . }}{{ end -}}
+{{- include "commons.postgresql.sslmode" . -}}
+{{- end -}}
+
+{{/*
+commons.postgresql.tenantCA: the secret-init source (YAML) of the tenant Secrets' ca.crt: the
+operator's <cluster>-ca Secret in cloudnativepg mode (copied at run time, kept current on every
+run), postgresql.external.tls.ca in external mode; else nothing (no CA: sslmode disable or require).
+JSON (toYaml would drop the PEM's final newline).
+{{ include "commons.postgresql.tenantCA" $ | fromYaml }}
+*/}}
+{{- define "commons.postgresql.tenantCA" -}}
+{{- if include "commons.postgresql.cnpg" . -}}
+{{- toJson (dict "fromSecret" (dict "name" (printf "%s-ca" (include "commons.postgresql.clusterName" .)) "namespace" .Release.Namespace "key" "ca.crt")) -}}
+{{- else if include "commons.postgresql.bundledTLS" . -}}
+{{- toJson (dict "fromSecret" (dict "name" (include "commons.postgresql.tlsSecret" .) "namespace" .Release.Namespace "key" "ca.crt")) -}}
+{{- else if include "commons.postgresql.externalCA" . -}}
+{{- toJson (dict "value" (printf "%s\n" (include "commons.postgresql.externalCA" .))) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* commons.postgresql.caPath: where the Jobs find the Cluster's CA certificate (PGSSLROOTCERT). */}}
@@ -264,22 +324,38 @@ bundled
 /etc/kommons/postgresql-ca/ca.crt
 {{- end -}}
 
-{{/* commons.postgresql.caVolumeMount: the CA's volumeMount (list entry) in cloudnativepg mode, else nothing. */}}
+{{/* commons.postgresql.caVolumeMount: the CA's volumeMount (list entry) when the Jobs verify the server (commons.postgresql.hasCA), else nothing. */}}
 {{- define "commons.postgresql.caVolumeMount" -}}
-{{- if include "commons.postgresql.cnpg" . -}}
+{{- if include "commons.postgresql.hasCA" . -}}
 - name: postgresql-ca
   mountPath: {{ include "commons.postgresql.caPath" . | dir }}
   readOnly: true
 {{- end -}}
 {{- end -}}
 
-{{/* commons.postgresql.caVolume: the CA's volume (list entry): ca.crt of the operator-generated <cluster>-ca Secret, in cloudnativepg mode; else nothing. */}}
+{{/* commons.postgresql.caVolume: the CA's volume (list entry): ca.crt of the operator-generated <cluster>-ca Secret in cloudnativepg mode, of the ConfigMap with postgresql.external.tls.ca in external mode; else nothing. */}}
 {{- define "commons.postgresql.caVolume" -}}
 {{- if include "commons.postgresql.cnpg" . -}}
 - name: postgresql-ca
   secret:
     secretName: {{ include "commons.postgresql.clusterName" . }}-ca
     defaultMode: 0440
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- else if include "commons.postgresql.bundledTLS" . -}}
+- name: postgresql-ca
+  secret:
+    secretName: {{ include "commons.postgresql.tlsSecret" . }}
+    defaultMode: 0440
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- else if include "commons.postgresql.externalCA" . -}}
+- name: postgresql-ca
+  configMap:
+    name: {{ include "commons.postgresql.caConfigMap" . }}
+    defaultMode: 0444
     items:
       - key: ca.crt
         path: ca.crt

@@ -511,6 +511,8 @@ spec:
           mountPath: /etc/hostid
           subPath: hostid
           readOnly: true
+        {{- /* the PostgreSQL server's CA, where PGSSLROOTCERT (libpq, read by the plugin) points */}}
+        {{- include "postgres-init.caVolumeMount" (dict "root" $root) | nindent 8 }}
         {{- if include "orthanc.usesVolume" $root }}
         - name: storage
           mountPath: {{ $v.storage.filesystem.mountPath }}
@@ -549,6 +551,7 @@ spec:
       emptyDir:
         medium: Memory
         sizeLimit: 1Mi
+    {{- include "postgres-init.caVolume" (dict "root" $root) | nindent 4 }}
     {{- if include "orthanc.usesVolume" $root }}
     - name: storage
       persistentVolumeClaim:

@@ -155,6 +155,32 @@ Helm keeps its release records in Secrets of this namespace. */ -}}
 {{- end -}}
 {{- end -}}
 
+{{/* postgres-init.caMountPath: where pods mount the tenant Secret's ca.crt (PGSSLROOTCERT's directory). */}}
+{{- define "postgres-init.caMountPath" -}}
+/etc/kommons/postgres-ca
+{{- end -}}
+
+{{/* postgres-init.caVolumeOf: (dict "ctx" CTX "volumeName" NAME): the CA volume of postgres-init.caVolume. */}}
+{{- define "postgres-init.caVolumeOf" -}}
+{{- $p := .ctx.Values.provisioner -}}
+- name: {{ .volumeName | default "postgres-ca" }}
+  secret:
+    secretName: {{ $p.secretName | quote }}
+    optional: true
+    defaultMode: 0444
+    items:
+      - key: {{ $p.keys.ca | quote }}
+        path: ca.crt
+{{- end -}}
+
+{{/* postgres-init.sslRootCertEnv (ctx): PGSSLROOTCERT from the provisioner Secret, optional (an env list entry). */}}
+{{- define "postgres-init.sslRootCertEnv" -}}
+{{- $p := .Values.provisioner -}}
+- name: PGSSLROOTCERT
+  valueFrom:
+    secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.sslrootcert | quote }}, optional: true}
+{{- end -}}
+
 {{/* postgres-init.specYAML (ctx): pg-init's spec file, one-to-one from the values. */}}
 {{- define "postgres-init.specYAML" -}}
 {{- $roles := list -}}
@@ -266,6 +292,7 @@ containers:
       - name: PGSSLMODE
         valueFrom:
           secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.sslmode | quote }}}
+      {{- include "postgres-init.sslRootCertEnv" . | nindent 6 }}
       - name: PGUSER
         valueFrom:
           secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.username | quote }}}
@@ -294,6 +321,7 @@ containers:
       - name: spec
         mountPath: /etc/pg-init/spec
         readOnly: true
+      {{- include "postgres-init.caVolumeMount" (dict) | nindent 6 }}
     securityContext:
       {{- toYaml .Values.job.securityContext | nindent 6 }}
     resources:
@@ -302,6 +330,7 @@ volumes:
   - name: spec
     configMap:
       name: {{ include "postgres-init.prefix" . }}-init-spec
+  {{- include "postgres-init.caVolumeOf" (dict "ctx" .) | nindent 2 }}
   {{- if $secretInit }}
   {{- include "kommons-common.secretInit.volumes" (dict "configMap" (include "postgres-init.secretInitName" .)) | nindent 2 }}
   {{- end }}

@@ -59,9 +59,11 @@ postgres-init.credentialsPasswordKey: the key of the password in that Secret.
 
 {{/*
 postgres-init.connectionEnv: libpq environment (a list of env entries) for
-role "role" on database "database": PGHOST, PGPORT, PGSSLMODE from the
-provisioner Secret (connection facts only, never its credentials), PGUSER and
-PGDATABASE as physical names, PGPASSWORD from the role's Secret.
+role "role" on database "database": PGHOST, PGPORT, PGSSLMODE and, when the
+tenant has a CA, PGSSLROOTCERT (optional) from the provisioner Secret
+(connection facts only, never its credentials), PGUSER and PGDATABASE as
+physical names, PGPASSWORD from the role's Secret. PGSSLROOTCERT names a file
+under postgres-init.caVolumeMount: mount postgres-init.caVolume in the pod.
   env:
     {{- include "postgres-init.connectionEnv" (dict "root" $ "role" "app" "database" "app") | nindent 4 }}
 */}}
@@ -81,6 +83,7 @@ PGDATABASE as physical names, PGPASSWORD from the role's Secret.
 - name: PGSSLMODE
   valueFrom:
     secretKeyRef: {name: {{ $p.secretName | quote }}, key: {{ $p.keys.sslmode | quote }}}
+{{ include "postgres-init.sslRootCertEnv" $ctx }}
 - name: PGUSER
   value: {{ include "postgres-init.roleName" (dict "root" .root "alias" .alias "role" .role) | quote }}
 - name: PGDATABASE
@@ -119,10 +122,41 @@ the file named by postgres-init.credentialsPasswordKey.
 {{- end -}}
 
 {{/*
+postgres-init.caVolume: a pod volume (list entry) with the CA certificate of
+the PostgreSQL server from the tenant Secret (commons writes its `ca.crt` when
+the server's CA is known: verify-full). Optional: a tenant without a CA (sslmode
+disable or require) mounts an empty directory. "volumeName" defaults to postgres-ca.
+Every pod that uses postgres-init.connectionEnv or
+postgres-init.waitForPgInitContainer needs it.
+  volumes:
+    {{- include "postgres-init.caVolume" (dict "root" $) | nindent 4 }}
+*/}}
+{{- define "postgres-init.caVolume" -}}
+{{- $s := dict -}}
+{{- include "postgres-init.resolve" (dict "in" . "out" $s) -}}
+{{- include "postgres-init.caVolumeOf" (dict "ctx" $s.ctx "volumeName" .volumeName) -}}
+{{- end -}}
+
+{{/*
+postgres-init.caVolumeMount: the matching volumeMount (list entry), read-only
+at /etc/kommons/postgres-ca, where PGSSLROOTCERT (from the tenant Secret) points:
+/etc/kommons/postgres-ca/ca.crt.
+  volumeMounts:
+    {{- include "postgres-init.caVolumeMount" (dict "root" $) | nindent 4 }}
+*/}}
+{{- define "postgres-init.caVolumeMount" -}}
+- name: {{ .volumeName | default "postgres-ca" }}
+  mountPath: {{ include "postgres-init.caMountPath" . }}
+  readOnly: true
+{{- end -}}
+
+{{/*
 postgres-init.waitForPgInitContainer: the wait-for-pg init container (a list
 entry) waiting at level "level" (default database) until role "role" can
 connect to database "database"; "name" defaults to wait-for-pg, "timeout" to
-waitForPg.timeout.
+waitForPg.timeout. It mounts postgres-init.caVolume (add it to the pod's
+volumes; "caVolume" false leaves the mount out, for a pod without it, which
+then cannot use a tenant's verify-full).
   initContainers:
     {{- include "postgres-init.waitForPgInitContainer" (dict "root" $ "role" "app" "database" "app") | nindent 4 }}
 */}}
@@ -140,6 +174,10 @@ waitForPg.timeout.
     - "--log-format=json"
   env:
     {{- include "postgres-init.connectionEnv" . | nindent 4 }}
+  {{- if not (eq .caVolume false) }}
+  volumeMounts:
+    {{- include "postgres-init.caVolumeMount" . | nindent 4 }}
+  {{- end }}
   securityContext:
     {{- include "postgres-init.securityContext" $ctx | nindent 4 }}
   resources:

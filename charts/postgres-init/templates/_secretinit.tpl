@@ -28,7 +28,7 @@ LOGICAL "name" SECRETNAME): one spec entry (see postgres-init.connectionSecret).
 {{- $p := $ctx.Values.provisioner -}}
 {{- $c := $ctx.Values.connection -}}
 {{- $fact := dict -}}
-{{- range $key, $src := dict "host" (list $c.host ($c.hostKey | default $p.keys.host) false) "port" (list (toString $c.port) ($c.portKey | default $p.keys.port) false) "sslmode" (list $c.sslmode $p.keys.sslmode true) -}}
+{{- range $key, $src := dict "host" (list $c.host ($c.hostKey | default $p.keys.host) false) "port" (list (toString $c.port) ($c.portKey | default $p.keys.port) false) "sslmode" (list $c.sslmode $p.keys.sslmode true) "sslrootcert" (list ($c.sslrootcert | default "") $p.keys.sslrootcert true) -}}
 {{- if index $src 0 -}}
 {{- $_ := set $fact $key (dict "value" (index $src 0)) -}}
 {{- else -}}
@@ -51,9 +51,10 @@ LOGICAL "name" SECRETNAME): one spec entry (see postgres-init.connectionSecret).
   "host" $fact.host
   "port" $fact.port
   "sslmode" $fact.sslmode
+  "sslrootcert" $fact.sslrootcert
   "dbname" (dict "value" $db)
-  "uri" (dict "template" `postgresql://{{ .username }}:{{ urlquery .password }}@{{ .host }}:{{ .port }}/{{ .dbname }}{{ if .sslmode }}?sslmode={{ .sslmode }}{{ end }}`)
-  "jdbc-uri" (dict "template" `jdbc:postgresql://{{ .host }}:{{ .port }}/{{ .dbname }}?password={{ urlquery .password }}&user={{ .username }}{{ if .sslmode }}&sslmode={{ .sslmode }}{{ end }}`)
+  "uri" (dict "template" `postgresql://{{ .username }}:{{ urlquery .password }}@{{ .host }}:{{ .port }}/{{ .dbname }}{{ if or .sslmode .sslrootcert }}?{{ end }}{{ with .sslmode }}sslmode={{ . }}{{ end }}{{ if and .sslmode .sslrootcert }}&{{ end }}{{ with .sslrootcert }}sslrootcert={{ . }}{{ end }}`)
+  "jdbc-uri" (dict "template" `jdbc:postgresql://{{ .host }}:{{ .port }}/{{ .dbname }}?password={{ urlquery .password }}&user={{ .username }}{{ with .sslmode }}&sslmode={{ . }}{{ end }}{{ with .sslrootcert }}&sslrootcert={{ . }}{{ end }}`)
   "pgpass" (dict "template" (printf "%s\n" `{{ .host }}:{{ .port }}:{{ .dbname }}:{{ .username }}:{{ pgpass .password }}`))
 -}}
 {{- toYaml (dict "name" $name "namespace" $ctx.Release.Namespace "type" "kubernetes.io/basic-auth" "labels" $labels "data" $data) -}}

@@ -49,6 +49,16 @@ type Options struct {
 	// Major is the PostgreSQL major version to start (one of Majors, with
 	// binaries found by BinDirFor); 0 is the default server of BinDir.
 	Major int
+	// TLS, when set, starts the server with ssl=on and this certificate
+	// (see package testca). Plain connections stay allowed, so AdminDSN
+	// (sslmode=disable) keeps working.
+	TLS *TLS
+}
+
+// TLS is a server certificate and its private key, PEM.
+type TLS struct {
+	CertPEM []byte
+	KeyPEM  []byte
 }
 
 // Server is one throwaway PostgreSQL cluster.
@@ -120,6 +130,12 @@ func Start(opts Options) (*Server, error) {
 	if err := s.init(); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
+	}
+	if opts.TLS != nil {
+		if err := s.installTLS(*opts.TLS); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
 	}
 	if err := s.Start(); err != nil {
 		_ = os.RemoveAll(dir)
@@ -224,6 +240,25 @@ func (s *Server) init() error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
+	return nil
+}
+
+// installTLS writes the server certificate and key into the data directory,
+// owned by the server's user (PostgreSQL refuses a key others can read),
+// and turns ssl on.
+func (s *Server) installTLS(c TLS) error {
+	crt, key := filepath.Join(s.DataDir(), "server.crt"), filepath.Join(s.DataDir(), "server.key")
+	if err := s.writeOwned(crt, string(c.CertPEM)); err != nil {
+		return fmt.Errorf("pgtest: TLS certificate: %w", err)
+	}
+	if err := s.writeOwned(key, string(c.KeyPEM)); err != nil {
+		return fmt.Errorf("pgtest: TLS key: %w", err)
+	}
+	settings := map[string]string{"ssl": "on", "ssl_cert_file": crt, "ssl_key_file": key}
+	for k, v := range s.settings {
+		settings[k] = v
+	}
+	s.settings = settings
 	return nil
 }
 

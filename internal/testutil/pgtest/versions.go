@@ -118,6 +118,13 @@ func EachVersion(t *testing.T, fn func(t *testing.T, s *Server)) {
 	eachVersion(t, func(t *testing.T, major int) *Server { return newVersion(t, major, Options{Major: major}) }, fn)
 }
 
+// EachVersionWith is EachVersion with opts (e.g. TLS) for every version's
+// server; opts.Major is ignored.
+func EachVersionWith(t *testing.T, opts Options, fn func(t *testing.T, s *Server)) {
+	t.Helper()
+	eachVersion(t, func(t *testing.T, major int) *Server { return newVersion(t, major, opts) }, fn)
+}
+
 // EachSharedVersion is EachVersion on the package's shared server of each
 // version (SharedVersion): faster when several tests run per version, and
 // the tests must leave the servers as they found them (use NewDatabase).

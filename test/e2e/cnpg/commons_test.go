@@ -118,7 +118,11 @@ func (s *scenario) installCommons(t *testing.T) {
 		ts, err := cs.CoreV1().Secrets(ns).Get(ctx, "kommons-commons", metav1.GetOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, commonsCluster+"-rw."+s.cm.ns+".svc.cluster.local", string(ts.Data["PGHOST"]), "tenants connect to -rw")
-		assert.Equal(t, "require", string(ts.Data["PGSSLMODE"]), "tenants: TLS, unverified until module charts mount the CA")
+		assert.Equal(t, "verify-full", string(ts.Data["PGSSLMODE"]), "tenants verify the server")
+		operatorCA, err := cs.CoreV1().Secrets(s.cm.ns).Get(ctx, commonsCluster+"-ca", metav1.GetOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, string(operatorCA.Data["ca.crt"]), string(ts.Data["ca.crt"]), "the operator's CA, copied by secret-init")
+		assert.Equal(t, "/etc/kommons/postgres-ca/ca.crt", string(ts.Data["PGSSLROOTCERT"]))
 	}
 }
 
@@ -157,6 +161,7 @@ func (s *scenario) installModuleAs(t *testing.T, ns, release string, extra ...st
 		require.EqualValues(t, 1, j.Status.Succeeded, "Job %s/%s", ns, j.Name)
 		logs := s.kubectl(t, "logs", "-n", ns, "job/"+j.Name)
 		require.Contains(t, logs, `"msg":"summary"`, "pg-init's summary")
+		require.Contains(t, logs, "sslmode=verify-full", "pg-init verified the server with the tenant Secret's CA")
 		for _, line := range strings.Split(logs, "\n") {
 			if strings.Contains(line, `"msg":"summary"`) {
 				t.Logf("pg-init in %s: %s", ns, line)
@@ -176,6 +181,7 @@ func (s *scenario) installModuleAs(t *testing.T, ns, release string, extra ...st
 			if st.Name == "wait-for-pg" {
 				require.NotNil(t, st.State.Terminated, "%s: wait-for-pg finished", p.Name)
 				assert.EqualValues(t, 0, st.State.Terminated.ExitCode)
+				assert.Contains(t, s.kubectl(t, "logs", "-n", ns, p.Name, "-c", "wait-for-pg"), "sslmode=verify-full", "%s: wait-for-pg over verify-full", p.Name)
 			}
 		}
 		ready++

@@ -112,33 +112,32 @@ func tool(t testing.TB, name string) string {
 const provisionerRole = "kommons_provisioner"
 
 var (
-	provisionerOnce     sync.Once
-	provisionerPassword string
-	provisionerErr      error
+	provisionerMu        sync.Mutex
+	provisionerPasswords = map[*pgtest.Server]string{}
 )
 
-// bootstrapProvisioner creates the provisioner role once per test binary
-// with `pg-init bootstrap-provisioner`, as commons' provisioner Job does.
+// bootstrapProvisioner creates the provisioner role once per server with
+// `pg-init bootstrap-provisioner`, as commons' provisioner Job does.
 func bootstrapProvisioner(t testing.TB, pg *pgtest.Server) string {
 	t.Helper()
 	bin := tool(t, "pg-init")
-	provisionerOnce.Do(func() {
-		provisionerPassword = fmt.Sprintf("prov-%d-%d", os.Getpid(), time.Now().UnixNano())
-		f := filepath.Join(toolDir, "provisioner-password")
-		if err := os.WriteFile(f, []byte(provisionerPassword), 0o600); err != nil {
-			provisionerErr = err
-			return
-		}
-		cmd := exec.Command(bin, "bootstrap-provisioner", "--role="+provisionerRole, "--password-file="+f, "--log-format=json")
-		cmd.Env = append(pg.Env(), "PATH="+os.Getenv("PATH"))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			provisionerErr = fmt.Errorf("pg-init bootstrap-provisioner: %w\n%s", err, out)
-		}
-	})
-	if provisionerErr != nil {
-		t.Fatal(provisionerErr)
+	provisionerMu.Lock()
+	defer provisionerMu.Unlock()
+	if pw, ok := provisionerPasswords[pg]; ok {
+		return pw
 	}
-	return provisionerPassword
+	pw := fmt.Sprintf("prov-%d-%d", os.Getpid(), time.Now().UnixNano())
+	f := filepath.Join(t.TempDir(), "provisioner-password")
+	if err := os.WriteFile(f, []byte(pw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "bootstrap-provisioner", "--role="+provisionerRole, "--password-file="+f, "--log-format=json")
+	cmd.Env = append(pg.Env(), "PATH="+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pg-init bootstrap-provisioner: %v\n%s", err, out)
+	}
+	provisionerPasswords[pg] = pw
+	return pw
 }
 
 // Provision renders the chart in namespace (use one per Stack: it scopes
@@ -146,15 +145,29 @@ func bootstrapProvisioner(t testing.TB, pg *pgtest.Server) string {
 // against pg as a process.
 func Provision(t testing.TB, pg *pgtest.Server, namespace string, values map[string]any) *Stack {
 	t.Helper()
-	m, err := render.Chart(ChartDir(), render.Options{ReleaseName: Release, Namespace: namespace, Values: values})
-	if err != nil {
-		t.Fatalf("render charts/orthanc: %v", err)
-	}
-	s := &Stack{Manifest: m, Namespace: namespace, PG: pg, Secrets: map[string]map[string]string{}}
-	for _, o := range m.ByKind("Secret") {
-		s.Secrets[o.Name] = secretData(t, o)
-	}
-	// The provisioner Secret commons renders in the tenant namespace (both
+	return ProvisionWith(t, pg, namespace, values, TenantTLS{})
+}
+
+// TenantTLS are the TLS facts of the tenant Secret commons would write
+// (zero: sslmode=disable, no CA).
+type TenantTLS struct {
+	// Host replaces pg.Host() as PGHOST (a name the server certificate lists).
+	Host string
+	// SSLMode is PGSSLMODE, e.g. verify-full.
+	SSLMode string
+	// CAPEM is the server's CA: the Secret's ca.crt, with PGSSLROOTCERT
+	// pointing where the charts mount it.
+	CAPEM []byte
+}
+
+// CACertPath is where the charts mount the tenant Secret's ca.crt
+// (postgres-init.caVolumeMount), the PGSSLROOTCERT commons writes.
+const CACertPath = "/etc/kommons/postgres-ca/ca.crt"
+
+// ProvisionWith is Provision with the tenant Secret's TLS facts.
+func ProvisionWith(t testing.TB, pg *pgtest.Server, namespace string, values map[string]any, tls TenantTLS) *Stack {
+	t.Helper()
+	// The provisioner Secret commons writes in the tenant namespace (both
 	// key spellings: postgres-init's defaults and commons' libpq names).
 	provPassword := bootstrapProvisioner(t, pg)
 	prov := map[string]string{
@@ -164,9 +177,39 @@ func Provision(t testing.TB, pg *pgtest.Server, namespace string, values map[str
 	for k, v := range map[string]string{"PGHOST": pg.Host(), "PGPORT": strconv.Itoa(pg.Port()), "PGSSLMODE": "disable", "PGUSER": provisionerRole, "PGPASSWORD": provPassword, "PGDATABASE": "postgres"} {
 		prov[k] = v
 	}
+	if tls.Host != "" {
+		prov["host"], prov["PGHOST"] = tls.Host, tls.Host
+	}
+	if tls.SSLMode != "" {
+		prov["sslmode"], prov["PGSSLMODE"] = tls.SSLMode, tls.SSLMode
+	}
+	if tls.CAPEM != nil {
+		prov["ca.crt"], prov["PGSSLROOTCERT"] = string(tls.CAPEM), CACertPath
+	}
+	m, err := render.Chart(ChartDir(), render.Options{ReleaseName: Release, Namespace: namespace, Values: values})
+	if err != nil {
+		t.Fatalf("render charts/orthanc: %v", err)
+	}
+	s := &Stack{Manifest: m, Namespace: namespace, PG: pg, Secrets: map[string]map[string]string{}}
+	for _, o := range m.ByKind("Secret") {
+		s.Secrets[o.Name] = secretData(t, o)
+	}
 	for _, name := range []string{"kommons-postgres-provisioner", "kommons-commons"} {
 		if _, rendered := s.Secrets[name]; !rendered {
 			s.Secrets[name] = prov
+		}
+	}
+	// The chart's secret-init specs (the pg-init Job's init container,
+	// Orthanc's own Job) run as in the cluster, with commons' tenant Secret
+	// present: the Secrets they write join those the pods read.
+	existing := map[string]map[string]string{namespace + "/kommons-commons": prov, namespace + "/kommons-postgres-provisioner": prov}
+	for _, o := range m.ByKind("ConfigMap") {
+		if data, _ := o.Fields["data"].(map[string]any); data["spec.yaml"] != nil && strings.HasSuffix(o.Name, "-secret-init") {
+			for id, kv := range m.SecretInitRun(t, namespace, o.Name, existing) {
+				existing[id] = kv
+				_, name, _ := strings.Cut(id, "/")
+				s.Secrets[name] = kv
+			}
 		}
 	}
 	s.runPgInit(t)
@@ -203,7 +246,12 @@ func secretData(t testing.TB, o *render.Object) map[string]string {
 // mount paths in the args and the mounted files.
 func (s *Stack) runPgInit(t testing.TB) {
 	t.Helper()
-	jobs := s.Manifest.ByKind("Job")
+	var jobs []*render.Object
+	for _, j := range s.Manifest.ByKind("Job") {
+		if strings.Contains(j.Name, "-pg-init") { // not Orthanc's own secret-init Job
+			jobs = append(jobs, j)
+		}
+	}
 	if len(jobs) != 1 {
 		t.Fatalf("want exactly one pg-init Job, rendered %d: %s", len(jobs), s.Manifest.Index())
 	}
@@ -219,7 +267,7 @@ func (s *Stack) runPgInit(t testing.TB) {
 	for _, a := range list(c, "args") {
 		args = append(args, rebase(fmt.Sprint(a), root, mounts))
 	}
-	env := s.resolveEnv(t, c, "pg-init")
+	env := rebaseEnv(s.resolveEnv(t, c, "pg-init"), root, mounts)
 	cmd := exec.Command(tool(t, "pg-init"), args...)
 	cmd.Env = append(envList(env), "PATH="+os.Getenv("PATH"))
 	var stderr strings.Builder
@@ -277,6 +325,9 @@ func (s *Stack) materializeVolumes(t testing.TB, root string, pod, c map[string]
 			for _, it := range items {
 				im := it.(map[string]any)
 				val, ok := data[fmt.Sprint(im["key"])]
+				if !ok && src["optional"] == true {
+					continue // the kubelet skips a missing key of an optional volume
+				}
 				if !ok {
 					t.Fatalf("%s %v has no key %v", kind, src["name"], im["key"])
 				}
@@ -319,6 +370,16 @@ func (s *Stack) materializeVolumes(t testing.TB, root string, pod, c map[string]
 		}
 	}
 	return mounts
+}
+
+// rebaseEnv returns env with every value under one of mounts (e.g.
+// PGSSLROOTCERT) prefixed by root.
+func rebaseEnv(env map[string]string, root string, mounts []string) map[string]string {
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		out[k] = rebaseJSON(v, root, mounts).(string)
+	}
+	return out
 }
 
 // rebase prefixes every mount path occurring in s with root.
@@ -367,6 +428,9 @@ func (s *Stack) resolveEnv(t testing.TB, c map[string]any, podName string) map[s
 			ref := from["secretKeyRef"].(map[string]any)
 			sec := s.secret(t, fmt.Sprint(ref["name"]))
 			v, ok := sec[fmt.Sprint(ref["key"])]
+			if !ok && ref["optional"] == true {
+				continue // unset, as the kubelet leaves an optional reference to a missing key
+			}
 			if !ok {
 				t.Fatalf("env %s: Secret %v has no key %v", name, ref["name"], ref["key"])
 			}
@@ -445,7 +509,7 @@ func (s *Stack) ReplicaOptions(t testing.TB, component, podName, storageDir stri
 	mounts := s.writeSecretMounts(t, component, filepath.Join(dir, "mounts"))
 	rebased := rebaseJSON(cfg, filepath.Join(dir, "mounts"), mounts)
 	return orthanctest.Options{
-		Config: rebased.(map[string]any), Env: envList(s.PodEnv(t, component, podName)),
+		Config: rebased.(map[string]any), Env: envList(rebaseEnv(s.PodEnv(t, component, podName), filepath.Join(dir, "mounts"), mounts)),
 		Dir: dir, StorageDir: storageDir,
 		User: s.AdminUser, Password: s.AdminPassword,
 	}
@@ -478,7 +542,9 @@ func (s *Stack) writeSecretMounts(t testing.TB, component, root string) []string
 		if items := list(sec, "items"); len(items) > 0 {
 			for _, it := range items {
 				im := it.(map[string]any)
-				files[fmt.Sprint(im["path"])] = data[fmt.Sprint(im["key"])]
+				if v, ok := data[fmt.Sprint(im["key"])]; ok || sec["optional"] != true {
+					files[fmt.Sprint(im["path"])] = v
+				}
 			}
 		} else {
 			for k, v := range data {
@@ -555,8 +621,10 @@ func (s *Stack) RunWaitForPg(t testing.TB, component, podName string) {
 	for _, a := range list(c, "args") {
 		args = append(args, fmt.Sprint(a))
 	}
+	root := t.TempDir()
+	mounts := s.materializeVolumes(t, root, dig(s.Deployment(t, component).Fields, "spec", "template", "spec"), c)
 	cmd := exec.Command(tool(t, "wait-for-pg"), args...)
-	cmd.Env = append(envList(s.resolveEnv(t, c, podName)), "PATH="+os.Getenv("PATH"))
+	cmd.Env = append(envList(rebaseEnv(s.resolveEnv(t, c, podName), root, mounts)), "PATH="+os.Getenv("PATH"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("rendered wait-for-pg init container of %s: %v\nargs: %q\n%s", podName, err, args, out)

@@ -70,12 +70,12 @@ func podRun(t *testing.T, pod corev1.PodSpec, c corev1.Container, objs podObject
 				podWrite(t, dir, k, []byte(rewrite(val)))
 			}
 		case v.Secret != nil:
-			podWriteSecret(t, dir, v.Secret.SecretName, v.Secret.Items, objs)
+			podWriteSecret(t, dir, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional, objs)
 		case v.Projected != nil:
 			for _, src := range v.Projected.Sources {
 				switch {
 				case src.Secret != nil:
-					podWriteSecret(t, dir, src.Secret.Name, src.Secret.Items, objs)
+					podWriteSecret(t, dir, src.Secret.Name, src.Secret.Items, src.Secret.Optional, objs)
 				case src.ConfigMap != nil:
 					data, ok := objs.ConfigMaps[src.ConfigMap.Name]
 					require.True(t, ok, "projected ConfigMap %q not rendered", src.ConfigMap.Name)
@@ -144,9 +144,15 @@ func podRun(t *testing.T, pod corev1.PodSpec, c corev1.Container, objs podObject
 	return runResult{Code: code, Stdout: stdout.String(), Stderr: stderr.String(), Args: args}
 }
 
-func podWriteSecret(t *testing.T, dir, name string, items []corev1.KeyToPath, objs podObjects) {
+// podWriteSecret writes a Secret volume's files; as the kubelet does, an
+// optional one skips what is missing (the Secret, or a key).
+func podWriteSecret(t *testing.T, dir, name string, items []corev1.KeyToPath, optional *bool, objs podObjects) {
 	t.Helper()
+	opt := optional != nil && *optional
 	data, ok := objs.Secrets[name]
+	if !ok && opt {
+		return
+	}
 	require.True(t, ok, "Secret %q is neither rendered nor provided", name)
 	if len(items) == 0 {
 		for k, v := range data {
@@ -156,6 +162,9 @@ func podWriteSecret(t *testing.T, dir, name string, items []corev1.KeyToPath, ob
 	}
 	for _, it := range items {
 		v, ok := data[it.Key]
+		if !ok && opt {
+			continue
+		}
 		require.True(t, ok, "Secret %s has no key %q", name, it.Key)
 		podWrite(t, dir, it.Path, v)
 	}
