@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kommons/kommons/internal/cli"
+	"github.com/kommons/kommons/internal/kubeapi"
 	"github.com/kommons/kommons/internal/testutil/orthanctest"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/test/render"
@@ -398,6 +399,9 @@ func (d *dataPathRun) runPgInit(ctx context.Context) error {
 	if job == nil {
 		return fmt.Errorf("no pg-init Job rendered (%s)", d.m.Index())
 	}
+	if err := d.writeJobSecrets(job); err != nil {
+		return fmt.Errorf("rendered Job %s: %w", job.Name, err)
+	}
 	pod := &job.Spec.Template.Spec
 	res, err := d.runContainer(ctx, pod, pod.Containers[0], "pg-init", "", 5*time.Minute)
 	if err != nil {
@@ -423,6 +427,53 @@ func (d *dataPathRun) runPgInit(ctx context.Context) error {
 		return fmt.Errorf("pg-init created databases %v, but the chart's helper (PGDATABASE of the live pods) says %v", got, want)
 	}
 	d.say("  = the physical names in the table above (chart helper and pg-init agree)")
+	return nil
+}
+
+// writeJobSecrets does what job's secret-init init container does in a
+// cluster: it runs the container's spec (the real reconciler, in memory) on
+// the Secrets the data path holds (the tenant Secret), and adds the Secrets
+// it writes (the roles' connection Secrets) to them.
+func (d *dataPathRun) writeJobSecrets(job *batchv1.Job) error {
+	var existing []*kubeapi.Secret
+	for name, data := range d.secrets {
+		s := &kubeapi.Secret{Metadata: kubeapi.ObjectMeta{Namespace: d.pl.Namespace, Name: name, ResourceVersion: "1"}, Data: map[string][]byte{}}
+		for k, v := range data {
+			s.Data[k] = []byte(v)
+		}
+		existing = append(existing, s)
+	}
+	pod := job.Spec.Template.Spec
+	for _, c := range pod.InitContainers {
+		if c.Name != "secret-init" {
+			continue
+		}
+		for _, vm := range c.VolumeMounts {
+			for _, v := range pod.Volumes {
+				if v.Name != vm.Name || v.ConfigMap == nil {
+					continue
+				}
+				m, err := d.m.RunSecretInitConfigMap(d.pl.Namespace, v.ConfigMap.Name, existing...)
+				if err != nil {
+					return fmt.Errorf("init container secret-init: %w", err)
+				}
+				for _, o := range m.ByKind("Secret") {
+					if _, ok := d.secrets[o.Name]; ok || o.Namespace != d.pl.Namespace {
+						continue
+					}
+					var sec corev1.Secret
+					if err := o.DecodeInto(&sec); err != nil {
+						return err
+					}
+					data := map[string]string{}
+					for k, v := range sec.Data {
+						data[k] = string(v)
+					}
+					d.secrets[o.Name] = data
+				}
+			}
+		}
+	}
 	return nil
 }
 

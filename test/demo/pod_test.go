@@ -74,13 +74,17 @@ func TestRunContainerMaterialisesMounts(t *testing.T) {
 	// A stand-in pg-init that reports its args, env and the spec it reads.
 	script := "#!/bin/sh\nfor a in \"$@\"; do echo \"ARG $a\"; case $a in --spec=*) cat \"${a#--spec=}\";; esac; done\nenv | sort | sed 's/^/ENV /'\n"
 	require.NoError(t, os.WriteFile(filepath.Join(d.pl.BinDir, "pg-init"), []byte(script), 0o755))
+	require.NoError(t, d.writeJobSecrets(job), "the init container's secret-init writes the role's Secret")
 	pod := &job.Spec.Template.Spec
 	res, err := d.runContainer(context.Background(), pod, pod.Containers[0], "pg-init", "", time.Minute)
 	require.NoError(t, err)
 	out := string(res.stdout)
 	assert.NotContains(t, out, "ARG --spec=/etc/pg-init/spec/spec.yaml", "the mount path is rewritten")
 	assert.Regexp(t, `ARG --spec=/.+/etc/pg-init/spec/spec.yaml`, out)
-	assert.Regexp(t, `passwordFile: /.+/etc/pg-init/passwords/orthanc/password`, out, "paths inside the mounted spec are rewritten")
+	assert.Contains(t, out, "passwordEnv: PG_INIT_PASSWORD_ORTHANC", "the role's password comes through env")
+	role := d.secrets["orthanc-pg-orthanc"]["password"]
+	require.Len(t, role, 32, "secret-init generated the role's password")
+	assert.Contains(t, out, "ENV PG_INIT_PASSWORD_ORTHANC="+role, "from the Secret the init container wrote")
 	assert.Contains(t, out, "ENV PGPASSWORD=secret-pw")
 	assert.NotContains(t, out, "ENV GOPATH", "nothing leaks from this process's environment")
 }

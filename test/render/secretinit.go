@@ -27,6 +27,25 @@ const SecretInitSource = "secret-init (run by test/render)"
 // existingSecret), and adds the Secrets it writes to the manifest. It
 // returns m.
 func (m *Manifest) RunSecretInit(existing ...*kubeapi.Secret) (*Manifest, error) {
+	return m.runSecretInit(func(o *Object, labels map[string]any) bool {
+		return labels["app.kubernetes.io/component"] == "secret-init"
+	}, existing)
+}
+
+// RunSecretInitConfigMap is RunSecretInit for the one spec in ConfigMap
+// namespace/name, whatever its labels: the spec of a secret-init init
+// container (postgres-init's pg-init Job), which reads a tenant Secret no
+// render has (pass it as existing).
+func (m *Manifest) RunSecretInitConfigMap(namespace, name string, existing ...*kubeapi.Secret) (*Manifest, error) {
+	if _, ok := m.Get("ConfigMap", namespace, name); !ok {
+		return nil, fmt.Errorf("secret-init spec: ConfigMap %s/%s is not rendered", namespace, name)
+	}
+	return m.runSecretInit(func(o *Object, _ map[string]any) bool {
+		return o.Namespace == namespace && o.Name == name
+	}, existing)
+}
+
+func (m *Manifest) runSecretInit(selected func(o *Object, labels map[string]any) bool, existing []*kubeapi.Secret) (*Manifest, error) {
 	store := &memoryAPI{secrets: map[string]*kubeapi.Secret{}}
 	for _, s := range existing {
 		store.secrets[s.Metadata.Namespace+"/"+s.Metadata.Name] = s
@@ -37,7 +56,7 @@ func (m *Manifest) RunSecretInit(existing ...*kubeapi.Secret) (*Manifest, error)
 		labels, _ := md["labels"].(map[string]any)
 		data, _ := o.Fields["data"].(map[string]any)
 		text, ok := data["spec.yaml"].(string)
-		if !ok || labels["app.kubernetes.io/component"] != "secret-init" {
+		if !ok || !selected(o, labels) {
 			continue
 		}
 		spec, err := specfile.DecodeAs[secretinit.Spec](o.Name, []byte(text))
