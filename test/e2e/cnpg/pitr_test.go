@@ -427,7 +427,8 @@ func rowNotes(t *testing.T, conn *pgx.Conn) []string {
 // restoreInPlace is the chart's runbook for restoring commons' own Cluster
 // to the target: the Cluster deleted (its volumes go with it), then helm
 // upgrade with postgresql.cloudnativepg.recovery (targetTime) and a new
-// backup.serverName; the Cluster comes back with exactly the rows from
+// backup.serverName and a new secretInit.revision (the recreated Cluster's
+// new CA copied into the tenant Secrets); the Cluster comes back with exactly the rows from
 // before the target, the tenant's provisioner still logs in with the
 // password in its tenant Secret (roles come back with the data), and the
 // recovered Cluster archives WAL into its new folder.
@@ -449,7 +450,10 @@ func (p *pitr) restoreInPlace(t *testing.T) {
 		"--wait", "--wait-for-jobs", "--timeout", "15m"}, append(p.values,
 		"--set", "postgresql.cloudnativepg.recovery.enabled=true",
 		"--set", "postgresql.cloudnativepg.recovery.targetTime="+target,
-		"--set", "postgresql.cloudnativepg.backup.serverName="+inPlaceServerName)...)...)
+		"--set", "postgresql.cloudnativepg.backup.serverName="+inPlaceServerName,
+		// The recreated Cluster has a new CA: a new revision reruns
+		// secret-init, which copies it into the tenant Secret again.
+		"--set", "secretInit.revision=1")...)...)
 	require.Contains(t, out, "STATUS: deployed")
 	p.kubectl(t, "wait", "-n", p.ns, "cluster/"+commonsCluster, "--for=condition=Ready", "--timeout=15m")
 	t.Logf("helm upgrade with recovery to %s: Cluster %s Ready %.1fs after the upgrade started", target, commonsCluster, time.Since(start).Seconds())
@@ -459,9 +463,12 @@ func (p *pitr) restoreInPlace(t *testing.T) {
 	assert.Equal(t, p.before, rowNotes(t, conn), "commons' Cluster recovered in place: exactly the rows committed before %s", target)
 
 	// The tenant's provisioner, recovered with the data, logs in with the
-	// password its tenant Secret holds.
+	// password its tenant Secret holds; the Secret carries the new CA.
 	ts, err := p.c.Client().CoreV1().Secrets(p.tenant).Get(ctx, "kommons-commons", metav1.GetOptions{})
 	require.NoError(t, err)
+	ca, err := p.c.Client().CoreV1().Secrets(p.ns).Get(ctx, commonsCluster+"-ca", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, string(ca.Data["ca.crt"]), string(ts.Data["ca.crt"]), "the tenant Secret holds the recreated Cluster's CA")
 	rw := fmt.Sprintf("%s-rw.%s.svc", commonsCluster, p.ns)
 	tc, err := pgx.ConnectConfig(ctx, p.clusterConnConfig(t, p.ns, commonsCluster, rw, string(ts.Data["PGUSER"]), string(ts.Data["PGPASSWORD"]), "postgres"))
 	require.NoError(t, err, "the tenant's provisioner %s logs in to the recovered Cluster", ts.Data["PGUSER"])
