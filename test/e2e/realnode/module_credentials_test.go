@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,14 +34,8 @@ const chartsFromEnv = "KOMMONS_MODULE_CREDS_CHARTS_FROM"
 // module's pods are restarted and must connect again, the password must be
 // the one of the first step, and the rows written before must still be there.
 func TestModuleCredentials(t *testing.T) {
-	c := testcluster.StartNode(t)
-	s := &scenario{c: c, img: c.Images, run: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
-	t.Cleanup(func() {
-		if t.Failed() {
-			s.dump(t)
-		}
-	})
-	s.prepare(t)
+	s := startScenario(t)
+	c := s.c
 	if root := os.Getenv(chartsFromEnv); root != "" {
 		saved := c.Tools.RepoRoot
 		c.Tools.RepoRoot = root

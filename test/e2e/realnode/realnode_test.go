@@ -64,7 +64,9 @@ type scenario struct {
 	tls      *dicomTLS
 }
 
-func TestRealNode(t *testing.T) {
+// startScenario starts the control plane and the real node, dumps the
+// cluster's state when the test fails, and prepares what every step uses.
+func startScenario(t *testing.T) *scenario {
 	c := testcluster.StartNode(t)
 	s := &scenario{c: c, img: c.Images, run: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
 	t.Cleanup(func() {
@@ -73,6 +75,11 @@ func TestRealNode(t *testing.T) {
 		}
 	})
 	s.prepare(t)
+	return s
+}
+
+func TestRealNode(t *testing.T) {
+	s := startScenario(t)
 	for _, step := range []struct {
 		name string
 		fn   func(*testing.T)
