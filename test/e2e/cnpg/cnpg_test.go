@@ -99,6 +99,7 @@ func TestCloudNativePG(t *testing.T) {
 		{"commons-pooler", s.commonsPooler},
 		{"module", s.moduleFirstTenant},
 		{"module-after-failover", s.moduleAfterFailover},
+		{"module-lifecycle", s.moduleLifecycle},
 		{"module-through-pooler", s.moduleThroughPooler},
 		{"bench-pginit-pooler", s.benchPgInitPooler},
 		{"orthanc-failover", s.orthancFailover},
