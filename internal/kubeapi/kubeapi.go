@@ -200,6 +200,18 @@ func (c *Client) GetConfigMap(ctx context.Context, namespace, name string) (*Con
 	return &cm, nil
 }
 
+// ListConfigMaps lists the ConfigMaps of namespace (tests use it to check
+// RBAC).
+func (c *Client) ListConfigMaps(ctx context.Context, namespace string) ([]ConfigMap, error) {
+	var out struct {
+		Items []ConfigMap `json:"items"`
+	}
+	if err := c.do(ctx, "list", http.MethodGet, "/api/v1/namespaces/"+url.PathEscape(namespace)+"/configmaps", "", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Items, nil
+}
+
 func secretPath(namespace, name string) string {
 	p := "/api/v1/namespaces/" + url.PathEscape(namespace) + "/secrets"
 	if name != "" {
