@@ -202,18 +202,62 @@ certificates:
 	require.Equal(t, s.Data, secret(t, c, ns, "pg-tls").Data, "never re-issued")
 }
 
+// TestFromConfigMap: a key copied from a real ConfigMap (a CA bundle, in
+// another namespace, as trust-manager writes it) through the rendered
+// Role; waited for while the ConfigMap is missing; a changed ConfigMap is
+// copied again on the next run.
+func TestFromConfigMap(t *testing.T) {
+	c := testcluster.Start(t)
+	home, trust := c.Namespace(t, "si-cm"), c.Namespace(t, "si-cm-trust")
+	e := install(t, c, home, `
+secrets:
+  - name: tenant
+    data:
+      ca.crt: {fromConfigMap: {name: bundle, namespace: `+trust+`, key: trust-bundle.pem}}
+      PGSSLMODE: {value: verify-full}
+`)
+	r := e.run(t, "--deadline", "5s")
+	requireExit(t, r, 1)
+	require.Contains(t, r.stderr, `key \"trust-bundle.pem\" of ConfigMap `+trust+`/bundle`)
+
+	createConfigMap(t, c, trust, "bundle", map[string]string{"trust-bundle.pem": "PEM one\n"})
+	r = e.run(t)
+	requireExit(t, r, 0)
+	require.Contains(t, r.stderr, `"action":"created"`)
+	require.Equal(t, "PEM one\n", string(secret(t, c, home, "tenant").Data["ca.crt"]))
+
+	cm, err := c.Client().CoreV1().ConfigMaps(trust).Get(context.Background(), "bundle", metav1.GetOptions{})
+	require.NoError(t, err)
+	cm.Data["trust-bundle.pem"] = "PEM two\n"
+	_, err = c.Client().CoreV1().ConfigMaps(trust).Update(context.Background(), cm, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	r = e.run(t)
+	requireExit(t, r, 0)
+	require.Contains(t, r.stderr, `"keys":"ca.crt"`)
+	require.Equal(t, "PEM two\n", string(secret(t, c, home, "tenant").Data["ca.crt"]))
+}
+
+// rbacSpec is appSpec plus a key copied from a ConfigMap.
+const rbacSpec = appSpec + `      ca.crt: {fromConfigMap: {name: pg-ca, key: ca.crt}}
+`
+
 // TestRBAC: with the rendered Roles, the ServiceAccount's token gets and
-// patches only the Secrets its spec names: another Secret of the same
-// namespace cannot be read, listed or patched, a Secret it only reads
-// cannot be patched, and another namespace's Secrets cannot be read.
+// patches only the Secrets its spec names and gets only the ConfigMaps it
+// reads: another Secret of the same namespace cannot be read, listed or
+// patched, a Secret it only reads cannot be patched, another namespace's
+// Secrets cannot be read, and no other ConfigMap can be read or listed.
 func TestRBAC(t *testing.T) {
 	c := testcluster.Start(t)
 	home, other := c.Namespace(t, "si-rbac"), c.Namespace(t, "si-rbac-other")
 	createSecret(t, c, home, "facts", map[string]string{"PGHOST": "pg"})
 	createSecret(t, c, home, "unrelated", map[string]string{"password": "not-yours"})
 	createSecret(t, c, other, "theirs", map[string]string{"password": "not-yours"})
-	e := install(t, c, home, appSpec)
+	createConfigMap(t, c, home, "pg-ca", map[string]string{"ca.crt": "PEM"})
+	createConfigMap(t, c, home, "unrelated-config", map[string]string{"x": "not-yours"})
+	createConfigMap(t, c, other, "pg-ca", map[string]string{"ca.crt": "not-yours"})
+	e := install(t, c, home, rbacSpec)
 	requireExit(t, e.run(t), 0)
+	require.Equal(t, "PEM", string(secret(t, c, home, "app").Data["ca.crt"]))
 	cl := e.client(t)
 	ctx := context.Background()
 
@@ -221,6 +265,8 @@ func TestRBAC(t *testing.T) {
 	require.NoError(t, err, "its own Secret")
 	_, err = cl.GetSecret(ctx, home, "facts")
 	require.NoError(t, err, "a Secret it reads")
+	_, err = cl.GetConfigMap(ctx, home, "pg-ca")
+	require.NoError(t, err, "a ConfigMap it reads")
 
 	forbidden := map[string]func() error{
 		"get another Secret": func() error { _, err := cl.GetSecret(ctx, home, "unrelated"); return err },
@@ -239,6 +285,12 @@ func TestRBAC(t *testing.T) {
 			_, err := cl.CreateSecret(ctx, &kubeapi.Secret{Metadata: kubeapi.ObjectMeta{Name: "x", Namespace: other}})
 			return err
 		},
+		"get another ConfigMap":                  func() error { _, err := cl.GetConfigMap(ctx, home, "unrelated-config"); return err },
+		"get the namespace's kube-root-ca.crt":   func() error { _, err := cl.GetConfigMap(ctx, home, "kube-root-ca.crt"); return err },
+		"get its spec's ConfigMap":               func() error { _, err := cl.GetConfigMap(ctx, home, "secret-init"); return err },
+		"list ConfigMaps":                        func() error { _, err := cl.ListConfigMaps(ctx, home); return err },
+		"get the same name in another namespace": func() error { _, err := cl.GetConfigMap(ctx, other, "pg-ca"); return err },
+		"list another namespace's ConfigMaps":    func() error { _, err := cl.ListConfigMaps(ctx, other); return err },
 	}
 	for name, f := range forbidden {
 		err := f()

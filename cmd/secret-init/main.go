@@ -23,7 +23,7 @@ const usageText = `Usage: secret-init [flags]
 Creates the Secrets listed in --spec (YAML) when they are missing and
 reconciles them: a generated key (generate) is written once and never
 overwritten while it holds a non-empty value; facts (value, fromSecret,
-template) are set to their computed value on every run; certificates
+fromConfigMap, template) are set to their computed value on every run; certificates
 (a self-signed CA and a server certificate) are issued once. Secrets are
 processed in spec order, so a later one may copy a key of an earlier one.
 Every Secret written carries the label
@@ -36,7 +36,7 @@ In a pod it uses the ServiceAccount's token, CA and namespace; --server,
 Exit codes:
   0  done: every Secret matches the spec
   1  runtime failure (API unreachable or refusing before --deadline, a
-     fromSecret source still missing at --deadline, interrupted by SIGTERM/SIGINT)
+     fromSecret or fromConfigMap source still missing at --deadline, interrupted by SIGTERM/SIGINT)
   2  invalid spec or usage (the message names the file and the field, or the flag)
 
 Flags:
@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.String(&o.server, "server", "SECRET_INIT_SERVER", "", "API server URL (default: in-cluster, KUBERNETES_SERVICE_HOST/PORT)")
 	fs.String(&o.tokenFile, "token-file", "SECRET_INIT_TOKEN_FILE", "", "bearer token file (default: the pod's ServiceAccount token)")
 	fs.String(&o.caFile, "ca-file", "SECRET_INIT_CA_FILE", "", "PEM file of the API server's CA (default: the pod's ServiceAccount ca.crt)")
-	fs.Duration(&o.deadline, "deadline", "SECRET_INIT_DEADLINE", 5*time.Minute, "overall deadline, including waiting for fromSecret sources and the API server")
+	fs.Duration(&o.deadline, "deadline", "SECRET_INIT_DEADLINE", 5*time.Minute, "overall deadline, including waiting for fromSecret and fromConfigMap sources and the API server")
 	fs.LogFlags(&o.logOpts, "SECRET_INIT")
 	if exit, done := t.Start(fs, args, usageText, &o.logOpts); done {
 		return exit

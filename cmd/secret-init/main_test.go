@@ -174,4 +174,11 @@ func createSecret(t *testing.T, c *testcluster.Cluster, ns, name string, data ma
 	require.NoError(t, err)
 }
 
+func createConfigMap(t *testing.T, c *testcluster.Cluster, ns, name string, data map[string]string) {
+	t.Helper()
+	_, err := c.Client().CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Data: data}, metav1.CreateOptions{})
+	require.NoError(t, err)
+}
+
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }

@@ -1,5 +1,5 @@
 // Package kubeapi is a tiny client of the Kubernetes API for the one thing
-// secret-init does: get, create and merge-patch Secrets. It speaks REST over
+// secret-init does: get, create and merge-patch Secrets, get ConfigMaps. It speaks REST over
 // net/http instead of linking client-go (which would grow the kommons-tools
 // binaries tenfold), reads the in-cluster ServiceAccount credentials, and
 // returns typed errors (NotFound, AlreadyExists, Conflict, Forbidden) that
@@ -166,6 +166,47 @@ func (c *Client) ListSecrets(ctx context.Context, namespace string) ([]Secret, e
 		Items []Secret `json:"items"`
 	}
 	if err := c.do(ctx, "list", http.MethodGet, secretPath(namespace, ""), "", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Items, nil
+}
+
+// ConfigMap is the part of a core/v1 ConfigMap secret-init reads.
+type ConfigMap struct {
+	Metadata   ObjectMeta        `json:"metadata"`
+	Data       map[string]string `json:"data,omitempty"`
+	BinaryData map[string][]byte `json:"binaryData,omitempty"`
+}
+
+// Value is key's value: from data, else from binaryData; ok is false when
+// neither holds it.
+func (c *ConfigMap) Value(key string) (v string, ok bool) {
+	if v, ok := c.Data[key]; ok {
+		return v, true
+	}
+	if b, ok := c.BinaryData[key]; ok {
+		return string(b), true
+	}
+	return "", false
+}
+
+// GetConfigMap reads ConfigMap namespace/name.
+func (c *Client) GetConfigMap(ctx context.Context, namespace, name string) (*ConfigMap, error) {
+	var cm ConfigMap
+	p := "/api/v1/namespaces/" + url.PathEscape(namespace) + "/configmaps/" + url.PathEscape(name)
+	if err := c.do(ctx, "get", http.MethodGet, p, "", nil, &cm); err != nil {
+		return nil, err
+	}
+	return &cm, nil
+}
+
+// ListConfigMaps lists the ConfigMaps of namespace (tests use it to check
+// RBAC).
+func (c *Client) ListConfigMaps(ctx context.Context, namespace string) ([]ConfigMap, error) {
+	var out struct {
+		Items []ConfigMap `json:"items"`
+	}
+	if err := c.do(ctx, "list", http.MethodGet, "/api/v1/namespaces/"+url.PathEscape(namespace)+"/configmaps", "", nil, &out); err != nil {
 		return nil, err
 	}
 	return out.Items, nil

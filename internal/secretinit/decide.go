@@ -17,7 +17,7 @@ const (
 	None   Verb = "unchanged" // the Secret matches the spec
 	Create Verb = "created"   // the Secret is missing: create it whole
 	Patch  Verb = "updated"   // merge-patch keys, labels or annotations
-	Wait   Verb = "waiting"   // a fromSecret source is missing: observe again later
+	Wait   Verb = "waiting"   // a fromSecret or fromConfigMap source is missing: observe again later
 )
 
 // Observed is what a run read from the cluster before deciding about one
@@ -27,6 +27,9 @@ type Observed struct {
 	Secret *kubeapi.Secret
 	// From holds the value of each fromSecret reference found, by RefID.
 	From map[string]string
+	// FromConfigMap holds the value of each fromConfigMap reference found,
+	// by ConfigMapRefID.
+	FromConfigMap map[string]string
 	// Candidates holds a freshly generated value for each generate key,
 	// used only when the live Secret has none (so Decide stays pure).
 	Candidates map[string]string
@@ -34,6 +37,10 @@ type Observed struct {
 
 // RefID identifies a fromSecret reference in Observed.From.
 func RefID(r SecretRef) string { return r.Namespace + "/" + r.Name + "/" + r.Key }
+
+// ConfigMapRefID identifies a fromConfigMap reference in
+// Observed.FromConfigMap.
+func ConfigMapRefID(r ConfigMapRef) string { return r.Namespace + "/" + r.Name + "/" + r.Key }
 
 // Action is the decision about one Secret: what to write, and the names
 // (never the values) of the keys written.
@@ -54,7 +61,7 @@ type Action struct {
 // Decide computes the Action that makes the cluster match spec, from what
 // was observed. It is pure: no I/O, no randomness (generated values come
 // from obs.Candidates). A generate key keeps any non-empty live value; facts
-// (value, fromSecret, template) are set to their computed value.
+// (value, fromSecret, fromConfigMap, template) are set to their computed value.
 func Decide(spec SecretSpec, obs *Observed) (Action, error) {
 	var live map[string][]byte
 	if obs.Secret != nil {
@@ -79,6 +86,13 @@ func Decide(spec SecretSpec, obs *Observed) (Action, error) {
 			if !ok && !src.FromSecret.Optional {
 				r := src.FromSecret
 				return Action{Verb: Wait, Reason: fmt.Sprintf("key %q of Secret %s/%s (data.%s.fromSecret)", r.Key, r.Namespace, r.Name, k)}, nil
+			}
+			values[k] = v
+		case KindFromConfigMap:
+			v, ok := obs.FromConfigMap[ConfigMapRefID(*src.FromConfigMap)]
+			if !ok && !src.FromConfigMap.Optional {
+				r := src.FromConfigMap
+				return Action{Verb: Wait, Reason: fmt.Sprintf("key %q of ConfigMap %s/%s (data.%s.fromConfigMap)", r.Key, r.Namespace, r.Name, k)}, nil
 			}
 			values[k] = v
 		}

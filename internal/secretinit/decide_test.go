@@ -221,3 +221,100 @@ func mustGen(t *testing.T) string {
 	require.NoError(t, err)
 	return v
 }
+
+// TestDecideFromConfigMap: a fromConfigMap key is a fact copied from the
+// ConfigMap on every run, waited for while missing, empty when optional.
+func TestDecideFromConfigMap(t *testing.T) {
+	spec := SecretSpec{Name: "tenant", Namespace: "team-a", Data: map[string]Source{
+		"ca.crt": {FromConfigMap: &ConfigMapRef{Name: "pg-ca", Namespace: "commons", Key: "ca.crt"}},
+		"mode":   {Value: str("verify-full")},
+	}}
+	id := ConfigMapRefID(*spec.Data["ca.crt"].FromConfigMap)
+	require.Equal(t, "commons/pg-ca/ca.crt", id)
+	liveCA := func(ca string) *kubeapi.Secret {
+		return &kubeapi.Secret{Metadata: kubeapi.ObjectMeta{ResourceVersion: "4", Labels: map[string]string{ManagedByLabel: ManagedByValue}},
+			Data: map[string][]byte{"ca.crt": []byte(ca), "mode": []byte("verify-full")}}
+	}
+	for _, c := range []struct {
+		name   string
+		obs    Observed
+		verb   Verb
+		keys   []string
+		ca     string
+		reason string
+	}{
+		{name: "source missing: wait, naming the ConfigMap and the field",
+			obs: Observed{}, verb: Wait, reason: `key "ca.crt" of ConfigMap commons/pg-ca (data.ca.crt.fromConfigMap)`},
+		{name: "source present, Secret missing: create with the copy",
+			obs: Observed{FromConfigMap: map[string]string{id: "PEM-1"}}, verb: Create, keys: []string{"ca.crt", "mode"}, ca: "PEM-1"},
+		{name: "same value: unchanged",
+			obs: Observed{Secret: liveCA("PEM-1"), FromConfigMap: map[string]string{id: "PEM-1"}}, verb: None},
+		{name: "the ConfigMap changed (renewed CA): patched",
+			obs: Observed{Secret: liveCA("PEM-1"), FromConfigMap: map[string]string{id: "PEM-2"}}, verb: Patch, keys: []string{"ca.crt"}, ca: "PEM-2"},
+		{name: "a Secret's value of the same id is not a ConfigMap's",
+			obs: Observed{Secret: liveCA("PEM-1"), From: map[string]string{id: "PEM-2"}}, verb: Wait, reason: "ConfigMap commons/pg-ca"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, err := Decide(spec, &c.obs)
+			require.NoError(t, err)
+			require.Equal(t, c.verb, a.Verb)
+			require.Equal(t, c.keys, a.Keys)
+			require.Contains(t, a.Reason, c.reason)
+			switch a.Verb {
+			case Create:
+				require.Equal(t, c.ca, string(a.Secret.Data["ca.crt"]))
+			case Patch:
+				var p struct {
+					Data map[string][]byte `json:"data"`
+				}
+				require.NoError(t, json.Unmarshal(a.Patch, &p))
+				require.Equal(t, map[string][]byte{"ca.crt": []byte(c.ca)}, p.Data)
+			}
+		})
+	}
+	optional := SecretSpec{Name: "x", Namespace: "n", Data: map[string]Source{
+		"ca": {FromConfigMap: &ConfigMapRef{Name: "b", Namespace: "n", Key: "ca.crt", Optional: true}}}}
+	a, err := Decide(optional, &Observed{})
+	require.NoError(t, err)
+	require.Equal(t, Create, a.Verb)
+	require.Empty(t, a.Secret.Data["ca"])
+}
+
+// TestValidateFromConfigMap: fromConfigMap's fields are checked and named,
+// its namespace defaults to the Secret's.
+func TestValidateFromConfigMap(t *testing.T) {
+	s := &Spec{Secrets: []SecretSpec{{Name: "t", Data: map[string]Source{
+		"a": {FromConfigMap: &ConfigMapRef{}},
+		"b": {FromConfigMap: &ConfigMapRef{Name: "Bad_CM", Key: "k y", Namespace: "Not_NS"}},
+		"c": {FromConfigMap: &ConfigMapRef{Name: "cm", Key: "ca.crt"}, FromSecret: &SecretRef{Name: "s", Key: "ca.crt"}},
+	}}}}
+	err := s.Validate("spec.yaml", "home")
+	require.Error(t, err)
+	for _, want := range []string{
+		"secrets[0].data.a.fromConfigMap.name: required",
+		"secrets[0].data.a.fromConfigMap.key: required",
+		`secrets[0].data.b.fromConfigMap.name: "Bad_CM" is not a valid ConfigMap name`,
+		`secrets[0].data.b.fromConfigMap.key: "k y" is not a valid ConfigMap key`,
+		`secrets[0].data.b.fromConfigMap.namespace: "Not_NS" is not a valid namespace name`,
+		"secrets[0].data.c: want exactly one of generate, value, fromSecret, fromConfigMap, template",
+	} {
+		require.Contains(t, err.Error(), want)
+	}
+	ok := &Spec{Secrets: []SecretSpec{{Name: "t", Data: map[string]Source{
+		"ca.crt": {FromConfigMap: &ConfigMapRef{Name: "bundle", Key: "trust-bundle.pem"}}}}}}
+	require.NoError(t, ok.Validate("spec.yaml", "home"))
+	require.Equal(t, "home", ok.Secrets[0].Data["ca.crt"].FromConfigMap.Namespace)
+}
+
+// TestConfigMapValue: data first, then binaryData.
+func TestConfigMapValue(t *testing.T) {
+	cm := &kubeapi.ConfigMap{Data: map[string]string{"a": "1"}, BinaryData: map[string][]byte{"a": []byte("x"), "b": []byte("2")}}
+	v, ok := cm.Value("a")
+	require.True(t, ok)
+	require.Equal(t, "1", v)
+	v, ok = cm.Value("b")
+	require.True(t, ok)
+	require.Equal(t, "2", v)
+	_, ok = cm.Value("c")
+	require.False(t, ok)
+}

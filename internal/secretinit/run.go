@@ -18,6 +18,7 @@ type API interface {
 	GetSecret(ctx context.Context, namespace, name string) (*kubeapi.Secret, error)
 	CreateSecret(ctx context.Context, s *kubeapi.Secret) (*kubeapi.Secret, error)
 	PatchSecret(ctx context.Context, namespace, name string, patch []byte) (*kubeapi.Secret, error)
+	GetConfigMap(ctx context.Context, namespace, name string) (*kubeapi.ConfigMap, error)
 }
 
 // Runner reconciles a spec against the cluster.
@@ -35,7 +36,7 @@ type Runner struct {
 	Backoff retry.Backoff
 }
 
-// errWait is a fromSecret source that does not exist yet.
+// errWait is a fromSecret or fromConfigMap source that does not exist yet.
 type errWait struct{ reason string }
 
 func (e *errWait) Error() string { return "waiting for " + e.reason }
@@ -133,7 +134,7 @@ func (r *Runner) secret(ctx context.Context, spec SecretSpec) (Action, error) {
 	if err != nil {
 		return Action{}, err
 	}
-	obs := &Observed{Secret: live, From: map[string]string{}, Candidates: map[string]string{}}
+	obs := &Observed{Secret: live, From: map[string]string{}, FromConfigMap: map[string]string{}, Candidates: map[string]string{}}
 	for _, k := range sortedKeys(spec.Data) {
 		src := spec.Data[k]
 		switch src.Kind() {
@@ -159,6 +160,18 @@ func (r *Runner) secret(ctx context.Context, spec SecretSpec) (Action, error) {
 				if v, ok := from.Data[ref.Key]; ok {
 					obs.From[RefID(ref)] = string(v)
 				}
+			}
+		case KindFromConfigMap:
+			ref := *src.FromConfigMap
+			cm, err := r.API.GetConfigMap(ctx, ref.Namespace, ref.Name)
+			if kubeapi.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return Action{}, fmt.Errorf("data.%s.fromConfigMap: %w", k, err)
+			}
+			if v, ok := cm.Value(ref.Key); ok {
+				obs.FromConfigMap[ConfigMapRefID(ref)] = v
 			}
 		}
 	}

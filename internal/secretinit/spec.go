@@ -1,7 +1,7 @@
 // Package secretinit creates and reconciles the credentials Secrets of the
 // kommons charts inside the cluster, so that no chart renders a generated
 // password: each generated key is created once and never overwritten, facts
-// (literal values, values copied from other Secrets, templates) are
+// (literal values, values copied from other Secrets or ConfigMaps, templates) are
 // reconciled on every run, and self-signed certificates are issued once.
 // A run observes the cluster, decides with a pure function (Decide,
 // DecideCertificate) and acts; see docs/secret-init.md.
@@ -48,6 +48,9 @@ type Source struct {
 	Value *string `json:"value"`
 	// FromSecret copies a key of another Secret (a fact).
 	FromSecret *SecretRef `json:"fromSecret"`
+	// FromConfigMap copies a key of a ConfigMap (a fact): e.g. a CA bundle
+	// a trust-manager Bundle writes.
+	FromConfigMap *ConfigMapRef `json:"fromConfigMap"`
 	// Template is a Go text/template over the Secret's other keys (a fact).
 	Template *string `json:"template"`
 }
@@ -69,6 +72,16 @@ type SecretRef struct {
 	Optional bool `json:"optional"`
 }
 
+// ConfigMapRef names a key of a ConfigMap (its data, else its binaryData).
+type ConfigMapRef struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	Key       string `json:"key"`
+	// Optional makes a missing ConfigMap or key an empty value instead of
+	// something to wait for.
+	Optional bool `json:"optional"`
+}
+
 // CertificateSpec is a self-signed CA and a server certificate it signs, in
 // one kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt), issued once.
 type CertificateSpec struct {
@@ -83,10 +96,11 @@ type CertificateSpec struct {
 
 // Kinds of keys.
 const (
-	KindGenerate   = "generate"
-	KindValue      = "value"
-	KindFromSecret = "fromSecret"
-	KindTemplate   = "template"
+	KindGenerate      = "generate"
+	KindValue         = "value"
+	KindFromSecret    = "fromSecret"
+	KindFromConfigMap = "fromConfigMap"
+	KindTemplate      = "template"
 )
 
 // Kind is the one source set ("" when none is, or several are).
@@ -100,6 +114,9 @@ func (s Source) Kind() string {
 	}
 	if s.FromSecret != nil {
 		kinds = append(kinds, KindFromSecret)
+	}
+	if s.FromConfigMap != nil {
+		kinds = append(kinds, KindFromConfigMap)
 	}
 	if s.Template != nil {
 		kinds = append(kinds, KindTemplate)
@@ -216,7 +233,7 @@ func checkSource(p *specfile.Problems, path, key string, src Source, ns string) 
 	}
 	switch src.Kind() {
 	case "":
-		p.Add(path, "want exactly one of generate, value, fromSecret, template")
+		p.Add(path, "want exactly one of generate, value, fromSecret, fromConfigMap, template")
 	case KindGenerate:
 		g := src.Generate
 		switch {
@@ -233,25 +250,34 @@ func checkSource(p *specfile.Problems, path, key string, src Source, ns string) 
 		}
 	case KindFromSecret:
 		r := src.FromSecret
-		if r.Name == "" {
-			p.Add(path+".fromSecret.name", "required")
-		} else if !dnsSubdomain.MatchString(r.Name) {
-			p.Add(path+".fromSecret.name", "%q is not a valid Secret name", r.Name)
-		}
-		if r.Key == "" {
-			p.Add(path+".fromSecret.key", "required")
-		} else if !secretKey.MatchString(r.Key) {
-			p.Add(path+".fromSecret.key", "%q is not a valid Secret key", r.Key)
-		}
-		if r.Namespace == "" {
-			r.Namespace = ns
-		} else if !dnsLabel.MatchString(r.Namespace) {
-			p.Add(path+".fromSecret.namespace", "%q is not a valid namespace name", r.Namespace)
-		}
+		checkRef(p, path+".fromSecret", "Secret", r.Name, r.Key, &r.Namespace, ns)
+	case KindFromConfigMap:
+		r := src.FromConfigMap
+		checkRef(p, path+".fromConfigMap", "ConfigMap", r.Name, r.Key, &r.Namespace, ns)
 	case KindTemplate:
 		if _, err := parseTemplate(key, *src.Template); err != nil {
 			p.Add(path+".template", "%v", err)
 		}
+	}
+}
+
+// checkRef checks a fromSecret or fromConfigMap reference at path (kind
+// names the object in messages) and defaults its namespace to ns.
+func checkRef(p *specfile.Problems, path, kind, name, key string, namespace *string, ns string) {
+	if name == "" {
+		p.Add(path+".name", "required")
+	} else if !dnsSubdomain.MatchString(name) || len(name) > 253 {
+		p.Add(path+".name", "%q is not a valid %s name", name, kind)
+	}
+	if key == "" {
+		p.Add(path+".key", "required")
+	} else if !secretKey.MatchString(key) || len(key) > 253 {
+		p.Add(path+".key", "%q is not a valid %s key", key, kind)
+	}
+	if *namespace == "" {
+		*namespace = ns
+	} else if !dnsLabel.MatchString(*namespace) || len(*namespace) > 63 {
+		p.Add(path+".namespace", "%q is not a valid namespace name", *namespace)
 	}
 }
 

@@ -53,6 +53,9 @@ type Options struct {
 	// Existing are Secrets that exist before secret-init runs, made by
 	// someone else (e.g. the CloudNativePG operator's <cluster>-ca).
 	Existing []*kubeapi.Secret
+	// ExistingConfigMaps are ConfigMaps that exist before secret-init runs
+	// (e.g. a CA bundle the user names); the rendered ones are there anyway.
+	ExistingConfigMaps []*kubeapi.ConfigMap
 }
 
 // Object is one rendered Kubernetes object.
@@ -145,7 +148,7 @@ func Chart(dir string, o Options) (*Manifest, error) {
 		return nil, err
 	}
 	if !o.NoSecretInit {
-		return m.RunSecretInit(o.Existing...)
+		return m.RunSecretInitWith(o.Existing, o.ExistingConfigMaps)
 	}
 	return m, nil
 }

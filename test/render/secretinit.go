@@ -27,9 +27,16 @@ const SecretInitSource = "secret-init (run by test/render)"
 // existingSecret), and adds the Secrets it writes to the manifest. It
 // returns m.
 func (m *Manifest) RunSecretInit(existing ...*kubeapi.Secret) (*Manifest, error) {
+	return m.RunSecretInitWith(existing, nil)
+}
+
+// RunSecretInitWith is RunSecretInit with ConfigMaps that exist before
+// (e.g. a CA bundle the user names; the rendered ConfigMaps are in the store
+// anyway, as in a cluster).
+func (m *Manifest) RunSecretInitWith(secrets []*kubeapi.Secret, configMaps []*kubeapi.ConfigMap) (*Manifest, error) {
 	return m.runSecretInit(func(o *Object, labels map[string]any) bool {
 		return labels["app.kubernetes.io/component"] == "secret-init"
-	}, existing)
+	}, secrets, configMaps)
 }
 
 // RunSecretInitConfigMap is RunSecretInit for the one spec in ConfigMap
@@ -42,13 +49,26 @@ func (m *Manifest) RunSecretInitConfigMap(namespace, name string, existing ...*k
 	}
 	return m.runSecretInit(func(o *Object, _ map[string]any) bool {
 		return o.Namespace == namespace && o.Name == name
-	}, existing)
+	}, existing, nil)
 }
 
-func (m *Manifest) runSecretInit(selected func(o *Object, labels map[string]any) bool, existing []*kubeapi.Secret) (*Manifest, error) {
-	store := &memoryAPI{secrets: map[string]*kubeapi.Secret{}}
+func (m *Manifest) runSecretInit(selected func(o *Object, labels map[string]any) bool, existing []*kubeapi.Secret, configMaps []*kubeapi.ConfigMap) (*Manifest, error) {
+	store := &memoryAPI{secrets: map[string]*kubeapi.Secret{}, configMaps: map[string]*kubeapi.ConfigMap{}}
 	for _, s := range existing {
 		store.secrets[s.Metadata.Namespace+"/"+s.Metadata.Name] = s
+	}
+	for _, o := range m.ByKind("ConfigMap") {
+		cm := &kubeapi.ConfigMap{Metadata: kubeapi.ObjectMeta{Namespace: o.Namespace, Name: o.Name}, Data: map[string]string{}}
+		data, _ := o.Fields["data"].(map[string]any)
+		for k, v := range data {
+			if s, ok := v.(string); ok {
+				cm.Data[k] = s
+			}
+		}
+		store.configMaps[o.Namespace+"/"+o.Name] = cm
+	}
+	for _, cm := range configMaps {
+		store.configMaps[cm.Metadata.Namespace+"/"+cm.Metadata.Name] = cm
 	}
 	ran := false
 	for _, o := range m.ByKind("ConfigMap") {
@@ -70,6 +90,12 @@ func (m *Manifest) runSecretInit(selected func(o *Object, labels map[string]any)
 		// forever: name it instead (pass such Secrets as existing).
 		for _, sec := range spec.Secrets {
 			for key, src := range sec.Data {
+				if ref := src.FromConfigMap; ref != nil && !ref.Optional {
+					if _, ok := store.configMaps[ref.Namespace+"/"+ref.Name]; !ok {
+						return nil, fmt.Errorf("secret-init %s/%s: Secret %s/%s key %s reads ConfigMap %s/%s, which is neither rendered nor exists (give it as existing)",
+							o.Namespace, o.Name, sec.Namespace, sec.Name, key, ref.Namespace, ref.Name)
+					}
+				}
 				ref := src.FromSecret
 				if ref == nil || ref.Optional {
 					continue
@@ -141,10 +167,23 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // memoryAPI is the Secret store of RunSecretInit: get, create and JSON
-// merge patch with the resourceVersion precondition, like the API server.
+// merge patch with the resourceVersion precondition, like the API server,
+// and ConfigMaps to read.
 type memoryAPI struct {
-	secrets map[string]*kubeapi.Secret
-	rv      int
+	secrets    map[string]*kubeapi.Secret
+	configMaps map[string]*kubeapi.ConfigMap
+	rv         int
+}
+
+func (a *memoryAPI) GetConfigMap(_ context.Context, ns, name string) (*kubeapi.ConfigMap, error) {
+	cm, ok := a.configMaps[ns+"/"+name]
+	if !ok {
+		return nil, &kubeapi.StatusError{Verb: "get", Code: 404, Reason: "NotFound", Message: ns + "/" + name}
+	}
+	c := *cm
+	c.Data = maps.Clone(cm.Data)
+	c.BinaryData = maps.Clone(cm.BinaryData)
+	return &c, nil
 }
 
 func (a *memoryAPI) GetSecret(_ context.Context, ns, name string) (*kubeapi.Secret, error) {

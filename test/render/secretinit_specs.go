@@ -16,7 +16,8 @@ import (
 // SecretInitRun runs the secret-init spec of one rendered ConfigMap
 // (namespace/configMap, key spec.yaml) through the real internal/secretinit
 // reconciler over an in-memory store holding existing (namespace/name ->
-// key -> value), and returns every Secret it wrote, by namespace/name. Unlike
+// key -> value; an id "ConfigMap/namespace/name" is a ConfigMap), and
+// returns every Secret it wrote, by namespace/name. Unlike
 // RunSecretInit it takes the Secrets a cluster would already hold (a
 // tenant Secret a fromSecret reads, a Secret from an earlier run whose
 // generated keys must be kept) and any ConfigMap, whatever its labels: the
@@ -40,8 +41,13 @@ func SecretInitRun(t testing.TB, source, namespace, specYAML string, existing ma
 	if err := spec.Validate(source, namespace); err != nil {
 		t.Fatalf("secret-init spec: %v", err)
 	}
-	store := &memoryAPI{secrets: map[string]*kubeapi.Secret{}}
+	store := &memoryAPI{secrets: map[string]*kubeapi.Secret{}, configMaps: map[string]*kubeapi.ConfigMap{}}
 	for id, kv := range existing {
+		if cmID, ok := strings.CutPrefix(id, "ConfigMap/"); ok {
+			ns, name, _ := strings.Cut(cmID, "/")
+			store.configMaps[cmID] = &kubeapi.ConfigMap{Metadata: kubeapi.ObjectMeta{Namespace: ns, Name: name}, Data: kv}
+			continue
+		}
 		ns, name, _ := strings.Cut(id, "/")
 		s := &kubeapi.Secret{Metadata: kubeapi.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: "1"}, Data: map[string][]byte{}}
 		for k, v := range kv {

@@ -189,9 +189,9 @@ bundled
 {{- if include "commons.postgresql.cnpg" . }}5432{{ else if include "commons.postgresql.bundled" . }}{{ .Values.postgresql.service.port }}{{ else }}{{ .Values.postgresql.external.port }}{{ end -}}
 {{- end -}}
 
-{{/* commons.postgresql.sslmode: of the commons Jobs: the bundled server has no TLS configured; a CloudNativePG Cluster's certificate, and an external server's when postgresql.external.tls.ca is set, is checked against its CA (commons.postgresql.caVolume): verify-full (verify-ca when external.sslmode asks for it). */}}
+{{/* commons.postgresql.sslmode: of the commons Jobs: the bundled server without TLS: disable; a CloudNativePG Cluster's certificate, the bundled server's with TLS, and an external server's when its CA is given (tls.ca, tls.caSecret or tls.caConfigMap) are checked against the CA (commons.postgresql.caVolume): verify-full (verify-ca when external.sslmode asks for it). */}}
 {{- define "commons.postgresql.sslmode" -}}
-{{- if or (include "commons.postgresql.cnpg" .) (include "commons.postgresql.bundledTLS" .) }}verify-full{{ else if include "commons.postgresql.bundled" . }}disable{{ else if include "commons.postgresql.externalCA" . }}{{ ternary "verify-ca" "verify-full" (eq .Values.postgresql.external.sslmode "verify-ca") }}{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
+{{- if or (include "commons.postgresql.cnpg" .) (include "commons.postgresql.bundledTLS" .) }}verify-full{{ else if include "commons.postgresql.bundled" . }}disable{{ else if include "commons.postgresql.externalCASource" . }}{{ ternary "verify-ca" "verify-full" (eq .Values.postgresql.external.sslmode "verify-ca") }}{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
 {{- end -}}
 
 {{/* commons.postgresql.externalCA: the external server's CA certificate (PEM) when postgresql.external.tls.ca holds one, in external mode; else nothing. */}}
@@ -201,9 +201,40 @@ bundled
 {{- end -}}
 {{- end -}}
 
-{{/* commons.postgresql.hasCA: "true" when the commons Jobs verify the server against a CA (cloudnativepg, external with tls.ca, bundled with tls.enabled). */}}
+{{/*
+commons.postgresql.externalCASource: in external mode, where the server's CA comes from: "inline"
+(postgresql.external.tls.ca), "secret" (tls.caSecret.name), "configMap" (tls.caConfigMap.name);
+else nothing. Two of them set is an error naming both.
+*/}}
+{{- define "commons.postgresql.externalCASource" -}}
+{{- if eq (include "commons.postgresql.mode" .) "external" -}}
+{{- $tls := .Values.postgresql.external.tls | default dict -}}
+{{- $set := list -}}
+{{- if ($tls.ca | default "" | trim) }}{{ $set = append $set "ca" }}{{ end -}}
+{{- if ($tls.caSecret | default dict).name }}{{ $set = append $set "caSecret" }}{{ end -}}
+{{- if ($tls.caConfigMap | default dict).name }}{{ $set = append $set "caConfigMap" }}{{ end -}}
+{{- if gt (len $set) 1 -}}
+{{- fail (printf "postgresql.external.tls: set at most one of ca, caSecret.name, caConfigMap.name (got %s)" (join ", " $set)) -}}
+{{- end -}}
+{{- with $set -}}{{ get (dict "ca" "inline" "caSecret" "secret" "caConfigMap" "configMap") (first .) }}{{ end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* commons.postgresql.externalCARef: the key of the user-named object holding the external server's CA (tls.caSecret or tls.caConfigMap), as YAML {name, key}. */}}
+{{- define "commons.postgresql.externalCARef" -}}
+{{- $tls := .Values.postgresql.external.tls | default dict -}}
+{{- $ref := ternary ($tls.caSecret | default dict) ($tls.caConfigMap | default dict) (eq (include "commons.postgresql.externalCASource" .) "secret") -}}
+{{- toYaml (dict "name" $ref.name "key" ($ref.key | default "ca.crt")) -}}
+{{- end -}}
+
+{{/* commons.postgresql.hasCA: "true" when the commons Jobs verify the server against a CA (cloudnativepg, external with a CA, bundled with tls.enabled). */}}
 {{- define "commons.postgresql.hasCA" -}}
-{{- if or (include "commons.postgresql.cnpg" .) (include "commons.postgresql.externalCA" .) (include "commons.postgresql.bundledTLS" .) }}true{{ end -}}
+{{- if or (include "commons.postgresql.cnpg" .) (include "commons.postgresql.externalCASource" .) (include "commons.postgresql.bundledTLS" .) }}true{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.caRefreshes: "true" when the CA comes from an object that can change after the install (the operator's Secret, a user-named Secret or ConfigMap, an existing TLS Secret): the secret-init refresh CronJob copies it into the tenant Secrets again. */}}
+{{- define "commons.postgresql.caRefreshes" -}}
+{{- if or (include "commons.postgresql.cnpg" .) (has (include "commons.postgresql.externalCASource" .) (list "secret" "configMap")) (and (include "commons.postgresql.bundledTLS" .) .Values.postgresql.tls.existingSecret) }}true{{ end -}}
 {{- end -}}
 
 {{/* commons.postgresql.bundledTLS: "true" when the bundled server runs with TLS (postgresql.tls.enabled). */}}
@@ -211,9 +242,9 @@ bundled
 {{- if and (include "commons.postgresql.bundled" .) (.Values.postgresql.tls | default dict).enabled }}true{{ end -}}
 {{- end -}}
 
-{{/* commons.postgresql.tlsSecret: the Secret secret-init issues for the bundled server (tls.crt, tls.key, ca.crt). */}}
+{{/* commons.postgresql.tlsSecret: the bundled server's TLS Secret (tls.crt, tls.key, ca.crt): postgresql.tls.existingSecret (e.g. a cert-manager Certificate's), else the one secret-init issues. */}}
 {{- define "commons.postgresql.tlsSecret" -}}
-{{- include "commons.names.component" (dict "context" . "component" "postgresql-tls") -}}
+{{- (.Values.postgresql.tls | default dict).existingSecret | default (include "commons.names.component" (dict "context" . "component" "postgresql-tls")) -}}
 {{- end -}}
 
 {{/* commons.postgresql.tlsCertificate: the secret-init certificates entry of the bundled server (YAML): every name of the client Service. */}}
@@ -227,7 +258,7 @@ bundled
       "validityDays" (int (.Values.postgresql.tls.validityDays | default 3650))) -}}
 {{- end -}}
 
-{{/* commons.postgresql.caConfigMap: name of the ConfigMap holding postgresql.external.tls.ca (external mode). */}}
+{{/* commons.postgresql.caConfigMap: name of the rendered ConfigMap holding postgresql.external.tls.ca (external mode, inline CA). */}}
 {{- define "commons.postgresql.caConfigMap" -}}
 {{- include "commons.names.component" (dict "context" . "component" "postgresql-ca") -}}
 {{- end -}}
@@ -297,15 +328,16 @@ bundled
 {{- include "commons.names.component" (dict "context" . "component" "postgresql") -}}
 {{- end -}}
 
-{{/* commons.postgresql.tenantSslmode: the sslmode handed to tenants: the Jobs' own. With a CA (cloudnativepg, external with tls.ca) verify-full, the CA in the tenant Secret (commons.postgresql.tenantCA). */}}
+{{/* commons.postgresql.tenantSslmode: the sslmode handed to tenants: the Jobs' own. With a CA (cloudnativepg, bundled with TLS, external with a CA) verify-full, the CA in the tenant Secret (commons.postgresql.tenantCA). */}}
 {{- define "commons.postgresql.tenantSslmode" -}}
 {{- include "commons.postgresql.sslmode" . -}}
 {{- end -}}
 
 {{/*
 commons.postgresql.tenantCA: the secret-init source (YAML) of the tenant Secrets' ca.crt: the
-operator's <cluster>-ca Secret in cloudnativepg mode (copied at run time, kept current on every
-run), postgresql.external.tls.ca in external mode; else nothing (no CA: sslmode disable or require).
+operator's <cluster>-ca Secret in cloudnativepg mode, the TLS Secret in bundled mode with TLS, the
+user-named Secret or ConfigMap in external mode (each copied at run time, kept current on every
+run), postgresql.external.tls.ca as a value; else nothing (no CA: sslmode disable or require).
 JSON (toYaml would drop the PEM's final newline).
 {{ include "commons.postgresql.tenantCA" $ | fromYaml }}
 */}}
@@ -314,8 +346,12 @@ JSON (toYaml would drop the PEM's final newline).
 {{- toJson (dict "fromSecret" (dict "name" (printf "%s-ca" (include "commons.postgresql.clusterName" .)) "namespace" .Release.Namespace "key" "ca.crt")) -}}
 {{- else if include "commons.postgresql.bundledTLS" . -}}
 {{- toJson (dict "fromSecret" (dict "name" (include "commons.postgresql.tlsSecret" .) "namespace" .Release.Namespace "key" "ca.crt")) -}}
-{{- else if include "commons.postgresql.externalCA" . -}}
+{{- else if eq (include "commons.postgresql.externalCASource" .) "inline" -}}
 {{- toJson (dict "value" (printf "%s\n" (include "commons.postgresql.externalCA" .))) -}}
+{{- else if include "commons.postgresql.externalCASource" . -}}
+{{- $ref := include "commons.postgresql.externalCARef" . | fromYaml -}}
+{{- $src := ternary "fromSecret" "fromConfigMap" (eq (include "commons.postgresql.externalCASource" .) "secret") -}}
+{{- toJson (dict $src (dict "name" $ref.name "namespace" .Release.Namespace "key" $ref.key)) -}}
 {{- end -}}
 {{- end -}}
 
@@ -333,7 +369,7 @@ JSON (toYaml would drop the PEM's final newline).
 {{- end -}}
 {{- end -}}
 
-{{/* commons.postgresql.caVolume: the CA's volume (list entry): ca.crt of the operator-generated <cluster>-ca Secret in cloudnativepg mode, of the ConfigMap with postgresql.external.tls.ca in external mode; else nothing. */}}
+{{/* commons.postgresql.caVolume: the CA's volume (list entry): ca.crt of the operator-generated <cluster>-ca Secret in cloudnativepg mode, of the TLS Secret in bundled mode with TLS, in external mode of the ConfigMap with postgresql.external.tls.ca or the key of the user-named tls.caSecret / tls.caConfigMap (mounted as ca.crt); else nothing. */}}
 {{- define "commons.postgresql.caVolume" -}}
 {{- if include "commons.postgresql.cnpg" . -}}
 - name: postgresql-ca
@@ -351,13 +387,31 @@ JSON (toYaml would drop the PEM's final newline).
     items:
       - key: ca.crt
         path: ca.crt
-{{- else if include "commons.postgresql.externalCA" . -}}
+{{- else if eq (include "commons.postgresql.externalCASource" .) "inline" -}}
 - name: postgresql-ca
   configMap:
     name: {{ include "commons.postgresql.caConfigMap" . }}
     defaultMode: 0444
     items:
       - key: ca.crt
+        path: ca.crt
+{{- else if eq (include "commons.postgresql.externalCASource" .) "secret" -}}
+{{- $ref := include "commons.postgresql.externalCARef" . | fromYaml }}
+- name: postgresql-ca
+  secret:
+    secretName: {{ $ref.name }}
+    defaultMode: 0440
+    items:
+      - key: {{ $ref.key | quote }}
+        path: ca.crt
+{{- else if eq (include "commons.postgresql.externalCASource" .) "configMap" -}}
+{{- $ref := include "commons.postgresql.externalCARef" . | fromYaml }}
+- name: postgresql-ca
+  configMap:
+    name: {{ $ref.name }}
+    defaultMode: 0444
+    items:
+      - key: {{ $ref.key | quote }}
         path: ca.crt
 {{- end -}}
 {{- end -}}

@@ -2,10 +2,11 @@
 secret-init (cmd/secret-init, docs/secret-init.md) generates credentials inside the cluster so
 that no chart renders a password. A chart describes what to write in a spec (a dict, holding no
 value that is secret):
-  secrets:      [{name, namespace, type, labels, annotations, data: {key: {generate|value|fromSecret|template}}}]
+  secrets:      [{name, namespace, type, labels, annotations, data: {key: {generate|value|fromSecret|fromConfigMap|template}}}]
   certificates: [{name, namespace, labels, annotations, commonName, dnsNames, validityDays}]
 and renders with the defines below: the spec's ConfigMap, the ServiceAccount with one Role per
-namespace written or read (create Secrets; get and patch only the Secrets it names), the
+namespace written or read (create Secrets; get and patch only the Secrets it names; get only the
+ConfigMaps it reads), the
 container and the pod's volumes. The ServiceAccount token reaches only the secret-init
 container: the pod keeps automountServiceAccountToken false and the container mounts a
 projected token at the standard path.
@@ -32,9 +33,10 @@ data:
 {{- end -}}
 
 {{/*
-kommons-common.secretInit.access: the Secrets the spec writes and reads, by namespace, as YAML
-{namespace: {write: [names], read: [names]}} (fromSecret's namespace defaults to its Secret's,
-a Secret's to the release namespace). Used by kommons-common.secretInit.rbac.
+kommons-common.secretInit.access: the Secrets the spec writes and reads and the ConfigMaps it
+reads, by namespace, as YAML {namespace: {write: [names], read: [names], readConfigMaps: [names]}}
+(fromSecret's and fromConfigMap's namespace defaults to its Secret's, a Secret's to the release
+namespace). Used by kommons-common.secretInit.rbac.
 {{ include "kommons-common.secretInit.access" (dict "context" $ "spec" $spec) | fromYaml }}
 */}}
 {{- define "kommons-common.secretInit.access" -}}
@@ -42,14 +44,20 @@ a Secret's to the release namespace). Used by kommons-common.secretInit.rbac.
 {{- $access := dict -}}
 {{- range $s := concat (.spec.secrets | default list) (.spec.certificates | default list) -}}
 {{- $ns := $s.namespace | default $home -}}
-{{- $a := get $access $ns | default (dict "write" list "read" list) -}}
+{{- $a := get $access $ns | default (dict "write" list "read" list "readConfigMaps" list) -}}
 {{- $_ := set $a "write" (append $a.write $s.name | uniq) -}}
 {{- $_ := set $access $ns $a -}}
 {{- range $key, $src := ($s.data | default dict) -}}
 {{- with $src.fromSecret -}}
 {{- $rns := .namespace | default $ns -}}
-{{- $r := get $access $rns | default (dict "write" list "read" list) -}}
+{{- $r := get $access $rns | default (dict "write" list "read" list "readConfigMaps" list) -}}
 {{- $_ := set $r "read" (append $r.read .name | uniq) -}}
+{{- $_ := set $access $rns $r -}}
+{{- end -}}
+{{- with $src.fromConfigMap -}}
+{{- $rns := .namespace | default $ns -}}
+{{- $r := get $access $rns | default (dict "write" list "read" list "readConfigMaps" list) -}}
+{{- $_ := set $r "readConfigMaps" (append $r.readConfigMaps .name | uniq) -}}
 {{- $_ := set $access $rns $r -}}
 {{- end -}}
 {{- end -}}
@@ -61,7 +69,8 @@ a Secret's to the release namespace). Used by kommons-common.secretInit.rbac.
 kommons-common.secretInit.rbac: the ServiceAccount "name" in the release namespace (no token
 automounted) and, in each namespace the spec writes or reads, a Role and RoleBinding "name":
 create Secrets (Kubernetes cannot restrict create by name), get and patch the Secrets written,
-get the Secrets only read (fromSecret). Nothing else: no list, no watch, no delete.
+get the Secrets only read (fromSecret), get the ConfigMaps read (fromConfigMap). Nothing else: no
+list, no watch, no delete, no other ConfigMap.
 {{ include "kommons-common.secretInit.rbac" (dict "context" $ "name" $name "spec" $spec "labels" (include "x.labels" .)) }}
 */}}
 {{- define "kommons-common.secretInit.rbac" -}}
@@ -107,6 +116,12 @@ rules:
   - apiGroups: [""]
     resources: ["secrets"]
     resourceNames: {{ toJson (sortAlpha $readOnly) }}
+    verbs: ["get"]
+  {{- end }}
+  {{- with $a.readConfigMaps }}
+  - apiGroups: [""]
+    resources: ["configmaps"]
+    resourceNames: {{ toJson (sortAlpha .) }}
     verbs: ["get"]
   {{- end }}
 ---
