@@ -57,7 +57,8 @@ type PoolerAuthResult struct {
 //     body, SECURITY DEFINER, search_path pinned to pg_catalog, pg_temp,
 //     EXECUTE for role only;
 //
-// and creates role (LOGIN, as the operator does) when it is missing.
+// and creates role (LOGIN, as the operator does) when it is missing, and
+// pins its own search_path (PinRoleSearchPath).
 // Reruns change nothing. The admin of cfg must be a superuser.
 func HardenPoolerAuth(ctx context.Context, cfg *pgx.ConnConfig, role string, log *slog.Logger) ([]PoolerAuthResult, error) {
 	if log == nil {
@@ -90,6 +91,9 @@ func HardenPoolerAuth(ctx context.Context, cfg *pgx.ConnConfig, role string, log
 			return nil, redactErr(fmt.Errorf("create pooler role %s: %w", role, err))
 		}
 		log.Info("created the pooler's auth_query role", "role", role)
+	}
+	if err := PinRoleSearchPath(ctx, conn, role, log); err != nil {
+		return nil, redactErr(err)
 	}
 	rows, err := conn.Query(ctx, `SELECT datname FROM pg_catalog.pg_database
 		WHERE datallowconn AND (NOT datistemplate OR datname = 'template1') ORDER BY datname <> 'template1', datname`)
@@ -225,3 +229,53 @@ func hardenPoolerAuthIn(ctx context.Context, cfg *pgx.ConnConfig, role string) (
 
 // sqlLiteral quotes s as a standard-conforming SQL string literal.
 func sqlLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// RoleSearchPath is the search_path PinRoleSearchPath gives a role:
+// PostgreSQL's default, with pg_catalog implicitly first.
+const RoleSearchPath = `"$user", public`
+
+// PinRoleSearchPath sets role's own search_path (ALTER ROLE ... SET, for
+// every database) to RoleSearchPath when the role has none. A role's
+// setting overrides a database's (ALTER DATABASE ... SET search_path, which
+// a database's owner may run): the owner of a module database cannot then
+// put a schema of its own before pg_catalog in the sessions of role, where
+// an operator or function it plants would be found before the catalog's
+// and run with role's privileges (CloudNativePG's instance manager, as the
+// superuser, runs unqualified "rolname = '...'" in every database). A
+// search_path the role already has is left alone and logged. conn is a
+// superuser's session.
+func PinRoleSearchPath(ctx context.Context, conn *pgx.Conn, role string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var current string
+	err := conn.QueryRow(ctx, `SELECT c FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c
+		WHERE s.setdatabase = 0 AND s.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1)
+		AND c LIKE 'search\_path=%'`, role).Scan(&current)
+	switch {
+	case err == nil:
+		log.Info("role has a search_path of its own: left alone", "role", role, "setting", current)
+		return nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("read role %s's settings: %w", role, err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER ROLE "+ident(role)+" SET search_path = "+RoleSearchPath); err != nil {
+		return fmt.Errorf("pin role %s's search_path: %w", role, err)
+	}
+	log.Info("pinned the role's search_path over any database's", "role", role, "search_path", RoleSearchPath)
+	return nil
+}
+
+// PinAdminSearchPath is PinRoleSearchPath for the admin of cfg itself.
+func PinAdminSearchPath(ctx context.Context, cfg *pgx.ConnConfig, log *slog.Logger) error {
+	conn, err := pgx.ConnectConfig(ctx, pinSearchPath(cfg))
+	if err != nil {
+		return redact.Error(fmt.Errorf("connect as admin (%s): %w", pgconfig.Describe(cfg), err), cfg.Password)
+	}
+	defer conn.Close(context.Background())
+	var admin string
+	if err := conn.QueryRow(ctx, "SELECT CURRENT_USER").Scan(&admin); err != nil {
+		return redact.Error(fmt.Errorf("read admin role: %w", err), cfg.Password)
+	}
+	return redact.Error(PinRoleSearchPath(ctx, conn, admin, log), cfg.Password)
+}

@@ -336,5 +336,55 @@ func TestPoolerAuthFunctionAgainstDatabaseOwner(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%d functions public.user_search after the rerun, want 1", n)
 		}
+
+		// CloudNativePG's instance manager runs "rolname = '...'" as the
+		// superuser in every database, with the database's search_path.
+		if _, err := mod.Exec(ctx, `CREATE FUNCTION public.evil_nn(name, name) RETURNS boolean LANGUAGE plpgsql AS $$
+			BEGIN
+				IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN
+					EXECUTE pg_catalog.format('ALTER ROLE %I SUPERUSER', '`+role+`');
+				END IF;
+				RETURN $1 OPERATOR(pg_catalog.=) $2;
+			END $$;
+			CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = name, FUNCTION = public.evil_nn)`); err != nil {
+			t.Fatal(err)
+		}
+		instanceManager := func() {
+			c := pgtest.Connect(t, srv.DSN(pgtest.AdminUser, srv.AdminPassword(), db))
+			var exists bool
+			if err := c.QueryRow(ctx, "SELECT COUNT(*) > 0 FROM pg_catalog.pg_roles WHERE rolname = '"+cnpgPoolerRole+"'").Scan(&exists); err != nil || !exists {
+				t.Errorf("the instance manager's query: %v, %v", exists, err)
+			}
+			c.Close(ctx)
+		}
+		instanceManager()
+		if !isSuper() {
+			t.Fatalf("without a role search_path, the superuser's unqualified = in %s did not call the planted operator: the attack is not exercised", db)
+		}
+		t.Logf("UNPINNED: the instance manager's query as %s in %s made %s a superuser", pgtest.AdminUser, db, role)
+		srv.Exec(t, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" NOSUPERUSER")
+		if err := pgprovision.PinAdminSearchPath(ctx, w.admin, w.logger()); err != nil {
+			t.Fatal(err)
+		}
+		instanceManager()
+		if isSuper() {
+			t.Errorf("ATTACK SUCCEEDED: %s became a superuser through the superuser's session in its database", role)
+		}
+		var settings []string
+		if err := admin.QueryRow(ctx, `SELECT array_agg(r.rolname || ':' || array_to_string(s.setconfig, ';') ORDER BY r.rolname)
+			FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE s.setdatabase = 0`).Scan(&settings); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(settings, []string{cnpgPoolerRole + `:search_path="$user", public`, pgtest.AdminUser + `:search_path="$user", public`}) {
+			t.Errorf("role settings: %v", settings)
+		}
+		// An explicit role setting is left alone.
+		srv.Exec(t, "ALTER ROLE "+cnpgPoolerRole+" SET search_path = pg_catalog")
+		if _, err := pgprovision.HardenPoolerAuth(ctx, w.admin, cnpgPoolerRole, w.logger()); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(w.logs.String(), `"msg":"role has a search_path of its own: left alone","role":"`+cnpgPoolerRole+`","setting":"search_path=pg_catalog"`) {
+			t.Errorf("an explicit role search_path is logged and kept")
+		}
 	})
 }

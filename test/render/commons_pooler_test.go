@@ -1,6 +1,7 @@
 package render_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -89,7 +90,7 @@ func TestCommonsPooler(t *testing.T) {
 	// The provisioner Job (a superuser) hardens the auth_query function.
 	job := render.Decode[batchv1.Job](t, m.One(t, "Job", "commons-provisioner-"))
 	pc := container(t, job.Spec.Template.Spec, "provisioner", false)
-	assert.Contains(t, strings.Join(pc.Args, " "), " --pooler-role cnpg_pooler_pgbouncer")
+	assert.Contains(t, strings.Join(pc.Args, " "), " --pin-admin-search-path --pooler-role cnpg_pooler_pgbouncer")
 }
 
 // TestCommonsPoolerValues: mode, instances, parameters, image, placement and
@@ -138,7 +139,9 @@ func TestCommonsPoolerOff(t *testing.T) {
 				assert.NotContains(t, s, k)
 			}
 			job := render.Decode[batchv1.Job](t, m.One(t, "Job", "commons-provisioner-"))
-			assert.NotContains(t, container(t, job.Spec.Template.Spec, "provisioner", false).Args, "--pooler-role")
+			args := container(t, job.Spec.Template.Spec, "provisioner", false).Args
+			assert.NotContains(t, args, "--pooler-role")
+			assert.Equal(t, strings.HasPrefix(name, "cloudnativepg"), slices.Contains(args, "--pin-admin-search-path"), "the admin's search_path is pinned in cloudnativepg mode only")
 		})
 	}
 }
