@@ -100,6 +100,7 @@ func TestCloudNativePG(t *testing.T) {
 		{"module", s.moduleFirstTenant},
 		{"module-after-failover", s.moduleAfterFailover},
 		{"module-through-pooler", s.moduleThroughPooler},
+		{"pooler-adversarial", s.poolerAdversarial},
 		{"bench-pginit-pooler", s.benchPgInitPooler},
 		{"orthanc-failover", s.orthancFailover},
 	} {
