@@ -95,6 +95,11 @@ func HardenPoolerAuth(ctx context.Context, cfg *pgx.ConnConfig, role string, log
 	if err := PinRoleSearchPath(ctx, conn, role, log); err != nil {
 		return nil, redactErr(err)
 	}
+	// pg-init's lock: no tenant's CREATE DATABASE runs while a session of
+	// ours is connected to template1 (it would fail, "being accessed by other users").
+	if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_advisory_lock($1)", LockKey()); err != nil {
+		return nil, redactErr(fmt.Errorf("advisory lock: %w", err))
+	}
 	rows, err := conn.Query(ctx, `SELECT datname FROM pg_catalog.pg_database
 		WHERE datallowconn AND (NOT datistemplate OR datname = 'template1') ORDER BY datname <> 'template1', datname`)
 	if err != nil {
