@@ -36,9 +36,11 @@ func (s *scenario) moduleCreds(t *testing.T, ns, release string) moduleCreds {
 // make it a superuser when a superuser calls them, overloads and shadows of
 // user_search returning a forged verifier, and puts its schemas first in its
 // database's search_path; dropping, renaming or replacing the function is
-// refused. Then PgBouncer's auth session and the instance manager's session
-// in A's database are made anew (terminated; the Cluster poked): A logs in
-// through the pooler and stays no superuser, the auth_query as the pooler
+// refused. Then PgBouncer's auth session in A's database is made anew
+// (terminated) and A logs in through the pooler; the instance manager's
+// sessions (the Cluster poked) run there, first, as a control, without
+// postgres's role-level search_path (A becomes a superuser), then with it;
+// A stays no superuser, the auth_query as the pooler
 // role in A's database returns the real verifiers, module B (second tenant)
 // logs in through the pooler and directly, and nobody logs in through the
 // pooler as B, postgres or the pooler role with the forged password. The
@@ -158,29 +160,60 @@ func (s *scenario) poolerAdversarial(t *testing.T) {
 		}
 	})
 
-	// New sessions in A's database for PgBouncer's auth_query role and the
-	// instance manager (postgres): terminated, then the Cluster is poked so
-	// the instance manager reconciles its databases again.
+	// A new session in A's database for PgBouncer's auth_query role
+	// (terminated): A logs in through the pooler, the auth_query runs there.
 	var killed int
 	require.NoError(t, admin.QueryRow(ctx, `SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity
-		WHERE datname = $1 AND usename IN ('postgres', 'cnpg_pooler_pgbouncer') AND pid <> pg_catalog.pg_backend_pid()`, a.db).Scan(&killed))
-	s.kubectl(t, "annotate", "-n", s.cm.ns, "cluster/"+commonsCluster, fmt.Sprintf("kommons.io/poke=%d", time.Now().Unix()), "--overwrite")
-	a2 := s.connectEventually(ctx, t, cfg(pooler, a.user, a.password, a.db)) // A through the pooler: the auth_query runs in its database
+		WHERE datname = $1 AND usename = 'cnpg_pooler_pgbouncer'`, a.db).Scan(&killed))
+	a2 := s.connectEventually(ctx, t, cfg(pooler, a.user, a.password, a.db))
 	var user string
 	require.NoError(t, a2.QueryRow(ctx, "SELECT current_user").Scan(&user))
 	a2.Close(ctx)
 	assert.Equal(t, a.user, user)
-	var imSessions int
-	assert.Eventually(t, func() bool {
-		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = $1 AND usename = 'postgres'
-			AND pid <> pg_catalog.pg_backend_pid()`, a.db).Scan(&imSessions)
-		return err == nil && imSessions > 0
-	}, 2*time.Minute, 2*time.Second, "the instance manager reconnects to %s", a.db)
 	var auth int
 	require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = $1 AND usename = 'cnpg_pooler_pgbouncer'", a.db).Scan(&auth))
 	assert.Positive(t, auth, "PgBouncer's auth_query session in %s", a.db)
-	assert.False(t, isSuper(a.user), "ATTACK SUCCEEDED: %s became a superuser", a.user)
-	t.Logf("%d sessions terminated; new sessions in %s: %d of the instance manager, %d of PgBouncer's auth_query; %s is no superuser", killed, a.db, imSessions, auth, a.user)
+	assert.False(t, isSuper(a.user), "ATTACK SUCCEEDED: %s became a superuser through the auth_query", a.user)
+	t.Logf("%d auth_query session terminated; A logged in through the pooler with %d new one; %s is no superuser", killed, auth, a.user)
+
+	// The instance manager opens a new session per query (no idle pool) as
+	// postgres in every database on each reconcile; poking the Cluster
+	// makes one. Control: without postgres's role-level search_path its
+	// next reconcile makes A a superuser (the attack works on 1.27.1).
+	var lastPoke time.Time
+	poke := func() {
+		if time.Since(lastPoke) > 10*time.Second {
+			s.kubectl(t, "annotate", "-n", s.cm.ns, "cluster/"+commonsCluster, fmt.Sprintf("kommons.io/poke=%d", time.Now().UnixNano()), "--overwrite")
+			lastPoke = time.Now()
+		}
+	}
+	sessions := func() int64 {
+		var n int64
+		require.NoError(t, admin.QueryRow(ctx, "SELECT sessions FROM pg_catalog.pg_stat_database WHERE datname = $1", a.db).Scan(&n))
+		return n
+	}
+	pin := `ALTER ROLE postgres SET search_path = "$user", public`
+	_, err = admin.Exec(ctx, "ALTER ROLE postgres RESET search_path")
+	require.NoError(t, err)
+	defer func() { _, _ = admin.Exec(context.Background(), pin) }()
+	controlStart := time.Now()
+	escalated := assert.Eventually(t, func() bool { poke(); return isSuper(a.user) }, 2*time.Minute, time.Second,
+		"control: the instance manager's query in %s without postgres's role search_path calls A's operator", a.db)
+	if escalated {
+		t.Logf("CONTROL (postgres without its role search_path): the instance manager made %s a superuser %.1fs after the first poke", a.user, time.Since(controlStart).Seconds())
+	}
+	_, err = admin.Exec(ctx, "ALTER ROLE "+pgx.Identifier{a.user}.Sanitize()+" NOSUPERUSER")
+	require.NoError(t, err)
+	_, err = admin.Exec(ctx, pin)
+	require.NoError(t, err)
+	// Pinned (as the provisioner Job leaves it): several reconciles later, A
+	// is no superuser.
+	lastPoke = time.Time{}
+	before := sessions()
+	assert.Eventually(t, func() bool { poke(); return sessions() >= before+6 }, 2*time.Minute, time.Second,
+		"new sessions in %s (the instance manager's)", a.db)
+	assert.False(t, isSuper(a.user), "ATTACK SUCCEEDED: the instance manager made %s a superuser", a.user)
+	t.Logf("PINNED: %d new sessions in %s since the pin (the instance manager's reconciles); %s is no superuser", sessions()-before, a.db, a.user)
 
 	// The auth_query as PgBouncer sends it (untyped parameter), as the
 	// pooler role, in A's database with the role's own search_path.
