@@ -182,7 +182,7 @@ func (s *scenario) poolerAdversarial(t *testing.T) {
 	// next reconcile makes A a superuser (the attack works on 1.27.1).
 	var lastPoke time.Time
 	poke := func() {
-		if time.Since(lastPoke) > 10*time.Second {
+		if time.Since(lastPoke) > 3*time.Second {
 			s.kubectl(t, "annotate", "-n", s.cm.ns, "cluster/"+commonsCluster, fmt.Sprintf("kommons.io/poke=%d", time.Now().UnixNano()), "--overwrite")
 			lastPoke = time.Now()
 		}
