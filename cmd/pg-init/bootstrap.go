@@ -16,7 +16,10 @@ import (
 
 // bootstrapProvisioner creates (or repairs) the tenants' provisioner roles
 // (--tenants with --passwords-dir, or one --role with --password-file) and
-// migrates away from the legacy shared provisioner (--legacy-role).
+// migrates away from the legacy shared provisioner (--legacy-role). With
+// --pin-admin-search-path it first pins the admin's search_path
+// (pgprovision.PinAdminSearchPath), with --pooler-role it hardens
+// CloudNativePG's pooler auth_query function (pgprovision.HardenPoolerAuth).
 func bootstrapProvisioner(ctx context.Context, t *provisioncli.Tool, cfg *pgx.ConnConfig, o options) int {
 	log := t.Log
 	provs, flag, err := provisionersFromFlags(o)
@@ -34,6 +37,18 @@ func bootstrapProvisioner(ctx context.Context, t *provisioncli.Tool, cfg *pgx.Co
 	if _, err := pgready.Wait(ctx, cfg, pgready.Options{FailFastAuth: true, Primary: true, Logger: log}); err != nil {
 		log.Error("waiting for the server", "error", err.Error())
 		return provisioncli.ExitFailure
+	}
+	if o.pinAdminSearchPath {
+		if err := pgprovision.PinAdminSearchPath(ctx, cfg, log); err != nil {
+			log.Error("bootstrap-provisioner failed", "flag", "--pin-admin-search-path", "error", err.Error())
+			return provisioncli.ExitFailure
+		}
+	}
+	if o.poolerRole != "" {
+		if _, err := pgprovision.HardenPoolerAuth(ctx, cfg, o.poolerRole, log); err != nil {
+			log.Error("bootstrap-provisioner failed", "flag", "--pooler-role", "error", err.Error())
+			return provisioncli.ExitFailure
+		}
 	}
 	_, err = pgprovision.EnsureProvisioners(ctx, cfg, provs, pgprovision.ProvisionerOptions{Legacy: o.legacyRole, Logger: log})
 	var conflict *pgprovision.ConflictError

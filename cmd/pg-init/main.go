@@ -39,7 +39,12 @@ file per namespace in --passwords-dir, or one --role with --password-file), as
 a superuser or a CREATEDB CREATEROLE admin. On PostgreSQL 16+ the server
 confines each to the roles it creates; older servers accept one tenant only
 (exit 2). --legacy-role hands the roles of the shared provisioner of earlier
-kommons versions to their tenants' provisioners and disables it.
+kommons versions to their tenants' provisioners and disables it. --pooler-role
+(CloudNativePG's cnpg_pooler_pgbouncer; superuser admin) first hardens the
+pooler's auth_query function public.user_search in template1 and every
+database: pinned search_path, schema public owned by the superuser.
+--pin-admin-search-path gives the admin role a search_path of its own, which
+overrides the one a database's owner may set on its database.
 
 Exit codes:
   0  done: the server matches the spec
@@ -60,7 +65,7 @@ func main() {
 type options struct {
 	spec, namespace, release, dsn, adminPasswordFile, output string
 	poolerRole                                               string
-	adopt, prune                                             bool
+	adopt, prune, pinAdminSearchPath                         bool
 	parallel                                                 int
 	deadline                                                 time.Duration
 	logOpts                                                  cli.LogOptions
@@ -91,6 +96,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.String(&o.passwordsDir, "passwords-dir", "PG_INIT_PASSWORDS_DIR", "", "directory holding one password file per tenant, named after its namespace")
 		fs.String(&o.role, "role", "PG_INIT_PROVISIONER_ROLE", "", "one provisioner role to create (instead of --tenants)")
 		fs.String(&o.passwordFile, "password-file", "PG_INIT_PROVISIONER_PASSWORD_FILE", "", "file holding --role's password")
+		fs.String(&o.poolerRole, "pooler-role", "PG_INIT_POOLER_ROLE", "",
+			"CloudNativePG pooler's auth_query role (cnpg_pooler_pgbouncer): harden its public.user_search function in template1 and every database (superuser admin only)")
+		fs.Bool(&o.pinAdminSearchPath, "pin-admin-search-path", "PG_INIT_PIN_ADMIN_SEARCH_PATH", false,
+			"set the admin role's own search_path (\"$user\", public) unless it has one, over any database's: CloudNativePG's instance manager runs unqualified names as the superuser in every database")
 		fs.String(&o.legacyRole, "legacy-role", "PG_INIT_LEGACY_ROLE", "", "shared provisioner of earlier versions to migrate away from (its roles go to their tenants' provisioners; it loses LOGIN)")
 	}
 	fs.String(&o.dsn, "dsn", "PG_INIT_DSN", "", "admin connection string (URL or key=value); unset fields come from the libpq environment")

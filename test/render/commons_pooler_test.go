@@ -1,10 +1,13 @@
 package render_test
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -83,6 +86,11 @@ func TestCommonsPooler(t *testing.T) {
 	assert.Equal(t, "5432", s["PGPORT_POOLER"])
 	assert.Equal(t, "session", s["PGPOOLER_MODE"])
 	assert.Equal(t, "cnpg_pooler_pgbouncer", s["PGPOOLER_ROLE"])
+
+	// The provisioner Job (a superuser) hardens the auth_query function.
+	job := render.Decode[batchv1.Job](t, m.One(t, "Job", "commons-provisioner-"))
+	pc := container(t, job.Spec.Template.Spec, "provisioner", false)
+	assert.Contains(t, strings.Join(pc.Args, " "), " --pin-admin-search-path --pooler-role cnpg_pooler_pgbouncer")
 }
 
 // TestCommonsPoolerValues: mode, instances, parameters, image, placement and
@@ -130,6 +138,10 @@ func TestCommonsPoolerOff(t *testing.T) {
 			for _, k := range []string{"PGHOST_POOLER", "PGPORT_POOLER", "PGPOOLER_MODE", "PGPOOLER_ROLE"} {
 				assert.NotContains(t, s, k)
 			}
+			job := render.Decode[batchv1.Job](t, m.One(t, "Job", "commons-provisioner-"))
+			args := container(t, job.Spec.Template.Spec, "provisioner", false).Args
+			assert.NotContains(t, args, "--pooler-role")
+			assert.Equal(t, strings.HasPrefix(name, "cloudnativepg"), slices.Contains(args, "--pin-admin-search-path"), "the admin's search_path is pinned in cloudnativepg mode only")
 		})
 	}
 }

@@ -101,6 +101,7 @@ func TestCloudNativePG(t *testing.T) {
 		{"module-after-failover", s.moduleAfterFailover},
 		{"module-lifecycle", s.moduleLifecycle},
 		{"module-through-pooler", s.moduleThroughPooler},
+		{"pooler-adversarial", s.poolerAdversarial},
 		{"bench-pginit-pooler", s.benchPgInitPooler},
 		{"orthanc-failover", s.orthancFailover},
 	} {
