@@ -208,7 +208,7 @@ func useHBA(t *testing.T, s *pgtest.Server, conn *pgx.Conn, hba []byte) {
 // tenants use sslmode=disable against a server without TLS.
 func TestBundledTLSOff(t *testing.T) {
 	m := render.MustChart(t, commonsChart, render.Options{ReleaseName: "commons", Namespace: "commons",
-		Values: merge(tenants(map[string]any{"namespace": "imaging"}), map[string]any{"postgresql": map[string]any{"tls": map[string]any{"enabled": false}}}),
+		Values:   merge(tenants(map[string]any{"namespace": "imaging"}), map[string]any{"postgresql": map[string]any{"tls": map[string]any{"enabled": false}}}),
 		Existing: []*kubeapi.Secret{operatorCA()}})
 	_, ok := m.Get("Secret", "commons", "commons-postgresql-tls")
 	assert.False(t, ok, "no certificate issued")
