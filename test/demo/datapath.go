@@ -51,11 +51,11 @@ type plan struct {
 	ServerTLS map[string]string
 	// HostAlias: the data path runs in its own mount namespace where
 	// /etc/hosts resolves the Service name of PGHOST to the local server.
-	HostAlias bool
-	Orthanc                           bool
-	Instances                         int
-	Keep                              bool
-	ExpectDatabases                   []string
+	HostAlias       bool
+	Orthanc         bool
+	Instances       int
+	Keep            bool
+	ExpectDatabases []string
 }
 
 func orthancBinary() string {
