@@ -46,10 +46,16 @@ type plan struct {
 	Dir                               string
 	Commons                           map[string]string // the tenant Secret commons rendered in the namespace
 	CommonsSecret                     string
-	Orthanc                           bool
-	Instances                         int
-	Keep                              bool
-	ExpectDatabases                   []string
+	// ServerTLS is the bundled server's certificate Secret from the cluster
+	// (tls.crt, tls.key, ca.crt; secret-init issued it), empty without TLS.
+	ServerTLS map[string]string
+	// HostAlias: the data path runs in its own mount namespace where
+	// /etc/hosts resolves the Service name of PGHOST to the local server.
+	HostAlias       bool
+	Orthanc         bool
+	Instances       int
+	Keep            bool
+	ExpectDatabases []string
 }
 
 func orthancBinary() string {
@@ -90,6 +96,26 @@ func (r *demoRun) dataPath(ctx context.Context, withOrthanc bool) (*exec.Cmd, er
 	for k, v := range sec.Data {
 		commons[k] = string(v)
 	}
+	// The bundled server's certificate: Secret <service>-tls next to the
+	// Service PGHOST names (<service>.<namespace>.svc...), when TLS is on.
+	var serverTLS map[string]string
+	if commons["PGSSLMODE"] == "verify-full" {
+		parts := strings.Split(commons["PGHOST"], ".")
+		if len(parts) < 2 {
+			return nil, fmt.Errorf("tenant Secret %s/%s: PGHOST %q is not a Service name", r.cfg.namespace, secretName, commons["PGHOST"])
+		}
+		tlsSec, err := r.cluster.Client().CoreV1().Secrets(parts[1]).Get(ctx, parts[0]+"-tls", metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("the bundled server's certificate (%s/%s-tls): %w", parts[1], parts[0], err)
+		}
+		serverTLS = map[string]string{}
+		for k, v := range tlsSec.Data {
+			serverTLS[k] = string(v)
+		}
+	}
+	// A mount namespace needs root: without it the local processes reach
+	// the server by 127.0.0.1 and check its certificate's CA only.
+	hostAlias := serverTLS != nil && os.Geteuid() == 0
 	chart, err := r.chartCopy(r.cfg.chart)
 	if err != nil {
 		return nil, err
@@ -102,7 +128,7 @@ func (r *demoRun) dataPath(ctx context.Context, withOrthanc bool) (*exec.Cmd, er
 		return nil, err
 	}
 	pl := plan{Chart: chart, Release: r.cfg.release, Namespace: r.cfg.namespace, Values: r.values, BinDir: r.cfg.binDir,
-		Dir: dir, Commons: commons, CommonsSecret: secretName, Orthanc: withOrthanc, Instances: r.cfg.instances,
+		Dir: dir, Commons: commons, CommonsSecret: secretName, ServerTLS: serverTLS, HostAlias: hostAlias, Orthanc: withOrthanc, Instances: r.cfg.instances,
 		Keep: r.cfg.keep, ExpectDatabases: r.expectedDatabases()}
 	planPath := filepath.Join(dir, "plan.json")
 	if err := writeJSON(planPath, pl); err != nil {
@@ -144,6 +170,9 @@ func (r *demoRun) dataPath(ctx context.Context, withOrthanc bool) (*exec.Cmd, er
 		}
 		attr.Cloneflags = syscall.CLONE_NEWNET
 		cmd.Env = append(cmd.Env, netnsEnv+"=1")
+	}
+	if hostAlias {
+		attr.Cloneflags |= syscall.CLONE_NEWNS
 	}
 	if r.cfg.keep {
 		attr.Setsid = true
@@ -237,6 +266,11 @@ func runDataPath(args []string) error {
 			return errors.New("the private network namespace for Orthanc could not be set up")
 		}
 	}
+	if pl.HostAlias {
+		if err := aliasHost(pl); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := cli.SignalContext(context.Background())
 	defer cancel()
 	d := &dataPathRun{pl: pl, out: os.Stdout}
@@ -256,6 +290,31 @@ func runDataPath(args []string) error {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	<-stop
+	return nil
+}
+
+// aliasHost makes the Service name of the tenant Secret's PGHOST resolve to
+// 127.0.0.1 for this process and its children (pg-init, wait-for-pg,
+// Orthanc's libpq), which then verify the server's certificate under that
+// name as in the cluster (verify-full): /etc/hosts with the alias, bound
+// over the file in this process's own mount namespace (CLONE_NEWNS, made
+// private first so that nothing reaches the host's mounts).
+func aliasHost(pl plan) error {
+	if err := syscall.Mount("none", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("private mount namespace: %w", err)
+	}
+	orig, err := os.ReadFile("/etc/hosts")
+	if err != nil {
+		return err
+	}
+	hosts := filepath.Join(pl.Dir, "hosts")
+	content := strings.TrimRight(string(orig), "\n") + "\n127.0.0.1\t" + pl.Commons["PGHOST"] + "\n"
+	if err := os.WriteFile(hosts, []byte(content), 0o644); err != nil {
+		return err
+	}
+	if err := syscall.Mount(hosts, "/etc/hosts", "", syscall.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s over /etc/hosts: %w", hosts, err)
+	}
 	return nil
 }
 
@@ -293,19 +352,30 @@ func (d *dataPathRun) run(ctx context.Context) error {
 	d.m = m
 	d.say("rendered %s as release %s in %s: %d objects (Helm SDK, same values as the install)", filepath.Base(pl.Chart), pl.Release, pl.Namespace, len(m.Objects))
 
-	if d.pg, err = pgtest.Start(pgtest.Options{}); err != nil {
+	opts := pgtest.Options{}
+	if pl.ServerTLS != nil {
+		opts.TLS = &pgtest.TLS{CertPEM: []byte(pl.ServerTLS["tls.crt"]), KeyPEM: []byte(pl.ServerTLS["tls.key"])}
+	}
+	if d.pg, err = pgtest.Start(opts); err != nil {
 		return fmt.Errorf("PostgreSQL: %w", err)
 	}
 	d.say("PostgreSQL (stands for commons' server) on 127.0.0.1:%d, log %s", d.pg.Port(), d.pg.LogPath())
 
-	// The tenant Secret commons rendered, with the server's address rewritten
-	// to the local one (the in-cluster Service name does not resolve here; the
-	// throwaway server has no TLS).
+	// The tenant Secret commons wrote in the cluster, with the server's port
+	// rewritten to the local one. With TLS the server runs the certificate
+	// secret-init issued in the cluster, and PGHOST keeps the Service name
+	// (aliasHost); without root, 127.0.0.1 and verify-ca.
 	commons := map[string]string{}
 	for k, v := range pl.Commons {
 		commons[k] = v
 	}
-	commons["PGHOST"], commons["PGPORT"], commons["PGSSLMODE"] = d.pg.Host(), strconv.Itoa(d.pg.Port()), "disable"
+	commons["PGPORT"] = strconv.Itoa(d.pg.Port())
+	switch {
+	case pl.ServerTLS == nil:
+		commons["PGHOST"], commons["PGSSLMODE"] = d.pg.Host(), "disable"
+	case !pl.HostAlias:
+		commons["PGHOST"], commons["PGSSLMODE"] = d.pg.Host(), "verify-ca"
+	}
 	d.secrets = map[string]map[string]string{pl.CommonsSecret: commons}
 	for _, o := range m.ByKind("Secret") {
 		var s corev1.Secret
@@ -321,7 +391,15 @@ func (d *dataPathRun) run(ctx context.Context) error {
 		}
 		d.secrets[o.Name] = data
 	}
-	d.say("Secret %s from the cluster: PGHOST/PGPORT -> 127.0.0.1:%d, PGSSLMODE -> disable; provisioner role %s", pl.CommonsSecret, d.pg.Port(), commons["PGUSER"])
+	switch {
+	case pl.HostAlias:
+		d.say("Secret %s from the cluster: PGHOST %s (-> 127.0.0.1 in this process's /etc/hosts), PGPORT -> %d, PGSSLMODE %s with its ca.crt; the server runs the certificate of Secret %s-tls; provisioner role %s",
+			pl.CommonsSecret, commons["PGHOST"], d.pg.Port(), commons["PGSSLMODE"], strings.Split(pl.Commons["PGHOST"], ".")[0], commons["PGUSER"])
+	case pl.ServerTLS != nil:
+		d.say("Secret %s from the cluster: PGHOST/PGPORT -> 127.0.0.1:%d, PGSSLMODE -> verify-ca (not root: no mount namespace for the Service name); provisioner role %s", pl.CommonsSecret, d.pg.Port(), commons["PGUSER"])
+	default:
+		d.say("Secret %s from the cluster: PGHOST/PGPORT -> 127.0.0.1:%d, PGSSLMODE -> disable; provisioner role %s", pl.CommonsSecret, d.pg.Port(), commons["PGUSER"])
+	}
 	if err := d.bootstrapProvisioner(ctx, commons); err != nil {
 		return err
 	}
@@ -516,7 +594,12 @@ func (d *dataPathRun) startReplicas(pod *corev1.PodSpec, podNames []string) erro
 	}
 	storage := filepath.Join(d.pl.Dir, "storage")
 	for _, name := range podNames {
-		env, err := d.env(*c, name, nil)
+		// The mounted files (the tenant Secret's ca.crt) where the env names them.
+		rewrite, err := d.materialize(pod, *c, filepath.Join(d.pl.Dir, name+"-files"))
+		if err != nil {
+			return err
+		}
+		env, err := d.env(*c, name, rewrite)
 		if err != nil {
 			return err
 		}

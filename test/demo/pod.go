@@ -73,7 +73,7 @@ func (d *dataPathRun) env(c corev1.Container, podName string, rewrite func(strin
 				}
 				return nil, fmt.Errorf("env %s of %s: Secret %s has no key %q (the kubelet would not start the container)", e.Name, c.Name, ref.Name, ref.Key)
 			}
-			out = append(out, e.Name+"="+v)
+			out = append(out, e.Name+"="+rewrite(v)) // e.g. PGSSLROOTCERT, a file of a mounted volume
 		case e.ValueFrom.ConfigMapKeyRef != nil:
 			ref := e.ValueFrom.ConfigMapKeyRef
 			data, err := d.configMap(ref.Name)
@@ -170,6 +170,40 @@ func (d *dataPathRun) volumeFiles(pod *corev1.PodSpec, c corev1.Container) (map[
 	return files, isConfig, nil
 }
 
+// materialize writes the files of container c's ConfigMap, Secret and
+// projected mounts under root and returns the rewrite of mount paths to it.
+func (d *dataPathRun) materialize(pod *corev1.PodSpec, c corev1.Container, root string) (func(string) string, error) {
+	mounts := make([]string, 0, len(c.VolumeMounts))
+	for _, vm := range c.VolumeMounts {
+		mounts = append(mounts, vm.MountPath)
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
+	// One pass, longest mount first: a rewritten path is not rewritten again
+	// under a shorter mount (/tmp).
+	pairs := make([]string, 0, 2*len(mounts))
+	for _, m := range mounts {
+		pairs = append(pairs, m+"/", filepath.Join(root, m)+"/")
+	}
+	rewrite := strings.NewReplacer(pairs...).Replace
+	files, isConfig, err := d.volumeFiles(pod, c)
+	if err != nil {
+		return nil, err
+	}
+	for p, v := range files {
+		if isConfig[p] {
+			v = rewrite(v)
+		}
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(full, []byte(v), 0o400); err != nil {
+			return nil, err
+		}
+	}
+	return rewrite, nil
+}
+
 // mountedFile returns the content of a file the container sees at path.
 func (d *dataPathRun) mountedFile(pod *corev1.PodSpec, c corev1.Container, path string) (string, error) {
 	files, _, err := d.volumeFiles(pod, c)
@@ -194,32 +228,9 @@ func (d *dataPathRun) runContainer(ctx context.Context, pod *corev1.PodSpec, c c
 		return nil, err
 	}
 	defer os.RemoveAll(root)
-	mounts := make([]string, 0, len(c.VolumeMounts))
-	for _, vm := range c.VolumeMounts {
-		mounts = append(mounts, vm.MountPath)
-	}
-	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
-	rewrite := func(s string) string {
-		for _, m := range mounts {
-			s = strings.ReplaceAll(s, m+"/", filepath.Join(root, m)+"/")
-		}
-		return s
-	}
-	files, isConfig, err := d.volumeFiles(pod, c)
+	rewrite, err := d.materialize(pod, c, root)
 	if err != nil {
 		return nil, err
-	}
-	for p, v := range files {
-		if isConfig[p] {
-			v = rewrite(v)
-		}
-		full := filepath.Join(root, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(full, []byte(v), 0o400); err != nil {
-			return nil, err
-		}
 	}
 	env, err := d.env(c, podName, rewrite)
 	if err != nil {

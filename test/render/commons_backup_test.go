@@ -13,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/kommons/kommons/internal/testutil/hostalias"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/test/render"
 )
@@ -30,20 +31,30 @@ func renderedDump(t *testing.T, values map[string]any) (string, map[string]corev
 }
 
 // runDump runs the rendered script with /bin/sh, the PostgreSQL client tools
-// of the throwaway server on PATH, the rendered env with the connection
-// pointed at that server (the Service host only resolves in a cluster).
+// of the throwaway server on PATH, the rendered env with the credentials and
+// port of that server (a bundledServer): PGHOST stays the Service name,
+// resolved to the server (hostalias), and libpq verifies the server with the
+// rendered PGSSLMODE (verify-full) and the bundled CA at PGSSLROOTCERT.
 func runDump(t *testing.T, s *pgtest.Server, script string, env map[string]corev1.EnvVar, out string) (string, error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "dump.sh")
 	require.NoError(t, os.WriteFile(path, []byte(script), 0o755))
 	bin, err := pgtest.BinDir()
 	require.NoError(t, err)
-	cmd := exec.CommandContext(context.Background(), "/bin/sh", path)
-	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "BACKUP_DIR=" + out, "BACKUP_DATABASES=" + env["BACKUP_DATABASES"].Value}
-	for _, e := range s.Env() { // PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE
+	require.Equal(t, bundledHost, env["PGHOST"].Value)
+	require.Equal(t, "verify-full", env["PGSSLMODE"].Value)
+	require.Equal(t, "/etc/kommons/postgresql-ca/ca.crt", env["PGSSLROOTCERT"].Value)
+	ca := filepath.Join(t.TempDir(), "ca.crt")
+	require.NoError(t, os.WriteFile(ca, bundledTLSSecret(t).Data["ca.crt"], 0o600))
+	cmd := hostalias.Command(t, context.Background(), map[string]string{bundledHost: s.Host()}, "/bin/sh", path)
+	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "BACKUP_DIR=" + out, "BACKUP_DATABASES=" + env["BACKUP_DATABASES"].Value,
+		"PGHOST=" + bundledHost, "PGSSLMODE=" + env["PGSSLMODE"].Value, "PGSSLROOTCERT=" + ca}
+	for _, e := range s.Env() { // PGPORT, PGUSER, PGPASSWORD, PGDATABASE of the test server
 		name, _, _ := strings.Cut(e, "=")
 		require.Contains(t, env, name, "the rendered dump container sets %s", name)
-		cmd.Env = append(cmd.Env, e)
+		if name != "PGHOST" && name != "PGSSLMODE" {
+			cmd.Env = append(cmd.Env, e)
+		}
 	}
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
@@ -54,7 +65,7 @@ func runDump(t *testing.T, s *pgtest.Server, script string, env map[string]corev
 // TestBackupDumpAndRestore runs the rendered backup dump against a real
 // PostgreSQL, then restores a dump with pg_restore into a fresh database.
 func TestBackupDumpAndRestore(t *testing.T) {
-	s := pgtest.New(t, pgtest.Options{})
+	s := bundledServer(t, pgtest.Options{})
 	for _, db := range []string{"imaging_orthanc_orthanc", "lab_lims_main"} {
 		s.Exec(t, "CREATE DATABASE "+db)
 		conn := pgtest.Connect(t, s.DSN(pgtest.AdminUser, s.AdminPassword(), db))

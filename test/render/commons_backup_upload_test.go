@@ -161,7 +161,7 @@ const bundledEndpoint = "http://commons-minio.commons.svc.cluster.local:9000"
 func TestBackupUploadRetentionRestore(t *testing.T) {
 	pathDir := mcliPath(t)
 	srv := miniotest.New(t, miniotest.Options{})
-	s := pgtest.New(t, pgtest.Options{})
+	s := bundledServer(t, pgtest.Options{})
 	dbs := []string{"imaging_orthanc_orthanc", "lab_lims_main"}
 	seedDatabases(t, s, dbs...)
 	b := renderBackup(t, map[string]any{"backups": map[string]any{"enabled": true, "retentionDays": 3}})
@@ -257,7 +257,7 @@ func TestBackupUploadRetentionRestore(t *testing.T) {
 func TestBackupUploadExternalLeastPrivilege(t *testing.T) {
 	pathDir := mcliPath(t)
 	srv := miniotest.New(t, miniotest.Options{})
-	s := pgtest.New(t, pgtest.Options{})
+	s := bundledServer(t, pgtest.Options{})
 	seedDatabases(t, s, "imaging_orthanc_orthanc")
 	ctx := context.Background()
 	const bucket = "site-backups"

@@ -208,12 +208,13 @@ func TestCommonsCloudNativePGJobs(t *testing.T) {
 	assert.True(t, readable, "secret-init's Role gets commons-postgresql-ca by name: %+v", role.Rules)
 	assert.Equal(t, "kommons_tenant_imaging", s["PGUSER"])
 
-	// Outside cloudnativepg mode nothing of the CA is rendered.
+	// In bundled mode the CA is the issued Secret's, not the operator's.
 	bundled := render.Decode[batchv1.Job](t, renderCommons(t, tenants(map[string]any{"namespace": "imaging"})).One(t, "Job", "commons-provisioner-"))
 	for _, v := range bundled.Spec.Template.Spec.Volumes {
-		assert.NotEqual(t, "postgresql-ca", v.Name)
+		if v.Secret != nil {
+			assert.NotEqual(t, "commons-postgresql-ca", v.Secret.SecretName)
+		}
 	}
-	assert.NotContains(t, envOf(container(t, bundled.Spec.Template.Spec, "provisioner", false)), "PGSSLROOTCERT")
 }
 
 // TestCommonsCloudNativePGRefusesWrongValues: the mode's checks name the value to fix.

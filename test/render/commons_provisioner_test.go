@@ -15,6 +15,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/kommons/kommons/internal/testutil/hostalias"
 	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/test/render"
 )
@@ -78,8 +79,9 @@ func runContainerIn(t *testing.T, ns, bin string, m *render.Manifest, pod corev1
 		name, val, _ := strings.Cut(e, "=")
 		switch {
 		case name == "PGHOST" && !external:
-			require.Equal(t, "PGHOST=commons-postgresql.commons.svc.cluster.local", e)
-			e = "PGHOST=" + s.Host() // the Service name only resolves in a cluster
+			// The Service name stays (verify-full checks it against the
+			// certificate); it resolves to the test server (hostalias).
+			require.Equal(t, "PGHOST="+bundledHost, e)
 		case name == "PGPORT" && !external:
 			require.Equal(t, "PGPORT=5432", e)
 			e = "PGPORT=" + strconv.Itoa(s.Port())
@@ -92,7 +94,7 @@ func runContainerIn(t *testing.T, ns, bin string, m *render.Manifest, pod corev1
 		env = append(env, e)
 	}
 	require.Len(t, c.Command, 1)
-	cmd := exec.CommandContext(context.Background(), filepath.Join(bin, filepath.Base(c.Command[0])), args...)
+	cmd := hostalias.Command(t, context.Background(), map[string]string{bundledHost: s.Host()}, filepath.Join(bin, filepath.Base(c.Command[0])), args...)
 	cmd.Env = env
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
@@ -105,7 +107,7 @@ func runContainerIn(t *testing.T, ns, bin string, m *render.Manifest, pod corev1
 // real PostgreSQL with the admin credentials, then logs in with the
 // credentials a tenant Secret carries.
 func TestRenderedProvisionerAgainstPostgreSQL(t *testing.T) {
-	s := pgtest.New(t, pgtest.Options{})
+	s := bundledServer(t, pgtest.Options{})
 	bin := buildTools(t, "wait-for-pg", "pg-init")
 	m := renderCommons(t, tenants(map[string]any{"namespace": "imaging"}))
 	job := render.Decode[batchv1.Job](t, m.One(t, "Job", "commons-provisioner-"))
@@ -142,7 +144,7 @@ func TestRenderedProvisionerAgainstPostgreSQL(t *testing.T) {
 // password keeps working, and the shared role can no longer log in or
 // administer anything.
 func TestRenderedProvisionerMigratesTheSharedProvisioner(t *testing.T) {
-	s := pgtest.New(t, pgtest.Options{Major: 18})
+	s := bundledServer(t, pgtest.Options{Major: 18})
 	bin := buildTools(t, "wait-for-pg", "pg-init")
 	ctx := context.Background()
 	const legacyPW, modulePW = "legacy-password-123", "module-password-123"

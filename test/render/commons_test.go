@@ -2,10 +2,12 @@ package render_test
 
 import (
 	"encoding/base64"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -20,6 +22,7 @@ import (
 	"github.com/kommons/kommons/internal/kubeapi"
 	"github.com/kommons/kommons/internal/s3names"
 	"github.com/kommons/kommons/internal/s3provision"
+	"github.com/kommons/kommons/internal/testutil/pgtest"
 	"github.com/kommons/kommons/test/render"
 )
 
@@ -32,7 +35,55 @@ const commonsChart = "../../charts/commons"
 func renderCommons(t *testing.T, values map[string]any) *render.Manifest {
 	t.Helper()
 	return render.MustChart(t, commonsChart, render.Options{ReleaseName: "commons", Namespace: "commons", Values: values,
-		Existing: []*kubeapi.Secret{operatorCA()}})
+		Existing: []*kubeapi.Secret{operatorCA(), bundledTLSSecret(t)}})
+}
+
+// bundledHost is the bundled server's client Service, as the tenants and
+// Jobs of release commons in namespace commons name it.
+const bundledHost = "commons-postgresql.commons.svc.cluster.local"
+
+var (
+	bundledTLSOnce sync.Once
+	bundledTLS     *kubeapi.Secret
+)
+
+// bundledTLSSecret is the bundled server's certificate Secret
+// (commons-postgresql-tls) as the chart's secret-init spec issues it, issued
+// once per test binary by a render of the defaults; renderCommons passes it
+// as existing, as a cluster has it after the first install (secret-init
+// keeps it), so that a test server started with it (bundledServer) serves
+// every render's Jobs and tenants.
+func bundledTLSSecret(t *testing.T) *kubeapi.Secret {
+	t.Helper()
+	bundledTLSOnce.Do(func() {
+		m, err := render.Chart(commonsChart, render.Options{ReleaseName: "commons", Namespace: "commons",
+			Existing: []*kubeapi.Secret{operatorCA()}})
+		if err != nil {
+			return
+		}
+		o, ok := m.Get("Secret", "commons", "commons-postgresql-tls")
+		if !ok {
+			return
+		}
+		s := render.Decode[corev1.Secret](t, o)
+		bundledTLS = &kubeapi.Secret{Type: string(s.Type), Data: s.Data}
+		bundledTLS.Metadata.Namespace, bundledTLS.Metadata.Name, bundledTLS.Metadata.Labels = s.Namespace, s.Name, s.Labels
+	})
+	require.NotNil(t, bundledTLS, "the defaults of charts/commons issue the bundled server's certificate (Secret commons-postgresql-tls)")
+	c := *bundledTLS // the in-memory store may patch metadata: a copy per render
+	c.Data = maps.Clone(bundledTLS.Data)
+	c.Metadata.Labels = maps.Clone(bundledTLS.Metadata.Labels)
+	return &c
+}
+
+// bundledServer starts a PostgreSQL with the bundled server's certificate
+// (bundledTLSSecret), as the StatefulSet runs it: the clients of every
+// commons render verify it under bundledHost.
+func bundledServer(t *testing.T, opts pgtest.Options) *pgtest.Server {
+	t.Helper()
+	sec := bundledTLSSecret(t)
+	opts.TLS = &pgtest.TLS{CertPEM: sec.Data["tls.crt"], KeyPEM: sec.Data["tls.key"]}
+	return pgtest.New(t, opts)
 }
 
 // operatorCAPEM stands for the certificate of the CA CloudNativePG generates.
@@ -267,7 +318,9 @@ func TestTenantSecretsAndNetworkPolicies(t *testing.T) {
 	assert.Equal(t, map[string]string{
 		"PGHOST":               "commons-postgresql.commons.svc.cluster.local",
 		"PGPORT":               "5432",
-		"PGSSLMODE":            "disable",
+		"PGSSLMODE":            "verify-full",
+		"PGSSLROOTCERT":        "/etc/kommons/postgres-ca/ca.crt",
+		"ca.crt":               string(bundledTLSSecret(t).Data["ca.crt"]),
 		"PGDATABASE":           "postgres",
 		"PGUSER":               "kommons_tenant_imaging",
 		"PGPASSWORD":           prov["imaging"],
@@ -419,7 +472,8 @@ func TestProvisionerJob(t *testing.T) {
 	assert.Equal(t, "commons-postgresql.commons.svc.cluster.local", env["PGHOST"].Value)
 	assert.Equal(t, "5432", env["PGPORT"].Value)
 	assert.Equal(t, "postgres", env["PGUSER"].Value)
-	assert.Equal(t, "disable", env["PGSSLMODE"].Value)
+	assert.Equal(t, "verify-full", env["PGSSLMODE"].Value, "the bundled server's certificate, verified (TLS on by default)")
+	assert.Equal(t, "/etc/kommons/postgresql-ca/ca.crt", env["PGSSLROOTCERT"].Value)
 	require.NotNil(t, env["PGPASSWORD"].ValueFrom)
 	assert.Equal(t, "commons-postgresql-admin", env["PGPASSWORD"].ValueFrom.SecretKeyRef.Name)
 	assert.Equal(t, "password", env["PGPASSWORD"].ValueFrom.SecretKeyRef.Key)

@@ -76,7 +76,7 @@ func podContainer(t *testing.T, p *corev1.Pod, name string) corev1.Container {
 // ran and passes after; the tenant's key fails before s3-init created it and
 // lists the tenant's buckets after.
 func TestCommonsTestHookAgainstPostgreSQLAndMinIO(t *testing.T) {
-	s := pgtest.New(t, pgtest.Options{Major: 18}) // two tenants: PostgreSQL 16+ (the chart's default is 18)
+	s := bundledServer(t, pgtest.Options{Major: 18}) // two tenants: PostgreSQL 16+ (the chart's default is 18)
 	srv := miniotest.New(t, miniotest.Options{})
 	bin := buildTools(t, "wait-for-pg", "pg-init", "s3-init")
 	m := renderCommons(t, merge(tenants(

@@ -189,7 +189,7 @@ bundled
 {{- if include "commons.postgresql.cnpg" . }}5432{{ else if include "commons.postgresql.bundled" . }}{{ .Values.postgresql.service.port }}{{ else }}{{ .Values.postgresql.external.port }}{{ end -}}
 {{- end -}}
 
-{{/* commons.postgresql.sslmode: of the commons Jobs: the bundled server without TLS: disable; a CloudNativePG Cluster's certificate, the bundled server's with TLS, and an external server's when its CA is given (tls.ca, tls.caSecret or tls.caConfigMap) are checked against the CA (commons.postgresql.caVolume): verify-full (verify-ca when external.sslmode asks for it). */}}
+{{/* commons.postgresql.sslmode: of the commons Jobs: the bundled server without TLS (postgresql.tls.enabled false): disable; a CloudNativePG Cluster's certificate, the bundled server's with TLS, and an external server's when its CA is given (tls.ca, tls.caSecret or tls.caConfigMap) are checked against the CA (commons.postgresql.caVolume): verify-full (verify-ca when external.sslmode asks for it). */}}
 {{- define "commons.postgresql.sslmode" -}}
 {{- if or (include "commons.postgresql.cnpg" .) (include "commons.postgresql.bundledTLS" .) }}verify-full{{ else if include "commons.postgresql.bundled" . }}disable{{ else if include "commons.postgresql.externalCASource" . }}{{ ternary "verify-ca" "verify-full" (eq .Values.postgresql.external.sslmode "verify-ca") }}{{ else }}{{ .Values.postgresql.external.sslmode }}{{ end -}}
 {{- end -}}
@@ -240,6 +240,22 @@ else nothing. Two of them set is an error naming both.
 {{/* commons.postgresql.bundledTLS: "true" when the bundled server runs with TLS (postgresql.tls.enabled). */}}
 {{- define "commons.postgresql.bundledTLS" -}}
 {{- if and (include "commons.postgresql.bundled" .) (.Values.postgresql.tls | default dict).enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* commons.postgresql.hbaConfigMap: the ConfigMap with the bundled server's pg_hba.conf (TLS on). */}}
+{{- define "commons.postgresql.hbaConfigMap" -}}
+{{- include "commons.names.component" (dict "context" . "component" "postgresql-hba") -}}
+{{- end -}}
+
+{{/* commons.postgresql.hba: the bundled server's pg_hba.conf with TLS on: TCP only over TLS (hostssl), plain host lines only with postgresql.tls.allowPlaintext. */}}
+{{- define "commons.postgresql.hba" -}}
+# TYPE    DATABASE  USER  ADDRESS  METHOD
+local     all       all            trust
+hostssl   all       all   all      scram-sha-256
+{{- if .Values.postgresql.tls.allowPlaintext }}
+# postgresql.tls.allowPlaintext: unencrypted connections are still accepted (transition)
+host      all       all   all      scram-sha-256
+{{- end }}
 {{- end -}}
 
 {{/* commons.postgresql.tlsSecret: the bundled server's TLS Secret (tls.crt, tls.key, ca.crt): postgresql.tls.existingSecret (e.g. a cert-manager Certificate's), else the one secret-init issues. */}}

@@ -19,6 +19,8 @@ package ociinstall
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -269,8 +271,12 @@ func (s *scenario) installPrevious(t *testing.T) {
 	s.commons = s.c.Namespace(s.top, "commons")
 	s.imaging = s.c.Namespace(s.top, "imaging")
 	s.imaging4 = s.c.Namespace(s.top, "imaging4")
-	s.helm3(t, append(append([]string{"install", "commons", s.chart("commons"), "--version", previous, "--plain-http",
-		"-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, s.commonsValues(s.imaging, s.imaging4)...), s.post3(previous)...)...)
+	// N-1 as released: the bundled server without TLS (its default then),
+	// tenants on sslmode disable.
+	s.helm3(t, append(append(append([]string{"install", "commons", s.chart("commons"), "--version", previous, "--plain-http",
+		"-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, s.commonsValues(s.imaging, s.imaging4)...),
+		"--set", "postgresql.tls.enabled=false"), s.post3(previous)...)...)
+	require.Equal(t, "disable", s.secret(t, s.imaging, "kommons-commons")["PGSSLMODE"])
 	s.helm3(t, append(append([]string{"install", "orthanc", s.chart("orthanc"), "--version", previous, "--plain-http",
 		"-n", s.imaging, "--wait", "--wait-for-jobs", "--timeout", "10m"}, s.orthancValues()...), s.post3(previous)...)...)
 	s.requirePodsReady(t, s.commons, s.imaging)
@@ -296,6 +302,7 @@ func (s *scenario) upgrade(t *testing.T) {
 	require.NotEmpty(t, volumes)
 	s.helm3(t, append(append([]string{"upgrade", "commons", s.chart("commons"), "--version", current, "--plain-http",
 		"-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, s.commonsValues(s.imaging, s.imaging4)...), s.post3(current)...)...)
+	s.tlsTransition(t)
 	s.helm3(t, append(append([]string{"upgrade", "orthanc", s.chart("orthanc"), "--version", current, "--plain-http",
 		"-n", s.imaging, "--wait", "--wait-for-jobs", "--timeout", "10m"}, s.orthancValues()...), s.post3(current)...)...)
 	s.requirePodsReady(t, s.commons, s.imaging)
@@ -321,7 +328,19 @@ func (s *scenario) upgrade(t *testing.T) {
 	t.Logf("%d Secret values of %s compared", len(s.secrets), previous)
 	for k, v := range s.secrets {
 		got, ok := now[k]
-		if assert.True(t, ok, "Secret value %s gone after the upgrade", k) {
+		if !assert.True(t, ok, "Secret value %s gone after the upgrade", k) {
+			continue
+		}
+		// N-1 ran the bundled server without TLS: the transport facts move
+		// to verify-full (tlsTransition); every credential stays.
+		switch k[strings.LastIndex(k, "/")+1:] {
+		case "PGSSLMODE", "sslmode":
+			assert.Equal(t, "verify-full", got, k)
+		case "sslrootcert":
+			assert.Equal(t, "/etc/kommons/postgres-ca/ca.crt", got, k)
+		case "uri", "jdbc-uri":
+			assert.Contains(t, got, "sslmode=verify-full", k)
+		default:
 			assert.True(t, got == v, "Secret value %s changed by the upgrade", k)
 		}
 	}
@@ -332,6 +351,45 @@ func (s *scenario) upgrade(t *testing.T) {
 	require.NoError(t, getJSON("http://"+s.serviceAddr(t, s.imaging, "orthanc", "http")+"/instances", user, pw, &ids))
 	assert.Equal(t, []string{s.instance}, ids, "Orthanc lists the instance uploaded under %s", previous)
 	s.requireModuleRole(t)
+}
+
+// tlsTransition: after commons' upgrade to N (bundled TLS on by default),
+// the tenant Secret says verify-full with the server's CA, and the server
+// refuses the module's role without TLS, as the Orthanc pod of N-1 (started
+// with sslmode disable) connects; the documented step, `kubectl rollout
+// restart` of the module's workloads, brings Orthanc back with verify-full:
+// it lists the instance uploaded under N-1 and every session of its role is
+// TLS.
+func (s *scenario) tlsTransition(t *testing.T) {
+	tenant := s.secret(t, s.imaging, "kommons-commons")
+	require.Equal(t, "verify-full", tenant["PGSSLMODE"], "the tenant Secret after the upgrade")
+	require.Contains(t, tenant["ca.crt"], "-----BEGIN CERTIFICATE-----")
+	_, err := s.moduleConn(t, false)
+	require.Error(t, err, "the module's role without TLS after the upgrade")
+	require.Contains(t, err.Error(), "no pg_hba.conf entry")
+
+	deps, err := s.c.Client().AppsV1().Deployments(s.imaging).List(context.Background(), metav1.ListOptions{})
+	require.NoError(t, err)
+	require.NotEmpty(t, deps.Items)
+	for _, d := range deps.Items {
+		s.c.Kubectl(t, "-n", s.imaging, "rollout", "restart", "deployment/"+d.Name)
+		s.c.Kubectl(t, "-n", s.imaging, "rollout", "status", "deployment/"+d.Name, "--timeout=5m")
+	}
+	user, pw := s.orthancAuth(t)
+	var ids []string
+	s.eventually(t, "Orthanc lists the instance after the restart", 3*time.Minute, func() error {
+		return getJSON("http://"+s.serviceAddr(t, s.imaging, "orthanc", "http")+"/instances", user, pw, &ids)
+	})
+	assert.Equal(t, []string{s.instance}, ids)
+	conn, err := s.moduleConn(t, true)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var sessions, encrypted int
+	require.NoError(t, conn.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE s.ssl)
+		FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = current_user AND a.pid <> pg_backend_pid()`).Scan(&sessions, &encrypted))
+	require.Positive(t, sessions, "Orthanc's sessions of its role")
+	require.Equal(t, sessions, encrypted, "every Orthanc session is TLS after the restart")
+	t.Logf("after the upgrade: plaintext refused; after rollout restart Orthanc's %d sessions are TLS (verify-full)", sessions)
 }
 
 // installHelm4 installs N's plugin from its archive into an empty Helm 4
@@ -631,29 +689,46 @@ func (s *scenario) orthancAuthIn(t *testing.T, ns string) (string, string) {
 // requireModuleRole logs in as the role postgres-init made for orthanc
 // (its connection Secret) through commons' PostgreSQL Service and counts
 // the uploaded instance in Orthanc's index.
-func (s *scenario) requireModuleRole(t *testing.T) {
+// moduleConn connects as Orthanc's role (its postgres-init connection
+// Secret) to commons' PostgreSQL Service: with verify, as the tenant Secret
+// says (TLS verified with its ca.crt under PGHOST when it has one); else
+// without TLS.
+func (s *scenario) moduleConn(t *testing.T, verify bool) (*pgx.Conn, error) {
 	t.Helper()
 	secs, err := s.c.Client().CoreV1().Secrets(s.imaging).List(context.Background(),
 		metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=postgres-init,app.kubernetes.io/component=credentials"})
 	require.NoError(t, err)
 	require.Len(t, secs.Items, 1, "one postgres-init connection Secret in %s", s.imaging)
 	d := secs.Items[0].Data
-	host := s.secret(t, s.imaging, "kommons-commons")["PGHOST"] // <svc>.<ns>.svc.cluster.local
+	tenant := s.secret(t, s.imaging, "kommons-commons")
+	host := tenant["PGHOST"] // <svc>.<ns>.svc.cluster.local
 	addr := s.serviceAddr(t, s.commons, strings.Split(host, ".")[0], "postgresql")
 	h, port, _ := net.SplitHostPort(addr)
 	cfg, err := pgx.ParseConfig("")
 	require.NoError(t, err)
 	p, _ := strconv.Atoi(port)
 	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = h, uint16(p), string(d["username"]), string(d["password"]), string(d["dbname"])
-	cfg.TLSConfig = nil
+	cfg.TLSConfig, cfg.Fallbacks = nil, nil
+	if verify && tenant["ca.crt"] != "" {
+		pool := x509.NewCertPool()
+		require.True(t, pool.AppendCertsFromPEM([]byte(tenant["ca.crt"])), "the tenant Secret's ca.crt")
+		cfg.TLSConfig = &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	require.NoError(t, err, "the module role %s logs in to %s", cfg.User, cfg.Database)
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+func (s *scenario) requireModuleRole(t *testing.T) {
+	t.Helper()
+	conn, err := s.moduleConn(t, true)
+	require.NoError(t, err, "the module role logs in to its database")
 	defer conn.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	var rows int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM resources WHERE resourcetype = 3").Scan(&rows))
-	assert.Equal(t, 1, rows, "instances indexed in %s", cfg.Database)
+	assert.Equal(t, 1, rows, "instances indexed in %s", conn.Config().Database)
 }
 
 func (s *scenario) serviceAddr(t *testing.T, ns, name, port string) string {

@@ -3,6 +3,7 @@ package realnode
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/stretchr/testify/require"
@@ -33,7 +35,9 @@ const upgradeFromEnv = "KOMMONS_CREDS_UPGRADE_FROM"
 
 // creds are the generated credentials of one commons installation that its
 // consumers depend on.
-type creds struct{ admin, provisioner, s3Secret string }
+// serverCert is the bundled server's certificate (tls.crt of
+// <fullname>-postgresql-tls): issued once, kept like a password.
+type creds struct{ admin, provisioner, s3Secret, serverCert string }
 
 // TestCredentialsAcrossRenders runs issue #18's sequences for commons with a
 // tenant on the real node, where the secret-init, provisioner and s3-init
@@ -142,7 +146,12 @@ func TestCredentialsAcrossRenders(t *testing.T) {
 				_, err := c.Client().CoreV1().Secrets(tenantA).Get(context.Background(), "kommons-commons", metav1.GetOptions{})
 				return err
 			})
-			require.Equal(t, before, s.creds(t, tenantA), "the upgrade changed a credential")
+			after := s.creds(t, tenantA)
+			if before.serverCert == "" { // a release without bundled TLS: the upgrade issues the certificate
+				require.NotEmpty(t, after.serverCert)
+				before.serverCert = after.serverCert
+			}
+			require.Equal(t, before, after, "the upgrade changed a credential")
 			s.restartData(t)
 			s.requireAuth(t, tenantA, before)
 			c.Helm3(t, "uninstall", "commons", "-n", s.commons, "--wait", "--timeout", "5m")
@@ -231,7 +240,16 @@ func (s *scenario) creds(t *testing.T, tenant string) creds {
 	ten := s.secret(t, tenant, "kommons-commons")
 	require.NotEmpty(t, admin)
 	require.NotEmpty(t, ten["PGPASSWORD"])
-	return creds{admin: admin, provisioner: ten["PGPASSWORD"], s3Secret: ten["S3_SECRET_ACCESS_KEY"]}
+	var cert string
+	if sec, err := s.c.Client().CoreV1().Secrets(s.commons).Get(context.Background(), "commons-postgresql-tls", metav1.GetOptions{}); err == nil {
+		// TLS on (the default): the tenant verifies the server with its CA.
+		cert = string(sec.Data["tls.crt"])
+		require.NotEmpty(t, cert)
+		require.Equal(t, "verify-full", ten["PGSSLMODE"], "the tenant Secret's sslmode")
+		require.Equal(t, string(sec.Data["ca.crt"]), ten["ca.crt"], "the tenant Secret carries the server's CA")
+		require.Equal(t, "/etc/kommons/postgres-ca/ca.crt", ten["PGSSLROOTCERT"])
+	}
+	return creds{admin: admin, provisioner: ten["PGPASSWORD"], s3Secret: ten["S3_SECRET_ACCESS_KEY"], serverCert: cert}
 }
 
 // requireAuth connects as the admin and as the tenant's provisioner (its
@@ -247,10 +265,22 @@ func (s *scenario) requireAuth(t *testing.T, tenant string, want creds) {
 			if err != nil {
 				return fmt.Errorf("%s: %w", u[0], err)
 			}
+			if want.serverCert != "" {
+				requireTLSSession(t, conn)
+			}
 			conn.Close(context.Background())
 		}
 		return nil
 	})
+	if want.serverCert != "" {
+		// The rendered pg_hba.conf: the right password without TLS is refused.
+		host, port, _ := net.SplitHostPort(s.pgAddr)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%s user=postgres password=%s dbname=postgres sslmode=disable", host, port, want.admin))
+		require.Error(t, err, "a connection without TLS")
+		require.Contains(t, err.Error(), "no pg_hba.conf entry")
+	}
 	mc, err := minio.New(s.serviceAddr(t, s.commons, "commons-minio", "s3"), &minio.Options{
 		Creds: credentials.NewStaticV4(ten["S3_ACCESS_KEY_ID"], want.s3Secret, ""), Region: ten["S3_REGION"]})
 	require.NoError(t, err)

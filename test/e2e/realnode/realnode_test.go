@@ -15,6 +15,8 @@ package realnode
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -751,6 +753,11 @@ func (s *scenario) postgresAddr(t *testing.T) string {
 	return s.serviceAddr(t, s.commons, name, "postgresql")
 }
 
+// tryConnect connects to commons' PostgreSQL at s.pgAddr as a client in
+// the cluster does: with the bundled server's TLS Secret
+// (<fullname>-postgresql-tls) present, over TLS, verifying the certificate
+// against its ca.crt under the client Service's name (verify-full); without
+// it (tls.enabled=false), in plain text.
 func (s *scenario) tryConnect(user, password, db string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig("")
 	if err != nil {
@@ -759,10 +766,42 @@ func (s *scenario) tryConnect(user, password, db string) (*pgx.Conn, error) {
 	host, port, _ := net.SplitHostPort(s.pgAddr)
 	p, _ := strconv.Atoi(port)
 	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = host, uint16(p), user, password, db
-	cfg.TLSConfig = nil
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if cfg.TLSConfig, err = s.serverTLS(ctx); err != nil {
+		return nil, err
+	}
+	cfg.Fallbacks = nil
 	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// serverTLS is the TLS configuration that verifies the bundled server of
+// s.commons (nil when it has no TLS Secret): its CA, its Service's name.
+func (s *scenario) serverTLS(ctx context.Context) (*tls.Config, error) {
+	secs, err := s.c.Client().CoreV1().Secrets(s.commons).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for _, sec := range secs.Items {
+		svc, ok := strings.CutSuffix(sec.Name, "-postgresql-tls")
+		if !ok {
+			continue
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(sec.Data["ca.crt"]) {
+			return nil, fmt.Errorf("Secret %s/%s: no PEM certificate in ca.crt", s.commons, sec.Name)
+		}
+		return &tls.Config{RootCAs: pool, ServerName: svc + "-postgresql." + s.commons + ".svc.cluster.local", MinVersion: tls.VersionTLS12}, nil
+	}
+	return nil, nil
+}
+
+// requireTLSSession checks that conn's session is encrypted (pg_stat_ssl).
+func requireTLSSession(t *testing.T, conn *pgx.Conn) {
+	t.Helper()
+	var ssl bool
+	require.NoError(t, conn.QueryRow(context.Background(), "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl))
+	require.True(t, ssl, "the session of %s is TLS", conn.Config().User)
 }
 
 func (s *scenario) connect(t *testing.T, user, password, db string) *pgx.Conn {
