@@ -102,6 +102,7 @@ func TestCloudNativePG(t *testing.T) {
 		{"module-lifecycle", s.moduleLifecycle},
 		{"module-through-pooler", s.moduleThroughPooler},
 		{"bench-pginit-pooler", s.benchPgInitPooler},
+		{"orthanc-pooler", s.orthancThroughPooler},
 		{"orthanc-failover", s.orthancFailover},
 	} {
 		if !t.Run(step.name, step.fn) {
