@@ -3,6 +3,7 @@ package cnpg
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kommons/kommons/internal/pgnames"
@@ -30,8 +32,11 @@ const orthancPoolerInstances = 2
 // the server sees every session of Orthanc's role coming from the PgBouncer
 // pods, from both. Then the same Pooler is switched to transaction mode (a
 // patch of the Pooler: the tenant Secret still says session, so the chart's
-// start-up guard does not fire) and what Orthanc does is recorded
-// (ORTHANC-TRANSACTION lines), and the Pooler is put back to session mode.
+// pooler-mode guard lets the pods start): what Orthanc does is recorded
+// (ORTHANC-TRANSACTION lines) and a new pod must fail to start; with the
+// tenant Secret saying transaction, the guard must stop a new pod before
+// Orthanc starts (ORTHANC-GUARD). Then everything is put back to session
+// mode and the rollout completes.
 func (s *scenario) orthancThroughPooler(t *testing.T) {
 	ctx := context.Background()
 	ns := s.cm.tenants[0]
@@ -202,66 +207,236 @@ func (s *scenario) orthancTransactionPooling(t *testing.T, ns, pooler, role stri
 		t.Logf("Pooler %s: PgBouncer pods restarted with pool_mode = %s", pooler, mode)
 	}
 	setMode("transaction")
-	defer setMode("session")
+	restored := false
+	defer func() {
+		if !restored {
+			setMode("session")
+		}
+	}()
 
-	deploy := "deployment/" + orthancRelease + "-orthanc"
+	deploy := orthancRelease + "-orthanc"
 	api := s.orthancAPI(t, ns)
-	record := func(what string) {
-		// The existing pods lost their server connections with the PgBouncer pods.
-		for _, id := range ids[:3] {
-			var inst struct{ ID string }
-			code, err := api.GetJSON("/instances/"+id, &inst)
-			t.Logf("ORTHANC-TRANSACTION %s: GET /instances/%s: HTTP %d %v", what, id, code, err)
+	// The running pods lost their server connections with the PgBouncer
+	// pods; the plugin reopens one per failed request: read until 5 reads
+	// in a row succeed.
+	ok := 0
+	require.Eventually(t, func() bool {
+		var inst struct{ ID string }
+		if _, err := api.GetJSON("/instances/"+ids[0], &inst); err != nil {
+			ok = 0
+			return false
 		}
-		for i := 1; i <= 3; i++ {
-			r, err := api.Upload(orthanctest.DicomFile(orthanctest.DicomSpec{Run: "txpool-" + strings.ReplaceAll(what, " ", "-"), Study: 1, Instance: i}))
-			t.Logf("ORTHANC-TRANSACTION %s: upload %d: %+v %v", what, i, r, err)
-		}
-		q, _ := json.Marshal(map[string]any{"Level": "Instance", "Query": map[string]string{"PatientID": orthanctest.PatientID("pooled", 1)}})
-		code, body, err := api.Do(http.MethodPost, "/tools/find", "application/json", q)
-		var found []string
-		if code == http.StatusOK && json.Unmarshal(body, &found) == nil {
-			t.Logf("ORTHANC-TRANSACTION %s: POST /tools/find (PatientID): HTTP 200, %d instances (want %d)", what, len(found), len(ids))
-		} else {
-			t.Logf("ORTHANC-TRANSACTION %s: POST /tools/find (PatientID): HTTP %d %.300s %v", what, code, body, err)
-		}
+		ok++
+		return ok >= 5
+	}, 2*time.Minute, 200*time.Millisecond, "the running Orthanc pods read again through the transaction-mode pooler")
+	uploads := s.recordTransactionMode(t, ns, role, "running pods (started in session mode)", api, ids)
+	t.Logf("ORTHANC-TRANSACTION running pods: %d of 3 uploads stored", uploads)
+
+	// New pods: a rollout whose first new pod starts through the
+	// transaction-mode pooler.
+	old := map[string]bool{}
+	for _, p := range s.orthancPods(t, ns) {
+		old[p.Name] = true
+	}
+	start := time.Now()
+	s.kubectl(t, "rollout", "restart", "-n", ns, "deployment/"+deploy)
+	var fresh string
+	require.Eventually(t, func() bool {
 		for _, p := range s.orthancPods(t, ns) {
-			var restarts int32
-			for _, st := range p.Status.ContainerStatuses {
-				restarts += st.RestartCount
+			if old[p.Name] {
+				continue
 			}
-			logs, _ := s.c.Exec(kubectl, "logs", "-n", ns, p.Name, "-c", "orthanc", "--tail", "400")
-			var errs []string
-			seen := map[string]bool{}
-			for _, line := range strings.Split(logs, "\n") {
-				if (strings.HasPrefix(line, "E") || strings.Contains(line, "rror")) && !seen[trimLogPrefix(line)] {
-					seen[trimLogPrefix(line)] = true
-					errs = append(errs, line)
+			fresh = p.Name
+			if testcluster.PodReady(&p) {
+				return true
+			}
+			for _, st := range p.Status.ContainerStatuses {
+				if st.Name == "orthanc" && st.RestartCount >= 2 {
+					return true
 				}
 			}
-			if len(errs) > 12 {
-				errs = append(errs[:12], fmt.Sprintf("... %d more", len(errs)-12))
+		}
+		return false
+	}, 3*time.Minute, time.Second, "the new Orthanc pod is Ready or has exited twice")
+	pod, err := s.c.Client().CoreV1().Pods(ns).Get(ctx, fresh, metav1.GetOptions{})
+	require.NoError(t, err)
+	t.Logf("ORTHANC-TRANSACTION new pod %s after %.1fs: %s", fresh, time.Since(start).Seconds(), podStatusLine(pod))
+	logs, _ := s.c.Exec(kubectl, "logs", "-n", ns, fresh, "-c", "orthanc", "--previous")
+	t.Logf("ORTHANC-TRANSACTION new pod %s, its previous run's error lines:\n%s", fresh, strings.Join(errorLines(logs, 12), "\n"))
+	assert.False(t, testcluster.PodReady(pod), "a new Orthanc pod does not start through transaction pooling")
+	assert.Contains(t, logs, `PostgreSQL error: ERROR:  prepared statement "`, "the plugin's named statements")
+	assert.Contains(t, logs, "does not exist")
+	s.serverErrors(t, role)
+
+	// The chart's guard: when the tenant Secret says transaction (as commons
+	// writes it with pooler.poolMode transaction), a new pod stops in its
+	// pooler-mode init container with the chart's message. The Secret is
+	// patched here (commons' secret-init owns it; the patch is undone below).
+	tenantPatch := func(mode string) {
+		s.kubectl(t, "patch", "secret", "-n", ns, "kommons-commons", "--type", "merge", "-p", fmt.Sprintf(`{"stringData":{"PGPOOLER_MODE":%q}}`, mode))
+	}
+	tenantPatch("transaction")
+	defer func() {
+		if !restored {
+			tenantPatch("session")
+		}
+	}()
+	s.kubectl(t, "delete", "pod", "-n", ns, fresh, "--wait=false")
+	var guarded string
+	require.Eventually(t, func() bool {
+		for _, p := range s.orthancPods(t, ns) {
+			if old[p.Name] || p.Name == fresh {
+				continue
 			}
-			t.Logf("ORTHANC-TRANSACTION %s: pod %s %s, %d restarts, distinct error lines:\n%s", what, p.Name, podReadyName(testcluster.PodReady(&p)), restarts, strings.Join(errs, "\n"))
+			for _, st := range p.Status.InitContainerStatuses {
+				if st.Name == "pooler-mode" && (st.State.Terminated != nil && st.State.Terminated.ExitCode != 0 || st.LastTerminationState.Terminated != nil) {
+					guarded = p.Name
+					return true
+				}
+			}
 		}
-		conn := s.commonsAdmin(ctx, t)
-		defer conn.Close(ctx)
-		var locks, sessions int
-		require.NoError(t, conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND a.usename = $1),
-			(SELECT count(*) FROM pg_stat_activity WHERE usename = $1)`, role).Scan(&locks, &sessions))
-		t.Logf("ORTHANC-TRANSACTION %s: %d server sessions of %s, %d advisory locks held by them", what, sessions, role, locks)
-	}
-	record("running pods after the switch")
-	for round := 1; round <= 2; round++ {
-		start := time.Now()
-		s.kubectl(t, "rollout", "restart", "-n", ns, deploy)
-		out, err := s.c.Exec(kubectl, "rollout", "status", "-n", ns, deploy, "--timeout=150s")
-		t.Logf("ORTHANC-TRANSACTION restart %d: rollout %v after %.1fs: %s", round, err, time.Since(start).Seconds(), strings.TrimSpace(lastLine(out)))
-		record(fmt.Sprintf("after restart %d", round))
-		if err != nil {
-			break
+		return false
+	}, 2*time.Minute, time.Second, "a new Orthanc pod stops in its pooler-mode init container")
+	msg := s.kubectl(t, "logs", "-n", ns, guarded, "-c", "pooler-mode")
+	t.Logf("ORTHANC-GUARD pod %s, init container pooler-mode: %s", guarded, strings.TrimSpace(msg))
+	assert.Contains(t, msg, `pool mode is "transaction"`)
+	assert.Contains(t, msg, "needs session pooling")
+	g, err := s.c.Client().CoreV1().Pods(ns).Get(ctx, guarded, metav1.GetOptions{})
+	require.NoError(t, err)
+	for _, st := range g.Status.ContainerStatuses {
+		if st.Name == "orthanc" {
+			assert.Nil(t, st.State.Running, "Orthanc never started in the guarded pod")
+			assert.Zero(t, st.RestartCount)
 		}
 	}
+
+	// Back to session mode (Secret, Pooler), and the rollout completes.
+	tenantPatch("session")
+	setMode("session")
+	restored = true
+	s.kubectl(t, "delete", "pod", "-n", ns, guarded, "--wait=false")
+	start = time.Now()
+	s.kubectl(t, "rollout", "status", "-n", ns, "deployment/"+deploy, "--timeout=4m")
+	t.Logf("Orthanc rollout complete through the session-mode pooler again (%.1fs)", time.Since(start).Seconds())
+	s.requireOrthancHas(t, api, ids)
+}
+
+// recordTransactionMode logs what Orthanc answers through the
+// transaction-mode pooler: reads, uploads (returned: how many were
+// stored), a lookup, the pods' error lines and the role's advisory locks.
+func (s *scenario) recordTransactionMode(t *testing.T, ns, role, what string, api *orthanctest.Instance, ids []string) int {
+	t.Helper()
+	ctx := context.Background()
+	kubectl := filepath.Join(s.c.Tools.KubeBin, "kubectl")
+	for _, id := range ids[:3] {
+		var inst struct{ ID string }
+		code, err := api.GetJSON("/instances/"+id, &inst)
+		t.Logf("ORTHANC-TRANSACTION %s: GET /instances/%s: HTTP %d %v", what, id, code, oneLine(err))
+	}
+	stored := 0
+	for i := 1; i <= 3; i++ {
+		r, err := api.Upload(orthanctest.DicomFile(orthanctest.DicomSpec{Run: "txpool", Study: 1, Instance: i}))
+		if err == nil && r.Status == "Success" {
+			stored++
+		}
+		t.Logf("ORTHANC-TRANSACTION %s: upload %d: %q %v", what, i, r.Status, oneLine(err))
+	}
+	q, _ := json.Marshal(map[string]any{"Level": "Instance", "Query": map[string]string{"PatientID": orthanctest.PatientID("pooled", 1)}})
+	code, body, err := api.Do(http.MethodPost, "/tools/find", "application/json", q)
+	var found []string
+	if code == http.StatusOK && json.Unmarshal(body, &found) == nil {
+		t.Logf("ORTHANC-TRANSACTION %s: POST /tools/find (PatientID): HTTP 200, %d instances (of %d)", what, len(found), len(ids))
+	} else {
+		t.Logf("ORTHANC-TRANSACTION %s: POST /tools/find (PatientID): HTTP %d %s %v", what, code, oneLine(errors.New(string(body))), err)
+	}
+	for _, p := range s.orthancPods(t, ns) {
+		logs, _ := s.c.Exec(kubectl, "logs", "-n", ns, p.Name, "-c", "orthanc", "--tail", "400")
+		t.Logf("ORTHANC-TRANSACTION %s: pod %s, distinct error lines:\n%s", what, podStatusLine(&p), strings.Join(errorLines(logs, 12), "\n"))
+	}
+	conn := s.commonsAdmin(ctx, t)
+	defer conn.Close(ctx)
+	var locks, sessions int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND a.usename = $1),
+		(SELECT count(*) FROM pg_stat_activity WHERE usename = $1)`, role).Scan(&locks, &sessions))
+	t.Logf("ORTHANC-TRANSACTION %s: %d server sessions of %s, %d advisory locks held by them", what, sessions, role, locks)
+	return stored
+}
+
+// serverErrors logs the primary's log records of role's failed statements
+// (PostgreSQL logs the statement of an error: log_min_error_statement).
+func (s *scenario) serverErrors(t *testing.T, role string) {
+	t.Helper()
+	st := s.statusOf(t, s.cm.ns, commonsCluster)
+	out, err := s.c.Exec(filepath.Join(s.c.Tools.KubeBin, "kubectl"), "logs", "-n", s.cm.ns, st.CurrentPrimary, "-c", "postgres", "--since", "10m")
+	if err != nil {
+		t.Logf("logs of %s: %v", st.CurrentPrimary, err)
+		return
+	}
+	seen := map[string]bool{}
+	var lines []string
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.Contains(line, role) || !strings.Contains(line, `"error_severity":"ERROR"`) {
+			continue
+		}
+		var rec struct {
+			Record struct {
+				Message string `json:"message"`
+				Query   string `json:"query"`
+				State   string `json:"sql_state_code"`
+			} `json:"record"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		key := rec.Record.State + rec.Record.Message[:min(len(rec.Record.Message), 30)] + rec.Record.Query[:min(len(rec.Record.Query), 20)]
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		lines = append(lines, fmt.Sprintf("%s %s; statement: %.160s", rec.Record.State, rec.Record.Message, rec.Record.Query))
+	}
+	if len(lines) > 10 {
+		lines = lines[:10]
+	}
+	t.Logf("ORTHANC-TRANSACTION the primary %s logged for %s (distinct):\n%s", st.CurrentPrimary, role, strings.Join(lines, "\n"))
+}
+
+func podStatusLine(p *corev1.Pod) string {
+	var restarts int32
+	var state []string
+	for _, st := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		restarts += st.RestartCount
+		switch {
+		case st.State.Waiting != nil:
+			state = append(state, st.Name+":"+st.State.Waiting.Reason)
+		case st.State.Terminated != nil:
+			state = append(state, fmt.Sprintf("%s:exit %d", st.Name, st.State.Terminated.ExitCode))
+		}
+	}
+	return fmt.Sprintf("%s %s, %d restarts %v", p.Name, podReadyName(testcluster.PodReady(p)), restarts, state)
+}
+
+// errorLines are Orthanc's distinct error log lines (E...), at most n.
+func errorLines(logs string, n int) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.HasPrefix(line, "E") && !seen[trimLogPrefix(line)] && !strings.Contains(line, "global locale") {
+			seen[trimLogPrefix(line)] = true
+			out = append(out, line)
+		}
+	}
+	if len(out) > n {
+		out = append(out[:n], fmt.Sprintf("... %d more", len(out)-n))
+	}
+	return out
+}
+
+func oneLine(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // trimLogPrefix drops Orthanc's "E1207 23:01:02.123456  thread" prefix
@@ -271,9 +446,4 @@ func trimLogPrefix(line string) string {
 		return line[i+2:]
 	}
 	return line
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }
