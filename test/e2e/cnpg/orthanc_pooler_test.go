@@ -251,12 +251,30 @@ func (s *scenario) orthancTransactionPooling(t *testing.T, ns, pooler, role stri
 	pod, err := s.c.Client().CoreV1().Pods(ns).Get(ctx, fresh, metav1.GetOptions{})
 	require.NoError(t, err)
 	t.Logf("ORTHANC-TRANSACTION new pod %s after %.1fs: %s", fresh, time.Since(start).Seconds(), podStatusLine(pod))
-	logs, _ := s.c.Exec(kubectl, "logs", "-n", ns, fresh, "-c", "orthanc", "--previous")
-	t.Logf("ORTHANC-TRANSACTION new pod %s, its previous run's error lines:\n%s", fresh, strings.Join(errorLines(logs, 12), "\n"))
+	// The pod's own log (its last run's, or the current one's; the
+	// container may be between runs): retried, the kubelet can refuse
+	// while it restarts it.
+	var logs string
+	require.Eventually(t, func() bool {
+		for _, prev := range []bool{true, false} {
+			args := []string{"logs", "-n", ns, fresh, "-c", "orthanc"}
+			if prev {
+				args = append(args, "--previous")
+			}
+			if out, err := s.c.Exec(kubectl, args...); err == nil && strings.Contains(out, "does not exist") {
+				logs = out
+				return true
+			}
+		}
+		return false
+	}, time.Minute, 2*time.Second, "the new pod's log names the failed statement")
+	t.Logf("ORTHANC-TRANSACTION new pod %s, error lines of a run:\n%s", fresh, strings.Join(errorLines(logs, 12), "\n"))
 	assert.False(t, testcluster.PodReady(pod), "a new Orthanc pod does not start through transaction pooling")
 	assert.Contains(t, logs, `PostgreSQL error: ERROR:  prepared statement "`, "the plugin's named statements")
-	assert.Contains(t, logs, "does not exist")
-	s.serverErrors(t, role)
+	// The server says which statement failed: the plugin's SQL-level
+	// DEALLOCATE of a statement PgBouncer prepared under its own name.
+	server := s.serverErrors(t, role)
+	assert.True(t, containsAll(server, "26000 prepared statement", `statement: DEALLOCATE "`), "the primary logged the failed DEALLOCATE: %v", server)
 
 	// The chart's guard: when the tenant Secret says transaction (as commons
 	// writes it with pooler.poolMode transaction), a new pod stops in its
@@ -374,13 +392,13 @@ func (s *scenario) recordTransactionMode(t *testing.T, ns, role, what string, ap
 
 // serverErrors logs the primary's log records of role's failed statements
 // (PostgreSQL logs the statement of an error: log_min_error_statement).
-func (s *scenario) serverErrors(t *testing.T, role string) {
+func (s *scenario) serverErrors(t *testing.T, role string) []string {
 	t.Helper()
 	st := s.statusOf(t, s.cm.ns, commonsCluster)
 	out, err := s.c.Exec(filepath.Join(s.c.Tools.KubeBin, "kubectl"), "logs", "-n", s.cm.ns, st.CurrentPrimary, "-c", "postgres", "--since", "10m")
 	if err != nil {
 		t.Logf("logs of %s: %v", st.CurrentPrimary, err)
-		return
+		return nil
 	}
 	seen := map[string]bool{}
 	var lines []string
@@ -414,6 +432,21 @@ func (s *scenario) serverErrors(t *testing.T, role string) {
 		lines = lines[:10]
 	}
 	t.Logf("ORTHANC-TRANSACTION the primary %s logged for %s (distinct; %d log lines of %d bytes read):\n%s", st.CurrentPrimary, role, strings.Count(out, "\n"), len(out), strings.Join(lines, "\n"))
+	return lines
+}
+
+// containsAll reports whether one of lines contains every one of parts.
+func containsAll(lines []string, parts ...string) bool {
+	for _, l := range lines {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }
 
 func podStatusLine(p *corev1.Pod) string {
