@@ -201,8 +201,16 @@ func (s *scenario) orthancTransactionPooling(t *testing.T, ns, pooler, role stri
 		s.kubectl(t, "delete", "pod", "-n", s.cm.ns, "-l", "cnpg.io/poolerName="+pooler, "--wait=true")
 		s.waitPoolerPods(t, pooler, orthancPoolerInstances)
 		for _, name := range s.poolerIPs(t, pooler) {
+			// kubectl's combined output may carry a warning line of its own
+			// (its exec stream): the file's lines are the ones starting pool_mode.
 			out := s.kubectl(t, "exec", "-n", s.cm.ns, name, "-c", "pgbouncer", "--", "grep", "^pool_mode", "/controller/configs/pgbouncer.ini")
-			require.Equal(t, "pool_mode = "+mode, strings.TrimSpace(out), name)
+			var modes []string
+			for _, line := range strings.Split(out, "\n") {
+				if strings.HasPrefix(line, "pool_mode") {
+					modes = append(modes, strings.TrimSpace(line))
+				}
+			}
+			require.Equal(t, []string{"pool_mode = " + mode}, modes, "%s: %s", name, out)
 		}
 		t.Logf("Pooler %s: PgBouncer pods restarted with pool_mode = %s", pooler, mode)
 	}
