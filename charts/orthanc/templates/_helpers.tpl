@@ -402,6 +402,7 @@ spec:
     {{- end }}
   {{- end }}
   initContainers:
+    {{- include "orthanc.poolerModeCheck" $root | nindent 4 }}
     {{- include "postgres-init.waitForPgInitContainer" (dict "root" $root "role" $pg.role "database" $pg.database "level" "database") | nindent 4 }}
     # A distinct /etc/hostid per pod: DCMTK builds new DICOM UIDs (modify, anonymize) from gethostid(),
     # the pid (1 in every container) and the time, so pods sharing the image's /etc/hostid could mint
@@ -575,4 +576,51 @@ spec:
     {{- with $v.extraVolumes }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+{{- end -}}
+
+{{/*
+orthanc.poolerModeCheck: when postgresInit.connection.hostKey sends the index
+through a connection pooler, an init container that stops the pod with a clear
+message when the provisioner Secret's pool mode (orthanc.postgresql.poolerModeKey,
+read at run time: the chart cannot know it) is anything but session. Orthanc's
+PostgreSQL plugin cannot run through transaction pooling (measured on the real
+node, docs/operations.md "Which pool mode each client can use"). Nothing is
+rendered while Orthanc connects to provisioner.keys.host.
+*/}}
+{{- define "orthanc.poolerModeCheck" -}}
+{{- $v := .Values -}}
+{{- $pi := $v.postgresInit -}}
+{{- $hostKey := $pi.connection.hostKey | default "" -}}
+{{- $key := $v.orthanc.postgresql.poolerModeKey -}}
+{{- if and $hostKey (ne $hostKey $pi.provisioner.keys.host) $key -}}
+- name: pooler-mode
+  image: {{ include "orthanc.image" . | quote }}
+  imagePullPolicy: {{ $v.image.pullPolicy }}
+  command:
+    - sh
+    - -c
+    - |
+      case "${PGPOOLER_MODE:-}" in
+        ""|session) exit 0 ;;
+      esac
+      echo "orthanc: the index goes through a connection pooler (postgresInit.connection.hostKey ${POOLER_HOST_KEY}), and key ${POOLER_MODE_KEY} of Secret ${POOLER_SECRET} says its pool mode is \"${PGPOOLER_MODE}\": Orthanc's PostgreSQL plugin needs session pooling (through a transaction-mode pooler it fails with 'prepared statement ... does not exist' and exits; docs/operations.md, Connection pooling). Use a session-mode pooler, or unset postgresInit.connection.hostKey and portKey to connect to ${POOLER_DIRECT_KEY}." >&2
+      exit 1
+  env:
+    - name: PGPOOLER_MODE
+      valueFrom:
+        secretKeyRef: {name: {{ $pi.provisioner.secretName | quote }}, key: {{ $key | quote }}, optional: true}
+    - name: POOLER_HOST_KEY
+      value: {{ $hostKey | quote }}
+    - name: POOLER_MODE_KEY
+      value: {{ $key | quote }}
+    - name: POOLER_SECRET
+      value: {{ $pi.provisioner.secretName | quote }}
+    - name: POOLER_DIRECT_KEY
+      value: {{ $pi.provisioner.keys.host | quote }}
+  securityContext:
+    {{- toYaml $v.securityContext | nindent 4 }}
+  resources:
+    requests: {cpu: 10m, memory: 16Mi, ephemeral-storage: 1Mi}
+    limits: {cpu: 100m, memory: 32Mi, ephemeral-storage: 1Mi}
+{{- end -}}
 {{- end -}}

@@ -8,9 +8,11 @@
 // -rw accepts writes again logged (no timed assertion). Then charts/commons
 // in cloudnativepg mode on that operator: its provisioner Job over
 // verify-full to the Cluster's -rw, hello-module provisioned by pg-init in a
-// tenant namespace, and again after the primary pod is deleted; and
-// charts/orthanc ingesting through failovers of commons' Cluster, per
-// replication mode (orthanc_failover_test.go).
+// tenant namespace, and again after the primary pod is deleted; charts/orthanc
+// with its index through commons' Pooler, in session mode and, measured,
+// transaction mode (orthanc_pooler_test.go); and charts/orthanc ingesting
+// through failovers of commons' Cluster, per replication mode
+// (orthanc_failover_test.go).
 // docs/operations.md says what it proves.
 package cnpg
 
@@ -103,6 +105,7 @@ func TestCloudNativePG(t *testing.T) {
 		{"module-through-pooler", s.moduleThroughPooler},
 		{"pooler-adversarial", s.poolerAdversarial},
 		{"bench-pginit-pooler", s.benchPgInitPooler},
+		{"orthanc-pooler", s.orthancThroughPooler},
 		{"orthanc-failover", s.orthancFailover},
 	} {
 		if !t.Run(step.name, step.fn) {

@@ -45,7 +45,7 @@ func (s *scenario) prepareCommons(t *testing.T) {
 // superuser to <cluster>-rw with sslmode=verify-full and the operator's CA.
 func (s *scenario) installCommons(t *testing.T) {
 	// The earlier steps' Cluster is not needed any more: room on the node.
-	s.kubectl(t, "delete", "-n", s.ns, "cluster/"+clusterName, "--wait=false")
+	s.kubectl(t, "delete", "-n", s.ns, "cluster/"+clusterName, "--wait=false", "--ignore-not-found")
 	values := []string{
 		"--set", "postgresql.mode=cloudnativepg",
 		"--set", "postgresql.cloudnativepg.instances=2",

@@ -73,12 +73,9 @@ type failoverResult struct {
 // timed-asserted: the figures are logged (FAILOVER-ORTHANC lines).
 func (s *scenario) orthancFailover(t *testing.T) {
 	ns := s.cm.tenants[0]
-	s.installOrthanc(t, ns)
-	user, pw := s.orthancAuth(t, ns)
-	svc := s.c.Client().CoreV1().Services(ns)
-	o, err := svc.Get(context.Background(), orthancRelease+"-orthanc", metav1.GetOptions{})
-	require.NoError(t, err)
-	api := orthanctest.Remote("http://"+net.JoinHostPort(o.Spec.ClusterIP, servicePort(t, o, "http")), user, pw, 90*time.Second)
+	s.installOrthanc(t, ns, "PGHOST")
+	api := s.orthancAPI(t, ns)
+	var err error
 
 	// The loss count below rests on Orthanc answering 404 for an instance
 	// its index does not hold: check that it does, through the Service.
@@ -132,18 +129,32 @@ func (s *scenario) orthancFailover(t *testing.T) {
 	}
 }
 
-// installOrthanc installs charts/orthanc in ns: 2 replicas on a volume,
-// the index in the tenant's database on commons' Cluster, reached through
-// -rw with the tenant Secret's connection facts (sslmode require).
-func (s *scenario) installOrthanc(t *testing.T, ns string) {
-	values := []string{"install", orthancRelease, filepath.Join(s.cm.charts, "charts", "orthanc"), "-n", ns,
+// orthancAPI is Orthanc's REST API through its Service in ns.
+func (s *scenario) orthancAPI(t *testing.T, ns string) *orthanctest.Instance {
+	t.Helper()
+	user, pw := s.orthancAuth(t, ns)
+	o, err := s.c.Client().CoreV1().Services(ns).Get(context.Background(), orthancRelease+"-orthanc", metav1.GetOptions{})
+	require.NoError(t, err)
+	return orthanctest.Remote("http://"+net.JoinHostPort(o.Spec.ClusterIP, servicePort(t, o, "http")), user, pw, 90*time.Second)
+}
+
+// installOrthanc installs (or upgrades to these values) charts/orthanc in
+// ns: 2 replicas on a volume, the index in the tenant's database on commons'
+// Cluster, reached with the tenant Secret's connection facts: its key
+// hostKey names the host (PGHOST: -rw; PGHOST_POOLER: commons' Pooler,
+// through the chart's postgresInit.connection.hostKey/portKey).
+func (s *scenario) installOrthanc(t *testing.T, ns, hostKey string) {
+	values := []string{"upgrade", "--install", orthancRelease, filepath.Join(s.cm.charts, "charts", "orthanc"), "-n", ns,
 		"--wait", "--wait-for-jobs", "--timeout", "10m",
 		"--set", "replicaCount=2", "--set", "storage.type=filesystem", "--set", "storage.filesystem.size=1Gi"}
 	values = append(values, testcluster.OrthancValues(s.c.Images.Orthanc)...)
 	values = append(values, testcluster.ProvisionerValues("postgresInit", s.c.Images.Tools)...)
+	if hostKey != "PGHOST" {
+		values = append(values, "--set", "postgresInit.connection.hostKey="+hostKey, "--set", "postgresInit.connection.portKey="+strings.Replace(hostKey, "HOST", "PORT", 1))
+	}
 	start := time.Now()
 	out := s.c.Helm3(t, values...)
-	t.Logf("helm install %s (Orthanc, 2 replicas) in %s --wait --wait-for-jobs: %.1fs", orthancRelease, ns, time.Since(start).Seconds())
+	t.Logf("helm upgrade --install %s (Orthanc, 2 replicas, index host %s) in %s --wait --wait-for-jobs: %.1fs", orthancRelease, hostKey, ns, time.Since(start).Seconds())
 	require.Contains(t, out, "STATUS: deployed")
 	pods := s.orthancPods(t, ns)
 	require.Len(t, pods, 2)
@@ -158,7 +169,7 @@ func (s *scenario) installOrthanc(t *testing.T, ns string) {
 				}
 			}
 		}
-		assert.Equal(t, "PGHOST", env["PGHOST"], "%s: the index host comes from the tenant Secret (-rw)", p.Name)
+		assert.Equal(t, hostKey, env["PGHOST"], "%s: the index host comes from the tenant Secret's %s", p.Name, hostKey)
 	}
 	tenant, err := s.c.Client().CoreV1().Secrets(ns).Get(context.Background(), testcluster.TenantSecret, metav1.GetOptions{})
 	require.NoError(t, err)
