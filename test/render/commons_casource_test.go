@@ -202,7 +202,7 @@ func TestExternalCASourcesExclusive(t *testing.T) {
 		})
 	}
 	_, err := render.Chart(commonsChart, render.Options{ReleaseName: "commons", Namespace: "commons", Values: map[string]any{
-		"postgresql": map[string]any{"tls": map[string]any{"existingSecret": "pg-cert"}},
+		"postgresql": map[string]any{"tls": map[string]any{"enabled": false, "existingSecret": "pg-cert"}},
 	}})
 	require.ErrorContains(t, err, "postgresql.tls.existingSecret \"pg-cert\" is set but postgresql.tls.enabled is false")
 }
