@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kommons/kommons/internal/testutil/orthanctest"
+	"github.com/kommons/kommons/internal/testutil/testcluster"
 )
 
 // tlsSecretName is the DICOM TLS Secret the test makes (as cert-manager would).
@@ -61,7 +62,7 @@ func (s *scenario) jobsInstanceRouting(t *testing.T) {
 	user, pw := s.orthancAuth(t)
 
 	// The -jobs Service routes to the jobs pod, and to it only.
-	s.eventually(t, "the -jobs Service's endpoints are the jobs pod", time.Minute, func() error {
+	testcluster.Eventually(t, "the -jobs Service's endpoints are the jobs pod", time.Minute, func() error {
 		eps, err := s.c.Client().DiscoveryV1().EndpointSlices(s.imaging).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=pacs-orthanc-jobs"})
 		if err != nil {
 			return err
@@ -79,7 +80,7 @@ func (s *scenario) jobsInstanceRouting(t *testing.T) {
 		}
 		return nil
 	})
-	jobs := "http://" + s.serviceAddr(t, s.imaging, "pacs-orthanc-jobs", "http")
+	jobs := "http://" + s.c.ServiceAddr(t, s.imaging, "pacs-orthanc-jobs", "http")
 	webURL := func(p corev1.Pod) string { return "http://" + net.JoinHostPort(p.Status.PodIP, "8042") }
 
 	// An asynchronous job started through the route: modify study 7 (the C-STOREd one).
@@ -95,7 +96,7 @@ func (s *scenario) jobsInstanceRouting(t *testing.T) {
 		Type    string
 		Content map[string]any
 	}
-	s.eventually(t, "job "+started.ID+" Success through the -jobs Service", 3*time.Minute, func() error {
+	testcluster.Eventually(t, "job "+started.ID+" Success through the -jobs Service", 3*time.Minute, func() error {
 		if err := getJSON(jobs+"/jobs/"+started.ID, user, pw, &job); err != nil {
 			return err
 		}
@@ -181,7 +182,7 @@ func (s *scenario) dicomTLSPods(t *testing.T) {
 	orthanctest.RequireDcmtk(t)
 	require.NotNil(t, s.tls, "the previous step made the DICOM TLS Secret")
 	ctx := context.Background()
-	addr := s.serviceAddr(t, s.imaging, "pacs-orthanc-dicom", "dicom")
+	addr := s.c.ServiceAddr(t, s.imaging, "pacs-orthanc-dicom", "dicom")
 	host, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
 	echo := func(tlsArgs ...string) orthanctest.DcmtkResult {
@@ -215,7 +216,7 @@ func (s *scenario) dicomTLSPods(t *testing.T) {
 	// A pod update makes the kubelet sync the pod's volumes now rather than at its next periodic sync.
 	s.c.Kubectl(t, "annotate", "pod", "-n", s.imaging, jobsPod.Name, "kommons.test/secret-renewed="+s.run, "--overwrite")
 	start := time.Now()
-	s.eventually(t, "the kubelet updates the mounted tls.crt", 3*time.Minute, func() error {
+	testcluster.Eventually(t, "the kubelet updates the mounted tls.crt", 3*time.Minute, func() error {
 		out, err := s.c.Exec(filepath.Join(s.c.Tools.KubeBin, "kubectl"), "exec", "-n", s.imaging, jobsPod.Name, "-c", "orthanc", "--",
 			"python3", "-c", "import sys; sys.stdout.write(open('/etc/orthanc-secrets/dicom-tls/tls.crt').read())")
 		if err != nil {
@@ -233,7 +234,7 @@ func (s *scenario) dicomTLSPods(t *testing.T) {
 	// The README's renewal step: restart the Deployment that serves DICOM (the jobs instance here).
 	s.c.Kubectl(t, "rollout", "restart", "deployment/pacs-orthanc-jobs", "-n", s.imaging)
 	s.c.Kubectl(t, "rollout", "status", "deployment/pacs-orthanc-jobs", "-n", s.imaging, "--timeout", "5m")
-	s.eventually(t, "the renewed certificate served through the -dicom Service", 2*time.Minute, func() error {
+	testcluster.Eventually(t, "the renewed certificate served through the -dicom Service", 2*time.Minute, func() error {
 		got, err := orthanctest.TryServedSerial(addr, s.tls.cert, s.tls.key)
 		if err != nil {
 			return err
