@@ -19,11 +19,8 @@ package ociinstall
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -281,7 +278,7 @@ func (s *scenario) installPrevious(t *testing.T) {
 	// Data: one DICOM instance through the Service.
 	user, pw := s.orthancAuth(t)
 	svc := "http://" + s.c.ServiceAddr(t, s.imaging, "orthanc", "http")
-	s.instance = s.upload(t, svc, user, pw, orthanctest.DicomFile(orthanctest.DicomSpec{Run: s.run, Study: 1, Instance: 1}))
+	s.instance = orthanctest.UploadTo(t, svc, user, pw, orthanctest.DicomFile(orthanctest.DicomSpec{Run: s.run, Study: 1, Instance: 1}))
 	// Passwords: every Secret value of the tenant and commons namespaces.
 	s.secrets = s.secretValues(t, s.commons, s.imaging)
 	require.NotEmpty(t, s.secrets)
@@ -329,7 +326,7 @@ func (s *scenario) upgrade(t *testing.T) {
 	// module's role logs in and finds its row.
 	user, pw := s.orthancAuth(t)
 	var ids []string
-	require.NoError(t, getJSON("http://"+s.c.ServiceAddr(t, s.imaging, "orthanc", "http")+"/instances", user, pw, &ids))
+	require.NoError(t, orthanctest.GetJSONURL("http://"+s.c.ServiceAddr(t, s.imaging, "orthanc", "http")+"/instances", user, pw, &ids))
 	assert.Equal(t, []string{s.instance}, ids, "Orthanc lists the instance uploaded under %s", previous)
 	s.requireModuleRole(t)
 }
@@ -355,7 +352,7 @@ func (s *scenario) installHelm4(t *testing.T) {
 	assert.Equal(t, "true", web.Spec.NodeSelector["kommons.test/pool-app"], "Orthanc placed on pool app by the Helm 4 plugin")
 	user, pw := s.orthancAuthIn(t, s.imaging4)
 	var sys map[string]any
-	require.NoError(t, getJSON("http://"+s.c.ServiceAddr(t, s.imaging4, "orthanc", "http")+"/system", user, pw, &sys))
+	require.NoError(t, orthanctest.GetJSONURL("http://"+s.c.ServiceAddr(t, s.imaging4, "orthanc", "http")+"/system", user, pw, &sys))
 	// Free its share of the node for the benchmark.
 	s.helm4(t, "uninstall", "orthanc", "-n", s.imaging4, "--wait", "--timeout", "5m")
 }
@@ -607,40 +604,4 @@ func (s *scenario) requireModuleRole(t *testing.T) {
 	var rows int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM resources WHERE resourcetype = 3").Scan(&rows))
 	assert.Equal(t, 1, rows, "instances indexed in %s", cfg.Database)
-}
-
-func getJSON(url, user, password string, into any) error {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth(user, password)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
-	}
-	return json.Unmarshal(body, into)
-}
-
-// upload POSTs one DICOM file and returns its Orthanc ID.
-func (s *scenario) upload(t *testing.T, base, user, password string, dicom []byte) string {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/instances", bytes.NewReader(dicom))
-	require.NoError(t, err)
-	req.SetBasicAuth(user, password)
-	req.Header.Set("Content-Type", "application/dicom")
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	require.Equal(t, http.StatusOK, resp.StatusCode, "upload: %s", body)
-	var r struct{ ID, Status string }
-	require.NoError(t, json.Unmarshal(body, &r))
-	require.Equal(t, "Success", r.Status, "upload: %s", body)
-	return r.ID
 }

@@ -97,7 +97,7 @@ func (s *scenario) jobsInstanceRouting(t *testing.T) {
 		Content map[string]any
 	}
 	testcluster.Eventually(t, "job "+started.ID+" Success through the -jobs Service", 3*time.Minute, func() error {
-		if err := getJSON(jobs+"/jobs/"+started.ID, user, pw, &job); err != nil {
+		if err := orthanctest.GetJSONURL(jobs+"/jobs/"+started.ID, user, pw, &job); err != nil {
 			return err
 		}
 		if job.State == "Failure" {
@@ -109,12 +109,12 @@ func (s *scenario) jobsInstanceRouting(t *testing.T) {
 		return nil
 	})
 	var listed []string
-	require.NoError(t, getJSON(jobs+"/jobs", user, pw, &listed))
+	require.NoError(t, orthanctest.GetJSONURL(jobs+"/jobs", user, pw, &listed))
 	assert.Contains(t, listed, started.ID, "GET /jobs through the -jobs Service lists the job")
 	t.Logf("job %s (%s) started and followed through the -jobs Service: %s", started.ID, job.Type, job.State)
 	for _, p := range web {
 		var none []string
-		require.NoError(t, getJSON(webURL(p)+"/jobs", user, pw, &none), "web replica %s", p.Name)
+		require.NoError(t, orthanctest.GetJSONURL(webURL(p)+"/jobs", user, pw, &none), "web replica %s", p.Name)
 		assert.Empty(t, none, "web replica %s reports jobs", p.Name)
 		assert.Equal(t, http.StatusNotFound, s.status(t, http.MethodGet, webURL(p)+"/jobs/"+started.ID, user, pw, ""),
 			"web replica %s knows the jobs instance's job", p.Name)
@@ -124,7 +124,7 @@ func (s *scenario) jobsInstanceRouting(t *testing.T) {
 	require.NotEmpty(t, newStudy, "the job's result names the modified study: %+v", job.Content)
 	for _, p := range web {
 		var st struct{ MainDicomTags map[string]string }
-		require.NoError(t, getJSON(webURL(p)+"/studies/"+newStudy, user, pw, &st), "web replica %s", p.Name)
+		require.NoError(t, orthanctest.GetJSONURL(webURL(p)+"/studies/"+newStudy, user, pw, &st), "web replica %s", p.Name)
 		assert.Equal(t, "modified through the jobs route", st.MainDicomTags["StudyDescription"], "replica %s", p.Name)
 	}
 	s.uploaded += 6 // study 7's instances, copied by the modification
@@ -132,12 +132,12 @@ func (s *scenario) jobsInstanceRouting(t *testing.T) {
 
 	// Modalities: jobsInstance.config's are the jobs instance's only.
 	var modalities []string
-	require.NoError(t, getJSON(jobs+"/modalities", user, pw, &modalities))
+	require.NoError(t, orthanctest.GetJSONURL(jobs+"/modalities", user, pw, &modalities))
 	sort.Strings(modalities)
 	assert.Equal(t, []string{"findscu", "self"}, modalities, "/modalities through the -jobs Service: orthanc.config's and jobsInstance.config's")
 	for _, p := range web {
 		var m []string
-		require.NoError(t, getJSON(webURL(p)+"/modalities", user, pw, &m))
+		require.NoError(t, orthanctest.GetJSONURL(webURL(p)+"/modalities", user, pw, &m))
 		assert.Equal(t, []string{"findscu"}, m, "web replica %s: orthanc.config's modalities only", p.Name)
 		assert.NotEqual(t, http.StatusOK, s.status(t, http.MethodPost, webURL(p)+"/modalities/self/echo", user, pw, "{}"),
 			"web replica %s echoed a modality of jobsInstance.config", p.Name)

@@ -13,7 +13,6 @@
 package realnode
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -385,7 +384,7 @@ func (s *scenario) dicomThroughService(t *testing.T) {
 	files := map[string][]byte{}
 	for i := 1; i <= n; i++ {
 		spec := orthanctest.DicomSpec{Run: s.run, Study: 1 + i%4, Instance: i}
-		files[s.upload(t, svc, user, pw, orthanctest.DicomFile(spec))] = orthanctest.DicomFile(spec)
+		files[orthanctest.UploadTo(t, svc, user, pw, orthanctest.DicomFile(spec))] = orthanctest.DicomFile(spec)
 	}
 	s.uploaded = n
 	s.requireCounts(t)
@@ -463,11 +462,11 @@ func (s *scenario) requireCounts(t *testing.T) {
 		for _, p := range s.orthancPods(t) {
 			base := "http://" + net.JoinHostPort(p.Status.PodIP, "8042")
 			var st orthanctest.Statistics
-			if err := getJSON(base+"/statistics", user, pw, &st); err != nil {
+			if err := orthanctest.GetJSONURL(base+"/statistics", user, pw, &st); err != nil {
 				return fmt.Errorf("replica %s: %w", p.Name, err)
 			}
 			var ids []string
-			if err := getJSON(base+"/instances", user, pw, &ids); err != nil {
+			if err := orthanctest.GetJSONURL(base+"/instances", user, pw, &ids); err != nil {
 				return fmt.Errorf("replica %s: %w", p.Name, err)
 			}
 			if st.CountInstances != s.uploaded || len(ids) != s.uploaded {
@@ -479,24 +478,6 @@ func (s *scenario) requireCounts(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Logf("replicas answered with exact counts after %.1fs", d.Seconds())
 	}
-}
-
-func getJSON(url, user, password string, into any) error {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth(user, password)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: HTTP %d: %s", url, resp.StatusCode, body)
-	}
-	return json.Unmarshal(body, into)
 }
 
 func (s *scenario) upgradeOrthanc(t *testing.T) {
@@ -550,7 +531,7 @@ func (s *scenario) deletePostgresPod(t *testing.T) {
 	s.requireCounts(t)
 	// Orthanc writes again after the restart.
 	user, pw := s.orthancAuth(t)
-	s.upload(t, "http://"+s.c.ServiceAddr(t, s.imaging, "pacs-orthanc", "http"), user, pw,
+	orthanctest.UploadTo(t, "http://"+s.c.ServiceAddr(t, s.imaging, "pacs-orthanc", "http"), user, pw,
 		orthanctest.DicomFile(orthanctest.DicomSpec{Run: s.run, Study: 9, Instance: 1000}))
 	s.uploaded++
 	s.requireCounts(t)
@@ -729,22 +710,4 @@ func (s *scenario) httpGet(t *testing.T, url, user, password string) string {
 	body, _ := io.ReadAll(resp.Body)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s: %s", url, body)
 	return string(body)
-}
-
-// upload POSTs one DICOM file and returns its Orthanc ID.
-func (s *scenario) upload(t *testing.T, base, user, password string, dicom []byte) string {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/instances", bytes.NewReader(dicom))
-	require.NoError(t, err)
-	req.SetBasicAuth(user, password)
-	req.Header.Set("Content-Type", "application/dicom")
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	require.Equal(t, http.StatusOK, resp.StatusCode, "upload: %s", body)
-	var r struct{ ID, Status string }
-	require.NoError(t, json.Unmarshal(body, &r))
-	require.Equal(t, "Success", r.Status, "upload: %s", body)
-	return r.ID
 }
