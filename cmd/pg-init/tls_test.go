@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommons/kommons/internal/testutil/pgtest"
-	"github.com/kommons/kommons/internal/testutil/testca"
 )
 
 // TestVerifyFull: pg-init against a server with ssl=on and a certificate
@@ -16,26 +15,19 @@ import (
 // certificate does not name fail at once (exit 1, no retry until the
 // deadline) with the cause in the output.
 func TestVerifyFull(t *testing.T) {
-	ca := testca.New(t, "kommons test CA")
-	leaf := ca.Server(t, "localhost")
-	srv := pgtest.New(t, pgtest.Options{TLS: &pgtest.TLS{CertPEM: leaf.CertPEM, KeyPEM: leaf.KeyPEM}})
-	h := newHarness(t, srv)
-	rightCA := ca.WriteCert(t, h.dir, "ca.crt")
-	wrongCA := testca.New(t, "another CA").WriteCert(t, h.dir, "other.crt")
+	v := pgtest.NewVerifyFull(t, t.TempDir())
+	h := newHarness(t, pgtest.New(t, pgtest.Options{TLS: v.TLS}))
 	spec := h.moduleSpec("tls", "app")
 	args := []string{"--spec", spec, "--namespace", "tls", "--release", "r", "--deadline", "10m"}
 
-	r := h.run(h.env("PGHOST=localhost", "PGSSLMODE=verify-full", "PGSSLROOTCERT="+rightCA), args...)
+	r := h.run(h.env("PGHOST=localhost", "PGSSLMODE=verify-full", "PGSSLROOTCERT="+v.RightCA), args...)
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stderr, "sslmode=verify-full")
 
-	for name, tc := range map[string]struct{ host, ca, cause string }{
-		"wrong CA":        {"localhost", wrongCA, "x509: certificate signed by unknown authority"},
-		"wrong host name": {"127.0.0.1", rightCA, "x509: cannot validate certificate for 127.0.0.1"},
-	} {
-		r := h.run(h.env("PGHOST="+tc.host, "PGSSLMODE=verify-full", "PGSSLROOTCERT="+tc.ca), args...)
-		assert.Equal(t, 1, r.code, name)
-		assert.Contains(t, r.stderr, tc.cause, name)
-		assert.NotContains(t, r.stderr, "retrying", "%s: a certificate that fails verification is not retried", name)
+	for _, f := range v.Failures() {
+		r := h.run(h.env("PGHOST="+f.Host, "PGSSLMODE=verify-full", "PGSSLROOTCERT="+f.RootCert), args...)
+		assert.Equal(t, 1, r.code, f.Name)
+		assert.Contains(t, r.stderr, f.Cause, f.Name)
+		assert.NotContains(t, r.stderr, "retrying", "%s: a certificate that fails verification is not retried", f.Name)
 	}
 }

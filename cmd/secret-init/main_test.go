@@ -58,11 +58,13 @@ func install(t *testing.T, c *testcluster.Cluster, ns, spec string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	// The test chart with its library dependency unpacked in charts/ (as
-	// helm dependency build would vendor it).
+	// helm dependency build would vendor it), fresh from charts/: a package
+	// an earlier `make lint` left in the work tree's charts/ is dropped.
 	chart := filepath.Join(dir, "secretinit")
 	root := c.Tools.RepoRoot
 	for _, cp := range [][]string{
 		{"cp", "-r", filepath.Join(root, "test/charts/secretinit"), chart},
+		{"rm", "-rf", filepath.Join(chart, "charts")},
 		{"mkdir", "-p", filepath.Join(chart, "charts")},
 		{"cp", "-r", filepath.Join(root, "charts/kommons-common"), filepath.Join(chart, "charts/kommons-common")},
 	} {

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommons/kommons/internal/testutil/pgtest"
-	"github.com/kommons/kommons/internal/testutil/testca"
 )
 
 // verifyFullDSN is the superuser's DSN to host with sslmode=verify-full and
@@ -28,14 +27,10 @@ func verifyFullDSN(s *pgtest.Server, host, rootCert string) string {
 // succeeds over TLS; a wrong CA and a host name the certificate does not
 // name are permanent errors (one attempt, no retrying) that name the cause.
 func TestVerifyFull(t *testing.T) {
-	ca := testca.New(t, "kommons test CA")
-	leaf := ca.Server(t, "localhost")
-	other := testca.New(t, "another CA")
-	dir := t.TempDir()
-	rightCA, wrongCA := ca.WriteCert(t, dir, "ca.crt"), other.WriteCert(t, dir, "other.crt")
-	pgtest.EachVersionWith(t, pgtest.Options{TLS: &pgtest.TLS{CertPEM: leaf.CertPEM, KeyPEM: leaf.KeyPEM}}, func(t *testing.T, s *pgtest.Server) {
+	v := pgtest.NewVerifyFull(t, t.TempDir())
+	pgtest.EachVersionWith(t, pgtest.Options{TLS: v.TLS}, func(t *testing.T, s *pgtest.Server) {
 		ctx := context.Background()
-		cfg := parse(t, verifyFullDSN(s, "localhost", rightCA))
+		cfg := parse(t, verifyFullDSN(s, "localhost", v.RightCA))
 		res, err := Wait(ctx, cfg, Options{Timeout: time.Minute})
 		require.NoError(t, err)
 		require.True(t, res.Ready())
@@ -46,16 +41,13 @@ func TestVerifyFull(t *testing.T) {
 		require.True(t, ssl, "the session is encrypted")
 		require.NoError(t, conn.Close(ctx))
 
-		for name, tc := range map[string]struct{ host, ca, cause, hint string }{
-			"wrong CA":        {"localhost", wrongCA, "certificate signed by unknown authority", "not signed by the CA in sslrootcert"},
-			"wrong host name": {"127.0.0.1", rightCA, "doesn't contain any IP SANs", "does not name the host connected to"},
-		} {
-			res, err := Wait(ctx, parse(t, verifyFullDSN(s, tc.host, tc.ca)), Options{Timeout: 10 * time.Minute})
-			t.Logf("%s: %v (hint: %s)", name, err, Hint(err))
-			require.ErrorIs(t, err, ErrPermanent, name)
-			require.Equal(t, 1, res.Attempts, "%s: no retrying", name)
-			require.ErrorContains(t, err, tc.cause, name)
-			require.Contains(t, Hint(err), tc.hint, name)
+		for _, f := range v.Failures() {
+			res, err := Wait(ctx, parse(t, verifyFullDSN(s, f.Host, f.RootCert)), Options{Timeout: 10 * time.Minute})
+			t.Logf("%s: %v (hint: %s)", f.Name, err, Hint(err))
+			require.ErrorIs(t, err, ErrPermanent, f.Name)
+			require.Equal(t, 1, res.Attempts, "%s: no retrying", f.Name)
+			require.ErrorContains(t, err, f.Cause, f.Name)
+			require.Contains(t, Hint(err), f.Hint, f.Name)
 			require.NotContains(t, err.Error(), s.AdminPassword())
 		}
 	})

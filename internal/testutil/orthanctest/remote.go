@@ -1,7 +1,10 @@
 package orthanctest
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
+	"testing"
 	"time"
 )
 
@@ -18,4 +21,32 @@ func Remote(url, user, password string, timeout time.Duration) *Instance {
 		URL: url, Name: url, user: user, password: password, exited: exited,
 		client: &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}},
 	}
+}
+
+// GetJSONURL GETs rawURL (http://host:port/path) as user, given up after 30
+// seconds, and decodes a 200 answer into into: a Remote's GetJSON for one
+// request.
+func GetJSONURL(rawURL, user, password string, into any) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return fmt.Errorf("GET %q: not an absolute URL (%v)", rawURL, err)
+	}
+	base := u.Scheme + "://" + u.Host
+	_, err = Remote(base, user, password, 30*time.Second).GetJSON(rawURL[len(base):], into)
+	return err
+}
+
+// UploadTo POSTs one DICOM file to the Orthanc at base (http://host:port) as
+// user and returns the instance's Orthanc ID; the test fails unless Orthanc
+// stores it (status Success).
+func UploadTo(t testing.TB, base, user, password string, dicom []byte) string {
+	t.Helper()
+	r, err := Remote(base, user, password, time.Minute).Upload(dicom)
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	if r.Status != "Success" {
+		t.Fatalf("upload to %s: status %q, want Success", base, r.Status)
+	}
+	return r.ID
 }

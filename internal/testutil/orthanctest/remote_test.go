@@ -2,6 +2,7 @@ package orthanctest_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -56,4 +57,55 @@ func TestRemote(t *testing.T) {
 	bad := orthanctest.Remote(srv.URL, "admin", "wrong", 10*time.Second)
 	_, err = bad.Upload([]byte("dcm"))
 	require.ErrorContains(t, err, "HTTP 401")
+}
+
+// TestGetJSONURLAndUploadTo: the one-request forms take a whole URL (the
+// path after host:port) and a base; an error names the status, a relative
+// URL is refused, an upload Orthanc does not store fails the test.
+func TestGetJSONURLAndUploadTo(t *testing.T) {
+	status := "Success"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "admin" || p != "secret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/instances":
+			_ = json.NewEncoder(w).Encode(map[string]string{"ID": "id-1", "Status": status})
+		case r.URL.Path == "/jobs/42" && r.URL.RawQuery == "full":
+			_ = json.NewEncoder(w).Encode(map[string]string{"State": "Success"})
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+
+	var job struct{ State string }
+	require.NoError(t, orthanctest.GetJSONURL(srv.URL+"/jobs/42?full", "admin", "secret", &job))
+	assert.Equal(t, "Success", job.State)
+	assert.ErrorContains(t, orthanctest.GetJSONURL(srv.URL+"/jobs/43", "admin", "secret", &job), "HTTP 404")
+	assert.ErrorContains(t, orthanctest.GetJSONURL(srv.URL+"/jobs/42?full", "admin", "wrong", &job), "HTTP 401")
+	assert.ErrorContains(t, orthanctest.GetJSONURL("/jobs/42", "admin", "secret", &job), "not an absolute URL")
+
+	assert.Equal(t, "id-1", orthanctest.UploadTo(t, srv.URL, "admin", "secret", []byte("dcm")))
+	status = "AlreadyStored"
+	ft := &fatalT{TB: t}
+	func() {
+		defer func() { _ = recover() }()
+		orthanctest.UploadTo(ft, srv.URL, "admin", "secret", []byte("dcm"))
+	}()
+	assert.Contains(t, ft.msg, `status "AlreadyStored", want Success`)
+}
+
+// fatalT records a Fatalf and stops the call (as t.Fatalf would) by panicking.
+type fatalT struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalT) Helper() {}
+
+func (f *fatalT) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(f.msg)
 }

@@ -21,11 +21,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,7 +91,7 @@ func TestOCIInstall(t *testing.T) {
 	t.Setenv("COSIGN_PASSWORD", "test-key-password")
 	t.Cleanup(func() {
 		if t.Failed() {
-			s.dump(t)
+			s.c.Dump(t)
 		}
 	})
 	for _, step := range []struct {
@@ -276,7 +273,7 @@ func (s *scenario) installPrevious(t *testing.T) {
 	s.helm3(t, append(append(append([]string{"install", "commons", s.chart("commons"), "--version", previous, "--plain-http",
 		"-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, s.commonsValues(s.imaging, s.imaging4)...),
 		"--set", "postgresql.tls.enabled=false"), s.post3(previous)...)...)
-	require.Equal(t, "disable", s.secret(t, s.imaging, "kommons-commons")["PGSSLMODE"])
+	require.Equal(t, "disable", s.c.SecretData(t, s.imaging, "kommons-commons")["PGSSLMODE"])
 	s.helm3(t, append(append([]string{"install", "orthanc", s.chart("orthanc"), "--version", previous, "--plain-http",
 		"-n", s.imaging, "--wait", "--wait-for-jobs", "--timeout", "10m"}, s.orthancValues()...), s.post3(previous)...)...)
 	s.requirePodsReady(t, s.commons, s.imaging)
@@ -286,8 +283,8 @@ func (s *scenario) installPrevious(t *testing.T) {
 
 	// Data: one DICOM instance through the Service.
 	user, pw := s.orthancAuth(t)
-	svc := "http://" + s.serviceAddr(t, s.imaging, "orthanc", "http")
-	s.instance = s.upload(t, svc, user, pw, orthanctest.DicomFile(orthanctest.DicomSpec{Run: s.run, Study: 1, Instance: 1}))
+	svc := "http://" + s.c.ServiceAddr(t, s.imaging, "orthanc", "http")
+	s.instance = orthanctest.UploadTo(t, svc, user, pw, orthanctest.DicomFile(orthanctest.DicomSpec{Run: s.run, Study: 1, Instance: 1}))
 	// Passwords: every Secret value of the tenant and commons namespaces.
 	s.secrets = s.secretValues(t, s.commons, s.imaging)
 	require.NotEmpty(t, s.secrets)
@@ -348,7 +345,7 @@ func (s *scenario) upgrade(t *testing.T) {
 	// module's role logs in and finds its row.
 	user, pw := s.orthancAuth(t)
 	var ids []string
-	require.NoError(t, getJSON("http://"+s.serviceAddr(t, s.imaging, "orthanc", "http")+"/instances", user, pw, &ids))
+	require.NoError(t, orthanctest.GetJSONURL("http://"+s.c.ServiceAddr(t, s.imaging, "orthanc", "http")+"/instances", user, pw, &ids))
 	assert.Equal(t, []string{s.instance}, ids, "Orthanc lists the instance uploaded under %s", previous)
 	s.requireModuleRole(t)
 }
@@ -361,7 +358,7 @@ func (s *scenario) upgrade(t *testing.T) {
 // it lists the instance uploaded under N-1 and every session of its role is
 // TLS.
 func (s *scenario) tlsTransition(t *testing.T) {
-	tenant := s.secret(t, s.imaging, "kommons-commons")
+	tenant := s.c.SecretData(t, s.imaging, "kommons-commons")
 	require.Equal(t, "verify-full", tenant["PGSSLMODE"], "the tenant Secret after the upgrade")
 	require.Contains(t, tenant["ca.crt"], "-----BEGIN CERTIFICATE-----")
 	_, err := s.moduleConn(t, false)
@@ -377,8 +374,8 @@ func (s *scenario) tlsTransition(t *testing.T) {
 	}
 	user, pw := s.orthancAuth(t)
 	var ids []string
-	s.eventually(t, "Orthanc lists the instance after the restart", 3*time.Minute, func() error {
-		return getJSON("http://"+s.serviceAddr(t, s.imaging, "orthanc", "http")+"/instances", user, pw, &ids)
+	testcluster.Eventually(t, "Orthanc lists the instance after the restart", 3*time.Minute, func() error {
+		return orthanctest.GetJSONURL("http://"+s.c.ServiceAddr(t, s.imaging, "orthanc", "http")+"/instances", user, pw, &ids)
 	})
 	assert.Equal(t, []string{s.instance}, ids)
 	conn, err := s.moduleConn(t, true)
@@ -413,7 +410,7 @@ func (s *scenario) installHelm4(t *testing.T) {
 	assert.Equal(t, "true", web.Spec.NodeSelector["kommons.test/pool-app"], "Orthanc placed on pool app by the Helm 4 plugin")
 	user, pw := s.orthancAuthIn(t, s.imaging4)
 	var sys map[string]any
-	require.NoError(t, getJSON("http://"+s.serviceAddr(t, s.imaging4, "orthanc", "http")+"/system", user, pw, &sys))
+	require.NoError(t, orthanctest.GetJSONURL("http://"+s.c.ServiceAddr(t, s.imaging4, "orthanc", "http")+"/system", user, pw, &sys))
 	// Free its share of the node for the benchmark.
 	s.helm4(t, "uninstall", "orthanc", "-n", s.imaging4, "--wait", "--timeout", "5m")
 }
@@ -564,43 +561,7 @@ func (s *scenario) requireReleaseImages(t *testing.T, v string, namespaces ...st
 func (s *scenario) requirePodsReady(t *testing.T, namespaces ...string) {
 	t.Helper()
 	for _, ns := range namespaces {
-		s.eventually(t, "pods of "+ns+" ready", 5*time.Minute, func() error {
-			pods, err := s.c.Client().CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
-			if err != nil {
-				return err
-			}
-			if len(pods.Items) == 0 {
-				return fmt.Errorf("no pods")
-			}
-			for i := range pods.Items {
-				p := &pods.Items[i]
-				if p.DeletionTimestamp != nil {
-					return fmt.Errorf("pod %s terminating", p.Name)
-				}
-				if p.Status.Phase == corev1.PodSucceeded {
-					continue
-				}
-				if p.Status.Phase != corev1.PodRunning || !testcluster.PodReady(p) {
-					return fmt.Errorf("pod %s: %s, ready=%v", p.Name, p.Status.Phase, testcluster.PodReady(p))
-				}
-			}
-			return nil
-		})
-	}
-}
-
-func (s *scenario) eventually(t *testing.T, what string, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s: %v", what, timeout, err)
-		}
-		time.Sleep(time.Second)
+		testcluster.Eventually(t, "pods of "+ns+" ready", 5*time.Minute, func() error { return s.c.PodsReady(ns) })
 	}
 }
 
@@ -668,21 +629,10 @@ func (s *scenario) onePod(t *testing.T, ns, selector string) *corev1.Pod {
 	return &live[0]
 }
 
-func (s *scenario) secret(t *testing.T, ns, name string) map[string]string {
-	t.Helper()
-	sec, err := s.c.Client().CoreV1().Secrets(ns).Get(context.Background(), name, metav1.GetOptions{})
-	require.NoError(t, err, "Secret %s/%s", ns, name)
-	out := map[string]string{}
-	for k, v := range sec.Data {
-		out[k] = string(v)
-	}
-	return out
-}
-
 func (s *scenario) orthancAuth(t *testing.T) (string, string) { return s.orthancAuthIn(t, s.imaging) }
 
 func (s *scenario) orthancAuthIn(t *testing.T, ns string) (string, string) {
-	a := s.secret(t, ns, "orthanc-auth")
+	a := s.c.SecretData(t, ns, "orthanc-auth")
 	return a["username"], a["password"]
 }
 
@@ -700,9 +650,9 @@ func (s *scenario) moduleConn(t *testing.T, verify bool) (*pgx.Conn, error) {
 	require.NoError(t, err)
 	require.Len(t, secs.Items, 1, "one postgres-init connection Secret in %s", s.imaging)
 	d := secs.Items[0].Data
-	tenant := s.secret(t, s.imaging, "kommons-commons")
+	tenant := s.c.SecretData(t, s.imaging, "kommons-commons")
 	host := tenant["PGHOST"] // <svc>.<ns>.svc.cluster.local
-	addr := s.serviceAddr(t, s.commons, strings.Split(host, ".")[0], "postgresql")
+	addr := s.c.ServiceAddr(t, s.commons, strings.Split(host, ".")[0], "postgresql")
 	h, port, _ := net.SplitHostPort(addr)
 	cfg, err := pgx.ParseConfig("")
 	require.NoError(t, err)
@@ -729,74 +679,4 @@ func (s *scenario) requireModuleRole(t *testing.T) {
 	var rows int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM resources WHERE resourcetype = 3").Scan(&rows))
 	assert.Equal(t, 1, rows, "instances indexed in %s", conn.Config().Database)
-}
-
-func (s *scenario) serviceAddr(t *testing.T, ns, name, port string) string {
-	t.Helper()
-	svc, err := s.c.Client().CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
-	require.NoError(t, err)
-	for _, p := range svc.Spec.Ports {
-		if p.Name == port {
-			return net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(p.Port)))
-		}
-	}
-	t.Fatalf("Service %s/%s has no port %s", ns, name, port)
-	return ""
-}
-
-func getJSON(url, user, password string, into any) error {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth(user, password)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
-	}
-	return json.Unmarshal(body, into)
-}
-
-// upload POSTs one DICOM file and returns its Orthanc ID.
-func (s *scenario) upload(t *testing.T, base, user, password string, dicom []byte) string {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/instances", bytes.NewReader(dicom))
-	require.NoError(t, err)
-	req.SetBasicAuth(user, password)
-	req.Header.Set("Content-Type", "application/dicom")
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	require.Equal(t, http.StatusOK, resp.StatusCode, "upload: %s", body)
-	var r struct{ ID, Status string }
-	require.NoError(t, json.Unmarshal(body, &r))
-	require.Equal(t, "Success", r.Status, "upload: %s", body)
-	return r.ID
-}
-
-// dump logs the state of the cluster when a step failed: pods, events, and
-// the tail of every container's log.
-func (s *scenario) dump(t *testing.T) {
-	kubectl := filepath.Join(s.c.Tools.KubeBin, "kubectl")
-	out, _ := s.c.Exec(kubectl, "get", "pods,jobs,pvc,svc", "-A", "-o", "wide")
-	t.Logf("state:\n%s", out)
-	out, _ = s.c.Exec(kubectl, "get", "events", "-A", "--sort-by=.lastTimestamp")
-	t.Logf("events:\n%s", out)
-	pods, err := s.c.Client().CoreV1().Pods("").List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		return
-	}
-	for _, p := range pods.Items {
-		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
-			out, _ := s.c.Exec(kubectl, "logs", "-n", p.Namespace, p.Name, "-c", c.Name, "--tail", "40")
-			t.Logf("logs %s/%s[%s]:\n%s", p.Namespace, p.Name, c.Name, out)
-		}
-	}
-	t.Logf("cluster logs: %s", filepath.Join(s.c.Dir, "logs"))
 }

@@ -54,7 +54,7 @@ func TestCredentialsAcrossRenders(t *testing.T) {
 	s := &scenario{c: c, img: c.Images}
 	t.Cleanup(func() {
 		if t.Failed() {
-			s.dump(t)
+			s.c.Dump(t)
 		}
 	})
 	chart := credsChart(t, c)
@@ -142,7 +142,7 @@ func TestCredentialsAcrossRenders(t *testing.T) {
 			s.requireAuth(t, tenantA, before)
 			c.Helm3(t, append([]string{"upgrade", "commons", chart, "-n", s.commons, "--wait", "--wait-for-jobs", "--timeout", "10m"}, values()...)...)
 			s.waitCommons(t)
-			s.eventually(t, "the tenant Secret written again", 3*time.Minute, func() error {
+			testcluster.Eventually(t, "the tenant Secret written again", 3*time.Minute, func() error {
 				_, err := c.Client().CoreV1().Secrets(tenantA).Get(context.Background(), "kommons-commons", metav1.GetOptions{})
 				return err
 			})
@@ -188,7 +188,7 @@ func chartOf(t *testing.T, c *testcluster.Cluster, ref string) string {
 func (s *scenario) waitCommons(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	s.eventually(t, "commons' Jobs complete and data pods Ready in "+s.commons, 10*time.Minute, func() error {
+	testcluster.Eventually(t, "commons' Jobs complete and data pods Ready in "+s.commons, 10*time.Minute, func() error {
 		jobs, err := s.c.Client().BatchV1().Jobs(s.commons).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -229,7 +229,7 @@ func (s *scenario) waitCommons(t *testing.T) {
 func (s *scenario) creds(t *testing.T, tenant string) creds {
 	t.Helper()
 	var admin string
-	s.eventually(t, "the admin Secret", 2*time.Minute, func() error {
+	testcluster.Eventually(t, "the admin Secret", 2*time.Minute, func() error {
 		sec, err := s.c.Client().CoreV1().Secrets(s.commons).Get(context.Background(), "commons-postgresql-admin", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -237,7 +237,7 @@ func (s *scenario) creds(t *testing.T, tenant string) creds {
 		admin = string(sec.Data["password"])
 		return nil
 	})
-	ten := s.secret(t, tenant, "kommons-commons")
+	ten := s.c.SecretData(t, tenant, "kommons-commons")
 	require.NotEmpty(t, admin)
 	require.NotEmpty(t, ten["PGPASSWORD"])
 	var cert string
@@ -257,9 +257,9 @@ func (s *scenario) creds(t *testing.T, tenant string) creds {
 // access key.
 func (s *scenario) requireAuth(t *testing.T, tenant string, want creds) {
 	t.Helper()
-	ten := s.secret(t, tenant, "kommons-commons")
-	s.pgAddr = s.serviceAddr(t, s.commons, strings.Split(ten["PGHOST"], ".")[0], "postgresql")
-	s.eventually(t, "PostgreSQL accepts the admin and the provisioner", 3*time.Minute, func() error {
+	ten := s.c.SecretData(t, tenant, "kommons-commons")
+	s.pgAddr = s.c.ServiceAddr(t, s.commons, strings.Split(ten["PGHOST"], ".")[0], "postgresql")
+	testcluster.Eventually(t, "PostgreSQL accepts the admin and the provisioner", 3*time.Minute, func() error {
 		for _, u := range [][2]string{{"postgres", want.admin}, {ten["PGUSER"], want.provisioner}} {
 			conn, err := s.tryConnect(u[0], u[1], "postgres")
 			if err != nil {
@@ -281,10 +281,10 @@ func (s *scenario) requireAuth(t *testing.T, tenant string, want creds) {
 		require.Error(t, err, "a connection without TLS")
 		require.Contains(t, err.Error(), "no pg_hba.conf entry")
 	}
-	mc, err := minio.New(s.serviceAddr(t, s.commons, "commons-minio", "s3"), &minio.Options{
+	mc, err := minio.New(s.c.ServiceAddr(t, s.commons, "commons-minio", "s3"), &minio.Options{
 		Creds: credentials.NewStaticV4(ten["S3_ACCESS_KEY_ID"], want.s3Secret, ""), Region: ten["S3_REGION"]})
 	require.NoError(t, err)
-	s.eventually(t, "MinIO accepts the tenant's key", 3*time.Minute, func() error {
+	testcluster.Eventually(t, "MinIO accepts the tenant's key", 3*time.Minute, func() error {
 		ok, err := mc.BucketExists(context.Background(), ten["S3_BUCKET_DICOM"])
 		if err == nil && !ok {
 			err = fmt.Errorf("bucket %s missing", ten["S3_BUCKET_DICOM"])
@@ -301,7 +301,7 @@ func (s *scenario) restartData(t *testing.T) {
 	for _, sel := range []string{"app.kubernetes.io/component=database", "app.kubernetes.io/component=object-store"} {
 		old := s.onePod(t, s.commons, sel)
 		require.NoError(t, s.c.Client().CoreV1().Pods(s.commons).Delete(ctx, old.Name, metav1.DeleteOptions{}))
-		s.eventually(t, sel+" pod recreated and Ready", 5*time.Minute, func() error {
+		testcluster.Eventually(t, sel+" pod recreated and Ready", 5*time.Minute, func() error {
 			p, err := s.c.Client().CoreV1().Pods(s.commons).Get(ctx, old.Name, metav1.GetOptions{})
 			if err != nil {
 				return err

@@ -144,8 +144,8 @@ func (r *credsRun) checkModule(t *testing.T, ns, step string) {
 	r.c.Kubectl(t, "rollout", "restart", "-n", ns, "deployment/hello-hello")
 	r.c.Kubectl(t, "rollout", "status", "-n", ns, "deployment/hello-hello", "--timeout=5m")
 	// The Service's endpoints follow the new pods shortly after the rollout.
-	url := "http://" + r.serviceAddr(t, ns, "hello-hello", "http") + "/"
-	r.eventually(t, step+": the restarted module answers through its Service", 2*time.Minute, func() error {
+	url := "http://" + r.c.ServiceAddr(t, ns, "hello-hello", "http") + "/"
+	testcluster.Eventually(t, step+": the restarted module answers through its Service", 2*time.Minute, func() error {
 		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
 		if err != nil {
 			return err

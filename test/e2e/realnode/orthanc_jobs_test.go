@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kommons/kommons/internal/testutil/orthanctest"
+	"github.com/kommons/kommons/internal/testutil/testcluster"
 )
 
 // tlsSecretName is the DICOM TLS Secret the test makes (as cert-manager would).
@@ -61,7 +62,7 @@ func (s *scenario) jobsInstanceRouting(t *testing.T) {
 	user, pw := s.orthancAuth(t)
 
 	// The -jobs Service routes to the jobs pod, and to it only.
-	s.eventually(t, "the -jobs Service's endpoints are the jobs pod", time.Minute, func() error {
+	testcluster.Eventually(t, "the -jobs Service's endpoints are the jobs pod", time.Minute, func() error {
 		eps, err := s.c.Client().DiscoveryV1().EndpointSlices(s.imaging).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=pacs-orthanc-jobs"})
 		if err != nil {
 			return err
@@ -79,7 +80,7 @@ func (s *scenario) jobsInstanceRouting(t *testing.T) {
 		}
 		return nil
 	})
-	jobs := "http://" + s.serviceAddr(t, s.imaging, "pacs-orthanc-jobs", "http")
+	jobs := "http://" + s.c.ServiceAddr(t, s.imaging, "pacs-orthanc-jobs", "http")
 	webURL := func(p corev1.Pod) string { return "http://" + net.JoinHostPort(p.Status.PodIP, "8042") }
 
 	// An asynchronous job started through the route: modify study 7 (the C-STOREd one).
@@ -95,8 +96,8 @@ func (s *scenario) jobsInstanceRouting(t *testing.T) {
 		Type    string
 		Content map[string]any
 	}
-	s.eventually(t, "job "+started.ID+" Success through the -jobs Service", 3*time.Minute, func() error {
-		if err := getJSON(jobs+"/jobs/"+started.ID, user, pw, &job); err != nil {
+	testcluster.Eventually(t, "job "+started.ID+" Success through the -jobs Service", 3*time.Minute, func() error {
+		if err := orthanctest.GetJSONURL(jobs+"/jobs/"+started.ID, user, pw, &job); err != nil {
 			return err
 		}
 		if job.State == "Failure" {
@@ -108,12 +109,12 @@ func (s *scenario) jobsInstanceRouting(t *testing.T) {
 		return nil
 	})
 	var listed []string
-	require.NoError(t, getJSON(jobs+"/jobs", user, pw, &listed))
+	require.NoError(t, orthanctest.GetJSONURL(jobs+"/jobs", user, pw, &listed))
 	assert.Contains(t, listed, started.ID, "GET /jobs through the -jobs Service lists the job")
 	t.Logf("job %s (%s) started and followed through the -jobs Service: %s", started.ID, job.Type, job.State)
 	for _, p := range web {
 		var none []string
-		require.NoError(t, getJSON(webURL(p)+"/jobs", user, pw, &none), "web replica %s", p.Name)
+		require.NoError(t, orthanctest.GetJSONURL(webURL(p)+"/jobs", user, pw, &none), "web replica %s", p.Name)
 		assert.Empty(t, none, "web replica %s reports jobs", p.Name)
 		assert.Equal(t, http.StatusNotFound, s.status(t, http.MethodGet, webURL(p)+"/jobs/"+started.ID, user, pw, ""),
 			"web replica %s knows the jobs instance's job", p.Name)
@@ -123,7 +124,7 @@ func (s *scenario) jobsInstanceRouting(t *testing.T) {
 	require.NotEmpty(t, newStudy, "the job's result names the modified study: %+v", job.Content)
 	for _, p := range web {
 		var st struct{ MainDicomTags map[string]string }
-		require.NoError(t, getJSON(webURL(p)+"/studies/"+newStudy, user, pw, &st), "web replica %s", p.Name)
+		require.NoError(t, orthanctest.GetJSONURL(webURL(p)+"/studies/"+newStudy, user, pw, &st), "web replica %s", p.Name)
 		assert.Equal(t, "modified through the jobs route", st.MainDicomTags["StudyDescription"], "replica %s", p.Name)
 	}
 	s.uploaded += 6 // study 7's instances, copied by the modification
@@ -131,12 +132,12 @@ func (s *scenario) jobsInstanceRouting(t *testing.T) {
 
 	// Modalities: jobsInstance.config's are the jobs instance's only.
 	var modalities []string
-	require.NoError(t, getJSON(jobs+"/modalities", user, pw, &modalities))
+	require.NoError(t, orthanctest.GetJSONURL(jobs+"/modalities", user, pw, &modalities))
 	sort.Strings(modalities)
 	assert.Equal(t, []string{"findscu", "self"}, modalities, "/modalities through the -jobs Service: orthanc.config's and jobsInstance.config's")
 	for _, p := range web {
 		var m []string
-		require.NoError(t, getJSON(webURL(p)+"/modalities", user, pw, &m))
+		require.NoError(t, orthanctest.GetJSONURL(webURL(p)+"/modalities", user, pw, &m))
 		assert.Equal(t, []string{"findscu"}, m, "web replica %s: orthanc.config's modalities only", p.Name)
 		assert.NotEqual(t, http.StatusOK, s.status(t, http.MethodPost, webURL(p)+"/modalities/self/echo", user, pw, "{}"),
 			"web replica %s echoed a modality of jobsInstance.config", p.Name)
@@ -181,7 +182,7 @@ func (s *scenario) dicomTLSPods(t *testing.T) {
 	orthanctest.RequireDcmtk(t)
 	require.NotNil(t, s.tls, "the previous step made the DICOM TLS Secret")
 	ctx := context.Background()
-	addr := s.serviceAddr(t, s.imaging, "pacs-orthanc-dicom", "dicom")
+	addr := s.c.ServiceAddr(t, s.imaging, "pacs-orthanc-dicom", "dicom")
 	host, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
 	echo := func(tlsArgs ...string) orthanctest.DcmtkResult {
@@ -215,7 +216,7 @@ func (s *scenario) dicomTLSPods(t *testing.T) {
 	// A pod update makes the kubelet sync the pod's volumes now rather than at its next periodic sync.
 	s.c.Kubectl(t, "annotate", "pod", "-n", s.imaging, jobsPod.Name, "kommons.test/secret-renewed="+s.run, "--overwrite")
 	start := time.Now()
-	s.eventually(t, "the kubelet updates the mounted tls.crt", 3*time.Minute, func() error {
+	testcluster.Eventually(t, "the kubelet updates the mounted tls.crt", 3*time.Minute, func() error {
 		out, err := s.c.Exec(filepath.Join(s.c.Tools.KubeBin, "kubectl"), "exec", "-n", s.imaging, jobsPod.Name, "-c", "orthanc", "--",
 			"python3", "-c", "import sys; sys.stdout.write(open('/etc/orthanc-secrets/dicom-tls/tls.crt').read())")
 		if err != nil {
@@ -233,7 +234,7 @@ func (s *scenario) dicomTLSPods(t *testing.T) {
 	// The README's renewal step: restart the Deployment that serves DICOM (the jobs instance here).
 	s.c.Kubectl(t, "rollout", "restart", "deployment/pacs-orthanc-jobs", "-n", s.imaging)
 	s.c.Kubectl(t, "rollout", "status", "deployment/pacs-orthanc-jobs", "-n", s.imaging, "--timeout", "5m")
-	s.eventually(t, "the renewed certificate served through the -dicom Service", 2*time.Minute, func() error {
+	testcluster.Eventually(t, "the renewed certificate served through the -dicom Service", 2*time.Minute, func() error {
 		got, err := orthanctest.TryServedSerial(addr, s.tls.cert, s.tls.key)
 		if err != nil {
 			return err

@@ -13,7 +13,6 @@
 package realnode
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -73,7 +72,7 @@ func startScenario(t *testing.T) *scenario {
 	s := &scenario{c: c, img: c.Images, run: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
 	t.Cleanup(func() {
 		if t.Failed() {
-			s.dump(t)
+			s.c.Dump(t)
 		}
 	})
 	s.prepare(t)
@@ -163,7 +162,7 @@ func (s *scenario) installCommons(t *testing.T) {
 	assert.Equal(t, "true", pg.Spec.NodeSelector["kommons.test/pool-db"], "PostgreSQL placed on pool db by the post-renderer")
 	assert.Equal(t, testcluster.NodeName, pg.Spec.NodeName)
 
-	admin := s.secret(t, s.modules[0], "kommons-commons")
+	admin := s.c.SecretData(t, s.modules[0], "kommons-commons")
 	s.adminPW = admin["PGPASSWORD"]
 	conn := s.connect(t, admin["PGUSER"], s.adminPW, "postgres")
 	var version string
@@ -195,14 +194,14 @@ func (s *scenario) installModules(t *testing.T) {
 	// through its Service (readiness probes passed, and we ask it again).
 	var dbs [2]string
 	for i, ns := range s.modules {
-		body := s.httpGet(t, "http://"+s.serviceAddr(t, ns, "hello-hello", "http")+"/", "", "")
+		body := s.httpGet(t, "http://"+s.c.ServiceAddr(t, ns, "hello-hello", "http")+"/", "", "")
 		require.Contains(t, body, "hello from database ")
 		dbs[i] = strings.Fields(strings.TrimPrefix(body, "hello from database "))[0]
 	}
 	require.NotEqual(t, dbs[0], dbs[1], "two instances of one module get distinct databases")
 	// What pg-init created, seen by the server: each database owned by its
 	// module's role, which is an ordinary login role.
-	admin := s.secret(t, s.modules[0], "kommons-commons")
+	admin := s.c.SecretData(t, s.modules[0], "kommons-commons")
 	conn := s.connect(t, admin["PGUSER"], admin["PGPASSWORD"], "postgres")
 	for i, ns := range s.modules {
 		creds := s.roleCredentials(t, ns)
@@ -232,7 +231,7 @@ func (s *scenario) tenantProvisionersConfined(t *testing.T, conn *pgx.Conn) {
 	var version string
 	require.NoError(t, conn.QueryRow(ctx, "SHOW server_version").Scan(&version))
 	t.Logf("real-node PostgreSQL %s", version)
-	provA, provB := s.secret(t, s.modules[0], "kommons-commons"), s.secret(t, s.modules[1], "kommons-commons")
+	provA, provB := s.c.SecretData(t, s.modules[0], "kommons-commons"), s.c.SecretData(t, s.modules[1], "kommons-commons")
 	require.NotEqual(t, provA["PGUSER"], provB["PGUSER"], "each tenant has its own provisioner")
 	require.NotEqual(t, provA["PGPASSWORD"], provB["PGPASSWORD"])
 	credsB := s.roleCredentials(t, s.modules[1])
@@ -337,7 +336,7 @@ func (s *scenario) waitForPgBlocks(t *testing.T) {
 	ctx := context.Background()
 	sts := strings.TrimSuffix(s.onePod(t, s.commons, "app.kubernetes.io/component=database").Name, "-0")
 	s.c.Kubectl(t, "scale", "statefulset", sts, "-n", s.commons, "--replicas", "0")
-	s.eventually(t, "PostgreSQL stopped", 2*time.Minute, func() error {
+	testcluster.Eventually(t, "PostgreSQL stopped", 2*time.Minute, func() error {
 		pods, err := s.c.Client().CoreV1().Pods(s.commons).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=database"})
 		if err != nil || len(pods.Items) > 0 {
 			return fmt.Errorf("still running (%v)", err)
@@ -347,7 +346,7 @@ func (s *scenario) waitForPgBlocks(t *testing.T) {
 	before := s.podNames(s.orthancPods(t))
 	require.NoError(t, s.c.Client().CoreV1().Pods(s.imaging).Delete(ctx, before[0], metav1.DeleteOptions{}))
 	var fresh string
-	s.eventually(t, "the new Orthanc pod's wait-for-pg waiting", 3*time.Minute, func() error {
+	testcluster.Eventually(t, "the new Orthanc pod's wait-for-pg waiting", 3*time.Minute, func() error {
 		for _, p := range s.orthancPods(t) {
 			if slices.Contains(before, p.Name) {
 				continue // only the replacement pod started while PostgreSQL is down
@@ -381,13 +380,13 @@ func (s *scenario) waitForPgBlocks(t *testing.T) {
 // instance back from each replica directly: both see everything, because
 // both index into the tenant's database.
 func (s *scenario) dicomThroughService(t *testing.T) {
-	svc := "http://" + s.serviceAddr(t, s.imaging, "pacs-orthanc", "http")
+	svc := "http://" + s.c.ServiceAddr(t, s.imaging, "pacs-orthanc", "http")
 	user, pw := s.orthancAuth(t)
 	const n = 20
 	files := map[string][]byte{}
 	for i := 1; i <= n; i++ {
 		spec := orthanctest.DicomSpec{Run: s.run, Study: 1 + i%4, Instance: i}
-		files[s.upload(t, svc, user, pw, orthanctest.DicomFile(spec))] = orthanctest.DicomFile(spec)
+		files[orthanctest.UploadTo(t, svc, user, pw, orthanctest.DicomFile(spec))] = orthanctest.DicomFile(spec)
 	}
 	s.uploaded = n
 	s.requireCounts(t)
@@ -415,7 +414,7 @@ func (s *scenario) dicomThroughService(t *testing.T) {
 // then lists every instance (one index in PostgreSQL, one volume).
 func (s *scenario) dicomOverTheWire(t *testing.T) {
 	orthanctest.RequireDcmtk(t)
-	host, port, err := net.SplitHostPort(s.serviceAddr(t, s.imaging, "pacs-orthanc", "dicom"))
+	host, port, err := net.SplitHostPort(s.c.ServiceAddr(t, s.imaging, "pacs-orthanc", "dicom"))
 	require.NoError(t, err)
 	r := orthanctest.Dcmtk(t, "echoscu", "-aet", "MODALITY", "-aec", "ORTHANC", host, port)
 	require.True(t, r.OK(), "C-ECHO through the Service: %s", r)
@@ -461,15 +460,15 @@ func (s *scenario) requireCounts(t *testing.T) {
 	t.Helper()
 	user, pw := s.orthancAuth(t)
 	start := time.Now()
-	s.eventually(t, fmt.Sprintf("both replicas count %d instances", s.uploaded), 2*time.Minute, func() error {
+	testcluster.Eventually(t, fmt.Sprintf("both replicas count %d instances", s.uploaded), 2*time.Minute, func() error {
 		for _, p := range s.orthancPods(t) {
 			base := "http://" + net.JoinHostPort(p.Status.PodIP, "8042")
 			var st orthanctest.Statistics
-			if err := getJSON(base+"/statistics", user, pw, &st); err != nil {
+			if err := orthanctest.GetJSONURL(base+"/statistics", user, pw, &st); err != nil {
 				return fmt.Errorf("replica %s: %w", p.Name, err)
 			}
 			var ids []string
-			if err := getJSON(base+"/instances", user, pw, &ids); err != nil {
+			if err := orthanctest.GetJSONURL(base+"/instances", user, pw, &ids); err != nil {
 				return fmt.Errorf("replica %s: %w", p.Name, err)
 			}
 			if st.CountInstances != s.uploaded || len(ids) != s.uploaded {
@@ -483,27 +482,9 @@ func (s *scenario) requireCounts(t *testing.T) {
 	}
 }
 
-func getJSON(url, user, password string, into any) error {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth(user, password)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: HTTP %d: %s", url, resp.StatusCode, body)
-	}
-	return json.Unmarshal(body, into)
-}
-
 func (s *scenario) upgradeOrthanc(t *testing.T) {
 	before := s.podNames(s.orthancPods(t))
-	auth := s.secret(t, s.imaging, "pacs-orthanc-auth")["password"]
+	auth := s.c.SecretData(t, s.imaging, "pacs-orthanc-auth")["password"]
 	role := s.roleCredentials(t, s.imaging)["PGPASSWORD"]
 	s.helm(t, append([]string{"upgrade", "pacs", filepath.Join(s.charts, "charts", "orthanc"), "-n", s.imaging,
 		"--wait", "--wait-for-jobs", "--timeout", "10m", "--set", "orthanc.config.StableAge=30"}, s.orthanc...)...)
@@ -512,7 +493,7 @@ func (s *scenario) upgradeOrthanc(t *testing.T) {
 	for _, p := range after {
 		assert.NotContains(t, before, p, "a configuration change rolls the pods")
 	}
-	assert.Equal(t, auth, s.secret(t, s.imaging, "pacs-orthanc-auth")["password"], "Orthanc password kept")
+	assert.Equal(t, auth, s.c.SecretData(t, s.imaging, "pacs-orthanc-auth")["password"], "Orthanc password kept")
 	assert.Equal(t, role, s.roleCredentials(t, s.imaging)["PGPASSWORD"], "database password kept")
 	s.requireCounts(t)
 }
@@ -524,7 +505,7 @@ func (s *scenario) upgradeCommons(t *testing.T) {
 	s.requirePodsReady(t, s.commons)
 	pg := s.onePod(t, s.commons, "app.kubernetes.io/component=database")
 	assert.NotEqual(t, before, pg.UID, "a parameter change restarts PostgreSQL")
-	admin := s.secret(t, s.modules[0], "kommons-commons")
+	admin := s.c.SecretData(t, s.modules[0], "kommons-commons")
 	assert.Equal(t, s.adminPW, admin["PGPASSWORD"], "admin password kept")
 	conn := s.connect(t, admin["PGUSER"], admin["PGPASSWORD"], "postgres")
 	var workMem string
@@ -538,7 +519,7 @@ func (s *scenario) deletePostgresPod(t *testing.T) {
 	ctx := context.Background()
 	pg := s.onePod(t, s.commons, "app.kubernetes.io/component=database")
 	require.NoError(t, s.c.Client().CoreV1().Pods(s.commons).Delete(ctx, pg.Name, metav1.DeleteOptions{}))
-	s.eventually(t, "PostgreSQL pod recreated and Ready", 5*time.Minute, func() error {
+	testcluster.Eventually(t, "PostgreSQL pod recreated and Ready", 5*time.Minute, func() error {
 		p, err := s.c.Client().CoreV1().Pods(s.commons).Get(ctx, pg.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -552,7 +533,7 @@ func (s *scenario) deletePostgresPod(t *testing.T) {
 	s.requireCounts(t)
 	// Orthanc writes again after the restart.
 	user, pw := s.orthancAuth(t)
-	s.upload(t, "http://"+s.serviceAddr(t, s.imaging, "pacs-orthanc", "http"), user, pw,
+	orthanctest.UploadTo(t, "http://"+s.c.ServiceAddr(t, s.imaging, "pacs-orthanc", "http"), user, pw,
 		orthanctest.DicomFile(orthanctest.DicomSpec{Run: s.run, Study: 9, Instance: 1000}))
 	s.uploaded++
 	s.requireCounts(t)
@@ -570,7 +551,7 @@ func (s *scenario) uninstallOrthanc(t *testing.T) {
 	assert.Len(t, after.Items, len(pvcs.Items), "volumes kept on uninstall")
 	// Read through the imaging tenant's own credentials: another tenant's
 	// provisioner may not open this database (tenantProvisionersConfined).
-	tenant := s.secret(t, s.imaging, "kommons-commons")
+	tenant := s.c.SecretData(t, s.imaging, "kommons-commons")
 	conn := s.connect(t, tenant["PGUSER"], tenant["PGPASSWORD"], "postgres")
 	var rows int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", creds["PGDATABASE"]).Scan(&rows))
@@ -582,47 +563,11 @@ func (s *scenario) uninstallOrthanc(t *testing.T) {
 
 // ---- helpers ----
 
-func (s *scenario) eventually(t *testing.T, what string, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s: %v", what, timeout, err)
-		}
-		time.Sleep(time.Second)
-	}
-}
-
 // requirePodsReady waits until every pod of the namespace is Running and
 // Ready, or Succeeded (Job pods).
 func (s *scenario) requirePodsReady(t *testing.T, ns string) {
 	t.Helper()
-	s.eventually(t, "pods of "+ns+" ready", 3*time.Minute, func() error {
-		pods, err := s.c.Client().CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
-		if err != nil {
-			return err
-		}
-		if len(pods.Items) == 0 {
-			return fmt.Errorf("no pods")
-		}
-		for i := range pods.Items {
-			p := &pods.Items[i]
-			if p.DeletionTimestamp != nil {
-				return fmt.Errorf("pod %s terminating", p.Name)
-			}
-			if p.Status.Phase == corev1.PodSucceeded {
-				continue
-			}
-			if p.Status.Phase != corev1.PodRunning || !testcluster.PodReady(p) {
-				return fmt.Errorf("pod %s: %s, ready=%v", p.Name, p.Status.Phase, testcluster.PodReady(p))
-			}
-		}
-		return nil
-	})
+	testcluster.Eventually(t, "pods of "+ns+" ready", 3*time.Minute, func() error { return s.c.PodsReady(ns) })
 }
 
 func (s *scenario) onePod(t *testing.T, ns, selector string) *corev1.Pod {
@@ -659,7 +604,7 @@ func (s *scenario) podNames(pods []corev1.Pod) []string {
 // readiness probe reads the index, so it follows PostgreSQL's restarts).
 func (s *scenario) waitOrthancReady(t *testing.T) {
 	t.Helper()
-	s.eventually(t, "Orthanc replicas ready", 5*time.Minute, func() error {
+	testcluster.Eventually(t, "Orthanc replicas ready", 5*time.Minute, func() error {
 		pods := s.orthancPods(t)
 		if len(pods) != 2 {
 			return fmt.Errorf("%d pods", len(pods))
@@ -704,17 +649,6 @@ func (s *scenario) requirePgInitSummary(t *testing.T, ns string) {
 	}
 }
 
-func (s *scenario) secret(t *testing.T, ns, name string) map[string]string {
-	t.Helper()
-	sec, err := s.c.Client().CoreV1().Secrets(ns).Get(context.Background(), name, metav1.GetOptions{})
-	require.NoError(t, err, "Secret %s/%s", ns, name)
-	out := map[string]string{}
-	for k, v := range sec.Data {
-		out[k] = string(v)
-	}
-	return out
-}
-
 // roleCredentials is the connection Secret postgres-init generated for the
 // namespace's module (label app.kubernetes.io/component=credentials), with
 // libpq's names: PGUSER, PGPASSWORD, PGDATABASE.
@@ -728,29 +662,16 @@ func (s *scenario) roleCredentials(t *testing.T, ns string) map[string]string {
 }
 
 func (s *scenario) orthancAuth(t *testing.T) (string, string) {
-	a := s.secret(t, s.imaging, "pacs-orthanc-auth")
+	a := s.c.SecretData(t, s.imaging, "pacs-orthanc-auth")
 	return a["username"], a["password"]
-}
-
-func (s *scenario) serviceAddr(t *testing.T, ns, name, port string) string {
-	t.Helper()
-	svc, err := s.c.Client().CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
-	require.NoError(t, err)
-	for _, p := range svc.Spec.Ports {
-		if p.Name == port {
-			return net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(p.Port)))
-		}
-	}
-	t.Fatalf("Service %s/%s has no port %s", ns, name, port)
-	return ""
 }
 
 // postgresAddr is commons' PostgreSQL Service (ClusterIP, through kube-proxy).
 func (s *scenario) postgresAddr(t *testing.T) string {
 	t.Helper()
-	host := s.secret(t, s.modules[0], "kommons-commons")["PGHOST"] // <svc>.<ns>.svc.cluster.local
+	host := s.c.SecretData(t, s.modules[0], "kommons-commons")["PGHOST"] // <svc>.<ns>.svc.cluster.local
 	name := strings.Split(host, ".")[0]
-	return s.serviceAddr(t, s.commons, name, "postgresql")
+	return s.c.ServiceAddr(t, s.commons, name, "postgresql")
 }
 
 // tryConnect connects to commons' PostgreSQL at s.pgAddr as a client in
@@ -828,43 +749,4 @@ func (s *scenario) httpGet(t *testing.T, url, user, password string) string {
 	body, _ := io.ReadAll(resp.Body)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s: %s", url, body)
 	return string(body)
-}
-
-// upload POSTs one DICOM file and returns its Orthanc ID.
-func (s *scenario) upload(t *testing.T, base, user, password string, dicom []byte) string {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/instances", bytes.NewReader(dicom))
-	require.NoError(t, err)
-	req.SetBasicAuth(user, password)
-	req.Header.Set("Content-Type", "application/dicom")
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	require.Equal(t, http.StatusOK, resp.StatusCode, "upload: %s", body)
-	var r struct{ ID, Status string }
-	require.NoError(t, json.Unmarshal(body, &r))
-	require.Equal(t, "Success", r.Status, "upload: %s", body)
-	return r.ID
-}
-
-// dump logs the state of every namespace when a step failed: pods, events,
-// and every container's log.
-func (s *scenario) dump(t *testing.T) {
-	out, _ := s.c.Exec(filepath.Join(s.c.Tools.KubeBin, "kubectl"), "get", "pods,jobs,pvc,svc", "-A", "-o", "wide")
-	t.Logf("state:\n%s", out)
-	out, _ = s.c.Exec(filepath.Join(s.c.Tools.KubeBin, "kubectl"), "get", "events", "-A", "--sort-by=.lastTimestamp")
-	t.Logf("events:\n%s", out)
-	pods, err := s.c.Client().CoreV1().Pods("").List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		return
-	}
-	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
-	for _, p := range pods.Items {
-		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
-			out, _ := s.c.Exec(filepath.Join(s.c.Tools.KubeBin, "kubectl"), "logs", "-n", p.Namespace, p.Name, "-c", c.Name, "--tail", "40")
-			t.Logf("logs %s/%s[%s]:\n%s", p.Namespace, p.Name, c.Name, out)
-		}
-	}
-	t.Logf("cluster logs: %s", filepath.Join(s.c.Dir, "logs"))
 }
