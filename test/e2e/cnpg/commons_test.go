@@ -66,6 +66,8 @@ func (s *scenario) installCommons(t *testing.T) {
 		"--set", "postgresql.cloudnativepg.pooler.instances=1",
 		"--set", "postgresql.cloudnativepg.pooler.image=" + s.imgs.PgBouncer.Ref(),
 		"--set", "postgresql.cloudnativepg.pooler.resources.requests.cpu=10m",
+		// The ro Pooler in front of the replicas (checked in commons-pooler).
+		"--set", "postgresql.cloudnativepg.pooler.ro.enabled=true",
 		"--set", "tenants[0].namespace=" + s.cm.tenants[0],
 		"--set", "tenants[1].namespace=" + s.cm.tenants[1],
 	}

@@ -324,6 +324,25 @@ func (s *scenario) commonsPooler(t *testing.T) {
 	assert.Equal(t, string(ts.Data["PGUSER"]), user)
 	assert.True(t, primary)
 	t.Logf("tenant provisioner %s through %s (verify-full, session pooling) on the primary", user, name)
+
+	// The ro Pooler: its own PgBouncer pod in front of -ro, named in the
+	// tenant Secret; the same login lands on a replica.
+	roName := commonsCluster + "-pooler-ro"
+	s.waitPooler(t, s.cm.ns, roName, s.imgs.PgBouncer)
+	roHost := string(ts.Data["PGHOST_POOLER_RO"])
+	assert.Equal(t, roName+"."+s.cm.ns+".svc.cluster.local", roHost)
+	assert.Equal(t, "5432", string(ts.Data["PGPORT_POOLER_RO"]))
+	roCfg := s.clusterConnConfig(t, s.cm.ns, commonsCluster, strings.TrimSuffix(roHost, ".cluster.local"),
+		string(ts.Data["PGUSER"]), string(ts.Data["PGPASSWORD"]), string(ts.Data["PGDATABASE"]))
+	ro := s.connectEventually(ctx, t, roCfg)
+	defer ro.Close(ctx)
+	var replica bool
+	require.NoError(t, ro.QueryRow(ctx, "SELECT current_user, pg_is_in_recovery()").Scan(&user, &replica))
+	assert.Equal(t, string(ts.Data["PGUSER"]), user)
+	assert.True(t, replica, "the ro Pooler leads to a replica")
+	_, err = ro.Exec(ctx, "CREATE TEMP TABLE ro_probe (x int)")
+	require.Error(t, err, "a write through the ro Pooler")
+	t.Logf("tenant provisioner %s through %s (verify-full) on a replica; writes refused: %v", user, roName, err)
 }
 
 // commonsAdmin connects to commons' Cluster -rw as its superuser (verify-full).
